@@ -1,0 +1,65 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Switchyard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchyard", targets: ["switchyard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev).
+        .systemLibrary(
+            name: "CModbus",
+            pkgConfig: "libmodbus",
+            providers: [.apt(["libmodbus-dev"])]
+        ),
+        .systemLibrary(
+            name: "CI2C",
+            providers: [.apt(["libi2c-dev"])]
+        ),
+
+        // Modbus over libmodbus: client, server, codecs, read planner.
+        .target(
+            name: "Modbus",
+            dependencies: [
+                "CModbus",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // Device profiles (YAML register maps), loader with file:line errors, SunSpec.
+        .target(
+            name: "HardwareProfiles",
+            dependencies: ["Modbus", .product(name: "Yams", package: "Yams")]
+        ),
+        // Site model: capacity tree, devices, contracts, economics.
+        .target(
+            name: "Site",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // Pure dispatch. No I/O, no clock reads, no dependencies.
+        .target(name: "Broker"),
+
+        .executableTarget(
+            name: "switchyard",
+            dependencies: [
+                "Modbus", "HardwareProfiles", "Site", "Broker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Helpers for tests only: start independent peers (pymodbus, mbpoll, socat).
+        .target(name: "TestSupport", path: "Sources/TestSupport"),
+
+        .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
+        .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

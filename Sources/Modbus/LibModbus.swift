@@ -1,0 +1,261 @@
+// Thin, blocking wrappers over libmodbus calls. One helper per C call reads
+// errno immediately and turns it into a typed `ModbusError`.
+//
+// A `ModbusContext` owns one `modbus_t`. libmodbus is not thread-safe, so a
+// context is not Sendable: it lives on exactly one thread (a connection lane's
+// executor, or a server's thread).
+
+import CModbus
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serial parity.
+public enum Parity: String, Sendable, Hashable, CaseIterable, Codable {
+    case none = "N", even = "E", odd = "O"
+
+    var cChar: CChar { CChar(UInt8(ascii: rawValue.unicodeScalars.first!)) }
+}
+
+/// Modbus RTU line settings.
+public struct RTUSettings: Sendable, Hashable, Codable {
+    public var device: String
+    public var baud: Int
+    public var parity: Parity
+    public var dataBits: Int
+    public var stopBits: Int
+    /// Put the port in RS-485 mode (TIOCSRS485). Only when asked: a pty refuses it.
+    public var rs485: Bool
+
+    public init(device: String, baud: Int = 9600, parity: Parity = .none, dataBits: Int = 8, stopBits: Int = 1, rs485: Bool = false) {
+        self.device = device
+        self.baud = baud
+        self.parity = parity
+        self.dataBits = dataBits
+        self.stopBits = stopBits
+        self.rs485 = rs485
+    }
+}
+
+/// Where a Modbus device (or gateway) is.
+public enum ModbusEndpoint: Sendable, Hashable, CustomStringConvertible {
+    case tcp(host: String, port: Int)
+    case rtu(RTUSettings)
+
+    public var description: String {
+        switch self {
+        case let .tcp(host, port): "\(host):\(port)"
+        case let .rtu(s): "\(s.device)@\(s.baud)\(s.parity.rawValue)\(s.dataBits)\(s.stopBits)"
+        }
+    }
+
+    /// Parses "HOST:PORT" (IPv6 as "[::1]:502").
+    public static func parseTCP(_ text: String) -> ModbusEndpoint? {
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { return nil }
+            return .tcp(host: host, port: port)
+        }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) else { return nil }
+        return .tcp(host: String(parts[0]), port: port)
+    }
+}
+
+/// Reads errno and maps it to a `ModbusError.Kind`.
+func currentErrorKind() -> ModbusError.Kind {
+    let e = cmodbus_errno()
+    return errorKind(errno: e)
+}
+
+func errorKind(errno e: Int32) -> ModbusError.Kind {
+    let base = cmodbus_enobase()
+    if e > base, e <= base + 11, let ex = ModbusException(rawValue: UInt8(e - base)) {
+        return .exception(ex)
+    }
+    switch e {
+    case ETIMEDOUT: return .timeout
+    case cmodbus_embbadcrc(): return .crc
+    case cmodbus_embbaddata(): return .invalidResponse("unexpected data (wrong transaction, function or length)")
+    case cmodbus_embbadexc(): return .invalidResponse("invalid exception code")
+    case cmodbus_embmdata(): return .invalidResponse("too many data")
+    case cmodbus_embbadslave(): return .invalidResponse("response from the wrong unit id")
+    case cmodbus_embunkexc(): return .unknownException(0)
+    case ECONNREFUSED: return .connectionRefused
+    case EPIPE, ECONNRESET, EBADF, ENOTCONN, ECONNABORTED, ESHUTDOWN: return .connectionLost(cString(e))
+    case EHOSTUNREACH, ENETUNREACH, ENOENT, ENODEV, EACCES, EADDRNOTAVAIL: return .unreachable(cString(e))
+    case EINVAL: return .invalidRequest(cString(e))
+    case EMSGSIZE: return .invalidResponse("message too long")
+    default: return .io(errno: e, cString(e))
+    }
+}
+
+func cString(_ e: Int32) -> String {
+    guard let p = strerror(e) else { return "errno \(e)" }
+    return String(cString: p)
+}
+
+/// One libmodbus context. Not thread-safe, not Sendable.
+final class ModbusContext {
+    let ctx: OpaquePointer
+    let endpoint: ModbusEndpoint
+    let name: String
+    private(set) var isConnected = false
+    private var currentUnit: Int32 = -1
+
+    /// Creates (but does not connect) a context for `endpoint`.
+    init(endpoint: ModbusEndpoint, name: String, responseTimeout: Duration) throws(ModbusError) {
+        self.endpoint = endpoint
+        self.name = name
+        let made: OpaquePointer?
+        switch endpoint {
+        case let .tcp(host, port):
+            made = modbus_new_tcp_pi(host, String(port))
+        case let .rtu(s):
+            guard [5, 6, 7, 8].contains(s.dataBits), [1, 2].contains(s.stopBits), s.baud > 0 else {
+                throw ModbusError(.invalidRequest("unsupported line settings \(s.baud) \(s.dataBits)\(s.parity.rawValue)\(s.stopBits)"), device: name)
+            }
+            made = modbus_new_rtu(s.device, Int32(s.baud), s.parity.cChar, Int32(s.dataBits), Int32(s.stopBits))
+        }
+        guard let made else {
+            throw ModbusError(currentErrorKind(), device: name)
+        }
+        ctx = made
+        // Never use libmodbus's own link recovery: it misbehaves in 3.1.6.
+        modbus_set_error_recovery(ctx, MODBUS_ERROR_RECOVERY_NONE)
+        setResponseTimeout(responseTimeout)
+    }
+
+    deinit {
+        if isConnected { modbus_close(ctx) }
+        modbus_free(ctx)
+    }
+
+    func setResponseTimeout(_ d: Duration) {
+        let (sec, usec) = d.secondsAndMicroseconds
+        modbus_set_response_timeout(ctx, sec, usec)
+        // Byte timeout: gap allowed inside one frame.
+        let (bs, bu) = min(d, .milliseconds(500)).secondsAndMicroseconds
+        modbus_set_byte_timeout(ctx, bs, bu)
+    }
+
+    func connect() throws(ModbusError) {
+        if isConnected { return }
+        if modbus_connect(ctx) == -1 {
+            let kind = currentErrorKind()
+            throw ModbusError(kind, device: name)
+        }
+        if case let .rtu(s) = endpoint, s.rs485 {
+            if modbus_rtu_set_serial_mode(ctx, Int32(MODBUS_RTU_RS485)) == -1 {
+                let kind = currentErrorKind()
+                modbus_close(ctx)
+                throw ModbusError(kind, device: name)
+            }
+        }
+        isConnected = true
+        currentUnit = -1
+    }
+
+    func close() {
+        if isConnected { modbus_close(ctx) }
+        isConnected = false
+        currentUnit = -1
+    }
+
+    /// Discards any bytes waiting on the link (a late answer to a timed-out request).
+    func flush() {
+        if isConnected { _ = modbus_flush(ctx) }
+    }
+
+    private func select(unit: Int) {
+        let u = Int32(unit)
+        if u != currentUnit {
+            modbus_set_slave(ctx, u)
+            currentUnit = u
+        }
+    }
+
+    private func fail(_ fc: FunctionCode, _ unit: Int, _ address: Int, _ count: Int) -> ModbusError {
+        ModbusError(currentErrorKind(), device: name, unit: unit, function: fc, address: address, count: count)
+    }
+
+    func read(_ table: ModbusTable, unit: Int, address: Int, count: Int) throws(ModbusError) -> [UInt16] {
+        let fc = FunctionCode.read(table)
+        try validate(fc, unit: unit, address: address, count: count, limit: table.isBitTable ? 2000 : 125)
+        select(unit: unit)
+        var result: Int32
+        var words = [UInt16](repeating: 0, count: count)
+        if table.isBitTable {
+            var bits = [UInt8](repeating: 0, count: count)
+            result = bits.withUnsafeMutableBufferPointer { buf in
+                table == .coil
+                    ? modbus_read_bits(ctx, Int32(address), Int32(count), buf.baseAddress)
+                    : modbus_read_input_bits(ctx, Int32(address), Int32(count), buf.baseAddress)
+            }
+            if result != -1 { for i in 0..<count { words[i] = bits[i] != 0 ? 1 : 0 } }
+        } else {
+            result = words.withUnsafeMutableBufferPointer { buf in
+                table == .holding
+                    ? modbus_read_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
+                    : modbus_read_input_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
+            }
+        }
+        if result == -1 { throw fail(fc, unit, address, count) }
+        if result != Int32(count) {
+            throw ModbusError(.invalidResponse("short response: \(result) of \(count)"), device: name, unit: unit, function: fc, address: address, count: count)
+        }
+        return words
+    }
+
+    func writeRegisters(unit: Int, address: Int, values: [UInt16]) throws(ModbusError) {
+        let fc: FunctionCode = values.count == 1 ? .writeSingleRegister : .writeMultipleRegisters
+        try validate(fc, unit: unit, address: address, count: values.count, limit: 123)
+        select(unit: unit)
+        let r: Int32 = values.count == 1
+            ? modbus_write_register(ctx, Int32(address), values[0])
+            : values.withUnsafeBufferPointer { modbus_write_registers(ctx, Int32(address), Int32(values.count), $0.baseAddress) }
+        if r == -1 { throw fail(fc, unit, address, values.count) }
+    }
+
+    func writeCoils(unit: Int, address: Int, values: [Bool]) throws(ModbusError) {
+        let fc: FunctionCode = values.count == 1 ? .writeSingleCoil : .writeMultipleCoils
+        try validate(fc, unit: unit, address: address, count: values.count, limit: 1968)
+        select(unit: unit)
+        let bytes = values.map { UInt8($0 ? 1 : 0) }
+        let r: Int32 = values.count == 1
+            ? modbus_write_bit(ctx, Int32(address), Int32(bytes[0]))
+            : bytes.withUnsafeBufferPointer { modbus_write_bits(ctx, Int32(address), Int32(values.count), $0.baseAddress) }
+        if r == -1 { throw fail(fc, unit, address, values.count) }
+    }
+
+    private func validate(_ fc: FunctionCode, unit: Int, address: Int, count: Int, limit: Int) throws(ModbusError) {
+        let problem: String? =
+            count < 1 ? "count must be at least 1"
+            : count > limit ? "count \(count) exceeds the Modbus limit of \(limit) for \(fc)"
+            : address < 0 || address > 65535 ? "address \(address) is outside 0…65535"
+            : address + count > 65536 ? "range \(address)+\(count) runs past register 65535"
+            : !(0...255).contains(unit) ? "unit id \(unit) is outside 0…255"
+            : nil
+        if let problem {
+            throw ModbusError(.invalidRequest(problem), device: name, unit: unit, function: fc, address: address, count: count)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ModbusContext: Sendable {}
+
+extension Duration {
+    var secondsAndMicroseconds: (UInt32, UInt32) {
+        let (s, atto) = components
+        let clampedS = max(0, min(Int64(UInt32.max), s))
+        return (UInt32(clampedS), UInt32(max(0, atto / 1_000_000_000_000)))
+    }
+
+    var milliseconds: Int {
+        let (s, atto) = components
+        return Int(s) * 1000 + Int(atto / 1_000_000_000_000_000)
+    }
+}

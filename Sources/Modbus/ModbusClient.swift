@@ -1,0 +1,346 @@
+// An async Modbus client over libmodbus.
+//
+// Each connection ("lane") owns one `modbus_t` and one dedicated thread (a
+// one-thread NIOThreadPool). Every blocking libmodbus call runs on that
+// thread, never on Swift's cooperative pool, and the context never leaves it.
+// Requests to all unit ids behind one endpoint (an RTU line or a TCP gateway)
+// share the endpoint's lanes, so they are serialised; `maxInFlight` TCP lanes
+// allow that many requests at once to one gateway (default 1).
+
+import NIOPosix
+import Synchronization
+
+/// Exponential backoff with jitter for reconnects.
+public struct BackoffPolicy: Sendable, Equatable {
+    public var initial: Duration
+    public var maximum: Duration
+    public var multiplier: Double
+    /// Fraction of the delay randomised, 0…1 (0.2: ±20 %).
+    public var jitter: Double
+
+    public init(initial: Duration = .milliseconds(250), maximum: Duration = .seconds(30), multiplier: Double = 2, jitter: Double = 0.2) {
+        self.initial = initial
+        self.maximum = maximum
+        self.multiplier = multiplier
+        self.jitter = max(0, min(1, jitter))
+    }
+
+    /// No waiting between reconnect attempts (tests only).
+    public static let immediate = BackoffPolicy(initial: .zero, maximum: .zero, jitter: 0)
+
+    /// The delay before attempt `failures` (1 = after the first failure).
+    /// `unit` is a random number in 0..<1.
+    public func delay(afterFailures failures: Int, unit: Double) -> Duration {
+        guard failures > 0 else { return .zero }
+        let base = Double(initial.milliseconds) * pow(multiplier, Double(min(failures - 1, 30)))
+        let capped = min(base, Double(maximum.milliseconds))
+        let jittered = capped * (1 - jitter + 2 * jitter * unit)
+        return .milliseconds(Int(max(0, min(jittered, Double(maximum.milliseconds)))))
+    }
+
+    private func pow(_ b: Double, _ e: Double) -> Double {
+        var r = 1.0
+        for _ in 0..<Int(e) { r *= b }
+        return r
+    }
+}
+
+public struct ModbusClientOptions: Sendable, Equatable {
+    /// How long to wait for an answer (also the TCP connect timeout).
+    public var responseTimeout: Duration
+    /// Concurrent requests to one TCP gateway (separate connections). RTU is always 1.
+    public var maxInFlight: Int
+    /// Consecutive timeouts after which the connection is closed and re-opened.
+    public var timeoutsBeforeReconnect: Int
+    public var backoff: BackoffPolicy
+
+    public init(responseTimeout: Duration = .seconds(1), maxInFlight: Int = 1, timeoutsBeforeReconnect: Int = 2, backoff: BackoffPolicy = .init()) {
+        self.responseTimeout = responseTimeout
+        self.maxInFlight = max(1, maxInFlight)
+        self.timeoutsBeforeReconnect = max(1, timeoutsBeforeReconnect)
+        self.backoff = backoff
+    }
+}
+
+/// Counters a client keeps, for metrics and tests.
+public struct ModbusClientStats: Sendable, Equatable {
+    public var requests = 0
+    public var failures = 0
+    public var connects = 0
+    public var reconnectsAfterFailure = 0
+    public var timeouts = 0
+}
+
+/// One connection: one `modbus_t`, one thread. All mutable state is touched
+/// only on `pool`'s single thread, which is what makes the unchecked
+/// Sendable conformance sound.
+final class ConnectionLane: @unchecked Sendable {
+    let pool: NIOThreadPool
+    let endpoint: ModbusEndpoint
+    let name: String
+    let options: ModbusClientOptions
+    let pending = Atomic<Int>(0)
+
+    // Thread-confined state.
+    private var context: ModbusContext?
+    private var failures = 0
+    private var retryAt: ContinuousClock.Instant?
+    private var consecutiveTimeouts = 0
+    private var needsFlush = false
+    private var everConnected = false
+    private let statsBox: Mutex<ModbusClientStats>
+
+    init(endpoint: ModbusEndpoint, name: String, options: ModbusClientOptions) {
+        self.endpoint = endpoint
+        self.name = name
+        self.options = options
+        self.statsBox = Mutex(ModbusClientStats())
+        self.pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+    }
+
+    deinit {
+        pool.shutdownGracefully { _ in }
+    }
+
+    var stats: ModbusClientStats { statsBox.withLock { $0 } }
+
+    /// Runs `op` on this lane's thread with a connected context.
+    func run<T: Sendable>(unit: Int, function: FunctionCode?, address: Int, count: Int,
+                          _ op: @escaping @Sendable (ModbusContext) throws(ModbusError) -> T) async throws(ModbusError) -> T {
+        pending.add(1, ordering: .relaxed)
+        defer { pending.subtract(1, ordering: .relaxed) }
+        let result: Result<T, ModbusError>
+        do {
+            result = try await pool.runIfActive { self.perform(unit: unit, function: function, address: address, count: count, op) }
+        } catch {
+            throw ModbusError(.closed, device: name, unit: unit, function: function, address: address, count: count)
+        }
+        return try result.get()
+    }
+
+    /// Runs on the lane thread.
+    private func perform<T>(unit: Int, function: FunctionCode?, address: Int, count: Int,
+                            _ op: (ModbusContext) throws(ModbusError) -> T) -> Result<T, ModbusError> {
+        statsBox.withLock { $0.requests += 1 }
+        if let retryAt {
+            let now = ContinuousClock.now
+            if now < retryAt {
+                statsBox.withLock { $0.failures += 1 }
+                return .failure(ModbusError(.backingOff(retryInMilliseconds: (retryAt - now).milliseconds),
+                                            device: name, unit: unit, function: function, address: address, count: count))
+            }
+        }
+        do {
+            let ctx = try connectedContext()
+            if needsFlush { ctx.flush(); needsFlush = false }
+            let value = try op(ctx)
+            failures = 0
+            consecutiveTimeouts = 0
+            retryAt = nil
+            return .success(value)
+        } catch {
+            var e = error
+            if e.function == nil { e.function = function; e.address = address; e.count = count; e.unit = unit }
+            record(e)
+            return .failure(e)
+        }
+    }
+
+    private func connectedContext() throws(ModbusError) -> ModbusContext {
+        if let context, context.isConnected { return context }
+        let ctx: ModbusContext
+        if let context { ctx = context } else {
+            ctx = try ModbusContext(endpoint: endpoint, name: name, responseTimeout: options.responseTimeout)
+            context = ctx
+        }
+        try ctx.connect()
+        statsBox.withLock {
+            $0.connects += 1
+            if everConnected { $0.reconnectsAfterFailure += 1 }
+        }
+        everConnected = true
+        return ctx
+    }
+
+    private func record(_ e: ModbusError) {
+        statsBox.withLock {
+            $0.failures += 1
+            if e.kind == .timeout { $0.timeouts += 1 }
+        }
+        switch e.kind {
+        case .timeout:
+            consecutiveTimeouts += 1
+            if consecutiveTimeouts >= options.timeoutsBeforeReconnect {
+                dropConnection()
+            } else {
+                needsFlush = true
+            }
+        case .exception, .unknownException, .invalidRequest, .backingOff, .closed:
+            break
+        default:
+            if e.breaksConnection { dropConnection() }
+        }
+    }
+
+    private func dropConnection() {
+        context?.close()
+        consecutiveTimeouts = 0
+        needsFlush = false
+        failures += 1
+        let delay = options.backoff.delay(afterFailures: failures, unit: Double.random(in: 0..<1))
+        retryAt = delay > .zero ? ContinuousClock.now + delay : nil
+    }
+}
+
+/// An async Modbus client for one endpoint (a TCP device or gateway, or an RTU line).
+/// Connects lazily on the first request and reconnects itself with backoff.
+public final class ModbusClient: Sendable {
+    public let endpoint: ModbusEndpoint
+    public let name: String
+    public let options: ModbusClientOptions
+    private let lanes: [ConnectionLane]
+
+    public init(endpoint: ModbusEndpoint, options: ModbusClientOptions = .init(), name: String? = nil) {
+        self.endpoint = endpoint
+        self.name = name ?? endpoint.description
+        var options = options
+        if case .rtu = endpoint { options.maxInFlight = 1 }
+        self.options = options
+        let n = options.maxInFlight
+        let label = self.name
+        self.lanes = (0..<n).map { _ in ConnectionLane(endpoint: endpoint, name: label, options: options) }
+    }
+
+    /// Summed counters over all lanes.
+    public var stats: ModbusClientStats {
+        lanes.reduce(into: ModbusClientStats()) { acc, lane in
+            let s = lane.stats
+            acc.requests += s.requests
+            acc.failures += s.failures
+            acc.connects += s.connects
+            acc.reconnectsAfterFailure += s.reconnectsAfterFailure
+            acc.timeouts += s.timeouts
+        }
+    }
+
+    private func lane() -> ConnectionLane {
+        if lanes.count == 1 { return lanes[0] }
+        var best = lanes[0]
+        var bestLoad = best.pending.load(ordering: .relaxed)
+        for l in lanes.dropFirst() {
+            let load = l.pending.load(ordering: .relaxed)
+            if load < bestLoad { best = l; bestLoad = load }
+        }
+        return best
+    }
+
+    /// Reads `count` registers (or bits, as 0/1 words) from `table`.
+    public func read(_ table: ModbusTable, unit: Int, address: Int, count: Int) async throws(ModbusError) -> [UInt16] {
+        try await lane().run(unit: unit, function: .read(table), address: address, count: count) { ctx throws(ModbusError) in
+            try ctx.read(table, unit: unit, address: address, count: count)
+        }
+    }
+
+    public func readBits(_ table: ModbusTable, unit: Int, address: Int, count: Int) async throws(ModbusError) -> [Bool] {
+        try await read(table, unit: unit, address: address, count: count).map { $0 != 0 }
+    }
+
+    /// Reads every request of a plan in one trip to the connection's thread.
+    /// Each request succeeds or fails on its own.
+    public func read(plan: [ReadRequest], unit: Int) async -> [Result<[UInt16], ModbusError>] {
+        guard let first = plan.first else { return [] }
+        do {
+            return try await lane().run(unit: unit, function: .read(first.table), address: first.address, count: first.count) { ctx throws(ModbusError) in
+                var out: [Result<[UInt16], ModbusError>] = []
+                out.reserveCapacity(plan.count)
+                for r in plan {
+                    do throws(ModbusError) { out.append(.success(try ctx.read(r.table, unit: unit, address: r.address, count: r.count))) }
+                    catch {
+                        // A broken link fails the rest of the plan at once.
+                        if error.breaksConnection || error.kind == .timeout {
+                            if out.isEmpty { throw error }
+                            while out.count < plan.count { out.append(.failure(error)) }
+                            return out
+                        }
+                        out.append(.failure(error))
+                    }
+                }
+                return out
+            }
+        } catch {
+            return plan.map { r in
+                var e = error
+                e.function = .read(r.table); e.address = r.address; e.count = r.count
+                return .failure(e)
+            }
+        }
+    }
+
+    public func writeRegisters(unit: Int, address: Int, values: [UInt16]) async throws(ModbusError) {
+        let fc: FunctionCode = values.count == 1 ? .writeSingleRegister : .writeMultipleRegisters
+        try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+            try ctx.writeRegisters(unit: unit, address: address, values: values)
+        }
+    }
+
+    public func writeCoils(unit: Int, address: Int, values: [Bool]) async throws(ModbusError) {
+        let fc: FunctionCode = values.count == 1 ? .writeSingleCoil : .writeMultipleCoils
+        try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+            try ctx.writeCoils(unit: unit, address: address, values: values)
+        }
+    }
+
+    /// A `RegisterBus` view of one unit id behind this endpoint.
+    public func bus(unit: Int, deviceName: String? = nil) -> ModbusUnitBus {
+        ModbusUnitBus(client: self, unit: unit, deviceName: deviceName ?? "\(name) unit \(unit)")
+    }
+
+    /// Stops the connection threads. Requests after this fail with `.closed`.
+    public func close() async {
+        for l in lanes { try? await l.pool.shutdownGracefully() }
+    }
+}
+
+/// One unit id behind a `ModbusClient`.
+public struct ModbusUnitBus: RegisterBus {
+    public let client: ModbusClient
+    public let unit: Int
+    public let deviceName: String
+
+    public func read(_ table: ModbusTable, address: Int, count: Int) async throws -> [UInt16] {
+        do { return try await client.read(table, unit: unit, address: address, count: count) }
+        catch { throw named(error) }
+    }
+
+    public func writeRegisters(address: Int, values: [UInt16]) async throws {
+        do { try await client.writeRegisters(unit: unit, address: address, values: values) }
+        catch { throw named(error) }
+    }
+
+    public func writeCoils(address: Int, values: [Bool]) async throws {
+        do { try await client.writeCoils(unit: unit, address: address, values: values) }
+        catch { throw named(error) }
+    }
+
+    public func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [Int: Result<[UInt16], ModbusError>] {
+        let results = await client.read(plan: plan, unit: unit)
+        var out: [Int: Result<[UInt16], ModbusError>] = [:]
+        for (request, result) in zip(plan, results) {
+            for i in request.spans {
+                let s = spans[i]
+                out[i] = result.map { words in
+                    let lo = s.address - request.address
+                    return Array(words[lo..<(lo + s.count)])
+                }.mapError(named)
+            }
+        }
+        return out
+    }
+
+    private func named(_ e: ModbusError) -> ModbusError {
+        var e = e
+        e.device = deviceName
+        return e
+    }
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+
+@main
+struct Switchyard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchyard",
+        abstract: "Power-budget controller for mixed bitcoin-mining and AI-inference sites.",
+        version: SwitchyardVersion.string,
+        subcommands: [
+            ModbusCommand.self,
+            Profile.self,
+            Probe.self,
+            Dispatch.self,
+        ]
+    )
+}
+
+enum SwitchyardVersion {
+    static let string = "0.1.0"
+}
