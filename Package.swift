@@ -60,6 +60,8 @@ let package = Package(
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
+        // Runs the built `switchyard` binary (make test builds it first).
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Modbus
 
 /// How to reach a device: shared by `modbus read/write` and `probe` through `@OptionGroup`.
@@ -86,12 +87,6 @@ func printError(_ line: String) {
 
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
-        #if canImport(Glibc)
-        _ = string.withCString { fputs($0, Glibc.stderr) }
-        #endif
+        FileHandle.standardError.write(Data(string.utf8))
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -96,17 +96,16 @@ extension Switchyard.ModbusCommand {
             } catch {
                 throw fail(error)
             }
-            var values: [Double] = []
+            var values: [RawValue] = []
             for i in 0..<count {
-                let raw = try RegisterCodec.decode(words[(i * n)..<(i * n + n)], as: type, order: register.parsedOrder)
-                values.append(raw.doubleValue)
+                values.append(try RegisterCodec.decode(words[(i * n)..<(i * n + n)], as: type, order: register.parsedOrder))
             }
             if json {
                 let obj: [String: Any] = [
                     "endpoint": client.endpoint.description, "unit": register.unit,
                     "table": register.parsedTable.rawValue, "address": register.parsedAddress,
                     "type": type.rawValue, "order": register.parsedOrder.rawValue,
-                    "values": values.map { jsonNumber($0, type) }, "raw": words.map(Int.init),
+                    "values": values.map { jsonValue($0, type) }, "raw": words.map(Int.init),
                 ]
                 let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
@@ -114,7 +113,7 @@ extension Switchyard.ModbusCommand {
                 for (i, v) in values.enumerated() {
                     let addr = register.parsedAddress + i * n
                     let raw = words[(i * n)..<(i * n + n)].map { hex4($0) }.joined(separator: " ")
-                    print("[\(addr)] \(format(v, type))\t(\(raw))")
+                    print("[\(addr)] \(format(v))\t(\(raw))")
                 }
             }
         }
@@ -181,22 +180,26 @@ func hex4(_ w: UInt16) -> String {
     return "0x" + String(repeating: "0", count: 4 - h.count) + h
 }
 
-func format(_ v: Double, _ type: RegisterType) -> String {
-    switch type {
-    case .float32, .float64: return "\(v)"
-    default: return v.isFinite && v == v.rounded() && abs(v) < 1e18 ? String(Int64(v)) : "\(v)"
+/// Exact text for a decoded value (64-bit integers are not routed through Double).
+func format(_ v: RawValue) -> String {
+    switch v {
+    case .unsigned(let u): "\(u)"
+    case .signed(let i): "\(i)"
+    case .float(let d): "\(d)"
+    case .bits(let b): "\(b)"
+    case .bool(let b): b ? "1" : "0"
     }
 }
 
-func jsonNumber(_ v: Double, _ type: RegisterType) -> Any {
-    switch type {
-    case .float32:
-        return v.isFinite ? Double("\(Float(v))") ?? v : NSNull()
-    case .float64:
-        return v.isFinite ? v : NSNull()
-    case .uint64:
-        return v.isFinite ? UInt64(exactly: v) ?? v : v
-    default:
-        return Int64(exactly: v) ?? v
+func jsonValue(_ v: RawValue, _ type: RegisterType) -> Any {
+    switch v {
+    case .unsigned(let u): return u
+    case .signed(let i): return i
+    case .bits(let b): return Int(b)
+    case .bool(let b): return b
+    case .float(let d):
+        guard d.isFinite else { return NSNull() }
+        // float32: print the shortest decimal that round-trips the Float, not the widened Double.
+        return type == .float32 ? Double("\(Float(d))") ?? d : d
     }
 }

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `switchyard modbus read|write` run as a process against pymodbus.
+@Suite("switchyard modbus CLI", .serialized)
+struct ModbusCLITests {
+    let exe = switchyardExecutable()
+
+    @Test func readsFloat32InCDABFromPymodbus() async throws {
+        let peer = try await PeerProcess.python("pymodbus_server.py", ["tcp"])
+        defer { peer.stop() }
+        // pymodbus_server.py: float32 1234.5625 in CDAB order at 1000 + 100*1 + 4*6.
+        let r = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--unit", "1",
+                                           "--table", "holding", "--address", "1124", "--type", "float32", "--order", "CDAB"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("[1124] 1234.5625"), "\(r.stdout)")
+
+        let j = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--table", "input",
+                                           "--address", "0x464", "--type", "float32", "--order", "CDAB", "--json"])
+        #expect(j.status == 0, "\(j.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any]
+        #expect((obj?["values"] as? [Double]) == [1234.5625])
+        #expect((obj?["order"] as? String) == "CDAB")
+
+        // Every other order of the same value, and a 64-bit int.
+        for (o, order) in ["ABCD", "CDAB", "BADC", "DCBA"].enumerated() {
+            let r = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--address", "\(1000 + 100 * o + 24)",
+                                               "--type", "float32", "--order", order, "--json"])
+            #expect(r.stdout.contains("\"values\":[1234.5625]"), "\(order): \(r.stdout)")
+        }
+        let i64 = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--address", "1320",
+                                             "--type", "int64", "--order", "DCBA"])
+        #expect(i64.stdout.hasPrefix("[1320] -1234567890123456789"), "\(i64.stdout)")
+    }
+
+    @Test func writeThenRead() async throws {
+        let peer = try await PeerProcess.python("pymodbus_server.py", ["tcp"])
+        defer { peer.stop() }
+        let w = try await runCommand(exe, ["modbus", "write", "--tcp", "127.0.0.1:\(peer.port)", "--address", "20",
+                                           "--type", "float32", "--order", "CDAB", "--", "-17.5", "99"])
+        #expect(w.status == 0, "\(w.stderr)")
+        let r = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--address", "20",
+                                           "--type", "float32", "--order", "CDAB", "--count", "2", "--json"])
+        #expect(r.stdout.contains("\"values\":[-17.5,99]"), "\(r.stdout)")
+        let c = try await runCommand(exe, ["modbus", "write", "--tcp", "127.0.0.1:\(peer.port)", "--table", "coil", "--address", "40", "true"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let cr = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--table", "coil", "--address", "40"])
+        #expect(cr.stdout.hasPrefix("[40] 1"), "\(cr.stdout)")
+    }
+
+    @Test func modbusExceptionIsOneLineAndNonZero() async throws {
+        let peer = try await PeerProcess.python("pymodbus_server.py", ["tcp"])
+        defer { peer.stop() }
+        let r = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:\(peer.port)", "--address", "5000", "--count", "2"])
+        #expect(r.status == 1)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("FC03 read holding registers @5000+2: Modbus exception 2 (ILLEGAL DATA ADDRESS)"), "\(r.stderr)")
+    }
+
+    @Test func unreachableHostExits69() async throws {
+        // Port 1 on loopback: nothing listens there.
+        let r = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:1", "--address", "0"])
+        #expect(r.status == 69, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("connection refused"))
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test(arguments: [
+        (["--address", "70000"], "--address"),
+        (["--address", "0", "--type", "float16"], "--type"),
+        (["--address", "0", "--order", "ABDC"], "--order"),
+        (["--address", "0", "--count", "63", "--type", "float32"], "--count"),
+        (["--address", "0", "--table", "coils"], "--table"),
+        (["--address", "0", "--parity", "X"], "--parity"),
+    ])
+    func badArgumentsAreRejectedBeforeAnyIO(args: [String], mentions: String) async throws {
+        let r = try await runCommand(exe, ["modbus", "read", "--tcp", "127.0.0.1:1"] + args)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains(mentions), "\(r.stderr)")
+        #expect(!r.stderr.contains("connection refused"))
+    }
+
+    @Test func versionPrints() async throws {
+        let r = try await runCommand(exe, ["--version"])
+        #expect(r.status == 0)
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+    }
+}
