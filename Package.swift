@@ -43,6 +43,11 @@ let package = Package(
             name: "Site",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
+        // Simulated site: device physics on virtual time, in memory or over the wire; faults.
+        .target(
+            name: "Simulation",
+            dependencies: ["HardwareProfiles", "Modbus", .product(name: "Yams", package: "Yams")]
+        ),
         // Pure dispatch. No I/O, no clock reads, no dependencies.
         .target(name: "Broker"),
 
@@ -60,6 +65,7 @@ let package = Package(
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),
         // Runs the built `switchyard` binary (make test builds it first).
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],

@@ -1,0 +1,663 @@
+// The simulated site: device physics on virtual time, meters that sum through
+// the capacity tree, breakers with an inverse-time trip curve, and each
+// device's registers laid out by its hardware profile.
+//
+// All state sits behind one mutex, so the in-memory buses, the wire host and
+// the stepping loop can share one simulator. Stepping is deterministic for a
+// given seed: the same spec, seed and writes give the same trajectory.
+
+import Foundation
+import HardwareProfiles
+import Modbus
+import Synchronization
+
+/// A fault injected into one device.
+public enum SimFault: Sendable, Equatable {
+    /// The device stops answering (clients time out).
+    case silent
+    /// The device answers every request with this exception.
+    case exception(ModbusException)
+    /// Garbled responses.
+    case garbage
+    /// Truncated responses.
+    case short
+    /// Responses delayed by this many milliseconds (over the wire; in memory the delay is reported, not slept).
+    case delay(milliseconds: Int)
+    /// The values stop changing (a stuck meter).
+    case frozen
+    /// The connection is dropped on each request.
+    case disconnect
+    /// The device is gone for good (as `silent`, never cleared).
+    case vanish
+}
+
+public struct BreakerTrip: Sendable, Equatable, CustomStringConvertible {
+    public var node: String
+    public var atSeconds: Double
+    public var loadKW: Double
+    public var capKW: Double
+    public var description: String {
+        "breaker \(node) tripped at t=\(String(format: "%.1f", atSeconds)) s: \(String(format: "%.0f", loadKW)) kW on a \(String(format: "%.0f", capKW)) kW cap"
+    }
+}
+
+/// A one-line view of the site.
+public struct SimSummary: Sendable, Equatable {
+    public var timeSeconds: Double
+    public var siteKW: Double
+    public var miningKW: Double
+    public var inferenceKW: Double
+    public var auxiliaryKW: Double
+    public var hashrateTHs: Double
+    public var trips: [BreakerTrip]
+    public var nodeKW: [String: Double]
+}
+
+struct DeviceState {
+    var powerKW = 0.0
+    var refKW = 0.0
+    var setpointKW = 0.0
+    var fallbackKW = 0.0
+    var watchdogS = 60.0
+    var lastWriteAt = 0.0
+    var runCommand = 1  // 0 stop, 1 run, 2 sleep
+    var gpuCapW = 700.0
+    var rampKWPerS = 100.0
+    var energyKWh = 0.0
+    var fallbackActive = false
+    var noiseKW = 0.0
+    var demandKW = 0.0
+    var fault: SimFault?
+    var faultUntil: Double?
+    var frozen: [String: Double]?
+    var frequencyOverride: (hz: Double, until: Double)?
+    var writes = 0
+}
+
+struct SimState {
+    var time = 0.0
+    var devices: [DeviceState]
+    var nodeLoadKW: [Double]
+    var nodeHeat: [Double]
+    var nodeTripped: [Bool]
+    var nodeEnergyKWh: [Double]
+    var trips: [BreakerTrip] = []
+    var rng: SplitMix
+    var scheduled: [ScheduledFault] = []
+    var nextScheduled = 0
+}
+
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// Standard normal (Box–Muller).
+    mutating func gaussian() -> Double {
+        let u1 = max(unit(), 1e-12), u2 = unit()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+}
+
+/// A fault scheduled by a scenario.
+public struct ScheduledFault: Sendable, Equatable {
+    public enum Action: Sendable, Equatable {
+        case fault(SimFault)
+        case frequency(hz: Double)
+        case clear
+    }
+    public var atSeconds: Double
+    public var device: String
+    public var action: Action
+    public var durationSeconds: Double?
+
+    public init(atSeconds: Double, device: String, action: Action, durationSeconds: Double? = nil) {
+        self.atSeconds = atSeconds
+        self.device = device
+        self.action = action
+        self.durationSeconds = durationSeconds
+    }
+}
+
+/// One device's registers: its profile's points with fixed addresses.
+struct DeviceLayout: Sendable {
+    var points: [ResolvedPoint]
+    /// Per table, the smallest range covering every point.
+    var ranges: [ModbusTable: Range<Int>]
+    /// Enum code by label, for run_state / run_command.
+    var stateCodes: [String: Int]
+    var commandLabels: [Int: String]
+    /// PDU outlet number → index of the device it feeds.
+    var outletDevice: [Int: Int] = [:]
+}
+
+public final class SiteSimulator: Sendable {
+    public let spec: SimSiteSpec
+    let layouts: [DeviceLayout]
+    let deviceIndex: [String: Int]
+    let nodeIndex: [String: Int]
+    let nodeParent: [Int?]
+    /// Node indices from the device's node up to the root.
+    let deviceAncestors: [[Int]]
+    let nodeAncestors: [[Int]]
+    let state: Mutex<SimState>
+
+    public init(spec: SimSiteSpec, seed: UInt64 = 1) throws(SimSpecError) {
+        self.spec = spec
+        var nIndex: [String: Int] = [:]
+        for (i, n) in spec.nodes.enumerated() {
+            guard nIndex[n.id] == nil else { throw SimSpecError(message: "node '\(n.id)' is defined twice") }
+            nIndex[n.id] = i
+        }
+        var parents: [Int?] = []
+        for n in spec.nodes {
+            if let p = n.parent {
+                guard let pi = nIndex[p] else { throw SimSpecError(message: "node '\(n.id)': parent '\(p)' does not exist") }
+                parents.append(pi)
+            } else {
+                parents.append(nil)
+            }
+        }
+        func ancestors(_ start: Int) throws(SimSpecError) -> [Int] {
+            var out: [Int] = []
+            var cur: Int? = start
+            while let c = cur {
+                if out.contains(c) { throw SimSpecError(message: "node '\(spec.nodes[c].id)' is its own ancestor") }
+                out.append(c)
+                cur = parents[c]
+            }
+            return out
+        }
+        var nodeAnc: [[Int]] = []
+        for i in spec.nodes.indices { nodeAnc.append(try ancestors(i)) }
+        var dIndex: [String: Int] = [:]
+        var devAnc: [[Int]] = []
+        var layouts: [DeviceLayout] = []
+        for (i, d) in spec.devices.enumerated() {
+            guard dIndex[d.id] == nil else { throw SimSpecError(message: "device '\(d.id)' is defined twice") }
+            dIndex[d.id] = i
+            guard let ni = nIndex[d.node] else { throw SimSpecError(message: "device '\(d.id)': node '\(d.node)' does not exist") }
+            devAnc.append(nodeAnc[ni])
+            layouts.append(try Self.layout(for: d))
+        }
+        // PDU outlets feed the load devices of the PDU's node, in file order.
+        for (i, d) in spec.devices.enumerated() where d.role == .pdu {
+            let fed = spec.devices.indices.filter {
+                spec.devices[$0].node == d.node && [.asicContainer, .gpuContainer, .auxiliary, .fixedLoad].contains(spec.devices[$0].role)
+            }
+            for (n, di) in fed.enumerated() { layouts[i].outletDevice[n + 1] = di }
+        }
+        self.layouts = layouts
+        self.deviceIndex = dIndex
+        self.nodeIndex = nIndex
+        self.nodeParent = parents
+        self.deviceAncestors = devAnc
+        self.nodeAncestors = nodeAnc
+
+        var devices: [DeviceState] = []
+        for d in spec.devices {
+            var s = DeviceState()
+            let initial = d.initialSetpointKW ?? d.maxKW
+            s.setpointKW = initial
+            s.refKW = [.asicContainer, .gpuContainer].contains(d.role) ? initial : 0
+            s.powerKW = s.refKW
+            s.watchdogS = d.commWatchdogS
+            s.fallbackKW = d.fallbackKW
+            s.rampKWPerS = d.rampKWPerS
+            if d.role == .gpuContainer, d.gpus > 0 { s.gpuCapW = d.maxKW * 1000 / Double(d.gpus) }
+            devices.append(s)
+        }
+        let n = spec.nodes.count
+        state = Mutex(SimState(devices: devices, nodeLoadKW: .init(repeating: 0, count: n), nodeHeat: .init(repeating: 0, count: n),
+                               nodeTripped: .init(repeating: false, count: n), nodeEnergyKWh: .init(repeating: 0, count: n),
+                               rng: SplitMix(state: seed)))
+        // Settle the initial loads so meters read sensibly before the first step.
+        state.withLock { s in
+            for i in s.devices.indices where spec.devices[i].role == .gpuContainer {
+                s.devices[i].demandKW = demandKW(i, at: 0)
+                s.devices[i].powerKW = min(s.devices[i].powerKW, s.devices[i].demandKW)
+                s.devices[i].refKW = s.devices[i].powerKW
+            }
+            computeLoads(&s)
+        }
+    }
+
+    static func layout(for d: SimDevice) throws(SimSpecError) -> DeviceLayout {
+        let points: [ResolvedPoint]
+        do {
+            points = try d.profile.resolvedPoints().filter { $0.unavailable == nil }
+        } catch {
+            throw SimSpecError(message: "device '\(d.id)': profile \(d.profile.id) cannot be simulated without SunSpec discovery: \(error)")
+        }
+        var ranges: [ModbusTable: Range<Int>] = [:]
+        for p in points {
+            let r = p.address..<(p.address + p.type.registerCount)
+            if let old = ranges[p.table] {
+                ranges[p.table] = min(old.lowerBound, r.lowerBound)..<max(old.upperBound, r.upperBound)
+            } else {
+                ranges[p.table] = r
+            }
+        }
+        var codes: [String: Int] = [:]
+        var commands: [Int: String] = [:]
+        if let rs = points.first(where: { $0.name == "run_state" }) {
+            for (code, label) in rs.definition.enumLabels { codes[label.lowercased()] = code }
+        }
+        if let rc = points.first(where: { $0.name == "run_command" }) {
+            commands = rc.definition.enumLabels.mapValues { $0.lowercased() }
+        }
+        return DeviceLayout(points: points, ranges: ranges, stateCodes: codes, commandLabels: commands)
+    }
+
+    // MARK: Time
+
+    public var timeSeconds: Double { state.withLock { $0.time } }
+
+    /// Adds scheduled faults (from a scenario).
+    public func schedule(_ faults: [ScheduledFault]) throws(SimSpecError) {
+        for f in faults where deviceIndex[f.device] == nil {
+            throw SimSpecError(message: "scenario names device '\(f.device)', which the site does not have")
+        }
+        state.withLock { s in
+            s.scheduled.append(contentsOf: faults)
+            s.scheduled.sort { $0.atSeconds < $1.atSeconds }
+            s.nextScheduled = 0
+            while s.nextScheduled < s.scheduled.count, s.scheduled[s.nextScheduled].atSeconds < s.time { s.nextScheduled += 1 }
+        }
+    }
+
+    /// Advances the physics by `dt` (virtual time).
+    public func step(_ dt: Duration) {
+        let secs = Double(dt.components.seconds) + Double(dt.components.attoseconds) / 1e18
+        state.withLock { s in step(&s, dt: secs) }
+    }
+
+    /// Advances by `total` in steps of `dt`.
+    public func run(for total: Duration, step dt: Duration = .seconds(1)) {
+        var elapsed = Duration.zero
+        while elapsed < total {
+            step(dt)
+            elapsed += dt
+        }
+    }
+
+    func demandKW(_ i: Int, at t: Double) -> Double {
+        let d = spec.devices[i]
+        let curve = d.demandCurve.isEmpty ? SimDevice.defaultDemandCurve : d.demandCurve
+        let hour = (t / 3600).truncatingRemainder(dividingBy: 24)
+        let h0 = Int(hour) % curve.count, h1 = (h0 + 1) % curve.count
+        let frac = hour - Double(Int(hour))
+        return d.maxKW * (curve[h0] * (1 - frac) + curve[h1] * frac)
+    }
+
+    private func step(_ s: inout SimState, dt: Double) {
+        s.time += dt
+        applySchedule(&s)
+        for i in s.devices.indices {
+            if let until = s.devices[i].faultUntil, s.time >= until, s.devices[i].fault != .vanish {
+                s.devices[i].fault = nil
+                s.devices[i].faultUntil = nil
+                s.devices[i].frozen = nil
+            }
+            if let f = s.devices[i].frequencyOverride, s.time >= f.until { s.devices[i].frequencyOverride = nil }
+        }
+        // Containers.
+        for i in s.devices.indices {
+            let d = spec.devices[i]
+            guard d.role == .asicContainer || d.role == .gpuContainer else { continue }
+            let deenergised = deviceAncestors[i].contains { s.nodeTripped[$0] }
+            var dev = s.devices[i]
+            if dev.watchdogS > 0, s.time - dev.lastWriteAt > dev.watchdogS { dev.fallbackActive = true }
+            var target = dev.fallbackActive ? dev.fallbackKW : dev.setpointKW
+            if dev.runCommand != 1 { target = 0 }
+            target = max(0, min(target, d.maxKW))
+            if d.role == .gpuContainer {
+                dev.demandKW = demandKW(i, at: s.time)
+                let capKW = d.gpus > 0 ? dev.gpuCapW * Double(d.gpus) / 1000 : d.maxKW
+                target = min(target, capKW, dev.demandKW)
+            }
+            if case .exception = dev.fault {} // a faulting controller still runs its container
+            if deenergised { target = 0 }
+            let maxStep = dev.rampKWPerS * dt
+            dev.refKW += max(-maxStep, min(maxStep, target - dev.refKW))
+            if deenergised { dev.refKW = 0; dev.powerKW = 0 }
+            let alpha = d.lagSeconds > 0 ? 1 - exp(-dt / d.lagSeconds) : 1
+            dev.powerKW += (dev.refKW - dev.powerKW) * alpha
+            if deenergised { dev.powerKW = 0 }
+            dev.noiseKW = dev.powerKW > 0.01 ? s.rng.gaussian() * d.noiseFraction * d.maxKW : 0
+            dev.energyKWh += max(0, dev.powerKW) * dt / 3600
+            s.devices[i] = dev
+        }
+        computeLoads(&s)
+        // Breakers.
+        for n in spec.nodes.indices where !s.nodeTripped[n] {
+            let cap = spec.nodes[n].capKW
+            guard cap > 0 else { continue }
+            let ratio = s.nodeLoadKW[n] / cap
+            s.nodeHeat[n] = max(0, s.nodeHeat[n] + (ratio * ratio - 1) * dt)
+            let curve = spec.nodes[n].trip
+            if ratio >= curve.instantaneousRatio || s.nodeHeat[n] >= curve.threshold {
+                s.nodeTripped[n] = true
+                s.trips.append(BreakerTrip(node: spec.nodes[n].id, atSeconds: s.time, loadKW: s.nodeLoadKW[n], capKW: cap))
+            }
+        }
+        if s.trips.count > 0 {
+            for i in s.devices.indices where deviceAncestors[i].contains(where: { s.nodeTripped[$0] }) {
+                s.devices[i].powerKW = 0
+                s.devices[i].refKW = 0
+            }
+            computeLoads(&s)
+        }
+        for n in spec.nodes.indices { s.nodeEnergyKWh[n] += s.nodeLoadKW[n] * dt / 3600 }
+    }
+
+    private func applySchedule(_ s: inout SimState) {
+        while s.nextScheduled < s.scheduled.count, s.scheduled[s.nextScheduled].atSeconds <= s.time {
+            let f = s.scheduled[s.nextScheduled]
+            s.nextScheduled += 1
+            guard let i = deviceIndex[f.device] else { continue }
+            let until = f.durationSeconds.map { f.atSeconds + $0 }
+            switch f.action {
+            case .fault(let fault): inject(&s, i, fault, until: until)
+            case .frequency(let hz): s.devices[i].frequencyOverride = (hz, until ?? .infinity)
+            case .clear:
+                if s.devices[i].fault != .vanish { s.devices[i].fault = nil; s.devices[i].frozen = nil }
+                s.devices[i].frequencyOverride = nil
+            }
+        }
+    }
+
+    private func inject(_ s: inout SimState, _ i: Int, _ fault: SimFault, until: Double?) {
+        s.devices[i].fault = fault
+        s.devices[i].faultUntil = until
+        if fault == .frozen {
+            var snapshot: [String: Double] = [:]
+            for p in layouts[i].points { snapshot[p.name] = value(of: p.name, device: i, in: s) }
+            s.devices[i].frozen = snapshot
+        }
+    }
+
+    /// IT load (containers) and total load per node, bottom-up.
+    private func computeLoads(_ s: inout SimState) {
+        for n in s.nodeLoadKW.indices { s.nodeLoadKW[n] = 0 }
+        var itLoad = [Double](repeating: 0, count: spec.nodes.count)
+        for i in s.devices.indices {
+            let role = spec.devices[i].role
+            guard role == .asicContainer || role == .gpuContainer else { continue }
+            let p = max(0, s.devices[i].powerKW + s.devices[i].noiseKW)
+            for n in deviceAncestors[i] { itLoad[n] += p; s.nodeLoadKW[n] += p }
+        }
+        for i in s.devices.indices {
+            let d = spec.devices[i]
+            let deenergised = deviceAncestors[i].contains { s.nodeTripped[$0] }
+            var p = 0.0
+            switch d.role {
+            case .auxiliary:
+                p = deenergised ? 0 : d.baseKW + d.auxFraction * itLoad[deviceAncestors[i][0]]
+            case .fixedLoad:
+                p = deenergised ? 0 : d.baseKW
+            default:
+                continue
+            }
+            s.devices[i].powerKW = p
+            for n in deviceAncestors[i] { s.nodeLoadKW[n] += p }
+        }
+    }
+
+    // MARK: Canonical values
+
+    /// The engineering value of a canonical (or known vendor) point of a device now.
+    func value(of name: String, device i: Int, in s: SimState) -> Double? {
+        if let frozen = s.devices[i].frozen { return frozen[name] }
+        let d = spec.devices[i]
+        let dev = s.devices[i]
+        let layout = layouts[i]
+        switch d.role {
+        case .asicContainer, .gpuContainer:
+            let p = max(0, dev.powerKW + dev.noiseKW)
+            switch name {
+            case "active_power_w": return p * 1000
+            case "power_setpoint_w": return dev.setpointKW * 1000
+            case "fallback_setpoint_w": return dev.fallbackKW * 1000
+            case "comm_watchdog_s": return dev.watchdogS
+            case "run_command": return Double(dev.runCommand)
+            case "run_state":
+                let label: String
+                if dev.fault != nil { label = "fault" }
+                else if dev.runCommand == 2 || (dev.runCommand == 1 && dev.refKW < 0.005 * d.maxKW && p < 0.01 * d.maxKW) { label = "sleep" }
+                else if dev.runCommand == 0 { label = "stopped" }
+                else if dev.refKW < 0.99 * d.maxKW { label = "curtailed" }
+                else { label = "running" }
+                return Double(layout.stateCodes[label] ?? layout.stateCodes["running"] ?? 0)
+            case "alarm_bits": return dev.fault != nil ? 1 : 0
+            case "inlet_temperature_c": return 24 + 8 * (d.maxKW > 0 ? p / d.maxKW : 0)
+            case "coolant_temperature_c": return 30 + 12 * (d.maxKW > 0 ? p / d.maxKW : 0)
+            case "hashrate_ths":
+                // Efficiency worsens a little at partial load.
+                let frac = d.maxKW > 0 ? p / d.maxKW : 0
+                let jPerTH = d.efficiencyJPerTH * (1 + 0.15 * (1 - frac) * (1 - frac))
+                return jPerTH > 0 ? p * 1000 / jPerTH : 0
+            case "gpu_power_cap_w": return dev.gpuCapW
+            case "inference_demand_w": return dev.demandKW * 1000
+            case "x_watchdog_remaining_s": return max(0, dev.watchdogS - (s.time - dev.lastWriteAt)).rounded(.down)
+            case "x_fallback_active": return dev.fallbackActive ? 1 : 0
+            case "x_import_energy_kwh": return dev.energyKWh
+            case "x_ramp_rate_w_per_s": return dev.rampKWPerS * 1000
+            case "x_miners_total": return (d.maxKW / 3.5).rounded()
+            case "x_miners_online": return (p / 3.5).rounded()
+            case "x_gpus_total": return Double(d.gpus)
+            case "x_gpus_online": return Double(d.gpus)
+            default: return nil
+            }
+        case .meter, .pdu:
+            let n = deviceAncestors[i][0]
+            let kw = s.nodeLoadKW[n]
+            let v = spec.nominalVoltage
+            let pf = spec.powerFactor
+            if name.hasPrefix("outlet_"), let outlet = Int(name.split(separator: "_")[1]), let di = layout.outletDevice[outlet] {
+                if name.hasSuffix("_state") { return deviceAncestors[di].contains { s.nodeTripped[$0] } ? 0 : 1 }
+                return max(0, s.devices[di].powerKW + s.devices[di].noiseKW) * 1000
+            }
+            switch name {
+            case "active_power_w": return kw * 1000
+            case "import_energy_kwh": return s.nodeEnergyKWh[n]
+            case "export_energy_kwh": return 0
+            case "voltage_l1_v", "voltage_l2_v", "voltage_l3_v": return s.nodeTripped[n] ? 0 : v
+            case "current_l1_a", "current_l2_a", "current_l3_a": return kw * 1000 / 3 / (v * pf)
+            case "x_power_l1_w", "x_power_l2_w", "x_power_l3_w": return kw * 1000 / 3
+            case "frequency_hz": return dev.frequencyOverride?.hz ?? spec.nominalFrequency
+            case "power_factor": return pf
+            case "x_total_energy_kwh": return s.nodeEnergyKWh[n]
+            default: return nil
+            }
+        case .auxiliary, .fixedLoad:
+            return name == "active_power_w" ? dev.powerKW * 1000 : nil
+        }
+    }
+
+    // MARK: Registers
+
+    /// What a read of `device` sees now (after faults), or the error a client would get.
+    public func read(device i: Int, _ table: ModbusTable, address: Int, count: Int) throws(ModbusError) -> [UInt16] {
+        let name = spec.devices[i].id
+        return try state.withLock { s throws(ModbusError) -> [UInt16] in
+            let err = { (k: ModbusError.Kind) in
+                ModbusError(k, device: name, unit: self.spec.devices[i].address.unit, function: .read(table), address: address, count: count)
+            }
+            switch s.devices[i].fault {
+            case .silent?, .vanish?: throw err(.timeout)
+            case .exception(let e)?: throw err(.exception(e))
+            case .garbage?: throw err(.invalidResponse("garbled response"))
+            case .short?: throw err(.invalidResponse("short response"))
+            case .disconnect?: throw err(.connectionLost("connection reset by peer"))
+            default: break
+            }
+            guard let range = layouts[i].ranges[table], address >= range.lowerBound, address + count <= range.upperBound else {
+                throw err(.exception(.illegalDataAddress))
+            }
+            return words(device: i, table, address: address, count: count, in: s)
+        }
+    }
+
+    func words(device i: Int, _ table: ModbusTable, address: Int, count: Int, in s: SimState) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: count)
+        for p in layouts[i].points where p.table == table {
+            let n = p.type.registerCount
+            guard p.address < address + count, p.address + n > address else { continue }
+            let v = value(of: p.name, device: i, in: s) ?? 0
+            let encoded = (try? PointEncoder.encode(v, for: p, enforceLimits: false))
+                ?? (try? PointEncoder.encode(0, for: p, enforceLimits: false)) ?? [UInt16](repeating: 0, count: n)
+            for k in 0..<n where p.address + k >= address && p.address + k < address + count {
+                out[p.address + k - address] = encoded[k]
+            }
+        }
+        return out
+    }
+
+    /// Applies a client's write to `device`, as its controller would.
+    public func write(device i: Int, _ table: ModbusTable, address: Int, values: [UInt16]) throws(ModbusError) {
+        let d = spec.devices[i]
+        try state.withLock { s throws(ModbusError) in
+            let fc: FunctionCode = table == .coil ? .writeMultipleCoils : .writeMultipleRegisters
+            let err = { (k: ModbusError.Kind) in ModbusError(k, device: d.id, unit: d.address.unit, function: fc, address: address, count: values.count) }
+            switch s.devices[i].fault {
+            case .silent?, .vanish?: throw err(.timeout)
+            case .exception(let e)?: throw err(.exception(e))
+            case .garbage?: throw err(.invalidResponse("garbled response"))
+            case .short?: throw err(.invalidResponse("short response"))
+            case .disconnect?: throw err(.connectionLost("connection reset by peer"))
+            default: break
+            }
+            let targets = layouts[i].points.filter {
+                $0.table == table && $0.address >= address && $0.address + $0.type.registerCount <= address + values.count
+            }
+            guard !targets.isEmpty, targets.allSatisfy({ $0.definition.access.isWritable }) else {
+                throw err(.exception(.illegalDataAddress))
+            }
+            var decoded: [(String, Double)] = []
+            for p in targets {
+                let lo = p.address - address
+                let w = Array(values[lo..<(lo + p.type.registerCount)])
+                let v: Double
+                switch PointDecoder.decode(p, words: w) {
+                case .value(.number(let x)): v = x
+                case .value(.state(let code, _)): v = Double(code)
+                case .value(.bool(let b)): v = b ? 1 : 0
+                default: throw err(.exception(.illegalDataValue))
+                }
+                if let lo = p.definition.min, v < lo { throw err(.exception(.illegalDataValue)) }
+                if let hi = p.definition.max, v > hi { throw err(.exception(.illegalDataValue)) }
+                decoded.append((p.name, v))
+            }
+            apply(&s, device: i, decoded)
+        }
+    }
+
+    /// Applies decoded point writes; any write restarts the comm watchdog.
+    func apply(_ s: inout SimState, device i: Int, _ points: [(String, Double)]) {
+        var dev = s.devices[i]
+        for (name, v) in points {
+            switch name {
+            case "power_setpoint_w": dev.setpointKW = v / 1000
+            case "fallback_setpoint_w": dev.fallbackKW = v / 1000
+            case "comm_watchdog_s": dev.watchdogS = v
+            case "run_command":
+                let label = layouts[i].commandLabels[Int(v)] ?? ""
+                dev.runCommand = label == "stop" ? 0 : label == "sleep" ? 2 : 1
+            case "gpu_power_cap_w": dev.gpuCapW = v
+            case "x_ramp_rate_w_per_s": dev.rampKWPerS = v / 1000
+            default: break
+            }
+        }
+        dev.lastWriteAt = s.time
+        dev.fallbackActive = false
+        dev.writes += 1
+        s.devices[i] = dev
+    }
+
+    // MARK: Faults and inspection
+
+    public func index(of device: String) -> Int? { deviceIndex[device] }
+
+    public func inject(_ fault: SimFault?, device: String, for duration: Duration? = nil) {
+        guard let i = deviceIndex[device] else { return }
+        state.withLock { s in
+            if let fault {
+                let until = duration.map { s.time + Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+                inject(&s, i, fault, until: until)
+            } else if s.devices[i].fault != .vanish {
+                s.devices[i].fault = nil
+                s.devices[i].frozen = nil
+            }
+        }
+    }
+
+    public func setFrequency(_ hz: Double?, device: String, for seconds: Double = .infinity) {
+        guard let i = deviceIndex[device] else { return }
+        state.withLock { s in s.devices[i].frequencyOverride = hz.map { ($0, s.time + seconds) } }
+    }
+
+    public func fault(of i: Int) -> SimFault? { state.withLock { $0.devices[i].fault } }
+
+    /// Power of a device (kW, without measurement noise).
+    public func powerKW(_ device: String) -> Double {
+        guard let i = deviceIndex[device] else { return 0 }
+        return state.withLock { $0.devices[i].powerKW }
+    }
+
+    public func setpointKW(_ device: String) -> Double {
+        guard let i = deviceIndex[device] else { return 0 }
+        return state.withLock { $0.devices[i].setpointKW }
+    }
+
+    public func isFallbackActive(_ device: String) -> Bool {
+        guard let i = deviceIndex[device] else { return false }
+        return state.withLock { $0.devices[i].fallbackActive }
+    }
+
+    public func nodeLoadKW(_ node: String) -> Double {
+        guard let n = nodeIndex[node] else { return 0 }
+        return state.withLock { $0.nodeLoadKW[n] }
+    }
+
+    public func nodeEnergyKWh(_ node: String) -> Double {
+        guard let n = nodeIndex[node] else { return 0 }
+        return state.withLock { $0.nodeEnergyKWh[n] }
+    }
+
+    public var trips: [BreakerTrip] { state.withLock { $0.trips } }
+
+    /// Engineering value of a point as a client would decode it (no faults applied).
+    public func pointValue(_ device: String, _ point: String) -> Double? {
+        guard let i = deviceIndex[device] else { return nil }
+        return state.withLock { value(of: point, device: i, in: $0) }
+    }
+
+    public func summary() -> SimSummary {
+        state.withLock { s in
+            var mining = 0.0, inference = 0.0, aux = 0.0, hash = 0.0
+            for i in s.devices.indices {
+                let p = s.devices[i].powerKW
+                switch spec.devices[i].role {
+                case .asicContainer:
+                    mining += p
+                    hash += value(of: "hashrate_ths", device: i, in: s) ?? 0
+                case .gpuContainer: inference += p
+                case .auxiliary, .fixedLoad: aux += p
+                default: break
+                }
+            }
+            let roots = spec.nodes.indices.filter { nodeParent[$0] == nil }
+            let site = roots.reduce(0) { $0 + s.nodeLoadKW[$1] }
+            var nodes: [String: Double] = [:]
+            for (n, node) in spec.nodes.enumerated() { nodes[node.id] = s.nodeLoadKW[n] }
+            return SimSummary(timeSeconds: s.time, siteKW: site, miningKW: mining, inferenceKW: inference,
+                              auxiliaryKW: aux, hashrateTHs: hash, trips: s.trips, nodeKW: nodes)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+// The over-the-wire side: every simulated device served by the libmodbus
+// server on loopback, one port per device or one gateway port with unit ids.
+
+import Foundation
+import Modbus
+
+public struct WireEndpoint: Sendable, Equatable {
+    public var device: String
+    public var host: String
+    public var port: Int
+    public var unit: Int
+}
+
+/// Serves a `SiteSimulator` over Modbus TCP. Call `publish()` after each
+/// physics step (the simulator's measurements go into the server's tables);
+/// writes by clients flow back into the physics as they arrive.
+public final class WireHost: Sendable {
+    public let simulator: SiteSimulator
+    public let endpoints: [WireEndpoint]
+    let servers: [ModbusTCPServer]
+    /// For each server: unit id → device index.
+    let unitsByServer: [[Int: Int]]
+    let writeTasks: Mutex<[Task<Void, Never>]>
+    /// Every client write once the physics has applied it (device id, table, address, values).
+    public let appliedWrites: AsyncStream<ServerWrite>
+    private let appliedContinuation: AsyncStream<ServerWrite>.Continuation
+
+    /// - Parameters:
+    ///   - basePort: with `gateway: false`, device k listens on basePort + k (0 = any free port);
+    ///     with `gateway: true`, one port serves every device under its own unit id (1, 2, …).
+    public init(simulator: SiteSimulator, host: String = "127.0.0.1", basePort: Int = 0, gateway: Bool = false) throws(ModbusError) {
+        self.simulator = simulator
+        let devices = simulator.spec.devices
+        var groups: [[Int]] = []
+        if gateway { groups = [Array(devices.indices)] } else { groups = devices.indices.map { [$0] } }
+        var servers: [ModbusTCPServer] = []
+        var unitsByServer: [[Int: Int]] = []
+        var endpoints: [WireEndpoint] = []
+        for (g, members) in groups.enumerated() {
+            var units: [Int: ServerUnitLayout] = [:]
+            var map: [Int: Int] = [:]
+            for (k, i) in members.enumerated() {
+                let unit = gateway ? k + 1 : devices[i].address.unit
+                let r = simulator.layouts[i].ranges
+                units[unit] = ServerUnitLayout(coils: r[.coil] ?? 0..<0, discreteInputs: r[.discrete] ?? 0..<0,
+                                               holding: r[.holding] ?? 0..<0, input: r[.input] ?? 0..<0)
+                map[unit] = i
+            }
+            let port = basePort == 0 ? 0 : basePort + g
+            let server = ModbusTCPServer(host: host, port: port, units: units)
+            let bound = try server.start()
+            for (unit, i) in map.sorted(by: { $0.key < $1.key }) {
+                endpoints.append(WireEndpoint(device: devices[i].id, host: host, port: bound, unit: unit))
+            }
+            let sim = simulator
+            let unitMap = map
+            server.setHook { request in
+                guard let i = unitMap[request.unit] else { return .reply }
+                switch sim.fault(of: i) {
+                case nil, .frozen?: return .reply
+                case .silent?, .vanish?: return .drop
+                case .exception(let e)?: return .exception(e)
+                case .garbage?: return .garbage
+                case .short?: return .short
+                case .delay(let ms)?: return .delay(.milliseconds(ms))
+                case .disconnect?: return .disconnect
+                }
+            }
+            servers.append(server)
+            unitsByServer.append(map)
+        }
+        self.servers = servers
+        self.unitsByServer = unitsByServer
+        self.endpoints = endpoints.sorted { (simulator.index(of: $0.device) ?? 0) < (simulator.index(of: $1.device) ?? 0) }
+        self.writeTasks = Mutex([])
+        (appliedWrites, appliedContinuation) = AsyncStream.makeStream(of: ServerWrite.self, bufferingPolicy: .bufferingNewest(10_000))
+        publish(includingWritable: true)
+        let applied = appliedContinuation
+        var tasks: [Task<Void, Never>] = []
+        for (s, server) in servers.enumerated() {
+            let map = unitsByServer[s]
+            let sim = simulator
+            tasks.append(Task.detached {
+                for await w in server.writes {
+                    guard let i = map[w.unit] else { continue }
+                    try? sim.write(device: i, w.table, address: w.address, values: w.values)
+                    applied.yield(w)
+                }
+            })
+        }
+        writeTasks.withLock { $0 = tasks }
+    }
+
+    /// Copies the simulator's current measurements into the servers' tables.
+    /// Writable points are owned by the clients after start-up and are not overwritten.
+    public func publish(includingWritable: Bool = false) {
+        for (s, server) in servers.enumerated() {
+            server.update { set in
+                for (unit, i) in unitsByServer[s] {
+                    let layout = simulator.layouts[i]
+                    let snapshot = simulator.state.withLock { st in
+                        layout.points.compactMap { p -> (ModbusTable, Int, [UInt16])? in
+                            if p.definition.access.isWritable && !includingWritable { return nil }
+                            let words = simulator.words(device: i, p.table, address: p.address, count: p.type.registerCount, in: st)
+                            return (p.table, p.address, words)
+                        }
+                    }
+                    for (table, address, words) in snapshot { set(unit, table, address, words) }
+                }
+            }
+        }
+    }
+
+    /// Stops serving.
+    public func stop() {
+        for s in servers { s.stop() }
+        writeTasks.withLock { tasks in for t in tasks { t.cancel() }; tasks = [] }
+        appliedContinuation.finish()
+    }
+
+    /// "device  host:port  unit" lines.
+    public var addressMap: String {
+        endpoints.map { "\($0.device.padding(toLength: 20, withPad: " ", startingAt: 0)) \($0.host):\($0.port)  unit \($0.unit)" }
+            .joined(separator: "\n")
+    }
+}
+
+import Synchronization
