@@ -51,6 +51,12 @@ let package = Package(
         // Pure dispatch. No I/O, no clock reads, no dependencies.
         .target(name: "Broker"),
 
+        // The controller: poller, safety governor, actuators, control loop, fast path.
+        .target(
+            name: "Control",
+            dependencies: ["Modbus", "HardwareProfiles"]
+        ),
+
         .executableTarget(
             name: "switchyard",
             dependencies: [
@@ -65,6 +71,7 @@ let package = Package(
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),
         // Runs the built `switchyard` binary (make test builds it first).
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),

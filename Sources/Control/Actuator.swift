@@ -1,0 +1,144 @@
+// The actuators: write the setpoints the governor allows, only when they
+// changed by more than a deadband or a keep-alive is due before the device's
+// comm watchdog would expire; verify each write by reading it back; retry
+// failed writes with backoff (never delaying a decrease).
+
+import HardwareProfiles
+import Modbus
+import Synchronization
+
+public struct WriteOutcome: Sendable, Equatable {
+    public var device: String
+    public var kw: Double
+    public var verified: Bool
+    public var error: String?
+    public var keepAlive: Bool
+}
+
+public final class Actuator: Sendable {
+    public struct Target: Sendable {
+        public var id: String
+        public var bus: any RegisterBus
+        public var setpoint: ResolvedPoint
+        public var watchdog: ResolvedPoint?
+        public var fallback: ResolvedPoint?
+        public var watchdogS: Double
+        public var fallbackKW: Double
+
+        public init(id: String, profile: DeviceProfile, bus: any RegisterBus, watchdogS: Double, fallbackKW: Double) throws {
+            let points = try profile.resolvedPoints()
+            guard let sp = points.first(where: { $0.name == "power_setpoint_w" }) else {
+                throw ControlError("\(id): profile \(profile.id) has no power_setpoint_w")
+            }
+            self.id = id
+            self.bus = bus
+            self.setpoint = sp
+            self.watchdog = points.first { $0.name == "comm_watchdog_s" }
+            self.fallback = points.first { $0.name == "fallback_setpoint_w" }
+            self.watchdogS = watchdogS
+            self.fallbackKW = fallbackKW
+        }
+    }
+
+    struct Track {
+        var writtenKW: Double?
+        var writtenAt = -Double.infinity
+        var failures = 0
+        var retryAt = -Double.infinity
+        var configured = false
+    }
+
+    public let targets: [Target]
+    let index: [String: Int]
+    public let deadbandKW: Double
+    /// A keep-alive is written once this fraction of the watchdog has passed since the last write.
+    public let keepAliveFraction: Double
+    let tracks: Mutex<[Track]>
+
+    public init(targets: [Target], deadbandKW: Double = 5, keepAliveFraction: Double = 0.4) {
+        self.targets = targets
+        self.index = Dictionary(uniqueKeysWithValues: targets.enumerated().map { ($1.id, $0) })
+        self.deadbandKW = deadbandKW
+        self.keepAliveFraction = keepAliveFraction
+        self.tracks = Mutex([Track](repeating: Track(), count: targets.count))
+    }
+
+    public func lastWrittenKW(_ id: String) -> Double? {
+        guard let i = index[id] else { return nil }
+        return tracks.withLock { $0[i].writtenKW }
+    }
+
+    /// Writes the setpoints that need writing, all devices in parallel (each bus
+    /// serialises its own requests). Devices in `force` are written regardless of
+    /// deadband and backoff (the fast path).
+    @discardableResult
+    public func apply(_ setpointsKW: [String: Double], now: Double, force: Set<String> = []) async -> [WriteOutcome] {
+        var jobs: [(Int, Double, Bool, Bool)] = []  // index, kW, keepAlive, configure
+        tracks.withLock { t in
+            for (id, kw) in setpointsKW.sorted(by: { $0.key < $1.key }) {
+                guard let i = index[id] else { continue }
+                let tr = t[i]
+                let changed = tr.writtenKW.map { abs($0 - kw) > deadbandKW } ?? true
+                let decrease = tr.writtenKW.map { kw < $0 - deadbandKW } ?? true
+                let keepAliveDue = targets[i].watchdogS > 0 && now - tr.writtenAt >= targets[i].watchdogS * keepAliveFraction
+                let forced = force.contains(id)
+                guard changed || keepAliveDue || forced || !tr.configured else { continue }
+                // Backoff applies to increases and keep-alives only; a decrease is always retried.
+                if now < tr.retryAt && !decrease && !forced { continue }
+                jobs.append((i, kw, !changed && keepAliveDue, !tr.configured))
+            }
+        }
+        guard !jobs.isEmpty else { return [] }
+        return await withTaskGroup(of: (Int, WriteOutcome, Bool).self) { group in
+            for (i, kw, keepAlive, configure) in jobs {
+                let t = targets[i]
+                group.addTask {
+                    var configuredNow = !configure
+                    do {
+                        if configure {
+                            if let w = t.watchdog, t.watchdogS > 0 {
+                                try await t.bus.writeRegisters(address: w.address, values: try PointEncoder.encode(t.watchdogS, for: w))
+                            }
+                            if let f = t.fallback {
+                                try await t.bus.writeRegisters(address: f.address, values: try PointEncoder.encode(t.fallbackKW * 1000, for: f))
+                            }
+                            configuredNow = true
+                        }
+                        let words = try PointEncoder.encode((kw * 1000).rounded(), for: t.setpoint)
+                        try await t.bus.writeRegisters(address: t.setpoint.address, values: words)
+                        let back = try await t.bus.read(t.setpoint.table, address: t.setpoint.address, count: t.setpoint.type.registerCount)
+                        let verified = back == words
+                        return (i, WriteOutcome(device: t.id, kw: kw, verified: verified,
+                                                error: verified ? nil : "\(t.id): read-back \(back) differs from written \(words)",
+                                                keepAlive: keepAlive), configuredNow)
+                    } catch {
+                        return (i, WriteOutcome(device: t.id, kw: kw, verified: false, error: "\(error)", keepAlive: keepAlive), configuredNow)
+                    }
+                }
+            }
+            var out: [WriteOutcome] = []
+            for await (i, outcome, configured) in group {
+                tracks.withLock { t in
+                    t[i].configured = t[i].configured || configured
+                    if outcome.verified {
+                        t[i].writtenKW = outcome.kw
+                        t[i].writtenAt = now
+                        t[i].failures = 0
+                        t[i].retryAt = -Double.infinity
+                    } else {
+                        t[i].failures += 1
+                        t[i].retryAt = now + Double(min(30, 1 << min(t[i].failures - 1, 5)))
+                    }
+                }
+                out.append(outcome)
+            }
+            return out.sorted { $0.device < $1.device }
+        }
+    }
+}
+
+/// A configuration or wiring error in the controller.
+public struct ControlError: Error, Sendable, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

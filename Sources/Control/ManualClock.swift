@@ -1,0 +1,63 @@
+// A clock that only moves when told to: the control loop, the poller and the
+// simulator run on it in tests and replays (virtual time), and on
+// ContinuousClock in production.
+
+import Synchronization
+
+public final class ManualClock: Clock, Sendable {
+    public struct Instant: InstantProtocol, Sendable, Hashable, Comparable {
+        public var offset: Duration
+        public init(offset: Duration) { self.offset = offset }
+        public func advanced(by d: Duration) -> Instant { Instant(offset: offset + d) }
+        public func duration(to other: Instant) -> Duration { other.offset - offset }
+        public static func < (a: Instant, b: Instant) -> Bool { a.offset < b.offset }
+    }
+
+    struct Sleeper {
+        var id: Int
+        var deadline: Instant
+        var continuation: CheckedContinuation<Void, Error>
+    }
+
+    let state = Mutex<(now: Instant, sleepers: [Sleeper], nextID: Int)>((Instant(offset: .zero), [], 0))
+
+    public init() {}
+
+    public var now: Instant { state.withLock { $0.now } }
+    public var minimumResolution: Duration { .nanoseconds(1) }
+
+    /// Number of tasks waiting in `sleep`.
+    public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+
+    public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
+        let id = state.withLock { s -> Int in s.nextID += 1; return s.nextID }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if deadline <= s.now { return true }
+                    s.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: cont))
+                    return false
+                }
+                if resumeNow { cont.resume() }
+            }
+        } onCancel: {
+            let c = state.withLock { s -> CheckedContinuation<Void, Error>? in
+                guard let i = s.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.sleepers.remove(at: i).continuation
+            }
+            c?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Moves time forward and wakes every sleeper whose deadline has come, earliest first.
+    public func advance(by d: Duration) {
+        let due = state.withLock { s -> [CheckedContinuation<Void, Error>] in
+            s.now = s.now.advanced(by: d)
+            let now = s.now
+            let ready = s.sleepers.filter { $0.deadline <= now }.sorted { $0.deadline < $1.deadline }
+            s.sleepers.removeAll { $0.deadline <= now }
+            return ready.map(\.continuation)
+        }
+        for c in due { c.resume() }
+    }
+}
