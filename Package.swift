@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev).
@@ -41,12 +43,12 @@ let package = Package(
         // Site model: capacity tree, devices, contracts, economics.
         .target(
             name: "Site",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["Broker", .product(name: "Yams", package: "Yams")]
         ),
         // Simulated site: device physics on virtual time, in memory or over the wire; faults.
         .target(
             name: "Simulation",
-            dependencies: ["HardwareProfiles", "Modbus", .product(name: "Yams", package: "Yams")]
+            dependencies: ["HardwareProfiles", "Modbus", "Site", .product(name: "Yams", package: "Yams")]
         ),
         // Pure dispatch. No I/O, no clock reads, no dependencies.
         .target(name: "Broker"),
@@ -54,14 +56,20 @@ let package = Package(
         // The controller: poller, safety governor, actuators, control loop, fast path.
         .target(
             name: "Control",
-            dependencies: ["Modbus", "HardwareProfiles"]
+            dependencies: [
+                "Broker", "Site", "Modbus", "HardwareProfiles",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Modbus", "HardwareProfiles", "Site", "Broker",
+                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

@@ -70,7 +70,8 @@ public struct SimDevice: Sendable {
     public var role: SimRole
     /// The node this device hangs under (a meter or PDU: the node it measures).
     public var node: String
-    public var profile: DeviceProfile
+    /// The register map; nil for a load that is not served over Modbus (e.g. a cooling plant).
+    public var profile: DeviceProfile?
     public var address: SimAddress
 
     // Containers
@@ -95,7 +96,7 @@ public struct SimDevice: Sendable {
     public var commWatchdogS: Double
     public var fallbackKW: Double
 
-    public init(id: String, role: SimRole, node: String, profile: DeviceProfile, address: SimAddress = .init(),
+    public init(id: String, role: SimRole, node: String, profile: DeviceProfile?, address: SimAddress = .init(),
                 maxKW: Double = 0, rampKWPerS: Double = 100, lagSeconds: Double = 2, noiseFraction: Double = 0.002,
                 efficiencyJPerTH: Double = 20, gpus: Int = 0, demandCurve: [Double] = SimDevice.defaultDemandCurve,
                 auxFraction: Double = 0, baseKW: Double = 0, initialSetpointKW: Double? = nil,

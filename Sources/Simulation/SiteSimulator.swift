@@ -228,11 +228,12 @@ public final class SiteSimulator: Sendable {
     }
 
     static func layout(for d: SimDevice) throws(SimSpecError) -> DeviceLayout {
+        guard let profile = d.profile else { return DeviceLayout(points: [], ranges: [:], stateCodes: [:], commandLabels: [:]) }
         let points: [ResolvedPoint]
         do {
-            points = try d.profile.resolvedPoints().filter { $0.unavailable == nil }
+            points = try profile.resolvedPoints().filter { $0.unavailable == nil }
         } catch {
-            throw SimSpecError(message: "device '\(d.id)': profile \(d.profile.id) cannot be simulated without SunSpec discovery: \(error)")
+            throw SimSpecError(message: "device '\(d.id)': profile \(profile.id) cannot be simulated without SunSpec discovery: \(error)")
         }
         var ranges: [ModbusTable: Range<Int>] = [:]
         for p in points {

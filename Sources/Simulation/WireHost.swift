@@ -32,7 +32,8 @@ public final class WireHost: Sendable {
         self.simulator = simulator
         let devices = simulator.spec.devices
         var groups: [[Int]] = []
-        if gateway { groups = [Array(devices.indices)] } else { groups = devices.indices.map { [$0] } }
+        let served = devices.indices.filter { devices[$0].profile != nil }
+        if gateway { groups = [served] } else { groups = served.map { [$0] } }
         var servers: [ModbusTCPServer] = []
         var unitsByServer: [[Int: Int]] = []
         var endpoints: [WireEndpoint] = []
@@ -46,7 +47,8 @@ public final class WireHost: Sendable {
                                                holding: r[.holding] ?? 0..<0, input: r[.input] ?? 0..<0)
                 map[unit] = i
             }
-            let port = basePort == 0 ? 0 : basePort + g
+            // With one port per device, a device's own configured port wins when basePort is 0.
+            let port = basePort != 0 ? basePort + g : gateway ? 0 : (devices[members[0]].address.port ?? 0)
             let server = ModbusTCPServer(host: host, port: port, units: units)
             let bound = try server.start()
             for (unit, i) in map.sorted(by: { $0.key < $1.key }) {

@@ -11,6 +11,8 @@ struct Switchyard: AsyncParsableCommand {
             Profile.self,
             Probe.self,
             Dispatch.self,
+            Sim.self,
+            Serve.self,
         ]
     )
 }

@@ -1,0 +1,165 @@
+// The daemon's long-running parts, each a swift-service-lifecycle `Service`
+// in one `ServiceGroup` (see `switchyard serve`).
+
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Loop time: seconds since 1970 on the injected clock. Production anchors a
+/// ContinuousClock to the wall clock once; tests and replays use a ManualClock.
+public struct LoopTime<C: Clock>: Sendable where C.Duration == Duration {
+    public let clock: C
+    public let origin: C.Instant
+    public let originSeconds: Double
+    public let speed: Double
+
+    public init(clock: C, startingAt seconds: Double, speed: Double = 1) {
+        self.clock = clock
+        self.origin = clock.now
+        self.originSeconds = seconds
+        self.speed = speed
+    }
+
+    public var now: Double {
+        let d = origin.duration(to: clock.now)
+        return originSeconds + speed * (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+    }
+}
+
+/// Runs `ControlLoop.tick` every tick; on shutdown leaves the containers in their safe state.
+public struct ControlLoopService<C: Clock>: Service where C.Duration == Duration {
+    public let loop: ControlLoop
+    public let time: LoopTime<C>
+    public let period: Duration
+    public let logger: Logger
+    public let onTick: @Sendable (TickReport) -> Void
+
+    public init(loop: ControlLoop, time: LoopTime<C>, period: Duration, logger: Logger, onTick: @escaping @Sendable (TickReport) -> Void = { _ in }) {
+        self.loop = loop
+        self.time = time
+        self.period = period
+        self.logger = logger
+        self.onTick = onTick
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var next = time.clock.now
+            while !Task.isCancelled {
+                let report = await loop.tick(now: time.now)
+                for note in report.interventions {
+                    logger.notice("governor intervention", metadata: ["governor.note": "\(note)"])
+                }
+                for w in report.writes where !w.verified {
+                    logger.warning("setpoint write failed", metadata: ["device.id": "\(w.device)", "error": "\(w.error ?? "")"])
+                }
+                onTick(report)
+                next = next.advanced(by: period)
+                do { try await time.clock.sleep(until: next, tolerance: nil) } catch { break }
+            }
+        }
+        let writes = await loop.enterSafeState(now: time.now)
+        logger.notice("shutdown: containers left in safe state", metadata: ["writes": "\(writes.count)",
+                                                                            "failed": "\(writes.filter { !$0.verified }.count)"])
+    }
+}
+
+/// Watches the site meter's frequency between ticks and runs the fast path on an under-frequency excursion.
+public struct FrequencyWatchService<C: Clock>: Service where C.Duration == Duration {
+    public let loop: ControlLoop
+    public let time: LoopTime<C>
+    public let period: Duration
+    public let logger: Logger
+    public let onTrip: @Sendable (TickReport) -> Void
+
+    public init(loop: ControlLoop, time: LoopTime<C>, period: Duration = .milliseconds(100), logger: Logger,
+                onTrip: @escaping @Sendable (TickReport) -> Void = { _ in }) {
+        self.loop = loop
+        self.time = time
+        self.period = period
+        self.logger = logger
+        self.onTrip = onTrip
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                if let r = await loop.watchFrequency(now: time.now) {
+                    logger.warning("fast path", metadata: ["reason": "\(r.fastPath ?? "")", "writes": "\(r.writes.count)"])
+                    onTrip(r)
+                }
+                do { try await time.clock.sleep(for: period) } catch { break }
+            }
+        }
+    }
+}
+
+/// Persists the loop's state atomically (write to a temporary file, fsync, rename):
+/// periodically and on shutdown, so a restart resumes where it stopped.
+public struct StateStoreService<C: Clock>: Service where C.Duration == Duration {
+    public let loop: ControlLoop
+    public let store: StateFile
+    public let clock: C
+    public let period: Duration
+    public let logger: Logger
+
+    public init(loop: ControlLoop, store: StateFile, clock: C, period: Duration = .seconds(5), logger: Logger) {
+        self.loop = loop
+        self.store = store
+        self.clock = clock
+        self.period = period
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await clock.sleep(for: period) } catch { break }
+                save()
+            }
+        }
+        save()
+    }
+
+    func save() {
+        do { try store.save(loop.persistentState) } catch {
+            logger.error("state not saved", metadata: ["path": "\(store.path)", "error": "\(error)"])
+        }
+    }
+}
+
+/// The loop's state on disk, as JSON, replaced atomically.
+public struct StateFile: Sendable {
+    public let path: String
+
+    public init(directory: String) {
+        path = URL(fileURLWithPath: directory).appendingPathComponent("loop-state.json").path
+    }
+
+    public func load() throws -> LoopState? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try JSONDecoder().decode(LoopState.self, from: data)
+    }
+
+    public func save(_ state: LoopState) throws {
+        let data = try JSONEncoder().encode(state)
+        let tmp = path + ".tmp"
+        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
+            throw ControlError("cannot write \(tmp)")
+        }
+        let fd = open(tmp, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        if rename(tmp, path) != 0 { throw ControlError("cannot replace \(path): errno \(errno)") }
+    }
+}
+
+extension ControlLoop {
+    /// Shutdown: mining to 0, inference held (its comm-watchdog fallback takes over if we stay away).
+    @discardableResult
+    public func enterSafeState(now: Double) async -> [WriteOutcome] {
+        var sp: [String: Double] = [:]
+        for d in plant.devices where d.deviceClass == .mining { sp[d.id] = 0 }
+        return await actuator.apply(sp, now: now, force: Set(sp.keys))
+    }
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Control
+import Foundation
+import HardwareProfiles
+import Logging
+import Modbus
+import ServiceLifecycle
+import Site
+
+extension Switchyard {
+    /// `switchyard serve`: the controller daemon.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "Run the controller: poll, dispatch, govern and write setpoints every tick, until SIGTERM."
+        )
+
+        @OptionGroup var siteOptions: SiteOptions
+
+        @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where state is persisted (resumed on restart).", valueName: "DIR"))
+        var stateDir: String = "./state"
+
+        @Option(name: .long, help: ArgumentHelp("Signals file (JSON): prices, DR events, peak windows, contracts.", valueName: "FILE"))
+        var signals: String?
+
+        @Option(name: .customLong("start-at"), help: ArgumentHelp("Loop time at start, ISO 8601 UTC (default: now). For replaying a day's signals live.", valueName: "TIME"))
+        var startAt: String?
+
+        @Option(name: .customLong("tick-ms"), help: "Tick period in milliseconds (default: the site's tick_s).")
+        var tickMs: Int?
+
+        @Option(name: .customLong("watchdog-s"), help: "Comm watchdog written to every container on start, seconds (0: leave as is).")
+        var watchdogS: Double = 30
+
+        @Flag(name: .long, help: "Show a compact live view each tick instead of log lines.")
+        var view = false
+
+        @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+        var logLevel: String = "notice"
+
+        func validate() throws {
+            if let startAt, parseISOTime(startAt) == nil { throw ValidationError("--start-at '\(startAt)' is not an ISO 8601 UTC time like 2026-07-15T13:59:00Z") }
+            if let tickMs, !(50...60_000).contains(tickMs) { throw ValidationError("--tick-ms must be 50…60000") }
+            if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a swift-log level") }
+        }
+
+        func run() async throws {
+            let (site, profiles) = try siteOptions.load()
+            var logger = Logger(label: "switchyard")
+            logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+            var siteSignals = SiteSignals()
+            if let signals {
+                do { siteSignals = try SiteSignals.load(path: signals) } catch {
+                    printError("\(error)")
+                    throw ExitCode(ExitCodes.validation)
+                }
+            }
+            let source = try SiteSignalSource(site: site, signals: siteSignals)
+            let buses = makeBuses(site: site)
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
+            let store = StateFile(directory: stateDir)
+            let restored: LoopState?
+            do { restored = try store.load() } catch {
+                printError("\(store.path): error: cannot read saved state: \(error)")
+                throw ExitCode(ExitCodes.validation)
+            }
+            let loop: ControlLoop
+            do {
+                loop = try ControlLoop(site: site, profiles: profiles, buses: buses, signals: source,
+                                       options: ControlOptions(commWatchdogS: watchdogS), restoring: restored ?? LoopState())
+            } catch {
+                printError("\(siteOptions.site): error: \(error)")
+                throw ExitCode(ExitCodes.validation)
+            }
+            if restored != nil { logger.notice("resumed from saved state", metadata: ["path": "\(store.path)"]) }
+            logger.notice("I2C disabled: no i2c section in the site file")
+            let clock = ContinuousClock()
+            let time = LoopTime(clock: clock, startingAt: startAt.flatMap(parseISOTime) ?? Date().timeIntervalSince1970)
+            let period = Duration.milliseconds(tickMs ?? Int(site.tickSeconds * 1000))
+            let view = self.view
+            let siteID = site.id
+            let services: [any Service] = [
+                ControlLoopService(loop: loop, time: time, period: period, logger: logger) { report in
+                    if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
+                },
+                FrequencyWatchService(loop: loop, time: time, logger: logger) { report in
+                    LiveView.logLine(report)
+                },
+                StateStoreService(loop: loop, store: store, clock: clock, logger: logger),
+            ]
+            let group = ServiceGroup(configuration: .init(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+            try await group.run()
+        }
+
+        /// One client per endpoint (TCP host:port or RTU line), shared by every unit behind it.
+        func makeBuses(site: Site) -> [String: any RegisterBus] {
+            var clients: [ModbusEndpoint: ModbusClient] = [:]
+            var buses: [String: any RegisterBus] = [:]
+            for d in site.devices {
+                guard let a = d.address else { continue }
+                let endpoint: ModbusEndpoint
+                switch a {
+                case let .tcp(host, port, _): endpoint = .tcp(host: host, port: port)
+                case let .rtu(dev, baud, parity, dataBits, stopBits, _):
+                    endpoint = .rtu(RTUSettings(device: dev, baud: baud, parity: Modbus.Parity(rawValue: parity.rawValue) ?? .none,
+                                                dataBits: dataBits, stopBits: stopBits))
+                }
+                let client = clients[endpoint] ?? ModbusClient(endpoint: endpoint, options: .init(responseTimeout: .milliseconds(500)))
+                clients[endpoint] = client
+                buses[d.id] = client.bus(unit: a.unit, deviceName: "\(d.id) (\(endpoint))")
+            }
+            return buses
+        }
+    }
+}
+
+/// The compact terminal view of `make run`, and the one-line log form.
+enum LiveView {
+    static func render(_ r: TickReport, site: String) {
+        var out = "\u{1B}[H\u{1B}[2J"
+        out += "Switchyard — site \(site) — \(isoTime(r.at))\(r.fastPath.map { "  FAST PATH: \($0)" } ?? "")\n\n"
+        let siteKW = r.siteKW ?? r.nodeKW.values.max() ?? 0
+        let frac = r.limitKW > 0 ? min(1, siteKW / r.limitKW) : 0
+        let bar = String(repeating: "█", count: Int(frac * 40)) + String(repeating: "·", count: 40 - Int(frac * 40))
+        out += "  site import  \(mw(siteKW)) / cap \(mw(r.limitKW))  [\(bar)] \(Int(frac * 100))%\n"
+        out += "  mining       \(mw(r.miningKW))\n"
+        out += "  inference    \(mw(r.inferenceKW))\n"
+        out += "  price        $\(String(format: "%.2f", r.priceUsdPerMWh))/MWh      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (broker: infeasible)")\n"
+        out += "  objective    $\(String(format: "%.0f", r.objective.total))/h\n"
+        out += "  events       \(r.events.isEmpty ? "none" : r.events.joined(separator: "; "))\n"
+        if !r.interventions.isEmpty {
+            out += "\n  governor:\n" + r.interventions.prefix(4).map { "   • \($0)" }.joined(separator: "\n") + "\n"
+        }
+        let failed = r.writes.filter { !$0.verified }
+        out += "\n  writes \(r.writes.count) (\(failed.count) failed)   Ctrl-C to stop\n"
+        print(out, terminator: "")
+        fflushStdout()
+    }
+
+    static func logLine(_ r: TickReport) {
+        let siteKW = r.siteKW.map { mw($0) } ?? "   n/a"
+        print("\(isoTime(r.at))\(r.fastPath.map { " FAST[\($0)]" } ?? "") site \(siteKW) cap \(mw(r.limitKW)) mining \(mw(r.miningKW)) inference \(mw(r.inferenceKW)) price $\(String(format: "%.0f", r.priceUsdPerMWh)) mode \(r.mode.rawValue) writes \(r.writes.count)"
+              + (r.events.isEmpty ? "" : " events: " + r.events.joined(separator: "; ")))
+        fflushStdout()
+    }
+}

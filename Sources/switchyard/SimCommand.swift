@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import Modbus
+import Simulation
+
+extension Switchyard {
+    /// `switchyard sim`: the site file's devices, simulated and served over Modbus TCP on loopback.
+    struct Sim: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sim",
+            abstract: "Simulate a site's devices (physics, faults) and serve them over Modbus TCP until Ctrl-C."
+        )
+
+        @OptionGroup var siteOptions: SiteOptions
+
+        @Option(name: .long, help: ArgumentHelp("Scenario file: faults and signals at given times.", valueName: "FILE"))
+        var scenario: String?
+
+        @Option(name: .long, help: "Simulated seconds per real second.")
+        var speed: Double = 1
+
+        @Option(name: .customLong("listen-base-port"), help: "Serve device k on this port + k (default: the ports in the site file).")
+        var listenBasePort: Int?
+
+        @Flag(name: .long, help: "Serve every device behind one gateway port, unit ids 1, 2, ….")
+        var gateway = false
+
+        @Option(name: .customLong("write-site"), help: ArgumentHelp("Write a copy of the site file whose addresses point at the simulator.", valueName: "FILE"))
+        var writeSite: String?
+
+        @Option(name: .long, help: "Stop after this many simulated seconds (default: run until Ctrl-C).")
+        var duration: Double?
+
+        @Option(name: .long, help: "Random seed for measurement noise.")
+        var seed: UInt64 = 1
+
+        @Flag(name: .long, help: "Print only the address map and trips, not the one-line summary each second.")
+        var quiet = false
+
+        func validate() throws {
+            guard speed > 0, speed <= 10_000 else { throw ValidationError("--speed must be in (0, 10000]") }
+            if let p = listenBasePort, !(1024...65000).contains(p) { throw ValidationError("--listen-base-port must be 1024…65000") }
+            if gateway, listenBasePort == nil { throw ValidationError("--gateway needs --listen-base-port") }
+        }
+
+        func run() async throws {
+            let (site, profiles) = try siteOptions.load()
+            let spec: SimSiteSpec
+            do { spec = try SimSiteSpec(site: site, profiles: profiles) } catch {
+                printError("\(siteOptions.site): error: \(error)")
+                throw ExitCode(ExitCodes.validation)
+            }
+            let sim = try SiteSimulator(spec: spec, seed: seed)
+            var scenarioSignals: [ScenarioSignal] = []
+            if let scenario {
+                do {
+                    let s = try ScenarioLoader.load(path: scenario)
+                    try sim.schedule(s.faults)
+                    scenarioSignals = s.signals
+                } catch {
+                    printError("\(error)")
+                    throw ExitCode(ExitCodes.validation)
+                }
+            }
+            let host: WireHost
+            do { host = try WireHost(simulator: sim, basePort: listenBasePort ?? 0, gateway: gateway) } catch {
+                printError("error: cannot serve the simulated devices: \(error)")
+                throw ExitCode(ExitCodes.unreachable)
+            }
+            print("switchyard sim: \(spec.devices.count) devices of site '\(site.id)' on Modbus TCP")
+            print(host.addressMap)
+            if let writeSite {
+                try rewriteSite(from: siteOptions.site, to: writeSite, endpoints: host.endpoints)
+                print("wrote \(writeSite)")
+            }
+            fflushStdout()
+            let period = Duration.milliseconds(Int(1000 / speed))
+            let signalsToAnnounce = scenarioSignals
+            let quiet = self.quiet
+            let duration = self.duration
+            try await runUntilSignalled {
+                let clock = ContinuousClock()
+                var next = clock.now
+                var reported = 0
+                var signalIndex = 0
+                while !Task.isCancelled {
+                    sim.step(.seconds(1))
+                    host.publish()
+                    let s = sim.summary()
+                    while signalIndex < signalsToAnnounce.count, Self.at(signalsToAnnounce[signalIndex]) <= s.timeSeconds {
+                        print("t=\(Int(s.timeSeconds)) s scenario: \(signalsToAnnounce[signalIndex])")
+                        signalIndex += 1
+                    }
+                    if s.trips.count > reported {
+                        for t in s.trips[reported...] { print("TRIP \(t)") }
+                        reported = s.trips.count
+                    }
+                    if !quiet {
+                        print("t=\(String(format: "%6.0f", s.timeSeconds)) s  site \(mw(s.siteKW))  mining \(mw(s.miningKW))  inference \(mw(s.inferenceKW))  aux \(mw(s.auxiliaryKW))"
+                              + (s.trips.isEmpty ? "" : "  TRIPPED: " + s.trips.map(\.node).joined(separator: ",")))
+                    }
+                    fflushStdout()
+                    if let duration, s.timeSeconds >= duration { break }
+                    next = next.advanced(by: period)
+                    try await clock.sleep(until: next)
+                }
+            }
+            host.stop()
+            print("switchyard sim: stopped; \(sim.trips.count) breaker trip(s)")
+        }
+
+        static func at(_ s: ScenarioSignal) -> Double {
+            switch s {
+            case let .priceSpike(at, _, _): at
+            case let .drEvent(at, _, _, _): at
+            }
+        }
+
+        /// Copies the site file, pointing each device's `tcp:` address at the simulator.
+        func rewriteSite(from: String, to: String, endpoints: [WireEndpoint]) throws {
+            var lines = try String(contentsOfFile: from, encoding: .utf8).components(separatedBy: "\n")
+            var byID: [String: WireEndpoint] = [:]
+            for e in endpoints { byID[e.device] = e }
+            var current: String?
+            for i in lines.indices {
+                let t = lines[i].trimmingCharacters(in: .whitespaces)
+                if t.hasPrefix("- id:") { current = t.dropFirst(5).trimmingCharacters(in: .whitespaces) }
+                if let id = current, let e = byID[id], let r = lines[i].range(of: #"tcp:\s*"?[^",}]+"?"#, options: .regularExpression) {
+                    lines[i].replaceSubrange(r, with: "tcp: \"\(e.host):\(e.port)\"")
+                    if let u = lines[i].range(of: #"unit:\s*\d+"#, options: .regularExpression) { lines[i].replaceSubrange(u, with: "unit: \(e.unit)") }
+                    current = nil
+                }
+            }
+            try lines.joined(separator: "\n").write(toFile: to, atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+func fflushStdout() { fflush(nil) }
