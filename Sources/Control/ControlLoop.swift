@@ -182,8 +182,8 @@ public final class ControlLoop: Sendable {
 
     /// Polls, decides and writes. Returns what happened.
     @discardableResult
-    public func tick(now: Double) async -> TickReport {
-        await poller.poll(now: now)
+    public func tick(now: Double, poll: Bool = true) async -> TickReport {
+        if poll { await poller.poll(now: now) }
         checkFrequency(now: now)
         return await decide(now: now, fastPath: nil)
     }

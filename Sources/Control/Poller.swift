@@ -58,7 +58,7 @@ public final class Poller: Sendable {
     /// Normal points every `normalEvery` ticks, slow every `slowEvery`.
     public let normalEvery: Int
     public let slowEvery: Int
-    let state: Mutex<(telemetry: [String: DeviceTelemetry], skipUntilTick: [Int], tick: Int)>
+    let state: Mutex<(telemetry: [String: DeviceTelemetry], skipUntilTick: [Int], tick: Int, attempts: [String: Int])>
     let clock = ContinuousClock()
 
     public init(targets: [Target], normalEvery: Int = 5, slowEvery: Int = 60) throws {
@@ -76,7 +76,7 @@ public final class Poller: Sendable {
         }
         self.plans = plans
         state = Mutex((Dictionary(uniqueKeysWithValues: targets.map { ($0.id, DeviceTelemetry()) }),
-                       [Int](repeating: 0, count: targets.count), 0))
+                       [Int](repeating: 0, count: targets.count), 0, [:]))
     }
 
     public var snapshot: TelemetrySnapshot {
@@ -93,56 +93,69 @@ public final class Poller: Sendable {
             s.tick += 1
             return (s.tick, s.skipUntilTick)
         }
-        let lvl = level ?? (tick % slowEvery == 1 || tick == 1 ? 2 : tick % normalEvery == 1 ? 1 : 0)
-        await withTaskGroup(of: (Int, DeviceTelemetry).self) { group in
+        let lvl = level ?? Self.level(tick: tick, normalEvery: normalEvery, slowEvery: slowEvery)
+        await withTaskGroup(of: Void.self) { group in
             for (i, t) in targets.enumerated() where skip[i] <= tick && (only?.contains(t.id) ?? true) {
-                let plan = plans[i].byLevel[lvl]
-                let previous = state.withLock { $0.telemetry[t.id] ?? DeviceTelemetry() }
-                group.addTask { [clock] in
-                    let start = clock.now
-                    var tel = previous
-                    let results = await t.bus.execute(plan.requests, spans: plan.spans)
-                    var okCount = 0
-                    var firstError: String?
-                    for (pi, p) in plan.points.enumerated() {
-                        guard let si = plan.pointSpan[pi], let r = results[si] else { continue }
-                        var sfWord: UInt16?
-                        if let sfi = plan.scaleSpan[pi], case .success(let w)? = results[sfi] { sfWord = w.first }
-                        switch r {
-                        case .success(let words):
-                            switch PointDecoder.decode(p, words: words, scaleFactor: sfWord) {
-                            case .value(.number(let v)): tel.values[p.name] = v; tel.readAt[p.name] = now; okCount += 1
-                            case .value(.state(let c, let label)):
-                                tel.values[p.name] = Double(c); tel.labels[p.name] = label; tel.readAt[p.name] = now; okCount += 1
-                            case .value(.bool(let b)): tel.values[p.name] = b ? 1 : 0; tel.readAt[p.name] = now; okCount += 1
-                            case .missing: okCount += 1
-                            case .failed(let why): firstError = firstError ?? "\(p.name): \(why)"
-                            }
-                        case .failure(let e):
-                            firstError = firstError ?? "\(e)"
-                        }
-                    }
-                    let elapsed = clock.now - start
-                    tel.lastLatencyS = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                    if okCount > 0 || plan.points.isEmpty {
-                        tel.lastSuccess = now
-                        tel.consecutiveFailures = 0
-                        tel.lastError = firstError
-                    } else {
-                        tel.consecutiveFailures += 1
-                        tel.lastError = firstError
-                    }
-                    return (i, tel)
-                }
-            }
-            for await (i, tel) in group {
-                state.withLock { s in
-                    s.telemetry[targets[i].id] = tel
-                    // Back off a failing device: skip 1, 2, 4 … up to 30 ticks.
-                    s.skipUntilTick[i] = tel.consecutiveFailures == 0 ? 0
-                        : tick + min(30, 1 << min(tel.consecutiveFailures - 1, 5))
-                }
+                group.addTask { await self.pollDevice(i, now: now, level: lvl, tick: tick) }
             }
         }
+    }
+
+    static func level(tick: Int, normalEvery: Int, slowEvery: Int) -> Int {
+        tick == 1 || tick % slowEvery == 1 ? 2 : tick % normalEvery == 1 ? 1 : 0
+    }
+
+    /// Attempts per device so far (for tests and metrics).
+    public func attempts(_ id: String) -> Int { state.withLock { $0.attempts[id] ?? 0 } }
+
+    /// Polls one device and records the result; returns the ticks to wait before the next
+    /// attempt (1 when healthy, growing while it fails).
+    @discardableResult
+    public func pollDevice(_ i: Int, now: Double, level lvl: Int, tick: Int) async -> Int {
+        let t = targets[i]
+        let plan = plans[i].byLevel[lvl]
+        var tel = state.withLock { s -> DeviceTelemetry in
+            s.attempts[t.id, default: 0] += 1
+            return s.telemetry[t.id] ?? DeviceTelemetry()
+        }
+        let start = clock.now
+        let results = await t.bus.execute(plan.requests, spans: plan.spans)
+        var okCount = 0
+        var firstError: String?
+        for (pi, p) in plan.points.enumerated() {
+            guard let si = plan.pointSpan[pi], let r = results[si] else { continue }
+            var sfWord: UInt16?
+            if let sfi = plan.scaleSpan[pi], case .success(let w)? = results[sfi] { sfWord = w.first }
+            switch r {
+            case .success(let words):
+                switch PointDecoder.decode(p, words: words, scaleFactor: sfWord) {
+                case .value(.number(let v)): tel.values[p.name] = v; tel.readAt[p.name] = now; okCount += 1
+                case .value(.state(let c, let label)):
+                    tel.values[p.name] = Double(c); tel.labels[p.name] = label; tel.readAt[p.name] = now; okCount += 1
+                case .value(.bool(let b)): tel.values[p.name] = b ? 1 : 0; tel.readAt[p.name] = now; okCount += 1
+                case .missing: okCount += 1
+                case .failed(let why): firstError = firstError ?? "\(p.name): \(why)"
+                }
+            case .failure(let e):
+                firstError = firstError ?? "\(e)"
+            }
+        }
+        let elapsed = clock.now - start
+        tel.lastLatencyS = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if okCount > 0 || plan.points.isEmpty {
+            tel.lastSuccess = now
+            tel.consecutiveFailures = 0
+        } else {
+            tel.consecutiveFailures += 1
+        }
+        tel.lastError = firstError
+        // Back off a failing device: skip 1, 2, 4 … up to 30 ticks.
+        let wait = tel.consecutiveFailures == 0 ? 1 : 1 + min(30, 1 << min(tel.consecutiveFailures - 1, 5))
+        let final = tel
+        state.withLock { s in
+            s.telemetry[t.id] = final
+            s.skipUntilTick[i] = tick + wait - 1 + (final.consecutiveFailures == 0 ? 0 : 1)
+        }
+        return wait
     }
 }

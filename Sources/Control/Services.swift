@@ -33,9 +33,13 @@ public struct ControlLoopService<C: Clock>: Service where C.Duration == Duration
     public let period: Duration
     public let logger: Logger
     public let onTick: @Sendable (TickReport) -> Void
+    /// True when a PollerService polls; the tick then uses the latest telemetry.
+    public let externalPolling: Bool
 
-    public init(loop: ControlLoop, time: LoopTime<C>, period: Duration, logger: Logger, onTick: @escaping @Sendable (TickReport) -> Void = { _ in }) {
+    public init(loop: ControlLoop, time: LoopTime<C>, period: Duration, logger: Logger, externalPolling: Bool = false,
+                onTick: @escaping @Sendable (TickReport) -> Void = { _ in }) {
         self.loop = loop
+        self.externalPolling = externalPolling
         self.time = time
         self.period = period
         self.logger = logger
@@ -46,7 +50,7 @@ public struct ControlLoopService<C: Clock>: Service where C.Duration == Duration
         await cancelWhenGracefulShutdown {
             var next = time.clock.now
             while !Task.isCancelled {
-                let report = await loop.tick(now: time.now)
+                let report = await loop.tick(now: time.now, poll: !externalPolling)
                 for note in report.interventions {
                     logger.notice("governor intervention", metadata: ["governor.note": "\(note)"])
                 }
@@ -61,6 +65,41 @@ public struct ControlLoopService<C: Clock>: Service where C.Duration == Duration
         let writes = await loop.enterSafeState(now: time.now)
         logger.notice("shutdown: containers left in safe state", metadata: ["writes": "\(writes.count)",
                                                                             "failed": "\(writes.filter { !$0.verified }.count)"])
+    }
+}
+
+/// Polls every device on its own cadence, independently: a dead device backs off
+/// alone and never delays the others. The control loop reads the latest telemetry.
+public struct PollerService<C: Clock>: Service where C.Duration == Duration {
+    public let poller: Poller
+    public let time: LoopTime<C>
+    public let period: Duration
+
+    public init(poller: Poller, time: LoopTime<C>, period: Duration) {
+        self.poller = poller
+        self.time = time
+        self.period = period
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for i in poller.targets.indices {
+                    group.addTask {
+                        var tick = 0
+                        var next = time.clock.now
+                        while !Task.isCancelled {
+                            tick += 1
+                            let lvl = Poller.level(tick: tick, normalEvery: poller.normalEvery, slowEvery: poller.slowEvery)
+                            let wait = await poller.pollDevice(i, now: time.now, level: lvl, tick: tick)
+                            next = next.advanced(by: period * wait)
+                            if time.clock.now > next { next = time.clock.now }
+                            do { try await time.clock.sleep(until: next, tolerance: nil) } catch { return }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

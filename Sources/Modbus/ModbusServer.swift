@@ -95,6 +95,9 @@ public final class ModbusTCPServer: Sendable {
     public let writes: AsyncStream<ServerWrite>
     /// Requests answered (any action), for tests and metrics.
     private let served = Atomic<Int>(0)
+    private let writesYieldedCount = Atomic<Int>(0)
+    /// Writes yielded to `writes` so far.
+    public var writesYielded: Int { writesYieldedCount.load(ordering: .sequentiallyConsistent) }
 
     /// - Parameters:
     ///   - port: 0 picks a free port; read `port` after `start()`.
@@ -353,6 +356,7 @@ public final class ModbusTCPServer: Sendable {
         }
         if let table {
             let values = get(unit: unit, table, address: address, count: count)
+            writesYieldedCount.add(1, ordering: .sequentiallyConsistent)
             writeContinuation.yield(ServerWrite(unit: unit, table: table, address: address, values: values))
         }
         return true

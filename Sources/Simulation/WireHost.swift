@@ -24,6 +24,7 @@ public final class WireHost: Sendable {
     /// Every client write once the physics has applied it (device id, table, address, values).
     public let appliedWrites: AsyncStream<ServerWrite>
     private let appliedContinuation: AsyncStream<ServerWrite>.Continuation
+    let progress = ApplyProgress()
 
     /// - Parameters:
     ///   - basePort: with `gateway: false`, device k listens on basePort + k (0 = any free port);
@@ -78,6 +79,7 @@ public final class WireHost: Sendable {
         (appliedWrites, appliedContinuation) = AsyncStream.makeStream(of: ServerWrite.self, bufferingPolicy: .bufferingNewest(10_000))
         publish(includingWritable: true)
         let applied = appliedContinuation
+        let progress = self.progress
         var tasks: [Task<Void, Never>] = []
         for (s, server) in servers.enumerated() {
             let map = unitsByServer[s]
@@ -87,6 +89,14 @@ public final class WireHost: Sendable {
                     guard let i = map[w.unit] else { continue }
                     try? sim.write(device: i, w.table, address: w.address, values: w.values)
                     applied.yield(w)
+                    let ready = progress.state.withLock { p -> [CheckedContinuation<Void, Never>] in
+                        p.applied += 1
+                        let n = p.applied
+                        let done = p.waiters.filter { $0.target <= n }.map(\.continuation)
+                        p.waiters.removeAll { $0.target <= n }
+                        return done
+                    }
+                    for c in ready { c.resume() }
                 }
             })
         }
@@ -113,6 +123,19 @@ public final class WireHost: Sendable {
         }
     }
 
+    /// Waits until every write the servers have received so far has reached the physics.
+    public func settle() async {
+        let target = servers.reduce(0) { $0 + $1.writesYielded }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = progress.state.withLock { p -> Bool in
+                if p.applied >= target { return true }
+                p.waiters.append((target, c))
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
     /// Stops serving.
     public func stop() {
         for s in servers { s.stop() }
@@ -128,3 +151,8 @@ public final class WireHost: Sendable {
 }
 
 import Synchronization
+
+/// Writes applied to the physics, and who waits for a count.
+final class ApplyProgress: Sendable {
+    let state = Mutex<(applied: Int, waiters: [(target: Int, continuation: CheckedContinuation<Void, Never>)])>((0, []))
+}

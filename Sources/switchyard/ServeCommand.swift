@@ -80,7 +80,8 @@ extension Switchyard {
             let view = self.view
             let siteID = site.id
             let services: [any Service] = [
-                ControlLoopService(loop: loop, time: time, period: period, logger: logger) { report in
+                PollerService(poller: loop.poller, time: time, period: period),
+                ControlLoopService(loop: loop, time: time, period: period, logger: logger, externalPolling: true) { report in
                     if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
                 },
                 FrequencyWatchService(loop: loop, time: time, logger: logger) { report in
