@@ -50,6 +50,10 @@ let package = Package(
             name: "Simulation",
             dependencies: ["HardwareProfiles", "Modbus", "Site", .product(name: "Yams", package: "Yams")]
         ),
+        // Price feeds, DR events (OpenADR 3 VEN, manual), contract calendars.
+        .target(name: "Signals", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // I2C on the box: temperature sensors and the heartbeat relay (libi2c), and a fake bus.
+        .target(name: "I2C", dependencies: ["CI2C", .product(name: "NIOPosix", package: "swift-nio")]),
         // Pure dispatch. No I/O, no clock reads, no dependencies.
         .target(name: "Broker"),
 
@@ -57,7 +61,7 @@ let package = Package(
         .target(
             name: "Control",
             dependencies: [
-                "Broker", "Site", "Modbus", "HardwareProfiles",
+                "Broker", "Site", "Modbus", "HardwareProfiles", "Signals", "I2C",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,10 +80,19 @@ let package = Package(
         // Helpers for tests only: start independent peers (pymodbus, mbpoll, socat).
         .target(name: "TestSupport", path: "Sources/TestSupport"),
 
+        // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
+        .executableTarget(
+            name: "SwitchyardBench",
+            dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles"],
+            path: "Benchmarks/Sources/SwitchyardBench"
+        ),
+
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),
+        .testTarget(name: "SignalsTests", dependencies: ["Signals", "TestSupport"]),
+        .testTarget(name: "I2CTests", dependencies: ["I2C"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),
         // Runs the built `switchyard` binary (make test builds it first).
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),

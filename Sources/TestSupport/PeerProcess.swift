@@ -91,16 +91,22 @@ public final class PeerProcess: @unchecked Sendable {
         }
     }
 
-    /// Stops the process (SIGTERM, then SIGKILL) and waits for it.
+    /// Stops the process (SIGTERM, then SIGKILL after 3 s) and reaps it.
     public func stop() {
         guard process.isRunning else { return }
-        process.terminate()
         let pid = process.processIdentifier
-        // Reaped by waitUntilExit; SIGKILL if it ignores SIGTERM.
-        let deadline = DispatchTime.now() + .seconds(3)
+        kill(pid, SIGTERM)
         let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread { self.process.waitUntilExit(); done.signal() }
-        if done.wait(timeout: deadline) == .timedOut { kill(pid, SIGKILL); done.wait() }
+        // waitpid returns at once with ECHILD if Foundation reaped the child first.
+        Thread.detachNewThread {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            done.signal()
+        }
+        if done.wait(timeout: .now() + .seconds(3)) == .timedOut {
+            kill(pid, SIGKILL)
+            done.wait()
+        }
     }
 
     /// Sends a signal (e.g. SIGSTOP to freeze a server, SIGCONT to resume it).

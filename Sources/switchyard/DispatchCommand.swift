@@ -13,7 +13,7 @@ extension Switchyard {
                 Reads the site file (YAML), a snapshot (JSON: measured power, setpoints, on/off \
                 times) and signals (JSON: energy prices, DR events, peak windows, contracts), and \
                 prints a setpoint and a reason for every mining and inference device, the objective \
-                in $/h and the binding constraints. Signals may be embedded in the snapshot under \
+                in $/h and the binding constraints. DispatchSignals may be embedded in the snapshot under \
                 "signals". The formats are in docs/dispatch.md and docs/site-file.md.
                 """)
 

@@ -19,6 +19,8 @@ Options: --client-id ID --client-secret SECRET --expires-in SECONDS
 import argparse
 import base64
 import json
+import os
+import signal
 import sys
 import threading
 import urllib.parse
@@ -243,6 +245,8 @@ def main():
     ap.add_argument("--client-secret", default="s3cret&stuff")
     ap.add_argument("--expires-in", type=int, default=3600)
     args = ap.parse_args()
+    # Exit promptly on SIGTERM even if the parent left SIGTERM ignored.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     Handler.state = State(args.client_id, args.client_secret, args.expires_in)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

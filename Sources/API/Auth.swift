@@ -1,0 +1,168 @@
+// Bearer-token authentication with roles, rate limiting of failed attempts,
+// and the audit trail of mutating calls.
+
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Store
+import Synchronization
+
+/// Limits failed authentications per client address: after `maxFailures` within
+/// `windowS`, the client gets 429 until the oldest failure leaves the window.
+public final class FailedAuthLimiter: Sendable {
+    public let maxFailures: Int
+    public let windowS: Double
+    let failures = Mutex<[String: [Double]]>([:])
+
+    public init(maxFailures: Int = 10, windowS: Double = 300) {
+        self.maxFailures = maxFailures
+        self.windowS = windowS
+    }
+
+    /// Seconds until `client` may try again, or nil if it may try now.
+    public func retryAfter(_ client: String, now: Double) -> Double? {
+        failures.withLock { f in
+            let recent = (f[client] ?? []).filter { now - $0 < windowS }
+            f[client] = recent.isEmpty ? nil : recent
+            guard recent.count >= maxFailures, let oldest = recent.first else { return nil }
+            return max(1, oldest + windowS - now)
+        }
+    }
+
+    public func recordFailure(_ client: String, now: Double) {
+        failures.withLock { f in
+            var recent = (f[client] ?? []).filter { now - $0 < windowS }
+            recent.append(now)
+            if recent.count > maxFailures { recent.removeFirst(recent.count - maxFailures) }
+            f[client] = recent
+            // Bound memory under a spray of addresses: forget the quietest clients.
+            if f.count > 10_000 { f = f.filter { now - ($0.value.last ?? 0) < windowS } }
+        }
+    }
+}
+
+/// Verifies `Authorization: Bearer <token>` against the token repository and
+/// sets `context.identity`. Missing, unknown, revoked or expired → 401; too many
+/// failures from one address → 429.
+public struct BearerAuthMiddleware: RouterMiddleware {
+    public typealias Context = APIRequestContext
+    let tokens: any TokenRepository
+    let limiter: FailedAuthLimiter
+    let clock: @Sendable () -> Double
+    let logger: Logger
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        let now = clock()
+        let client = context.clientKey
+        if let wait = limiter.retryAfter(client, now: now) {
+            throw APIError(.tooManyRequests, "too many failed authentications; retry in \(Int(wait.rounded(.up))) s",
+                           headers: [.retryAfter: "\(Int(wait.rounded(.up)))"])
+        }
+        func reject(_ why: String) -> APIError {
+            limiter.recordFailure(client, now: now)
+            logger.notice("authentication failed", metadata: ["client": "\(client)", "reason": "\(why)",
+                                                              "http.path": "\(request.uri.path)"])
+            return APIError(.unauthorized, why, headers: [.wwwAuthenticate: "Bearer realm=\"switchyard\""])
+        }
+        guard let header = request.headers[.authorization] else { throw reject("missing bearer token") }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].count <= 256 else {
+            throw reject("malformed Authorization header: expected 'Bearer <token>'")
+        }
+        let hash = Tokens.hash(String(parts[1]))
+        let record: TokenRecord?
+        do { record = try tokens.token(hash: hash) } catch {
+            throw APIError(.internalServerError, "token store unavailable: \(error)")
+        }
+        guard let record, constantTimeEquals(record.secretHash, hash) else { throw reject("unknown token") }
+        if record.revokedAt != nil { throw reject("token \(record.id) is revoked") }
+        if let exp = record.expiresAt, now >= exp { throw reject("token \(record.id) has expired") }
+        var context = context
+        context.identity = Identity(tokenID: record.id, name: record.name, role: record.role)
+        return try await next(request, context)
+    }
+}
+
+/// 403 unless the caller's role is at least `minimum`.
+public struct RequireRole: RouterMiddleware {
+    public typealias Context = APIRequestContext
+    let minimum: Role
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let id = context.identity else { throw APIError(.unauthorized, "not authenticated") }
+        guard id.role >= minimum else {
+            throw APIError(.forbidden, "role '\(id.role.rawValue)' may not do this; needs '\(minimum.rawValue)'")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Writes one audit row per mutating call: who, what, when, and the resulting status.
+/// (Config applies and token creation write their row inside the same transaction as
+/// the change, and mark the request so it is not written twice.)
+public struct AuditMiddleware: RouterMiddleware {
+    public typealias Context = APIRequestContext
+    let audit: any AuditRepository
+    let clock: @Sendable () -> Double
+    let logger: Logger
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard request.method != .get, request.method != .head else { return try await next(request, context) }
+        let action = "\(request.method.rawValue) \(request.uri.path)"
+        let who = context.identity
+        func write(_ status: Int, _ detail: String) {
+            do {
+                try audit.audit(AuditEntry(at: clock(), actor: who?.actor ?? "anonymous", role: who?.role.rawValue ?? "",
+                                           action: action, target: request.uri.path, status: status, detail: detail))
+            } catch {
+                logger.error("audit row not written", metadata: ["http.path": "\(request.uri.path)", "error": "\(error)"])
+            }
+        }
+        do {
+            let response = try await next(request, context)
+            if response.headers[AuditMiddleware.auditedHeader] == nil { write(Int(response.status.code), "") }
+            var r = response
+            r.headers[AuditMiddleware.auditedHeader] = nil
+            return r
+        } catch let e as APIError {
+            write(Int(e.status.code), e.message)
+            throw e
+        } catch let e as HTTPError {
+            write(Int(e.status.code), e.body ?? "")
+            throw e
+        } catch {
+            write(500, "\(error)")
+            throw error
+        }
+    }
+
+    /// Set by a handler that already wrote its audit row transactionally.
+    static let auditedHeader = HTTPField.Name("X-Switchyard-Audited")!
+}
+
+/// An error with a status and one clear line, rendered as {"error": {"message": …}}.
+public struct APIError: HTTPResponseError, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var headers: HTTPFields
+
+    public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.message = message
+        self.headers = headers
+    }
+
+    public var description: String { message }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        struct Body: Encodable { struct E: Encodable { var message: String; var status: Int }; var error: E }
+        let data = try JSONEncoder().encode(Body(error: .init(message: message, status: Int(status.code))))
+        var h = headers
+        h[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,193 @@
+// Request and response bodies (JSON, snake_case on the wire). Times are seconds since 1970.
+
+import Store
+
+public struct StatusDTO: Codable, Sendable {
+    public var site: String
+    public var at: Double?
+    public var fastPath: String?
+    public var siteKw: Double?
+    public var limitKw: Double?
+    public var miningKw: Double?
+    public var inferenceKw: Double?
+    public var priceUsdPerMwh: Double?
+    public var mode: String?
+    public var brokerFeasible: Bool?
+    public var objectiveUsdPerH: Double?
+    public var events: [String]
+    public var interventions: [String]
+    public var configVersion: Int?
+    public var devicesUp: Int
+    public var devicesTotal: Int
+}
+
+public struct DeviceDTO: Codable, Sendable {
+    public var id: String
+    public var deviceClass: String
+    public var node: String?
+    public var up: Bool
+    public var powerKw: Double?
+    public var setpointKw: Double?
+    public var commandedKw: Double?
+    public var override: OverrideDTO?
+    public var lastSuccess: Double?
+    public var lastError: String?
+    public var consecutiveFailures: Int
+    public var latencyMs: Double?
+    public var reason: String?
+}
+
+public struct OverrideDTO: Codable, Sendable {
+    public var kw: Double
+    public var until: Double
+}
+
+public struct ExplainDTO: Codable, Sendable {
+    public var at: Double?
+    public var limitKw: Double?
+    public var priceUsdPerMwh: Double?
+    public var interventions: [String]
+    public var devices: [Row]
+    public struct Row: Codable, Sendable {
+        public var id: String
+        public var setpointKw: Double?
+        public var reason: String
+    }
+}
+
+public struct EventDTO: Codable, Sendable {
+    public var id: String
+    public var capKw: Double
+    public var from: Double
+    public var until: Double
+    public var reason: String
+    public var active: Bool
+}
+
+public struct CreateEventRequest: Codable, Sendable {
+    public var id: String?
+    public var capKw: Double
+    public var from: Double?
+    public var until: Double
+    public var reason: String
+}
+
+public struct ModeRequest: Codable, Sendable {
+    public var mode: String
+    public var setpointKw: Double?
+    public var forS: Double?
+}
+
+public struct ModeDTO: Codable, Sendable {
+    public var device: String
+    public var mode: String
+    public var setpointKw: Double?
+    public var until: Double?
+}
+
+public struct ConfigDTO: Codable, Sendable {
+    public var version: Int
+    public var sha256: String
+    public var author: String
+    public var createdAt: Double
+    public var comment: String
+    public var rollbackOf: Int?
+    public var yaml: String?
+
+    init(_ v: ConfigVersion, yaml: Bool) {
+        version = v.version
+        sha256 = v.sha256
+        author = v.author
+        createdAt = v.createdAt
+        comment = v.comment
+        rollbackOf = v.rollbackOf
+        self.yaml = yaml ? v.yaml : nil
+    }
+}
+
+public struct ConfigFileRequest: Codable, Sendable {
+    public var yaml: String
+    public var file: String?
+}
+
+public struct ApplyConfigRequest: Codable, Sendable {
+    public var yaml: String
+    public var file: String?
+    public var comment: String
+    public var dryRun: Bool?
+}
+
+public struct RollbackRequest: Codable, Sendable {
+    public var version: Int
+    public var comment: String?
+}
+
+public struct ApplyResultDTO: Codable, Sendable {
+    public var version: Int
+    public var sha256: String
+    public var dryRun: Bool
+    public var applied: Bool
+    public var changes: [ConfigChange]
+}
+
+public struct ValidateResultDTO: Codable, Sendable {
+    public var valid: Bool
+    public var devices: Int
+    public var site: String
+}
+
+public struct DiffResultDTO: Codable, Sendable {
+    public var runningVersion: Int
+    public var changes: [ConfigChange]
+}
+
+public struct CreateTokenRequest: Codable, Sendable {
+    public var name: String
+    public var role: String
+    public var expiresInS: Double?
+}
+
+public struct TokenDTO: Codable, Sendable {
+    public var id: String
+    public var name: String
+    public var role: String
+    public var createdAt: Double
+    public var createdBy: String
+    public var expiresAt: Double?
+    public var revokedAt: Double?
+    /// Only on creation.
+    public var token: String?
+
+    init(_ t: TokenRecord, secret: String? = nil) {
+        id = t.id
+        name = t.name
+        role = t.role.rawValue
+        createdAt = t.createdAt
+        createdBy = t.createdBy
+        expiresAt = t.expiresAt
+        revokedAt = t.revokedAt
+        token = secret
+    }
+}
+
+public struct AuditDTO: Codable, Sendable {
+    public var at: Double
+    public var actor: String
+    public var role: String
+    public var action: String
+    public var target: String
+    public var status: Int
+    public var detail: String
+}
+
+public struct EventLogDTO: Codable, Sendable {
+    public var at: Double
+    public var kind: String
+    public var subject: String
+    public var message: String
+}
+
+public struct OKDTO: Codable, Sendable {
+    public var ok: Bool
+    public var message: String
+}

@@ -1,0 +1,188 @@
+// Applying a new site configuration to a running daemon, at a tick boundary.
+//
+// `ControlLoop` is immutable in its site model, so a new configuration means a
+// new loop. `LoopHost` holds the current loop; `HostedControlLoopService` ticks
+// whichever loop is current and, between two ticks, swaps in a new one built
+// from the old loop's persisted state (commanded setpoints, events, overrides,
+// dwell timers). The new loop's governor then ramps from those commanded
+// setpoints under its own caps and ramp limits: the transition is planned by
+// the governor, not jumped. `FollowingService` runs a per-loop service (the
+// poller, the frequency watch, the state file) for the current loop and
+// restarts it on every swap.
+
+import Foundation
+import Logging
+import ServiceLifecycle
+import Site
+import Synchronization
+
+public final class LoopHost: Sendable {
+    /// Builds a loop for a site, resuming from a state (the daemon's bus and profile wiring).
+    public typealias Builder = @Sendable (Site, LoopState) throws -> ControlLoop
+
+    struct Pending {
+        var site: Site
+        var label: String
+        var continuation: CheckedContinuation<ControlLoop, any Error>
+    }
+
+    struct State {
+        var loop: ControlLoop
+        var generation = 0
+        var pending: [Pending] = []
+        var watchers: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWatcher = 0
+    }
+
+    let state: Mutex<State>
+    public let builder: Builder
+
+    public init(loop: ControlLoop, builder: @escaping Builder) {
+        self.state = Mutex(State(loop: loop))
+        self.builder = builder
+    }
+
+    public var current: ControlLoop { state.withLock { $0.loop } }
+    public var generation: Int { state.withLock { $0.generation } }
+
+    /// Checks that a loop can be built for `site` (profiles load, every device wires up),
+    /// without touching the running loop.
+    public func validate(_ site: Site) throws {
+        _ = try builder(site, LoopState())
+    }
+
+    /// Queues `site` for the next tick boundary and waits until it runs (or fails to build).
+    public func apply(_ site: Site, label: String) async throws -> ControlLoop {
+        try await withCheckedThrowingContinuation { c in
+            state.withLock { $0.pending.append(Pending(site: site, label: label, continuation: c)) }
+        }
+    }
+
+    /// Called by the tick service between ticks: builds and installs every queued site, in order.
+    /// Returns the labels applied, for logging.
+    @discardableResult
+    public func swapPending() -> [String] {
+        let work = state.withLock { s -> [Pending] in defer { s.pending = [] }; return s.pending }
+        guard !work.isEmpty else { return [] }
+        var applied: [String] = []
+        for p in work {
+            let old = current
+            do {
+                let new = try builder(p.site, old.persistentState)
+                let watchers = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                    s.loop = new
+                    s.generation += 1
+                    defer { s.watchers = [:] }
+                    return Array(s.watchers.values)
+                }
+                for w in watchers { w.resume() }
+                applied.append(p.label)
+                p.continuation.resume(returning: new)
+            } catch {
+                p.continuation.resume(throwing: error)
+            }
+        }
+        return applied
+    }
+
+    /// Fails every queued apply (the loop is stopping).
+    public func failPending(_ reason: String) {
+        let work = state.withLock { s -> [Pending] in defer { s.pending = [] }; return s.pending }
+        for p in work { p.continuation.resume(throwing: ControlError(reason)) }
+    }
+
+    /// Returns once the generation is past `generation` (or the task is cancelled).
+    public func waitForSwap(after generation: Int) async {
+        let id = state.withLock { s -> Int in s.nextWatcher += 1; return s.nextWatcher }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.generation > generation || Task.isCancelled { return true }
+                    s.watchers[id] = c
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+        } onCancel: {
+            let c = state.withLock { s in s.watchers.removeValue(forKey: id) }
+            c?.resume()
+        }
+    }
+}
+
+/// `ControlLoopService` for a `LoopHost`: ticks the current loop, and swaps in new
+/// configurations between ticks. On shutdown, leaves the current loop's containers safe.
+public struct HostedControlLoopService<C: Clock>: Service where C.Duration == Duration {
+    public let host: LoopHost
+    public let time: LoopTime<C>
+    public let period: Duration
+    public let logger: Logger
+    public let externalPolling: Bool
+    public let onTick: @Sendable (TickReport, Duration) -> Void
+
+    public init(host: LoopHost, time: LoopTime<C>, period: Duration, logger: Logger, externalPolling: Bool = false,
+                onTick: @escaping @Sendable (TickReport, Duration) -> Void = { _, _ in }) {
+        self.host = host
+        self.time = time
+        self.period = period
+        self.logger = logger
+        self.externalPolling = externalPolling
+        self.onTick = onTick
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var next = time.clock.now
+            while !Task.isCancelled {
+                for label in host.swapPending() {
+                    logger.notice("configuration applied at tick boundary", metadata: ["config.version": "\(label)"])
+                }
+                let loop = host.current
+                let started = ContinuousClock.now
+                let report = await loop.tick(now: time.now, poll: !externalPolling)
+                let took = ContinuousClock.now - started
+                for note in report.interventions {
+                    logger.notice("governor intervention", metadata: ["governor.note": "\(note)"])
+                }
+                for w in report.writes where !w.verified {
+                    logger.warning("setpoint write failed", metadata: ["device.id": "\(w.device)", "error": "\(w.error ?? "")"])
+                }
+                onTick(report, took)
+                next = next.advanced(by: period)
+                do { try await time.clock.sleep(until: next, tolerance: nil) } catch { break }
+            }
+        }
+        host.failPending("the control loop is shutting down; configuration not applied")
+        let writes = await host.current.enterSafeState(now: time.now)
+        logger.notice("shutdown: containers left in safe state", metadata: ["writes": "\(writes.count)",
+                                                                            "failed": "\(writes.filter { !$0.verified }.count)"])
+    }
+}
+
+/// Runs `make(currentLoop)` and restarts it for the new loop after every swap
+/// (for `PollerService`, `FrequencyWatchService`, `StateStoreService`).
+public struct FollowingService: Service {
+    public let host: LoopHost
+    public let make: @Sendable (ControlLoop) -> any Service
+
+    public init(host: LoopHost, make: @escaping @Sendable (ControlLoop) -> any Service) {
+        self.host = host
+        self.make = make
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled {
+            let (loop, gen) = host.state.withLock { ($0.loop, $0.generation) }
+            let service = make(loop)
+            let swapped = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try await service.run(); return false }
+                group.addTask { await host.waitForSwap(after: gen); return !Task.isCancelled }
+                let first = try await group.next() ?? false
+                group.cancelAll()
+                while (try? await group.next()) != nil {}
+                return first
+            }
+            if !swapped { return }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Broker
+
+extension Site {
+    /// The Broker's static view of the site: the capacity tree with auxiliary fractions, and the
+    /// controllable (mining and inference) devices.
+    public func plant() throws(SiteFileError) -> Plant {
+        var aux: [String: Double] = [:]
+        for d in devices where d.deviceClass == .auxiliary {
+            if let f = d.fractionOfIT, let n = d.nodeID { aux[n, default: 0] += f }
+        }
+        let specs = nodes.map { NodeSpec(id: $0.id, parentID: $0.parentID, capKw: $0.capKw, auxFraction: aux[$0.id] ?? 0) }
+        let devs = devices.filter(\.isControllable).map { d in
+            DeviceSpec(
+                id: d.id, deviceClass: d.deviceClass == .mining ? .mining : .inference, nodeID: d.nodeID!,
+                maxKw: d.limits!.maxKw, minStableKw: d.limits!.minStableKw, rampKwPerS: d.limits!.rampKwPerS,
+                minOnS: d.limits!.minOnS, minOffS: d.limits!.minOffS, efficiencyJPerTH: d.efficiencyJPerTH,
+                kwPerGpu: d.kwPerGpu, valueUsdPerMWh: d.valueUsdPerMWh)
+        }
+        do {
+            return try Plant(
+                nodes: specs, devices: devs, importLimitKw: importLimitKw, safetyMarginKw: safetyMarginKw,
+                tickSeconds: tickSeconds, restoreRateKwPerTick: restoreRateKwPerTick, staleAfterS: staleAfterS)
+        } catch {
+            throw SiteFileError(file: file, line: 1, column: 1, message: error.description)
+        }
+    }
+}
+
+/// Turns a site, a snapshot and signals at an instant into a Broker problem.
+public enum SiteDispatch {
+    /// - Parameters:
+    ///   - signals: a separate signals file; when nil, the snapshot's embedded `signals` are used.
+    ///   - at: the dispatch instant (seconds since 1970 UTC); when nil, the snapshot's `at`.
+    public static func problem(
+        site: Site, plant givenPlant: Plant? = nil, snapshot: SiteSnapshot, signals: SiteSignals? = nil, at: Double? = nil
+    ) throws(SiteFileError) -> DispatchProblem {
+        let plant: Plant
+        if let given = givenPlant { plant = given } else { plant = try site.plant() }
+        func snapErr(_ key: String, _ msg: String) -> SiteFileError {
+            let (l, c) = snapshot.position(key)
+            return SiteFileError(file: snapshot.file, line: l, column: c, message: msg)
+        }
+        guard let t = at ?? snapshot.at else {
+            throw SiteFileError(
+                file: snapshot.file, line: 1, column: 1,
+                message: "the snapshot has no 'at' time and none was given (use --at 2026-07-15T14:00:00Z)")
+        }
+        guard let sig = signals ?? snapshot.signals else {
+            throw SiteFileError(
+                file: snapshot.file, line: 1, column: 1,
+                message: "no signals: give a signals file or a 'signals' section in the snapshot")
+        }
+
+        // Device states.
+        for id in snapshot.devices.keys.sorted() where site.device(id) == nil {
+            throw snapErr(id, "device '\(id)' is not in the site file \(site.file)")
+        }
+        for id in snapshot.nodeMeasuredKw.keys.sorted() where site.node(id) == nil {
+            throw snapErr("node:" + id, "node '\(id)' is not in the site's capacity tree")
+        }
+        for id in snapshot.uncontrolledKw.keys.sorted() where site.node(id) == nil {
+            throw snapErr("node:" + id, "node '\(id)' is not in the site's capacity tree")
+        }
+        var states: [DeviceState] = []
+        states.reserveCapacity(plant.devices.count)
+        for spec in plant.devices {
+            if let s = snapshot.devices[spec.id] {
+                guard let sp = s.setpointKw ?? s.measuredKw else {
+                    throw snapErr(spec.id, "device '\(spec.id)' needs setpoint_kw (or at least measured_kw)")
+                }
+                states.append(
+                    DeviceState(
+                        measuredKw: s.measuredKw, setpointKw: max(0, sp), available: s.available, dataAgeS: s.ageS,
+                        isOn: s.on ?? (sp > 0), stateForS: s.stateForS ?? .infinity))
+            } else {
+                // No data at all: unavailable, worst case (full power) held in the budget.
+                states.append(DeviceState(measuredKw: nil, setpointKw: spec.maxKw, available: false, dataAgeS: .infinity))
+            }
+        }
+        var measured: [Double?] = plant.nodes.map { _ in nil }
+        var uncontrolled = plant.nodes.map { _ in 0.0 }
+        for (i, n) in plant.nodes.enumerated() {
+            if let m = snapshot.nodeMeasuredKw[n.id] {
+                measured[i] = m
+            } else if let meter = site.node(n.id)?.meter, let s = snapshot.devices[meter], s.available, let m = s.measuredKw {
+                measured[i] = m
+            }
+            uncontrolled[i] = snapshot.uncontrolledKw[n.id] ?? 0
+        }
+        for d in site.devices where d.deviceClass == .auxiliary && d.fractionOfIT == nil {
+            guard let n = d.nodeID, let i = plant.nodeIndex(n) else { continue }
+            uncontrolled[i] += snapshot.devices[d.id]?.measuredKw ?? d.fixedKw ?? 0
+        }
+        let snap = Snapshot(
+            devices: states, nodeMeasuredKw: measured, uncontrolledKw: uncontrolled,
+            miningCurtailed: snapshot.miningCurtailed, miningCurtailedForS: snapshot.miningCurtailedForS)
+        return DispatchProblem(plant: plant, snapshot: snap, signals: try resolve(site: site, plant: plant, signals: sig, at: t, snapshotFile: snapshot.file))
+    }
+
+    /// DispatchSignals as they stand at `t`.
+    public static func resolve(
+        site: Site, plant: Plant, signals sig: SiteSignals, at t: Double, snapshotFile: String = "<signals>"
+    ) throws(SiteFileError) -> DispatchSignals {
+        guard let now = sig.energyPrices.last(where: { $0.at <= t }) else {
+            throw SiteFileError(
+                file: snapshotFile, line: 1, column: 1,
+                message: "no energy price at or before \(ISO8601.format(t)); the signals need an energy_prices point at or before the dispatch time")
+        }
+        var out = DispatchSignals(energyPriceUsdPerMWh: now.usdPerMWh)
+        out.priceForecast = sig.energyPrices.filter { $0.at > t }.map { ($0.at - t, $0.usdPerMWh) }
+        let e = site.economics
+        out.hashpriceUsdPerPHDay = sig.hashpriceUsdPerPHDay ?? e.hashpriceUsdPerPHDay
+        out.miningValueUsdPerMWh = sig.miningValueUsdPerMWh ?? e.miningValueUsdPerMWh
+        if sig.inferenceSpotUsdPerMWh != nil || sig.inferenceSpotUsdPerGpuHour != nil {
+            out.inferenceSpotUsdPerMWh = sig.inferenceSpotUsdPerMWh
+            out.inferenceSpotUsdPerGpuHour = sig.inferenceSpotUsdPerGpuHour
+        } else {
+            out.inferenceSpotUsdPerMWh = e.inferenceSpotUsdPerMWh
+            out.inferenceSpotUsdPerGpuHour = e.inferenceSpotUsdPerGpuHour
+        }
+        if let s = e.strike {
+            out.strike = StrikePolicy(strikeUsdPerMWh: s.priceUsdPerMWh, hysteresisUsdPerMWh: s.hysteresisUsdPerMWh, minOffS: s.minOffS)
+        }
+        for ev in sig.drEvents where t >= ev.start && t < ev.end {
+            switch ev.kind {
+            case .importCap(let kw): out.importCaps.append(ImportCap(label: "DR event \(ev.id)", capKw: kw))
+            case .paidReduction(let b, let usd):
+                // One paid reduction at a time: the first active one in the file.
+                if out.paidReduction == nil {
+                    out.paidReduction = PaidReduction(label: "DR event \(ev.id)", baselineKw: b, usdPerMWh: usd)
+                }
+            }
+        }
+        for w in sig.peakWindows where t >= w.start && t < w.end {
+            switch w.kind {
+            case .importCap(let kw): out.importCaps.append(ImportCap(label: "peak window \(w.id)", capKw: kw))
+            case .adder(let usd): out.priceAdders.append(PriceAdder(label: "peak window \(w.id)", usdPerMWh: usd))
+            }
+        }
+        for c in site.contracts + sig.contracts where c.window.contains(t) {
+            // The commitment is shared by the named devices in proportion to their max power.
+            let devs = c.devices.compactMap { id in plant.deviceIndex(id).map { (id, plant.devices[$0].maxKw) } }
+            let total = devs.reduce(0) { $0 + $1.1 }
+            guard total > 0 else { continue }
+            for (id, mx) in devs {
+                out.commitments.append(
+                    Commitment(
+                        contractID: c.id, deviceID: id, committedKw: min(mx, c.committedKw * mx / total),
+                        rateUsdPerMWh: c.rateUsdPerMWh, penaltyUsdPerMWh: c.penaltyUsdPerMWh))
+            }
+        }
+        return out
+    }
+}

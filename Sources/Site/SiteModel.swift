@@ -1,0 +1,177 @@
+/// The site file: capacity tree, devices, economics, contracts. See docs/site-file.md.
+public struct Site: Sendable, Equatable {
+    public var id: String
+    public var importLimitKw: Double
+    public var safetyMarginKw: Double
+    public var tickSeconds: Double
+    public var restoreRateKwPerTick: Double?
+    public var staleAfterS: Double
+    /// The capacity tree, root first; every node's parent appears before it.
+    public var nodes: [SiteNode]
+    public var devices: [SiteDevice]
+    public var economics: Economics
+    public var contracts: [Contract]
+    /// The file the site was read from (for messages).
+    public var file: String
+
+    public func device(_ id: String) -> SiteDevice? { devices.first { $0.id == id } }
+    public func node(_ id: String) -> SiteNode? { nodes.first { $0.id == id } }
+}
+
+public struct SiteNode: Sendable, Equatable {
+    public var id: String
+    public var parentID: String?
+    public var capKw: Double
+    /// Id of the meter device measuring this node, if any.
+    public var meter: String?
+
+    public init(id: String, parentID: String?, capKw: Double, meter: String? = nil) {
+        self.id = id
+        self.parentID = parentID
+        self.capKw = capKw
+        self.meter = meter
+    }
+}
+
+public enum SiteDeviceClass: String, Sendable, Equatable, CaseIterable {
+    case mining, inference, auxiliary, meter
+}
+
+public enum Parity: String, Sendable, Equatable {
+    case none = "N", even = "E", odd = "O"
+}
+
+public enum DeviceAddress: Sendable, Equatable {
+    case tcp(host: String, port: Int, unit: Int)
+    case rtu(device: String, baud: Int, parity: Parity, dataBits: Int, stopBits: Int, unit: Int)
+
+    public var unit: Int {
+        switch self {
+        case .tcp(_, _, let u), .rtu(_, _, _, _, _, let u): return u
+        }
+    }
+}
+
+public struct DeviceLimits: Sendable, Equatable {
+    public var maxKw: Double
+    public var minStableKw: Double
+    public var rampKwPerS: Double
+    public var minOnS: Double
+    public var minOffS: Double
+
+    public init(maxKw: Double, minStableKw: Double = 0, rampKwPerS: Double = 0, minOnS: Double = 0, minOffS: Double = 0) {
+        self.maxKw = maxKw
+        self.minStableKw = minStableKw
+        self.rampKwPerS = rampKwPerS
+        self.minOnS = minOnS
+        self.minOffS = minOffS
+    }
+}
+
+public struct SiteDevice: Sendable, Equatable {
+    public var id: String
+    public var deviceClass: SiteDeviceClass
+    /// Hardware profile id (e.g. "ref-asic-container", "sdm630"); resolved by HardwareProfiles.
+    public var profile: String?
+    public var address: DeviceAddress?
+    /// The tree node the device draws from (meters need none).
+    public var nodeID: String?
+    /// Mining and inference devices only.
+    public var limits: DeviceLimits?
+    public var efficiencyJPerTH: Double?
+    public var gpus: Int?
+    public var kwPerGpu: Double?
+    /// A value set directly for this device ($/MWh), overriding hashprice/spot.
+    public var valueUsdPerMWh: Double?
+    /// Auxiliary loads: a fraction of the IT load below `nodeID`, or a fixed draw.
+    public var fractionOfIT: Double?
+    public var fixedKw: Double?
+
+    public var isControllable: Bool { deviceClass == .mining || deviceClass == .inference }
+
+    public init(
+        id: String, deviceClass: SiteDeviceClass, profile: String? = nil, address: DeviceAddress? = nil,
+        nodeID: String? = nil, limits: DeviceLimits? = nil, efficiencyJPerTH: Double? = nil, gpus: Int? = nil,
+        kwPerGpu: Double? = nil, valueUsdPerMWh: Double? = nil, fractionOfIT: Double? = nil, fixedKw: Double? = nil
+    ) {
+        self.id = id
+        self.deviceClass = deviceClass
+        self.profile = profile
+        self.address = address
+        self.nodeID = nodeID
+        self.limits = limits
+        self.efficiencyJPerTH = efficiencyJPerTH
+        self.gpus = gpus
+        self.kwPerGpu = kwPerGpu
+        self.valueUsdPerMWh = valueUsdPerMWh
+        self.fractionOfIT = fractionOfIT
+        self.fixedKw = fixedKw
+    }
+}
+
+public struct StrikeConfig: Sendable, Equatable {
+    public var priceUsdPerMWh: Double
+    public var hysteresisUsdPerMWh: Double
+    public var minOffS: Double
+
+    public init(priceUsdPerMWh: Double, hysteresisUsdPerMWh: Double = 0, minOffS: Double = 0) {
+        self.priceUsdPerMWh = priceUsdPerMWh
+        self.hysteresisUsdPerMWh = hysteresisUsdPerMWh
+        self.minOffS = minOffS
+    }
+}
+
+public struct Economics: Sendable, Equatable {
+    public var hashpriceUsdPerPHDay: Double?
+    public var miningValueUsdPerMWh: Double?
+    public var strike: StrikeConfig?
+    public var inferenceSpotUsdPerMWh: Double?
+    public var inferenceSpotUsdPerGpuHour: Double?
+
+    public init(
+        hashpriceUsdPerPHDay: Double? = nil, miningValueUsdPerMWh: Double? = nil, strike: StrikeConfig? = nil,
+        inferenceSpotUsdPerMWh: Double? = nil, inferenceSpotUsdPerGpuHour: Double? = nil
+    ) {
+        self.hashpriceUsdPerPHDay = hashpriceUsdPerPHDay
+        self.miningValueUsdPerMWh = miningValueUsdPerMWh
+        self.strike = strike
+        self.inferenceSpotUsdPerMWh = inferenceSpotUsdPerMWh
+        self.inferenceSpotUsdPerGpuHour = inferenceSpotUsdPerGpuHour
+    }
+}
+
+/// When something applies: an absolute interval, or a daily UTC interval (which may wrap midnight).
+public enum TimeWindow: Sendable, Equatable {
+    case absolute(start: Double, end: Double)
+    case daily(fromS: Double, toS: Double)
+
+    public func contains(_ t: Double) -> Bool {
+        switch self {
+        case .absolute(let s, let e): return t >= s && t < e
+        case .daily(let f, let to):
+            let x = ISO8601.secondOfDay(t)
+            return f <= to ? (x >= f && x < to) : (x >= f || x < to)
+        }
+    }
+}
+
+public struct Contract: Sendable, Equatable {
+    public var id: String
+    public var devices: [String]
+    public var committedKw: Double
+    public var rateUsdPerMWh: Double
+    public var penaltyUsdPerMWh: Double
+    public var window: TimeWindow
+
+    public init(
+        id: String, devices: [String], committedKw: Double, rateUsdPerMWh: Double, penaltyUsdPerMWh: Double,
+        window: TimeWindow
+    ) {
+        self.id = id
+        self.devices = devices
+        self.committedKw = committedKw
+        self.rateUsdPerMWh = rateUsdPerMWh
+        self.penaltyUsdPerMWh = penaltyUsdPerMWh
+        self.window = window
+    }
+}
