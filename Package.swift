@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control",
+                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -90,7 +90,10 @@ let package = Package(
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),
+        .testTarget(name: "ControlTests", dependencies: [
+            "Control", "Simulation", "HardwareProfiles", "Modbus", "Site", "I2C", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "SignalsTests", dependencies: ["Signals", "TestSupport"]),
         .testTarget(name: "I2CTests", dependencies: ["I2C"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),

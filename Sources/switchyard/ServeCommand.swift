@@ -2,6 +2,7 @@ import ArgumentParser
 import Control
 import Foundation
 import HardwareProfiles
+import I2C
 import Logging
 import Modbus
 import ServiceLifecycle
@@ -31,6 +32,9 @@ extension Switchyard {
 
         @Option(name: .customLong("watchdog-s"), help: "Comm watchdog written to every container on start, seconds (0: leave as is).")
         var watchdogS: Double = 30
+
+        @Option(name: .long, help: ArgumentHelp("I2C config (JSON): cabinet sensor and heartbeat relay. Absent: I2C disabled.", valueName: "FILE"))
+        var i2c: String?
 
         @Flag(name: .long, help: "Show a compact live view each tick instead of log lines.")
         var view = false
@@ -73,13 +77,24 @@ extension Switchyard {
                 throw ExitCode(ExitCodes.validation)
             }
             if restored != nil { logger.notice("resumed from saved state", metadata: ["path": "\(store.path)"]) }
-            logger.notice("I2C disabled: no i2c section in the site file")
+            var i2cHardware: I2CHardware?
+            if let i2c {
+                do {
+                    let config = try JSONDecoder().decode(I2CConfig.self, from: Data(contentsOf: URL(fileURLWithPath: i2c)))
+                    i2cHardware = try await I2CHardware.open(config)
+                } catch {
+                    printError("\(i2c): error: \(error)")
+                    throw ExitCode(ExitCodes.validation)
+                }
+            } else {
+                logger.notice("I2C disabled: no --i2c config given")
+            }
             let clock = ContinuousClock()
             let time = LoopTime(clock: clock, startingAt: startAt.flatMap(parseISOTime) ?? Date().timeIntervalSince1970)
             let period = Duration.milliseconds(tickMs ?? Int(site.tickSeconds * 1000))
             let view = self.view
             let siteID = site.id
-            let services: [any Service] = [
+            var services: [any Service] = [
                 PollerService(poller: loop.poller, time: time, period: period),
                 ControlLoopService(loop: loop, time: time, period: period, logger: logger, externalPolling: true) { report in
                     if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
@@ -89,6 +104,10 @@ extension Switchyard {
                 },
                 StateStoreService(loop: loop, store: store, clock: clock, logger: logger),
             ]
+            if let i2cHardware {
+                services.append(HeartbeatService(hardware: i2cHardware, loop: loop, time: time,
+                                                 maxTickAgeS: 3 * Double(period.components.seconds == 0 ? 1 : period.components.seconds), logger: logger))
+            }
             let group = ServiceGroup(configuration: .init(
                 services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],

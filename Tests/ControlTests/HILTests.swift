@@ -1,5 +1,7 @@
 import Foundation
 import HardwareProfiles
+import I2C
+import Logging
 import Modbus
 import Site
 import Testing
@@ -285,5 +287,31 @@ struct SoakTests {
         #expect(overTicks == 0)
         #expect(contractTicks > 1000)
         #expect(contractMisses == 0)
+    }
+}
+
+@Suite("Heartbeat relay")
+struct HeartbeatTests {
+    @Test func togglesWhileHealthyAndDropsWhenTheLoopStalls() async throws {
+        let rig = try await Rig.make(wire: false)
+        let bus = FakeI2CBus(devices: [0x20: .pcf8574(inputs: 0xFF)])
+        let hw = try I2CHardware(config: I2CConfig(bus: "fake", heartbeat: .init(expander: .pcf8574, address: 0x20, pin: 3, safeLevel: false)), bus: bus)
+        let service = HeartbeatService(hardware: hw, loop: rig.loop, time: LoopTime(clock: ManualClock(), startingAt: t0),
+                                       maxTickAgeS: 3, logger: Logger(label: "test"))
+        // No tick yet: not healthy, the relay holds its safe level.
+        #expect(await service.step(now: t0) == false)
+        #expect(bus.pinLevel(3, at: 0x20) == false)
+        await rig.tick(t0)
+        var levels: [Bool] = []
+        for k in 1...4 {
+            #expect(await service.step(now: t0 + Double(k) * 0.5))
+            levels.append(bus.pinLevel(3, at: 0x20)!)
+        }
+        #expect(levels == [true, false, true, false])  // toggling
+        // The loop stalls: 10 s without a tick. The relay stops toggling and holds the safe level.
+        #expect(await service.step(now: t0 + 10) == false)
+        #expect(bus.pinLevel(3, at: 0x20) == false)
+        #expect(await service.step(now: t0 + 10.5) == false)
+        #expect(bus.pinLevel(3, at: 0x20) == false)
     }
 }
