@@ -53,8 +53,14 @@ public struct ControlOptions: Sendable {
     /// How long mining stays shed after an under-frequency trip.
     public var underFrequencyShedS: Double
 
+    /// Replaces the broker's proposals (baselines in replays): given the problem, setpoints per
+    /// plant device, with a reason. The governor still holds every cap.
+    public var policy: (@Sendable (DispatchProblem) -> (setpointsKW: [Double], reason: String))?
+
     public init(commWatchdogS: Double = 30, deadbandKW: Double = 5, commLossAfterS: Double = 10,
-                underFrequencyHz: Double = 59.7, underFrequencyHoldS: Double = 0.25, underFrequencyShedS: Double = 600) {
+                underFrequencyHz: Double = 59.7, underFrequencyHoldS: Double = 0.25, underFrequencyShedS: Double = 600,
+                policy: (@Sendable (DispatchProblem) -> (setpointsKW: [Double], reason: String))? = nil) {
+        self.policy = policy
         self.commWatchdogS = commWatchdogS
         self.deadbandKW = deadbandKW
         self.commLossAfterS = commLossAfterS
@@ -280,10 +286,12 @@ public final class ControlLoop: Sendable {
         let curtailedFor = st.miningCurtailedSince.map { now - $0 } ?? 0
         let snapshot = Snapshot(devices: states, nodeMeasuredKw: nodeMeasured, uncontrolledKw: uncontrolled,
                                 miningCurtailed: st.miningCurtailedSince != nil, miningCurtailedForS: curtailedFor)
-        let plan = Broker.dispatch(DispatchProblem(plant: plant, snapshot: snapshot, signals: sig))
+        let problem = DispatchProblem(plant: plant, snapshot: snapshot, signals: sig)
+        let plan = Broker.dispatch(problem)
+        let custom = options.policy?(problem)
 
-        // Proposals: the broker's plan, mining zeroed while an under-frequency shed holds.
-        var proposed: [Double?] = plan.setpointsKw.map { Optional($0) }
+        // Proposals: the broker's plan (or the policy's), mining zeroed while an under-frequency shed holds.
+        var proposed: [Double?] = (custom?.setpointsKW ?? plan.setpointsKw).map { Optional($0) }
         var extraNotes: [String] = []
         if let until = st.miningShedUntil, until > now {
             for (i, d) in plant.devices.enumerated() where d.deviceClass == .mining { proposed[i] = 0 }
@@ -323,9 +331,10 @@ public final class ControlLoop: Sendable {
         let root = safety.root
         var reasons: [String: String] = [:]
         for (i, id) in deviceIDs.enumerated() {
-            var r = plan.reason(i)
-            if abs(out.setpointsKW[i] - plan.setpointsKw[i]) > 0.5 {
-                r = "governor: \(fmtKW(plan.setpointsKw[i])) proposed → \(fmtKW(out.setpointsKW[i])) allowed; broker: " + r
+            var r = custom?.reason ?? plan.reason(i)
+            let proposedKW = custom?.setpointsKW[i] ?? plan.setpointsKw[i]
+            if abs(out.setpointsKW[i] - proposedKW) > 0.5 {
+                r = "governor: \(fmtKW(proposedKW)) proposed → \(fmtKW(out.setpointsKW[i])) allowed; " + (custom == nil ? "broker: " : "policy: ") + r
             }
             reasons[id] = r
         }
