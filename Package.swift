@@ -13,6 +13,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // traits: [] drops swift-configuration, which Hummingbird enables by default.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev).
@@ -67,10 +70,25 @@ let package = Package(
             ]
         ),
 
+        // SQLite (GRDB): config versions, audit log, event log, decision log, per-minute series, API tokens.
+        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics; the tick recorder.
+        .target(name: "API", dependencies: [
+            "Control", "Store", "Site", "HardwareProfiles",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
+        // Backtests: the real control loop on virtual time over a historical trace, baselines, HTML report.
+        .target(name: "Replay", dependencies: ["Control", "Simulation", "Site", "Signals", "HardwareProfiles", "Broker"]),
+
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C",
+                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -94,9 +112,15 @@ let package = Package(
             "Control", "Simulation", "HardwareProfiles", "Modbus", "Site", "I2C", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).
+        .testTarget(name: "APITests", dependencies: [
+            "API", "Store", "Control", "Site", "Simulation", "HardwareProfiles", "Modbus", "TestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "SignalsTests", dependencies: ["Signals", "TestSupport"]),
         .testTarget(name: "I2CTests", dependencies: ["I2C"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "TestSupport"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "Site", "TestSupport"]),
         // Runs the built `switchyard` binary (make test builds it first).
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],

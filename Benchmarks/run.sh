@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # The benchmark harness: builds in release, compiles the C baseline, runs every benchmark.
+# Figures go to Benchmarks/README.md by hand, with the date and machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product SwitchyardBench
 mkdir -p Benchmarks/bin
 gcc -O2 -o Benchmarks/bin/modbus_poll Benchmarks/c/modbus_poll.c $(pkg-config --cflags --libs libmodbus)
-echo "== Modbus polling =="
+B=.build/release/SwitchyardBench
+echo "== Modbus polling (issue 2) =="
 python3 Benchmarks/modbus_bench.py
 echo
-echo "== Broker dispatch =="
-.build/release/SwitchyardBench broker
+echo "== Broker dispatch, 10,000 devices (issue 5) =="
+$B broker
+echo
+echo "== Simulator, one day of the large site (issue 4) =="
+$B sim-day examples/large-site.yaml
+echo
+echo "== Fast path, 300 containers over loopback (issue 6) =="
+$B fast-path 300 40 10
+echo
+echo "== Steady 1 Hz loop, 1,000 containers (issue 6) =="
+$B steady 1000 30

@@ -159,10 +159,14 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     public var description: String { message }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        struct Body: Encodable { struct E: Encodable { var message: String; var status: Int }; var error: E }
-        let data = try JSONEncoder().encode(Body(error: .init(message: message, status: Int(status.code))))
+        let data = try JSONEncoder().encode(ErrorBody(error: .init(message: message, status: Int(status.code))))
         var h = headers
         h[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+}
+
+struct ErrorBody: Encodable {
+    struct E: Encodable { var message: String; var status: Int }
+    var error: E
 }

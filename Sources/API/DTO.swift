@@ -70,12 +70,16 @@ public struct CreateEventRequest: Codable, Sendable {
     public var from: Double?
     public var until: Double
     public var reason: String
+    public init(id: String?, capKw: Double, from: Double?, until: Double, reason: String) {
+        self.id = id; self.capKw = capKw; self.from = from; self.until = until; self.reason = reason
+    }
 }
 
 public struct ModeRequest: Codable, Sendable {
     public var mode: String
     public var setpointKw: Double?
     public var forS: Double?
+    public init(mode: String, setpointKw: Double?, forS: Double?) { self.mode = mode; self.setpointKw = setpointKw; self.forS = forS }
 }
 
 public struct ModeDTO: Codable, Sendable {
@@ -108,6 +112,7 @@ public struct ConfigDTO: Codable, Sendable {
 public struct ConfigFileRequest: Codable, Sendable {
     public var yaml: String
     public var file: String?
+    public init(yaml: String, file: String?) { self.yaml = yaml; self.file = file }
 }
 
 public struct ApplyConfigRequest: Codable, Sendable {
@@ -115,11 +120,15 @@ public struct ApplyConfigRequest: Codable, Sendable {
     public var file: String?
     public var comment: String
     public var dryRun: Bool?
+    public init(yaml: String, file: String?, comment: String, dryRun: Bool?) {
+        self.yaml = yaml; self.file = file; self.comment = comment; self.dryRun = dryRun
+    }
 }
 
 public struct RollbackRequest: Codable, Sendable {
     public var version: Int
     public var comment: String?
+    public init(version: Int, comment: String?) { self.version = version; self.comment = comment }
 }
 
 public struct ApplyResultDTO: Codable, Sendable {
@@ -145,6 +154,7 @@ public struct CreateTokenRequest: Codable, Sendable {
     public var name: String
     public var role: String
     public var expiresInS: Double?
+    public init(name: String, role: String, expiresInS: Double?) { self.name = name; self.role = role; self.expiresInS = expiresInS }
 }
 
 public struct TokenDTO: Codable, Sendable {

@@ -113,14 +113,15 @@ public final class MetricsRegistry: Sendable {
             let tel = loop.poller.telemetry(id)
             if let w = tel?.values["active_power_w"] { power.append((l, w / 1000)) }
             if let sp = r?.setpointsKW[id] { setpoint.append((l, sp)) }
-            up.append((l, tel.map { $0.consecutiveFailures == 0 && $0.lastSuccess != nil } == true ? 1 : 0))
+            let isUp = tel.map { $0.consecutiveFailures == 0 && $0.lastSuccess != nil } ?? false
+            up.append((l, isUp ? 1 : 0))
         }
         gauge("switchyard_device_power_kw", "Measured device power (kW).", power)
         gauge("switchyard_device_setpoint_kw", "Setpoint allowed by the governor (kW).", setpoint)
         gauge("switchyard_device_up", "1 when the device answered its last poll.", up)
         let mode = r?.mode.rawValue
         gauge("switchyard_governor_mode", "1 for the governor's current mode.",
-              ["normal", "shedding", "comm-loss"].map { ("\(base),mode=\"\($0)\"", mode == $0 ? 1 : 0) })
+              ["normal", "shedding", "comm-loss"].map { (m: String) -> (String, Double) in ("\(base),mode=\"\(m)\"", mode == m ? 1 : 0) })
         histogram("switchyard_poll_latency_seconds", "Time to poll one device.",
                   loop.poller.targets.map(\.id).compactMap { id in s.pollLatency[id].map { ("\(base),device=\"\(esc(id))\"", $0) } })
         var errs: [(String, Double)] = []

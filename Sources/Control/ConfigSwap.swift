@@ -186,3 +186,10 @@ public struct FollowingService: Service {
         }
     }
 }
+
+extension Override {
+    /// `Override`'s memberwise initialiser is internal; the API creates overrides through this.
+    public static func make(device: String, kw: Double, until: Double) -> Override {
+        Override(device: device, kw: kw, until: until)
+    }
+}

@@ -8,14 +8,15 @@ import ServiceLifecycle
 
 public struct HeartbeatService<C: Clock>: Service where C.Duration == Duration {
     public let hardware: I2CHardware
-    public let loop: ControlLoop
+    /// The loop in force now (a config apply swaps it; the relay must keep beating across the swap).
+    public let loop: @Sendable () -> ControlLoop
     public let time: LoopTime<C>
     public let period: Duration
     /// The loop counts as healthy while its last tick is at most this old.
     public let maxTickAgeS: Double
     public let logger: Logger
 
-    public init(hardware: I2CHardware, loop: ControlLoop, time: LoopTime<C>, period: Duration = .milliseconds(500),
+    public init(hardware: I2CHardware, loop: @escaping @Sendable () -> ControlLoop, time: LoopTime<C>, period: Duration = .milliseconds(500),
                 maxTickAgeS: Double, logger: Logger) {
         self.hardware = hardware
         self.loop = loop
@@ -29,7 +30,7 @@ public struct HeartbeatService<C: Clock>: Service where C.Duration == Duration {
     @discardableResult
     public func step(now: Double) async -> Bool {
         guard let relay = hardware.heartbeat else { return false }
-        let healthy = loop.lastReport.map { now - $0.at <= maxTickAgeS } ?? false
+        let healthy = loop().lastReport.map { now - $0.at <= maxTickAgeS } ?? false
         do {
             if healthy { try await relay.beat() } else { try await relay.drop() }
         } catch {

@@ -97,6 +97,9 @@ func cString(_ e: Int32) -> String {
     return String(cString: p)
 }
 
+/// libmodbus 3.1.6 uses select(2), so descriptors must stay below glibc's FD_SETSIZE.
+let libmodbusMaxDescriptor: Int32 = 1024
+
 /// One libmodbus context. Not thread-safe, not Sendable.
 final class ModbusContext {
     let ctx: OpaquePointer
@@ -146,6 +149,14 @@ final class ModbusContext {
         if modbus_connect(ctx) == -1 {
             let kind = currentErrorKind()
             throw ModbusError(kind, device: name)
+        }
+        // libmodbus waits with select(2): a descriptor at or above FD_SETSIZE would overflow its
+        // fd_set and abort the process. Refuse it with a clear error instead.
+        let fd = modbus_get_socket(ctx)
+        if fd >= libmodbusMaxDescriptor {
+            modbus_close(ctx)
+            throw ModbusError(.io(errno: EMFILE, "file descriptor \(fd) ≥ FD_SETSIZE (\(libmodbusMaxDescriptor)): libmodbus uses select(2); use fewer connections (Modbus gateways) per process"),
+                              device: name)
         }
         if case let .rtu(s) = endpoint, s.rs485 {
             if modbus_rtu_set_serial_mode(ctx, Int32(MODBUS_RTU_RS485)) == -1 {

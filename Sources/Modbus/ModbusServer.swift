@@ -282,7 +282,8 @@ public final class ModbusTCPServer: Sendable {
             if pfds[1].revents & Int16(POLLIN) != 0 {
                 var lfd = box.listenFd
                 let c = modbus_tcp_pi_accept(ctx, &lfd)
-                if c >= 0 { clients.append(c) }
+                // modbus_receive selects on the socket: one at or above FD_SETSIZE would abort the process.
+                if c >= libmodbusMaxDescriptor { close(c) } else if c >= 0 { clients.append(c) }
             }
             var closed: Set<Int32> = []
             for p in pfds.dropFirst(2) where p.revents != 0 {

@@ -136,8 +136,24 @@ struct DeviceLayout: Sendable {
     var outletDevice: [Int: Int] = [:]
 }
 
+/// The physics parameters of one device, flat (no profile), for the stepping loop.
+struct Physics: Sendable {
+    var role: SimRole
+    var maxKW: Double
+    var lagSeconds: Double
+    var noiseFraction: Double
+    var gpus: Int
+    var auxFraction: Double
+    var baseKW: Double
+    var demandCurve: [Double]
+    var isContainer: Bool { role == .asicContainer || role == .gpuContainer }
+}
+
 public final class SiteSimulator: Sendable {
     public let spec: SimSiteSpec
+    let physics: [Physics]
+    let nodeCaps: [Double]
+    let nodeTrips: [TripCurve]
     let layouts: [DeviceLayout]
     let deviceIndex: [String: Int]
     let nodeIndex: [String: Int]
@@ -193,7 +209,14 @@ public final class SiteSimulator: Sendable {
             for (n, di) in fed.enumerated() { layouts[i].outletDevice[n + 1] = di }
         }
         self.layouts = layouts
+        self.physics = spec.devices.map {
+            Physics(role: $0.role, maxKW: $0.maxKW, lagSeconds: $0.lagSeconds, noiseFraction: $0.noiseFraction, gpus: $0.gpus,
+                    auxFraction: $0.auxFraction, baseKW: $0.baseKW,
+                    demandCurve: $0.demandCurve.isEmpty ? SimDevice.defaultDemandCurve : $0.demandCurve)
+        }
         self.deviceIndex = dIndex
+        self.nodeCaps = spec.nodes.map(\.capKW)
+        self.nodeTrips = spec.nodes.map(\.trip)
         self.nodeIndex = nIndex
         self.nodeParent = parents
         self.deviceAncestors = devAnc
@@ -288,8 +311,8 @@ public final class SiteSimulator: Sendable {
     }
 
     func demandKW(_ i: Int, at t: Double) -> Double {
-        let d = spec.devices[i]
-        let curve = d.demandCurve.isEmpty ? SimDevice.defaultDemandCurve : d.demandCurve
+        let d = physics[i]
+        let curve = d.demandCurve
         let hour = (t / 3600).truncatingRemainder(dividingBy: 24)
         let h0 = Int(hour) % curve.count, h1 = (h0 + 1) % curve.count
         let frac = hour - Double(Int(hour))
@@ -308,10 +331,11 @@ public final class SiteSimulator: Sendable {
             if let f = s.devices[i].frequencyOverride, s.time >= f.until { s.devices[i].frequencyOverride = nil }
         }
         // Containers.
+        let anyTripped = !s.trips.isEmpty
         for i in s.devices.indices {
-            let d = spec.devices[i]
-            guard d.role == .asicContainer || d.role == .gpuContainer else { continue }
-            let deenergised = deviceAncestors[i].contains { s.nodeTripped[$0] }
+            let d = physics[i]
+            guard d.isContainer else { continue }
+            let deenergised = anyTripped && deviceAncestors[i].contains { s.nodeTripped[$0] }
             var dev = s.devices[i]
             if dev.watchdogS > 0, s.time - dev.lastWriteAt > dev.watchdogS { dev.fallbackActive = true }
             var target = dev.fallbackActive ? dev.fallbackKW : dev.setpointKW
@@ -336,12 +360,12 @@ public final class SiteSimulator: Sendable {
         }
         computeLoads(&s)
         // Breakers.
-        for n in spec.nodes.indices where !s.nodeTripped[n] {
-            let cap = spec.nodes[n].capKW
+        for n in nodeCaps.indices where !s.nodeTripped[n] {
+            let cap = nodeCaps[n]
             guard cap > 0 else { continue }
             let ratio = s.nodeLoadKW[n] / cap
             s.nodeHeat[n] = max(0, s.nodeHeat[n] + (ratio * ratio - 1) * dt)
-            let curve = spec.nodes[n].trip
+            let curve = nodeTrips[n]
             if ratio >= curve.instantaneousRatio || s.nodeHeat[n] >= curve.threshold {
                 s.nodeTripped[n] = true
                 s.trips.append(BreakerTrip(node: spec.nodes[n].id, atSeconds: s.time, loadKW: s.nodeLoadKW[n], capKW: cap))
@@ -387,15 +411,16 @@ public final class SiteSimulator: Sendable {
     private func computeLoads(_ s: inout SimState) {
         for n in s.nodeLoadKW.indices { s.nodeLoadKW[n] = 0 }
         var itLoad = [Double](repeating: 0, count: spec.nodes.count)
+        let anyTripped = !s.trips.isEmpty
         for i in s.devices.indices {
-            let role = spec.devices[i].role
-            guard role == .asicContainer || role == .gpuContainer else { continue }
+            guard physics[i].isContainer else { continue }
             let p = max(0, s.devices[i].powerKW + s.devices[i].noiseKW)
             for n in deviceAncestors[i] { itLoad[n] += p; s.nodeLoadKW[n] += p }
         }
         for i in s.devices.indices {
-            let d = spec.devices[i]
-            let deenergised = deviceAncestors[i].contains { s.nodeTripped[$0] }
+            let d = physics[i]
+            guard d.role == .auxiliary || d.role == .fixedLoad else { continue }
+            let deenergised = anyTripped && deviceAncestors[i].contains { s.nodeTripped[$0] }
             var p = 0.0
             switch d.role {
             case .auxiliary:

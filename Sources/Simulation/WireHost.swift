@@ -28,13 +28,20 @@ public final class WireHost: Sendable {
 
     /// - Parameters:
     ///   - basePort: with `gateway: false`, device k listens on basePort + k (0 = any free port);
-    ///     with `gateway: true`, one port serves every device under its own unit id (1, 2, …).
-    public init(simulator: SiteSimulator, host: String = "127.0.0.1", basePort: Int = 0, gateway: Bool = false) throws(ModbusError) {
+    ///     with `gateway: true`, gateway ports serve `unitsPerGateway` devices each, under unit ids 1, 2, …
+    ///     (port basePort + g for gateway g; 0 = any free port).
+    public init(simulator: SiteSimulator, host: String = "127.0.0.1", basePort: Int = 0, gateway: Bool = false,
+                unitsPerGateway: Int = 247) throws(ModbusError) {
         self.simulator = simulator
         let devices = simulator.spec.devices
         var groups: [[Int]] = []
         let served = devices.indices.filter { devices[$0].profile != nil }
-        if gateway { groups = [served] } else { groups = served.map { [$0] } }
+        if gateway {
+            let size = max(1, min(247, unitsPerGateway))
+            groups = stride(from: 0, to: served.count, by: size).map { Array(served[$0..<min($0 + size, served.count)]) }
+        } else {
+            groups = served.map { [$0] }
+        }
         var servers: [ModbusTCPServer] = []
         var unitsByServer: [[Int: Int]] = []
         var endpoints: [WireEndpoint] = []

@@ -7,6 +7,8 @@ import Logging
 import Modbus
 import ServiceLifecycle
 import Site
+import Simulation
+import API
 
 extension Switchyard {
     /// `switchyard serve`: the controller daemon.
@@ -17,6 +19,7 @@ extension Switchyard {
         )
 
         @OptionGroup var siteOptions: SiteOptions
+        @OptionGroup var apiOptions: APIOptions
 
         @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where state is persisted (resumed on restart).", valueName: "DIR"))
         var stateDir: String = "./state"
@@ -49,9 +52,10 @@ extension Switchyard {
         }
 
         func run() async throws {
-            let (site, profiles) = try siteOptions.load()
             var logger = Logger(label: "switchyard")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+            let prepared = try RemoteServe.prepare(stateDir: stateDir, siteOptions: siteOptions, logger: logger)
+            let (site, profiles) = (prepared.site, prepared.profiles)
             var siteSignals = SiteSignals()
             if let signals {
                 do { siteSignals = try SiteSignals.load(path: signals) } catch {
@@ -60,7 +64,8 @@ extension Switchyard {
                 }
             }
             let source = try SiteSignalSource(site: site, signals: siteSignals)
-            let buses = makeBuses(site: site)
+            let pool = ModbusClientPool()
+            let buses = pool.buses(for: site)
             try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
             let store = StateFile(directory: stateDir)
             let restored: LoopState?
@@ -94,18 +99,29 @@ extension Switchyard {
             let period = Duration.milliseconds(tickMs ?? Int(site.tickSeconds * 1000))
             let view = self.view
             let siteID = site.id
+            let (profilesDir, watchdog, signalsNow, log) = (siteOptions.profilesDir, watchdogS, siteSignals, logger)
+            let host = LoopHost(loop: loop) { newSite, state in
+                try ControlLoop(site: newSite, profiles: try loadProfiles(for: newSite, registry: .standard(profilesDir: profilesDir)),
+                                buses: pool.buses(for: newSite), signals: try SiteSignalSource(site: newSite, signals: signalsNow),
+                                options: ControlOptions(commWatchdogS: watchdog), restoring: state)
+            }
+            let api: RemoteServe.APIStack
+            do { api = try RemoteServe.services(options: apiOptions, store: prepared.store, host: host, now: { time.now }, logger: logger) } catch {
+                printError("error: \(error)")
+                throw ExitCode(ExitCodes.usage)
+            }
+            let recorder = api.recorder
             var services: [any Service] = [
-                PollerService(poller: loop.poller, time: time, period: period),
-                ControlLoopService(loop: loop, time: time, period: period, logger: logger, externalPolling: true) { report in
+                FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
+                HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
+                    recorder.tick(report, duration: took, loop: host.current)
                     if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
                 },
-                FrequencyWatchService(loop: loop, time: time, logger: logger) { report in
-                    LiveView.logLine(report)
-                },
-                StateStoreService(loop: loop, store: store, clock: clock, logger: logger),
-            ]
+                FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) { LiveView.logLine($0) } },
+                FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
+            ] + api.services
             if let i2cHardware {
-                services.append(HeartbeatService(hardware: i2cHardware, loop: loop, time: time,
+                services.append(HeartbeatService(hardware: i2cHardware, loop: { host.current }, time: time,
                                                  maxTickAgeS: 3 * Double(period.components.seconds == 0 ? 1 : period.components.seconds), logger: logger))
             }
             let group = ServiceGroup(configuration: .init(
@@ -115,25 +131,6 @@ extension Switchyard {
             try await group.run()
         }
 
-        /// One client per endpoint (TCP host:port or RTU line), shared by every unit behind it.
-        func makeBuses(site: Site) -> [String: any RegisterBus] {
-            var clients: [ModbusEndpoint: ModbusClient] = [:]
-            var buses: [String: any RegisterBus] = [:]
-            for d in site.devices {
-                guard let a = d.address else { continue }
-                let endpoint: ModbusEndpoint
-                switch a {
-                case let .tcp(host, port, _): endpoint = .tcp(host: host, port: port)
-                case let .rtu(dev, baud, parity, dataBits, stopBits, _):
-                    endpoint = .rtu(RTUSettings(device: dev, baud: baud, parity: Modbus.Parity(rawValue: parity.rawValue) ?? .none,
-                                                dataBits: dataBits, stopBits: stopBits))
-                }
-                let client = clients[endpoint] ?? ModbusClient(endpoint: endpoint, options: .init(responseTimeout: .milliseconds(500)))
-                clients[endpoint] = client
-                buses[d.id] = client.bus(unit: a.unit, deviceName: "\(d.id) (\(endpoint))")
-            }
-            return buses
-        }
     }
 }
 

@@ -22,8 +22,11 @@ extension Switchyard {
         @Option(name: .customLong("listen-base-port"), help: "Serve device k on this port + k (default: the ports in the site file).")
         var listenBasePort: Int?
 
-        @Flag(name: .long, help: "Serve every device behind one gateway port, unit ids 1, 2, ….")
+        @Flag(name: .long, help: "Serve devices behind gateway ports (--units-per-gateway each), unit ids 1, 2, ….")
         var gateway = false
+
+        @Option(name: .customLong("units-per-gateway"), help: "Devices per gateway port with --gateway (1…247).")
+        var unitsPerGateway: Int = 247
 
         @Option(name: .customLong("write-site"), help: ArgumentHelp("Write a copy of the site file whose addresses point at the simulator.", valueName: "FILE"))
         var writeSite: String?
@@ -41,6 +44,7 @@ extension Switchyard {
             guard speed > 0, speed <= 10_000 else { throw ValidationError("--speed must be in (0, 10000]") }
             if let p = listenBasePort, !(1024...65000).contains(p) { throw ValidationError("--listen-base-port must be 1024…65000") }
             if gateway, listenBasePort == nil { throw ValidationError("--gateway needs --listen-base-port") }
+            guard (1...247).contains(unitsPerGateway) else { throw ValidationError("--units-per-gateway must be 1…247") }
         }
 
         func run() async throws {
@@ -63,7 +67,7 @@ extension Switchyard {
                 }
             }
             let host: WireHost
-            do { host = try WireHost(simulator: sim, basePort: listenBasePort ?? 0, gateway: gateway) } catch {
+            do { host = try WireHost(simulator: sim, basePort: listenBasePort ?? 0, gateway: gateway, unitsPerGateway: unitsPerGateway) } catch {
                 printError("error: cannot serve the simulated devices: \(error)")
                 throw ExitCode(ExitCodes.unreachable)
             }

@@ -13,6 +13,14 @@ struct Switchyard: AsyncParsableCommand {
             Dispatch.self,
             Sim.self,
             Serve.self,
+            Status.self,
+            Devices.self,
+            Explain.self,
+            Event.self,
+            Mode.self,
+            Config.self,
+            Token.self,
+            Audit.self,
         ]
     )
 }

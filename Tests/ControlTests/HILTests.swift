@@ -296,7 +296,8 @@ struct HeartbeatTests {
         let rig = try await Rig.make(wire: false)
         let bus = FakeI2CBus(devices: [0x20: .pcf8574(inputs: 0xFF)])
         let hw = try I2CHardware(config: I2CConfig(bus: "fake", heartbeat: .init(expander: .pcf8574, address: 0x20, pin: 3, safeLevel: false)), bus: bus)
-        let service = HeartbeatService(hardware: hw, loop: rig.loop, time: LoopTime(clock: ManualClock(), startingAt: t0),
+        let loop = rig.loop
+        let service = HeartbeatService(hardware: hw, loop: { loop }, time: LoopTime(clock: ManualClock(), startingAt: t0),
                                        maxTickAgeS: 3, logger: Logger(label: "test"))
         // No tick yet: not healthy, the relay holds its safe level.
         #expect(await service.step(now: t0) == false)

@@ -1,6 +1,7 @@
 import Foundation
 import HardwareProfiles
 import Modbus
+import Site
 import Testing
 import TestSupport
 @testable import Simulation
@@ -304,3 +305,22 @@ struct WireTests {
     }
 }
 
+
+@Suite("Shipped examples")
+struct ExampleTests {
+    @Test func demoSiteSimulatesAndTheFaultScenarioLoads() throws {
+        let site = try Site.load(path: packageRoot.appendingPathComponent("examples/demo-site.yaml").path)
+        let registry = ProfileRegistry(searchPaths: [packageRoot.appendingPathComponent("hardware-profiles")])
+        let spec = try SimSiteSpec(site: site, profiles: try loadProfiles(for: site, registry: registry))
+        #expect(spec.devices.filter { $0.role == .asicContainer }.count == 24)
+        #expect(spec.devices.filter { $0.role == .gpuContainer }.count == 6)
+        let sim = try SiteSimulator(spec: spec)
+        let scenario = try ScenarioLoader.load(path: packageRoot.appendingPathComponent("examples/scenarios/faults.yaml").path)
+        try sim.schedule(scenario.faults)
+        #expect(scenario.faults.count == 8 && scenario.signals.count == 2)
+        sim.run(for: .seconds(35))
+        #expect(sim.fault(of: sim.index(of: "asic-07")!) == .silent)
+        // About 40 MW: the site's import limit.
+        #expect(sim.summary().siteKW > 20_000 && sim.summary().siteKW < 45_000)
+    }
+}

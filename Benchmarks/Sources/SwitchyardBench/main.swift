@@ -4,6 +4,9 @@
 //   SwitchyardBench serve SERVERS            start SERVERS Modbus TCP servers, print "READY p1,p2,…"
 //   SwitchyardBench poll DEVICES SECONDS REGISTERS PORTS   poll like the baselines, print one JSON line
 //   SwitchyardBench broker [ARGS]            the broker dispatch benchmark
+//   SwitchyardBench sim-day [SITE]           one simulated day at 1 s steps
+//   SwitchyardBench fast-path [SITE [N]]     DR event → all containers written over loopback
+//   SwitchyardBench steady [N [SECONDS]]     the 1 Hz loop over N containers behind gateways
 
 import Foundation
 import Modbus
@@ -77,7 +80,15 @@ case "poll" where args.count >= 6:
                ports: args[5].split(separator: ",").compactMap { Int($0) })
 case "broker":
     try runBrokerBenchmark(arguments: Array(args.dropFirst(2)))
+case "sim-day":
+    try runSimDayBenchmark(arguments: Array(args.dropFirst(2)))
+case "fast-path":
+    try await runFastPathBenchmark(arguments: Array(args.dropFirst(2)))
+case "sim-serve":
+    try await runSimServe(arguments: Array(args.dropFirst(2)))
+case "steady":
+    try await runSteadyBenchmark(arguments: Array(args.dropFirst(2)))
 default:
-    FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker\n".utf8))
+    FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | sim-day | fast-path | steady\n".utf8))
     exit(64)
 }

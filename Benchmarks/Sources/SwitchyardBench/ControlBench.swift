@@ -1,0 +1,229 @@
+// Control and simulation benchmarks:
+//   sim-day     one simulated day of examples/large-site.yaml at 1 s steps (goal ≤ 10 s)
+//   fast-path   DR event → every container of the large site written and read back over loopback (goal p99 ≤ 100 ms)
+//   steady      the 1 Hz loop over 1,000 devices behind Modbus TCP gateways, CPU and RSS (goal ≤ 25 % of a core, ≤ 100 MB)
+
+import Broker
+import Control
+import Foundation
+import HardwareProfiles
+import Modbus
+import Simulation
+import Site
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+
+func residentMB() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? .nan
+        return kb / 1024
+    }
+    return .nan
+}
+
+func loadSite(_ path: String) throws -> (Site, [String: DeviceProfile]) {
+    let site = try Site.load(path: path)
+    let registry = ProfileRegistry(searchPaths: [URL(fileURLWithPath: "hardware-profiles")])
+    return (site, try loadProfiles(for: site, registry: registry))
+}
+
+func runSimDayBenchmark(arguments: [String]) throws {
+    let path = arguments.first ?? "examples/large-site.yaml"
+    let (site, profiles) = try loadSite(path)
+    let spec = try SimSiteSpec(site: site, profiles: profiles)
+    let sim = try SiteSimulator(spec: spec, seed: 1)
+    let clock = ContinuousClock()
+    let start = clock.now
+    for _ in 0..<86_400 { sim.step(.seconds(1)) }
+    let wall = seconds(clock.now - start)
+    let containers = spec.devices.filter { $0.role == .asicContainer || $0.role == .gpuContainer }.count
+    print("sim-day: \(path): \(spec.devices.count) devices (\(containers) containers), 86,400 steps of 1 s: \(String(format: "%.2f", wall)) s wall (goal ≤ 10 s), \(String(format: "%.0f", 86_400 / wall))× real time; trips \(sim.trips.count)")
+}
+
+/// A quiet variant of a site for the fast-path benchmark: no dwell, no ramp or restore limits,
+/// so every container changes on every event and the figure is the write fan-out itself.
+func unconstrained(_ site: Site) -> Site {
+    var s = site
+    s.restoreRateKwPerTick = nil
+    for i in s.devices.indices where s.devices[i].limits != nil {
+        s.devices[i].limits!.minOnS = 0
+        s.devices[i].limits!.minOffS = 0
+        s.devices[i].limits!.rampKwPerS = 1e6
+    }
+    s.economics.strike = nil
+    return s
+}
+
+
+/// Starts `sim-serve` (this binary) on a generated gateway site in a second process and waits until it serves.
+func startSimProcess(site path: String, basePort: Int, perGateway: Int) throws -> Process {
+    let sim = Process()
+    sim.executableURL = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
+    sim.arguments = ["sim-serve", path, "\(basePort)", "\(perGateway)"]
+    let out = Pipe()
+    sim.standardOutput = out
+    try sim.run()
+    var buffer = Data()
+    while !String(decoding: buffer, as: UTF8.self).contains("switchyard sim:") {
+        let chunk = out.fileHandleForReading.availableData
+        if chunk.isEmpty { throw BenchError("simulator exited") }
+        buffer.append(chunk)
+    }
+    return sim
+}
+
+func gatewayBuses(_ site: Site) -> ([String: any RegisterBus], [ModbusClient]) {
+    var clients: [ModbusEndpoint: ModbusClient] = [:]
+    var buses: [String: any RegisterBus] = [:]
+    for d in site.devices {
+        guard case let .tcp(host, port, unit)? = d.address else { continue }
+        let e = ModbusEndpoint.tcp(host: host, port: port)
+        let c = clients[e] ?? ModbusClient(endpoint: e, options: .init(responseTimeout: .milliseconds(500)))
+        clients[e] = c
+        buses[d.id] = c.bus(unit: unit, deviceName: d.id)
+    }
+    return (buses, Array(clients.values))
+}
+
+func runFastPathBenchmark(arguments: [String]) async throws {
+    let n = arguments.count > 0 ? Int(arguments[0]) ?? 300 : 300
+    let iterations = arguments.count > 1 ? Int(arguments[1]) ?? 40 : 40
+    let perGateway = arguments.count > 2 ? Int(arguments[2]) ?? 10 : 10
+    let basePort = 27_000
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("fastpath-\(n).yaml").path
+    try writeGatewaySite(n: n, perGateway: perGateway, basePort: basePort, to: path)
+    let sim = try startSimProcess(site: path, basePort: basePort, perGateway: perGateway)
+    defer { sim.terminate(); sim.waitUntilExit() }
+    let (loaded, profiles) = try loadSite(path)
+    let site = unconstrained(loaded)
+    let (buses, clients) = gatewayBuses(site)
+    var sig = SiteSignals()
+    sig.energyPrices = [PricePoint(at: 0, usdPerMWh: 30)]
+    let loop = try ControlLoop(site: site, profiles: profiles, buses: buses, signals: try SiteSignalSource(site: site, signals: sig),
+                               options: ControlOptions(commWatchdogS: 0, deadbandKW: 1))
+    let clock = ContinuousClock()
+    var t = Date().timeIntervalSince1970
+    for _ in 0..<3 { _ = await loop.tick(now: t); t += 1 }
+    let reachable = loop.plant.devices.filter { loop.poller.telemetry($0.id)?.consecutiveFailures == 0 }.count
+    if reachable < loop.plant.devices.count {
+        let bad = loop.plant.devices.first { loop.poller.telemetry($0.id)?.consecutiveFailures != 0 }!
+        throw BenchError("only \(reachable) of \(loop.plant.devices.count) containers answer; \(bad.id): \(loop.poller.telemetry(bad.id)?.lastError ?? "?")")
+    }
+    var shed: [Double] = [], restore: [Double] = []
+    var shedWritten: [Int] = []
+    for k in 0..<iterations {
+        // Between events the poller runs as usual (not timed): the fast path acts on fresh telemetry.
+        await loop.poller.poll(now: t)
+        let start = clock.now
+        if k % 2 == 0 {
+            let r = await loop.fastPath(now: t, reason: "DR", event: ManualEvent(id: "dr", capKW: 0, from: t, until: t + 3600, reason: "bench"))
+            shed.append(seconds(clock.now - start) * 1000)
+            shedWritten.append(r.writes.filter(\.verified).count)
+        } else {
+            _ = loop.cancelEvent("dr")
+            _ = await loop.fastPath(now: t, reason: "DR end")
+            restore.append(seconds(clock.now - start) * 1000)
+        }
+        t += 1
+    }
+    print("fast-path: \(n) containers behind \(clients.count) Modbus TCP gateways (\(perGateway) units each) in a second process on loopback;")
+    print("  event received → broker + governor → every changed setpoint written and read back (FC16 + FC03 per container)")
+    print(String(format: "  shed (DR cap 0):  p50 %.1f ms  p99 %.1f ms  max %.1f ms  over %d events, %d–%d containers written each (goal p99 ≤ 100 ms)",
+                 percentile(shed.sorted(), 0.5), percentile(shed.sorted(), 0.99), shed.max() ?? .nan, shed.count,
+                 shedWritten.min() ?? 0, shedWritten.max() ?? 0))
+    print(String(format: "  restore (DR end): p50 %.1f ms  p99 %.1f ms  max %.1f ms  over %d events",
+                 percentile(restore.sorted(), 0.5), percentile(restore.sorted(), 0.99), restore.max() ?? .nan, restore.count))
+    for c in clients { await c.close() }
+}
+
+/// Writes a site of `n` containers (80 % ASIC) under site → 4 transformers → 40 PDUs, addressed
+/// behind gateways of `perGateway` units each from `basePort`, in the simulator's gateway order.
+func writeGatewaySite(n: Int, perGateway: Int, basePort: Int, to path: String) throws {
+    var y = "site: {id: steady-\(n), import_limit_kw: \(n * 1100), safety_margin_kw: 1000, tick_s: 1, stale_after_s: 5}\n"
+    y += "tree:\n  id: site\n  cap_kw: \(n * 1100)\n  meter: site-meter\n  children:\n"
+    for x in 0..<4 {
+        y += "    - id: xfmr-\(x)\n      cap_kw: \(n * 300)\n      meter: xfmr-\(x)-meter\n      children:\n"
+        for p in 0..<10 { y += "        - {id: pdu-\(x)-\(p), cap_kw: \(n * 30)}\n" }
+    }
+    var served = 0
+    func address() -> String {
+        let port = basePort + served / perGateway, unit = served % perGateway + 1
+        served += 1
+        return "{tcp: \"127.0.0.1:\(port)\", unit: \(unit)}"
+    }
+    y += "devices:\n"
+    y += "  - {id: site-meter, class: meter, profile: janitza-umg604, address: \(address())}\n"
+    for x in 0..<4 { y += "  - {id: xfmr-\(x)-meter, class: meter, profile: janitza-umg604, address: \(address())}\n" }
+    for i in 0..<n {
+        let pdu = "pdu-\(i % 4)-\((i / 4) % 10)"
+        if i % 5 == 4 {
+            y += "  - {id: gpu-\(i), class: inference, profile: reference-gpu-container, node: \(pdu), address: \(address()), limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 100, min_on_s: 0, min_off_s: 0}, gpus: 800, kw_per_gpu: 1.25}\n"
+        } else {
+            y += "  - {id: asic-\(i), class: mining, profile: reference-asic-container, node: \(pdu), address: \(address()), limits: {max_kw: 1000, min_stable_kw: 300, ramp_kw_per_s: 50, min_on_s: 0, min_off_s: 0}, efficiency_j_per_th: 18}\n"
+        }
+    }
+    y += "economics: {hashprice_usd_per_ph_day: 50, inference_spot: {usd_per_mwh: 250}}\n"
+    try y.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+func runSteadyBenchmark(arguments: [String]) async throws {
+    let n = arguments.count > 0 ? Int(arguments[0]) ?? 1000 : 1000
+    let duration = arguments.count > 1 ? Double(arguments[1]) ?? 30 : 30
+    let basePort = 26_000
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("steady-\(n).yaml").path
+    try writeGatewaySite(n: n, perGateway: 250, basePort: basePort, to: path)
+    let sim = try startSimProcess(site: path, basePort: basePort, perGateway: 250)
+    defer { sim.terminate(); sim.waitUntilExit() }
+    let (site, profiles) = try loadSite(path)
+    let (buses, clientList) = gatewayBuses(site)
+    let source = try SiteSignalSource(site: site, signals: {
+        var s = SiteSignals()
+        s.energyPrices = [PricePoint(at: 0, usdPerMWh: 35)]
+        return s
+    }())
+    let loop = try ControlLoop(site: site, profiles: profiles, buses: buses, signals: source, options: ControlOptions(commWatchdogS: 60))
+    let clock = ContinuousClock()
+    // Warm up for 5 ticks (connections, configuration writes), then measure.
+    var next = clock.now
+    var t = Date().timeIntervalSince1970
+    for _ in 0..<5 { _ = await loop.tick(now: t); t += 1; next = next.advanced(by: .seconds(1)); try await clock.sleep(until: next) }
+    let cpu0 = cpuSeconds(), wall0 = clock.now
+    var tickMs: [Double] = []
+    var polled = 0
+    let ticks = Int(duration)
+    for _ in 0..<ticks {
+        let s = clock.now
+        let r = await loop.tick(now: t)
+        tickMs.append(seconds(clock.now - s) * 1000)
+        polled += site.devices.filter { loop.poller.telemetry($0.id)?.lastSuccess == t }.count
+        _ = r
+        t += 1
+        next = next.advanced(by: .seconds(1))
+        try await clock.sleep(until: next)
+    }
+    let cpu = cpuSeconds() - cpu0, wall = seconds(clock.now - wall0)
+    print("steady: \(site.devices.count) devices (\(n) containers) behind \(clientList.count) Modbus TCP gateways (simulated in a second process) on loopback, 1 Hz for \(ticks) s")
+    print(String(format: "  CPU %.1f %% of one core (goal ≤ 25 %%), RSS %.1f MB (goal ≤ 100 MB), tick p50 %.1f ms p99 %.1f ms, %.1f %% of device polls fresh each tick",
+                 100 * cpu / wall, residentMB(), percentile(tickMs.sorted(), 0.5), percentile(tickMs.sorted(), 0.99),
+                 100 * Double(polled) / Double(ticks * site.devices.count)))
+    for c in clientList { await c.close() }
+}
+
+/// The simulator side of the steady benchmark: serve a site behind gateways, step 1 s per second.
+func runSimServe(arguments: [String]) async throws {
+    guard arguments.count >= 3, let base = Int(arguments[1]), let per = Int(arguments[2]) else { throw BenchError("sim-serve SITE BASEPORT UNITS") }
+    let (site, profiles) = try loadSite(arguments[0])
+    let sim = try SiteSimulator(spec: try SimSiteSpec(site: site, profiles: profiles), seed: 1)
+    let host = try WireHost(simulator: sim, basePort: base, gateway: true, unitsPerGateway: per)
+    FileHandle.standardOutput.write(Data("switchyard sim: \(host.endpoints.count) devices\n".utf8))
+    let clock = ContinuousClock()
+    var next = clock.now
+    while true {
+        sim.step(.seconds(1))
+        host.publish()
+        next = next.advanced(by: .seconds(1))
+        try await clock.sleep(until: next)
+    }
+}

@@ -1,0 +1,129 @@
+// The loop's signals during a replay. `SiteSignalSource` hands the whole price list to
+// `SiteDispatch.resolve`, which filters it every tick (O(n) per tick: too slow for a year of
+// 5-minute prices). This source keeps a cursor into the trace and resolves only a window:
+// the price in force and the forecast up to the horizon, the events and contracts active now.
+// Time only moves forward in a replay, so the cursor advances; a jump back is searched.
+
+import Broker
+import Control
+import Site
+import Synchronization
+
+final class ReplaySignalSource: SignalSource {
+    let site: Site
+    let plant: Plant
+    let prices: [PricePoint]
+    let priceEnds: [Double]
+    let hashprice: [TraceInterval]?
+    let drEvents: [DREvent]
+    let peakWindows: [PeakWindow]
+    /// Extra contracts (absolute windows), sorted by start.
+    let contracts: [Contract]
+    let contractStarts: [Double]
+    let maxContractLength: Double
+    let horizonS: Double
+
+    struct Cursor {
+        var price = 0
+        var hash = 0
+        var cachedAt = Double.nan
+        var cached: DispatchSignals?
+    }
+    let cursor = Mutex(Cursor())
+
+    init(config: ReplayConfig, site: Site, plant: Plant) {
+        self.site = site
+        self.plant = plant
+        prices = config.prices.map { PricePoint(at: $0.start, usdPerMWh: $0.value) }
+        priceEnds = config.prices.map(\.end)
+        hashprice = config.hashprice
+        drEvents = config.drEvents
+        peakWindows = config.peakWindows
+        var cs = config.contracts
+        func start(_ c: Contract) -> Double {
+            if case .absolute(let s, _) = c.window { return s }
+            return -.infinity
+        }
+        cs.sort { (start($0), $0.id) < (start($1), $1.id) }
+        contracts = cs
+        contractStarts = cs.map(start)
+        maxContractLength = cs.reduce(0) { m, c in
+            if case .absolute(let s, let e) = c.window { return max(m, e - s) }
+            return .infinity
+        }
+        horizonS = config.forecastHorizonS
+    }
+
+    /// Index of the interval containing `t` (or the last one starting at or before it).
+    static func index(_ starts: (Int) -> Double, count: Int, at t: Double, from hint: Int) -> Int {
+        var i = min(max(hint, 0), max(count - 1, 0))
+        if count == 0 { return 0 }
+        if starts(i) > t {
+            var lo = 0, hi = i
+            while lo < hi { let mid = (lo + hi + 1) / 2; if starts(mid) <= t { lo = mid } else { hi = mid - 1 } }
+            return lo
+        }
+        while i + 1 < count, starts(i + 1) <= t { i += 1 }
+        return i
+    }
+
+    func signals(at t: Double) -> DispatchSignals {
+        cursor.withLock { c in
+            if c.cachedAt == t, let s = c.cached { return s }
+            c.price = Self.index({ self.prices[$0].at }, count: prices.count, at: t, from: c.price)
+            var sig = SiteSignals()
+            var j = c.price
+            let until = t + horizonS
+            while j < prices.count, prices[j].at <= until { j += 1 }
+            sig.energyPrices = Array(prices[c.price..<max(j, c.price + 1)])
+            if let hp = hashprice, !hp.isEmpty {
+                c.hash = Self.index({ hp[$0].start }, count: hp.count, at: t, from: c.hash)
+                sig.hashpriceUsdPerPHDay = hp[c.hash].value
+            }
+            sig.drEvents = drEvents.filter { t >= $0.start && t < $0.end }
+            sig.peakWindows = peakWindows.filter { t >= $0.start && t < $0.end }
+            sig.contracts = activeContracts(at: t)
+            let resolved: DispatchSignals
+            do { resolved = try SiteDispatch.resolve(site: site, plant: plant, signals: sig, at: t) } catch {
+                // Unreachable: the config is validated to have a price at every replayed instant.
+                resolved = DispatchSignals(energyPriceUsdPerMWh: prices.first?.usdPerMWh ?? 0)
+            }
+            c.cachedAt = t
+            c.cached = resolved
+            return resolved
+        }
+    }
+
+    func activeContracts(at t: Double) -> [Contract] {
+        guard !contracts.isEmpty else { return [] }
+        // Contracts starting after t cannot be active; those starting before t − longest cannot either.
+        var hi = contractStarts.count
+        var lo = 0
+        while lo < hi { let mid = (lo + hi) / 2; if contractStarts[mid] <= t { lo = mid + 1 } else { hi = mid } }
+        var out: [Contract] = []
+        var k = lo - 1
+        while k >= 0, contractStarts[k] >= t - maxContractLength || maxContractLength.isInfinite {
+            if contracts[k].window.contains(t) { out.append(contracts[k]) }
+            k -= 1
+        }
+        return out.reversed()
+    }
+
+    /// The price in force at `t` and the end of its interval.
+    func price(at t: Double) -> (usdPerMWh: Double, end: Double) {
+        let i = cursor.withLock { c in Self.index({ self.prices[$0].at }, count: prices.count, at: t, from: c.price) }
+        return (prices[i].usdPerMWh, priceEnds[i])
+    }
+
+    func describe(at t: Double) -> [String] {
+        var out: [String] = []
+        for e in drEvents where t >= e.start && t < e.end {
+            switch e.kind {
+            case .importCap(let kw): out.append("DR \(e.id): import cap \(Int(kw)) kW")
+            case .paidReduction(let b, let usd): out.append("DR \(e.id): paid reduction below \(Int(b)) kW at $\(Int(usd))/MWh")
+            }
+        }
+        for w in peakWindows where t >= w.start && t < w.end { out.append("peak window \(w.id)") }
+        return out
+    }
+}

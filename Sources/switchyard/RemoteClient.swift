@@ -1,0 +1,202 @@
+// The remote CLI's connection: server and token lookup (flags, then
+// SWITCHYARD_SERVER / SWITCHYARD_TOKEN, then ~/.config/switchyard/config.yaml),
+// one HTTP client over Foundation's URLSession, and exit codes with meaning.
+
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+extension ExitCodes {
+    /// Bad command line (EX_USAGE).
+    static let usage: Int32 = 64
+    /// The server failed (EX_SOFTWARE).
+    static let server: Int32 = 70
+    /// Someone else changed the config first (EX_TEMPFAIL): re-read and retry.
+    static let conflict: Int32 = 75
+    /// Missing, wrong, expired token or insufficient role (EX_NOPERM).
+    static let auth: Int32 = 77
+    /// The thing named does not exist.
+    static let notFound: Int32 = 1
+}
+
+struct RemoteOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("API base URL, e.g. https://site-7.example:8443 (else $SWITCHYARD_SERVER, else ~/.config/switchyard/config.yaml).", valueName: "URL"))
+    var server: String?
+
+    @Option(name: .long, help: ArgumentHelp("API token (else $SWITCHYARD_TOKEN, else the config file).", valueName: "TOKEN"))
+    var token: String?
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    @Option(name: .customLong("timeout-s"), help: "Request timeout in seconds.")
+    var timeoutS: Double = 15
+
+    func validate() throws {
+        if let server, URL(string: server)?.scheme.map({ ["http", "https"].contains($0) }) != true {
+            throw ValidationError("--server '\(server)' is not an http(s) URL")
+        }
+        if !(0.1...600).contains(timeoutS) { throw ValidationError("--timeout-s must be 0.1…600") }
+    }
+
+    func client() throws -> RemoteClient {
+        let env = ProcessInfo.processInfo.environment
+        let file = CLIConfigFile.load()
+        guard let s = server ?? env["SWITCHYARD_SERVER"] ?? file["server"], let url = URL(string: s.hasSuffix("/") ? String(s.dropLast()) : s),
+              url.scheme == "http" || url.scheme == "https" else {
+            printError("error: no server: give --server URL, set SWITCHYARD_SERVER, or put 'server:' in ~/.config/switchyard/config.yaml")
+            throw ExitCode(ExitCodes.usage)
+        }
+        let t = token ?? env["SWITCHYARD_TOKEN"] ?? file["token"]
+        return RemoteClient(base: url, token: t, timeoutS: timeoutS)
+    }
+}
+
+/// ~/.config/switchyard/config.yaml: flat `key: value` lines (server, token).
+enum CLIConfigFile {
+    static func load() -> [String: String] {
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+        let dir = ProcessInfo.processInfo.environment["XDG_CONFIG_HOME"] ?? home + "/.config"
+        guard let text = try? String(contentsOfFile: dir + "/switchyard/config.yaml", encoding: .utf8) else { return [:] }
+        var out: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let l = line.trimmingCharacters(in: .whitespaces)
+            guard !l.hasPrefix("#"), let colon = l.firstIndex(of: ":") else { continue }
+            let k = l[..<colon].trimmingCharacters(in: .whitespaces)
+            var v = l[l.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if v.count >= 2, (v.hasPrefix("\"") && v.hasSuffix("\"")) || (v.hasPrefix("'") && v.hasSuffix("'")) { v = String(v.dropFirst().dropLast()) }
+            out[k] = v
+        }
+        return out
+    }
+}
+
+struct RemoteClient: Sendable {
+    let base: URL
+    let token: String?
+    let timeoutS: Double
+
+    struct Reply: Sendable {
+        var status: Int
+        var body: Data
+        var headers: [String: String]
+    }
+
+    /// Sends a request; on a non-2xx status prints the server's one-line message and exits with its code.
+    func call(_ method: String, _ path: String, body: (any Encodable & Sendable)? = nil, headers: [String: String] = [:]) async throws -> Reply {
+        let r = try await send(method, path, body: body, headers: headers)
+        guard (200..<300).contains(r.status) else { throw fail(r) }
+        return r
+    }
+
+    func send(_ method: String, _ path: String, body: (any Encodable & Sendable)? = nil, headers: [String: String] = [:]) async throws -> Reply {
+        guard let url = URL(string: base.absoluteString + path) else {
+            printError("error: bad URL \(base.absoluteString + path)")
+            throw ExitCode(ExitCodes.usage)
+        }
+        var req = URLRequest(url: url, timeoutInterval: timeoutS)
+        req.httpMethod = method
+        if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
+        if let body {
+            let e = JSONEncoder()
+            e.keyEncodingStrategy = .convertToSnakeCase
+            req.httpBody = try e.encode(body)
+            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let session = URLSession(configuration: .ephemeral)
+        defer { session.finishTasksAndInvalidate() }
+        do {
+            let (data, response) = try await session.data(for: req)
+            guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }
+            var h: [String: String] = [:]
+            for (k, v) in http.allHeaderFields { if let k = k as? String, let v = v as? String { h[k.lowercased()] = v } }
+            return Reply(status: http.statusCode, body: data, headers: h)
+        } catch {
+            printError("error: cannot reach \(base.absoluteString): \((error as? URLError)?.localizedDescription ?? "\(error)")")
+            throw ExitCode(ExitCodes.unreachable)
+        }
+    }
+
+    /// Prints the error line and returns the exit code for a non-2xx reply.
+    func fail(_ r: Reply) -> ExitCode {
+        struct E: Decodable { struct M: Decodable { var message: String }; var error: M }
+        let message = (try? JSONDecoder().decode(E.self, from: r.body))?.error.message
+            ?? String(decoding: r.body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        printError("error: \(message.isEmpty ? "HTTP \(r.status)" : message) (HTTP \(r.status))")
+        switch r.status {
+        case 401, 403: return ExitCode(ExitCodes.auth)
+        case 429: return ExitCode(ExitCodes.auth)
+        case 400, 422: return ExitCode(ExitCodes.validation)
+        case 409, 412, 428: return ExitCode(ExitCodes.conflict)
+        case 404: return ExitCode(ExitCodes.notFound)
+        default: return ExitCode(ExitCodes.server)
+        }
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ r: Reply) throws -> T {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        do { return try d.decode(T.self, from: r.body) } catch {
+            printError("error: unexpected reply from the server: \(error)")
+            throw ExitCode(ExitCodes.server)
+        }
+    }
+}
+
+/// Prints raw JSON (pretty) for --json.
+func printJSON(_ data: Data) {
+    if let obj = try? JSONSerialization.jsonObject(with: data),
+       let pretty = try? JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
+        print(String(decoding: pretty, as: UTF8.self))
+    } else {
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A plain text table: columns padded to their widest cell.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let all = [header] + rows
+    let widths = header.indices.map { i in all.map { $0.indices.contains(i) ? $0[i].count : 0 }.max() ?? 0 }
+    for row in all {
+        print(row.enumerated().map { i, c in i == row.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            .joined(separator: "  "))
+    }
+}
+
+func kw(_ v: Double?) -> String { v.map { String(format: "%.1f", $0) } ?? "-" }
+
+/// "now", "+2h", "+30m", "+90s", or ISO 8601 UTC → seconds since 1970.
+func parseTimeArg(_ s: String, now: Double = Date().timeIntervalSince1970) -> Double? {
+    if s == "now" { return now }
+    if s.hasPrefix("+"), let d = parseDurationArg(String(s.dropFirst())) { return now + d }
+    return parseISOTime(s)
+}
+
+/// "2h", "30m", "90s", "1d", "1h30m" → seconds.
+func parseDurationArg(_ s: String) -> Double? {
+    var total = 0.0, num = ""
+    for c in s {
+        if c.isNumber || c == "." { num.append(c); continue }
+        guard let n = Double(num) else { return nil }
+        switch c {
+        case "s": total += n
+        case "m": total += n * 60
+        case "h": total += n * 3600
+        case "d": total += n * 86400
+        default: return nil
+        }
+        num = ""
+    }
+    if !num.isEmpty { guard let n = Double(num) else { return nil }; total += n }
+    return total > 0 ? total : nil
+}
+
+/// Percent-encodes one path segment or query value (RFC 3986 unreserved characters pass).
+func pathSegment(_ s: String) -> String {
+    var allowed = CharacterSet.alphanumerics
+    allowed.insert(charactersIn: "-._~")
+    return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+}

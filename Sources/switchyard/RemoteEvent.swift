@@ -1,0 +1,65 @@
+// `switchyard event create|list|cancel`: demand-response caps, remotely.
+
+import API
+import ArgumentParser
+import Foundation
+
+extension Switchyard {
+    struct Event: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "event", abstract: "Create, list and cancel DR events (site import caps).",
+                                                        subcommands: [Create.self, List.self, Cancel.self])
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Cap the site import over a window (applies at once if it has started).")
+            @OptionGroup var remote: RemoteOptions
+            @Option(name: .customLong("cap-kw"), help: "Site import cap, kW.") var capKW: Double
+            @Option(help: ArgumentHelp("Start: now, +30m, or ISO 8601 UTC.", valueName: "TIME")) var from: String = "now"
+            @Option(help: ArgumentHelp("End: +2h, or ISO 8601 UTC.", valueName: "TIME")) var until: String
+            @Option(help: "Why (shown in reasons and the event log).") var reason: String
+            @Option(help: "Event id (default: generated).") var id: String?
+
+            func validate() throws {
+                if !(capKW.isFinite && capKW >= 0) { throw ValidationError("--cap-kw must be a number ≥ 0") }
+                if parseTimeArg(from) == nil { throw ValidationError("--from '\(from)' is not now, +DURATION or ISO 8601 UTC") }
+                if parseTimeArg(until) == nil { throw ValidationError("--until '\(until)' is not +DURATION or ISO 8601 UTC") }
+                if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must not be empty") }
+            }
+
+            func run() async throws {
+                let c = try remote.client()
+                let now = Date().timeIntervalSince1970
+                let body = CreateEventRequest(id: id, capKw: capKW, from: from == "now" ? nil : parseTimeArg(from, now: now),
+                                              until: parseTimeArg(until, now: now)!, reason: reason)
+                let r = try await c.call("POST", "/v1/events", body: body)
+                if remote.json { printJSON(r.body); return }
+                let e = try c.decode(EventDTO.self, r)
+                print("event \(e.id): cap \(kw(e.capKw)) kW from \(isoTime(e.from)) until \(isoTime(e.until))\(e.active ? " (in force now)" : "")")
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List current and future events.")
+            @OptionGroup var remote: RemoteOptions
+            func run() async throws {
+                let c = try remote.client()
+                let r = try await c.call("GET", "/v1/events")
+                if remote.json { printJSON(r.body); return }
+                let es = try c.decode([EventDTO].self, r)
+                printTable(["ID", "CAP_KW", "FROM", "UNTIL", "ACTIVE", "REASON"],
+                           es.map { [$0.id, kw($0.capKw), isoTime($0.from), isoTime($0.until), $0.active ? "yes" : "no", $0.reason] })
+            }
+        }
+
+        struct Cancel: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Cancel an event.")
+            @OptionGroup var remote: RemoteOptions
+            @Argument(help: "Event id.") var id: String
+            func run() async throws {
+                let c = try remote.client()
+                let r = try await c.call("DELETE", "/v1/events/" + pathSegment(id))
+                if remote.json { printJSON(r.body); return }
+                print("event \(id) cancelled")
+            }
+        }
+    }
+}

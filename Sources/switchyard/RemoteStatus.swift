@@ -1,0 +1,43 @@
+// `switchyard status` and `switchyard devices`: the running controller, remotely.
+
+import API
+import ArgumentParser
+import Foundation
+
+extension Switchyard {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the site's import, cap, load per class, price and mode.")
+        @OptionGroup var remote: RemoteOptions
+
+        func run() async throws {
+            let c = try remote.client()
+            let r = try await c.call("GET", "/v1/status")
+            if remote.json { printJSON(r.body); return }
+            let s = try c.decode(StatusDTO.self, r)
+            print("site         \(s.site)   config v\(s.configVersion.map(String.init) ?? "-")   at \(s.at.map(isoTime) ?? "no tick yet")")
+            print("import       \(kw(s.siteKw)) kW / cap \(kw(s.limitKw)) kW")
+            print("mining       \(kw(s.miningKw)) kW")
+            print("inference    \(kw(s.inferenceKw)) kW")
+            print("price        \(s.priceUsdPerMwh.map { String(format: "$%.2f/MWh", $0) } ?? "-")   mode \(s.mode ?? "-")\(s.brokerFeasible == false ? "  (broker infeasible)" : "")")
+            print("devices      \(s.devicesUp)/\(s.devicesTotal) up")
+            print("events       \(s.events.isEmpty ? "none" : s.events.joined(separator: "; "))")
+            for i in s.interventions { print("governor     \(i)") }
+        }
+    }
+
+    struct Devices: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "devices", abstract: "List devices: power, setpoint, override, health.")
+        @OptionGroup var remote: RemoteOptions
+
+        func run() async throws {
+            let c = try remote.client()
+            let r = try await c.call("GET", "/v1/devices")
+            if remote.json { printJSON(r.body); return }
+            let ds = try c.decode([DeviceDTO].self, r)
+            printTable(["DEVICE", "CLASS", "UP", "POWER_KW", "SETPOINT_KW", "OVERRIDE", "LAST_ERROR"], ds.map { d in
+                [d.id, d.deviceClass, d.up ? "yes" : "NO", kw(d.powerKw), kw(d.setpointKw),
+                 d.override.map { "\(kw($0.kw)) until \(isoTime($0.until))" } ?? "-", d.lastError ?? "-"]
+            })
+        }
+    }
+}
