@@ -27,6 +27,15 @@ extension Switchyard {
         @Option(name: .long, help: ArgumentHelp("Signals file (JSON): prices, DR events, peak windows, contracts.", valueName: "FILE"))
         var signals: String?
 
+        @Option(name: .long, help: ArgumentHelp("Price series: ERCOT settlement-point CSV (RT or DA), or a generic CSV/JSON series.", valueName: "FILE"))
+        var prices: String?
+
+        @Option(name: .customLong("settlement-point"), help: "ERCOT settlement point to keep when --prices holds several (e.g. HB_NORTH).")
+        var settlementPoint: String?
+
+        @Option(name: .long, help: ArgumentHelp("Manual demand-response events (YAML or JSON).", valueName: "FILE"))
+        var events: String?
+
         @Option(name: .customLong("start-at"), help: ArgumentHelp("Loop time at start, ISO 8601 UTC (default: now). For replaying a day's signals live.", valueName: "TIME"))
         var startAt: String?
 
@@ -62,6 +71,10 @@ extension Switchyard {
                     printError("\(error)")
                     throw ExitCode(ExitCodes.validation)
                 }
+            }
+            do { try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events) } catch {
+                printError("\(error)")
+                throw ExitCode(ExitCodes.validation)
             }
             let source = try SiteSignalSource(site: site, signals: siteSignals)
             let pool = ModbusClientPool()

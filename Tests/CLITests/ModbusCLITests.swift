@@ -88,3 +88,34 @@ struct ModbusCLITests {
         #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
     }
 }
+
+/// `switchyard serve` and `sim` reject bad input before touching any device.
+@Suite("serve and sim input errors")
+struct ServeInputTests {
+    let exe = switchyardExecutable()
+
+    @Test func badPriceFileNamesFileAndLine() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-serve-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let csv = dir.appendingPathComponent("prices.csv").path
+        // An ERCOT real-time file without its price column.
+        try "\"Delivery Date\",\"Delivery Hour\",\"Delivery Interval\",\"Settlement Point Name\"\n\"08/14/2025\",\"1\",\"1\",\"HB_NORTH\"\n"
+            .write(toFile: csv, atomically: true, encoding: .utf8)
+        let r = try await runCommand(exe, ["serve", "--site", packageRoot.appendingPathComponent("examples/demo-site.yaml").path,
+                                           "--prices", csv, "--state-dir", dir.appendingPathComponent("state").path])
+        #expect(r.status == 65, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("prices.csv:1"), "\(r.stderr)")
+    }
+
+    @Test func badSiteFileNamesLineAndColumn() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-sim-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let site = dir.appendingPathComponent("site.yaml").path
+        try "site: {id: x, import_limit_kw: 100, safety_margin_kw: 5, tick_s: 1}\ntree: {id: site, cap_kw: -3}\ndevices: []\n"
+            .write(toFile: site, atomically: true, encoding: .utf8)
+        let r = try await runCommand(exe, ["sim", "--site", site, "--duration", "1"])
+        #expect(r.status == 65, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("site.yaml:2:"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+}

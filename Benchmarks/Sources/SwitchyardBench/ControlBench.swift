@@ -173,8 +173,9 @@ func runSteadyBenchmark(arguments: [String]) async throws {
     let duration = arguments.count > 1 ? Double(arguments[1]) ?? 30 : 30
     let basePort = 26_000
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("steady-\(n).yaml").path
-    try writeGatewaySite(n: n, perGateway: 250, basePort: basePort, to: path)
-    let sim = try startSimProcess(site: path, basePort: basePort, perGateway: 250)
+    // Unit ids stop at 247, so 200 devices per gateway.
+    try writeGatewaySite(n: n, perGateway: 200, basePort: basePort, to: path)
+    let sim = try startSimProcess(site: path, basePort: basePort, perGateway: 200)
     defer { sim.terminate(); sim.waitUntilExit() }
     let (site, profiles) = try loadSite(path)
     let (buses, clientList) = gatewayBuses(site)
