@@ -3,7 +3,7 @@
 
 SWIFT          ?= swift
 SWIFT_FLAGS    ?=
-APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat
+APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat chromium
 PIP_PACKAGES   := pymodbus==3.8.6 pyserial==3.5
 BENCH_PIP      := scipy==1.17.1 numpy==2.4.6
 SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

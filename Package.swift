@@ -118,6 +118,7 @@ let package = Package(
             "API", "Store", "Control", "Site", "Simulation", "HardwareProfiles", "Modbus", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "Control", "Simulation", "Site", "Signals", "HardwareProfiles", "TestSupport"]),
         .testTarget(name: "SignalsTests", dependencies: ["Signals", "TestSupport"]),
         .testTarget(name: "I2CTests", dependencies: ["I2C"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "Site", "TestSupport"]),

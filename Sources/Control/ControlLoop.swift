@@ -56,6 +56,8 @@ public struct ControlOptions: Sendable {
     /// Replaces the broker's proposals (baselines in replays): given the problem, setpoints per
     /// plant device, with a reason. The governor still holds every cap.
     public var policy: (@Sendable (DispatchProblem) -> (setpointsKW: [Double], reason: String))?
+    /// Render every setpoint's reason each tick (the API's explain reads them). Replays turn it off.
+    public var explainEveryTick = true
 
     public init(commWatchdogS: Double = 30, deadbandKW: Double = 5, commLossAfterS: Double = 10,
                 underFrequencyHz: Double = 59.7, underFrequencyHoldS: Double = 0.25, underFrequencyShedS: Double = 600,
@@ -287,11 +289,12 @@ public final class ControlLoop: Sendable {
         let snapshot = Snapshot(devices: states, nodeMeasuredKw: nodeMeasured, uncontrolledKw: uncontrolled,
                                 miningCurtailed: st.miningCurtailedSince != nil, miningCurtailedForS: curtailedFor)
         let problem = DispatchProblem(plant: plant, snapshot: snapshot, signals: sig)
-        let plan = Broker.dispatch(problem)
+        // A policy (replay baselines) replaces the broker: it is not run at all then.
         let custom = options.policy?(problem)
+        let plan = custom == nil ? Broker.dispatch(problem) : nil
 
         // Proposals: the broker's plan (or the policy's), mining zeroed while an under-frequency shed holds.
-        var proposed: [Double?] = (custom?.setpointsKW ?? plan.setpointsKw).map { Optional($0) }
+        var proposed: [Double?] = (custom?.setpointsKW ?? plan!.setpointsKw).map { Optional($0) }
         var extraNotes: [String] = []
         if let until = st.miningShedUntil, until > now {
             for (i, d) in plant.devices.enumerated() where d.deviceClass == .mining { proposed[i] = 0 }
@@ -320,7 +323,7 @@ public final class ControlLoop: Sendable {
                 if old == nil || (old! > 0) != (w.kw > 0) { s.changedAt[w.device] = now }
                 s.commandedKW[w.device] = w.kw
             }
-            if plan.miningCurtailed { if s.miningCurtailedSince == nil { s.miningCurtailedSince = now } } else { s.miningCurtailedSince = nil }
+            if plan?.miningCurtailed ?? false { if s.miningCurtailedSince == nil { s.miningCurtailedSince = now } } else { s.miningCurtailedSince = nil }
         }
 
         var mining = 0.0, inference = 0.0
@@ -330,9 +333,9 @@ public final class ControlLoop: Sendable {
         }
         let root = safety.root
         var reasons: [String: String] = [:]
-        for (i, id) in deviceIDs.enumerated() {
-            var r = custom?.reason ?? plan.reason(i)
-            let proposedKW = custom?.setpointsKW[i] ?? plan.setpointsKw[i]
+        for (i, id) in deviceIDs.enumerated() where options.explainEveryTick {
+            var r = custom?.reason ?? plan!.reason(i)
+            let proposedKW = custom?.setpointsKW[i] ?? plan!.setpointsKw[i]
             if abs(out.setpointsKW[i] - proposedKW) > 0.5 {
                 r = "governor: \(fmtKW(proposedKW)) proposed → \(fmtKW(out.setpointsKW[i])) allowed; " + (custom == nil ? "broker: " : "policy: ") + r
             }
@@ -348,8 +351,8 @@ public final class ControlLoop: Sendable {
             miningKW: mining, inferenceKW: inference, priceUsdPerMWh: sig.energyPriceUsdPerMWh,
             events: signals.describe(at: now) + st.events.filter { $0.from <= now && now < $0.until }.map { "DR \($0.id): cap \(fmtKW($0.capKW)) — \($0.reason)" },
             setpointsKW: Dictionary(uniqueKeysWithValues: zip(deviceIDs, out.setpointsKW)), reasons: reasons,
-            interventions: extraNotes + out.interventions, writes: writes, mode: out.mode, brokerFeasible: plan.feasible,
-            objective: plan.objective, nodeKW: nodeKW, nodeLimitKW: nodeLimit)
+            interventions: extraNotes + out.interventions, writes: writes, mode: out.mode, brokerFeasible: plan?.feasible ?? true,
+            objective: plan?.objective ?? Objective(), nodeKW: nodeKW, nodeLimitKW: nodeLimit)
         lastReportBox.withLock { $0 = report }
         return report
     }

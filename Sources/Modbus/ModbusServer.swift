@@ -140,19 +140,7 @@ public final class ModbusTCPServer: Sendable {
 
     /// Sets registers (or bits, 0/1) of `unit`. Addresses outside the layout are ignored.
     public func set(unit: Int, _ table: ModbusTable, address: Int, _ values: [UInt16]) {
-        tables.withLock { maps in
-            guard let m = maps[unit] else { return }
-            let r = m.layout.range(table)
-            for (i, v) in values.enumerated() where r.contains(address + i) {
-                let idx = address + i - r.lowerBound
-                switch table {
-                case .holding: m.pointer.pointee.tab_registers[idx] = v
-                case .input: m.pointer.pointee.tab_input_registers[idx] = v
-                case .coil: m.pointer.pointee.tab_bits[idx] = v != 0 ? 1 : 0
-                case .discrete: m.pointer.pointee.tab_input_bits[idx] = v != 0 ? 1 : 0
-                }
-            }
-        }
+        update { set in set(unit, table, address, values) }
     }
 
     /// Reads registers (or bits, 0/1) of `unit`; addresses outside the layout read 0.

@@ -13,6 +13,7 @@ struct Switchyard: AsyncParsableCommand {
             Dispatch.self,
             Sim.self,
             Serve.self,
+            Replay.self,
             Status.self,
             Devices.self,
             Explain.self,
