@@ -105,8 +105,8 @@ public final class Actuator: Sendable {
                             configuredNow = true
                         }
                         let words = try PointEncoder.encode((kw * 1000).rounded(), for: t.setpoint)
-                        try await t.bus.writeRegisters(address: t.setpoint.address, values: words)
-                        let back = try await t.bus.read(t.setpoint.table, address: t.setpoint.address, count: t.setpoint.type.registerCount)
+                        // Write and verify by read-back in one trip to the bus's connection.
+                        let back = try await t.bus.writeAndReadBack(address: t.setpoint.address, values: words)
                         let verified = back == words
                         return (i, WriteOutcome(device: t.id, kw: kw, verified: verified,
                                                 error: verified ? nil : "\(t.id): read-back \(back) differs from written \(words)",

@@ -291,6 +291,15 @@ public final class ModbusClient: Sendable {
         }
     }
 
+    /// Writes holding registers, then reads them back, in one trip to the connection's thread.
+    public func writeAndReadBack(unit: Int, address: Int, values: [UInt16]) async throws(ModbusError) -> [UInt16] {
+        let fc: FunctionCode = values.count == 1 ? .writeSingleRegister : .writeMultipleRegisters
+        return try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+            try ctx.writeRegisters(unit: unit, address: address, values: values)
+            return try ctx.read(.holding, unit: unit, address: address, count: values.count)
+        }
+    }
+
     /// A `RegisterBus` view of one unit id behind this endpoint.
     public func bus(unit: Int, deviceName: String? = nil) -> ModbusUnitBus {
         ModbusUnitBus(client: self, unit: unit, deviceName: deviceName ?? "\(name) unit \(unit)")
@@ -320,6 +329,11 @@ public struct ModbusUnitBus: RegisterBus {
 
     public func writeCoils(address: Int, values: [Bool]) async throws {
         do { try await client.writeCoils(unit: unit, address: address, values: values) }
+        catch { throw named(error) }
+    }
+
+    public func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16] {
+        do { return try await client.writeAndReadBack(unit: unit, address: address, values: values) }
         catch { throw named(error) }
     }
 

@@ -17,11 +17,20 @@ public protocol RegisterBus: Sendable {
     /// Reads every request of a plan; for each input span index, its words or
     /// the error of the request that served it. Has a default implementation.
     func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [Int: Result<[UInt16], ModbusError>]
+
+    /// Writes holding registers and reads them back; returns what was read. Has a default
+    /// implementation; the libmodbus bus does both in one trip to its connection's thread.
+    func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16]
 }
 
 extension RegisterBus {
     public func writeRegister(address: Int, value: UInt16) async throws {
         try await writeRegisters(address: address, values: [value])
+    }
+
+    public func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16] {
+        try await writeRegisters(address: address, values: values)
+        return try await read(.holding, address: address, count: values.count)
     }
 
     /// Reads every span of `plan` and returns, for each input span index, its words.

@@ -114,19 +114,18 @@ public final class WireHost: Sendable {
     /// Writable points are owned by the clients after start-up and are not overwritten.
     public func publish(includingWritable: Bool = false) {
         for (s, server) in servers.enumerated() {
-            server.update { set in
+            // Encode under the simulator's lock, then hold the server's table lock only to copy,
+            // so clients being served are not held up by the encoding.
+            var writes: [(Int, ModbusTable, Int, [UInt16])] = []
+            simulator.state.withLock { st in
                 for (unit, i) in unitsByServer[s] {
-                    let layout = simulator.layouts[i]
-                    let snapshot = simulator.state.withLock { st in
-                        layout.points.compactMap { p -> (ModbusTable, Int, [UInt16])? in
-                            if p.definition.access.isWritable && !includingWritable { return nil }
-                            let words = simulator.words(device: i, p.table, address: p.address, count: p.type.registerCount, in: st)
-                            return (p.table, p.address, words)
-                        }
+                    for p in simulator.layouts[i].points where includingWritable || !p.definition.access.isWritable {
+                        writes.append((unit, p.table, p.address,
+                                       simulator.words(device: i, p.table, address: p.address, count: p.type.registerCount, in: st)))
                     }
-                    for (table, address, words) in snapshot { set(unit, table, address, words) }
                 }
             }
+            server.update { set in for (unit, table, address, words) in writes { set(unit, table, address, words) } }
         }
     }
 
