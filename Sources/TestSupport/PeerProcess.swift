@@ -26,6 +26,8 @@ public final class PeerProcess: @unchecked Sendable {
     public let process: Process
     /// The words after READY on the ready line (e.g. the port).
     public let readyWords: [String]
+    /// Everything the process printed (on the watched stream) up to and including the ready marker.
+    public private(set) var outputUntilReady = ""
     private let stdoutPipe: Pipe
     private let stderrPipe: Pipe
 
@@ -40,7 +42,8 @@ public final class PeerProcess: @unchecked Sendable {
 
     /// Starts `executable` with `arguments` and blocks (off the cooperative
     /// pool) until it prints a line starting with `readyPrefix`, or exits.
-    /// With `readyOnStderr`, the ready marker is looked for anywhere in a stderr line instead.
+    /// With `readyOnStderr`, the ready marker is looked for anywhere in a stderr line instead;
+    /// a marker starting with `*` is looked for anywhere in the output.
     public static func start(_ executable: String, _ arguments: [String], readyPrefix: String = "READY",
                              readyOnStderr: Bool = false,
                              environment: [String: String]? = nil) async throws -> PeerProcess {
@@ -81,8 +84,10 @@ public final class PeerProcess: @unchecked Sendable {
             }
             buffer.append(chunk)
             let text = String(decoding: buffer, as: UTF8.self)
-            if readyOnStderr, text.contains(readyPrefix) {
-                return PeerProcess(process: p, readyWords: [], stdoutPipe: out, stderrPipe: err)
+            if readyOnStderr || readyPrefix.hasPrefix("*"), text.contains(readyPrefix.hasPrefix("*") ? String(readyPrefix.dropFirst()) : readyPrefix) {
+                let peer = PeerProcess(process: p, readyWords: [], stdoutPipe: out, stderrPipe: err)
+                peer.outputUntilReady = text
+                return peer
             }
             for line in text.split(separator: "\n") where !readyOnStderr && line.hasPrefix(readyPrefix) {
                 let words = line.dropFirst(readyPrefix.count).split(separator: " ").map(String.init)

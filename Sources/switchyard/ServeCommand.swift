@@ -3,6 +3,7 @@ import Control
 import Foundation
 import HardwareProfiles
 import I2C
+import Signals
 import Logging
 import Modbus
 import ServiceLifecycle
@@ -35,6 +36,9 @@ extension Switchyard {
 
         @Option(name: .long, help: ArgumentHelp("Manual demand-response events (YAML or JSON).", valueName: "FILE"))
         var events: String?
+
+        @Option(name: .long, help: ArgumentHelp("OpenADR 3 VEN config (JSON): vtn_url, token_url, client_id, client_secret, client_auth, programs, poll_s.", valueName: "FILE"))
+        var openadr: String?
 
         @Option(name: .customLong("start-at"), help: ArgumentHelp("Loop time at start, ISO 8601 UTC (default: now). For replaying a day's signals live.", valueName: "TIME"))
         var startAt: String?
@@ -75,6 +79,13 @@ extension Switchyard {
             do { try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events) } catch {
                 printError("\(error)")
                 throw ExitCode(ExitCodes.validation)
+            }
+            var venConfig: (VENConfig, Double)?
+            if let openadr {
+                do { venConfig = try OpenADRConfigFile.load(path: openadr) } catch {
+                    printError("\(error)")
+                    throw ExitCode(ExitCodes.validation)
+                }
             }
             let source = try SiteSignalSource(site: site, signals: siteSignals)
             let pool = ModbusClientPool()
@@ -133,6 +144,10 @@ extension Switchyard {
                 FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) { LiveView.logLine($0) } },
                 FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             ] + api.services
+            if let (config, pollS) = venConfig {
+                services.append(OpenADRService(ven: OpenADRVEN(config: config), source: source, fileEvents: siteSignals, host: host,
+                                               time: time, period: .milliseconds(Int(pollS * 1000)), logger: logger))
+            }
             if let i2cHardware {
                 services.append(HeartbeatService(hardware: i2cHardware, loop: { host.current }, time: time,
                                                  maxTickAgeS: 3 * Double(period.components.seconds == 0 ? 1 : period.components.seconds), logger: logger))

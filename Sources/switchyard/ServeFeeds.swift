@@ -1,7 +1,11 @@
 // Feeds for `serve`: price series (ERCOT settlement-point CSV, generic CSV/JSON) and manual
 // DR events, loaded with the Signals module and merged into the site's signals.
 
+import ArgumentParser
+import Control
 import Foundation
+import Logging
+import ServiceLifecycle
 import Signals
 import Site
 
@@ -13,19 +17,92 @@ func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoin
         signals.energyPrices += series.points.map { .init(at: $0.start.timeIntervalSince1970, usdPerMWh: $0.value) }
         signals.energyPrices.sort { $0.at < $1.at }
     }
-    if let events {
-        for e in try ManualEvents.load(path: events) {
-            let start = e.start.timeIntervalSince1970
-            let end = e.end?.timeIntervalSince1970 ?? .infinity
-            switch e.action {
-            case .importCap(let kw):
-                signals.drEvents.append(.init(id: e.id, start: start, end: end, kind: .importCap(kw: kw)))
-            case .paidReduction(let usd, let baseline):
-                signals.drEvents.append(.init(id: e.id, start: start, end: end,
-                                              kind: .paidReduction(baselineKw: baseline ?? 0, usdPerMWh: usd)))
-            default:
-                continue  // price and level events are not caps; the price feed carries prices
+    if let events { appendEvents(try ManualEvents.load(path: events), to: &signals) }
+}
+
+/// Maps the Signals module's events (manual or OpenADR) to the site's caps and paid reductions.
+func appendEvents(_ events: [Signals.DREvent], to signals: inout SiteSignals) {
+    for e in events {
+        let start = e.start.timeIntervalSince1970
+        let end = e.end?.timeIntervalSince1970 ?? .infinity
+        switch e.action {
+        case .importCap(let kw):
+            signals.drEvents.append(.init(id: e.id, start: start, end: end, kind: .importCap(kw: kw)))
+        case .paidReduction(let usd, let baseline):
+            signals.drEvents.append(.init(id: e.id, start: start, end: end,
+                                          kind: .paidReduction(baselineKw: baseline ?? 0, usdPerMWh: usd)))
+        default:
+            continue  // price and level events are not caps; the price feed carries prices
+        }
+    }
+}
+
+/// `--openadr FILE` (JSON): where the VTN is and how to authenticate.
+struct OpenADRConfigFile: Decodable {
+    var vtn_url: String
+    var token_url: String
+    var client_id: String
+    var client_secret: String
+    var client_auth: String?
+    var ven_name: String?
+    var programs: [String]?
+    var poll_s: Double?
+
+    static func load(path: String) throws -> (VENConfig, Double) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ValidationError("\(path): error: cannot read the OpenADR config (\(error.localizedDescription))")
+        }
+        let c: OpenADRConfigFile
+        do { c = try JSONDecoder().decode(OpenADRConfigFile.self, from: data) } catch {
+            throw ValidationError("\(path): error: not a valid OpenADR config: \(error)")
+        }
+        guard let vtn = URL(string: c.vtn_url), vtn.scheme != nil, let token = URL(string: c.token_url), token.scheme != nil else {
+            throw ValidationError("\(path): error: vtn_url and token_url must be absolute URLs")
+        }
+        guard let auth = OAuthClientAuth(rawValue: c.client_auth ?? "basic") else {
+            throw ValidationError("\(path): error: client_auth must be basic or body")
+        }
+        let poll = c.poll_s ?? 30
+        guard poll >= 1 else { throw ValidationError("\(path): error: poll_s must be at least 1") }
+        return (VENConfig(vtnURL: vtn, tokenURL: token, clientID: c.client_id, clientSecret: c.client_secret, clientAuth: auth,
+                          venName: c.ven_name ?? "switchyard", programNames: c.programs.map(Set.init)), poll)
+    }
+}
+
+/// Polls the VTN, puts its events into the signals, and runs the fast path when a new event is in force.
+struct OpenADRService<C: Clock>: Service where C.Duration == Duration {
+    let ven: OpenADRVEN
+    let source: SiteSignalSource
+    /// The events from files, kept beside the VTN's.
+    let fileEvents: SiteSignals
+    let host: LoopHost
+    let time: LoopTime<C>
+    let period: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var announced: Set<String> = []
+            while !Task.isCancelled {
+                do {
+                    let snapshot = try await ven.poll()
+                    var merged = fileEvents
+                    appendEvents(snapshot.drEvents, to: &merged)
+                    source.update { $0.drEvents = merged.drEvents }
+                    let now = time.now
+                    for e in snapshot.drEvents where e.isActive(at: Date(timeIntervalSince1970: now)) && !announced.contains(e.id) {
+                        announced.insert(e.id)
+                        logger.notice("OpenADR event in force", metadata: ["event.id": "\(e.id)", "event.reason": "\(e.reason)"])
+                        let r = await host.current.fastPath(now: now, reason: "OpenADR event \(e.id)")
+                        LiveView.logLine(r)
+                    }
+                } catch {
+                    logger.warning("OpenADR poll failed", metadata: ["error": "\(error)"])
+                }
+                do { try await time.clock.sleep(for: period) } catch { break }
             }
         }
     }
 }
+

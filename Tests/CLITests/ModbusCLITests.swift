@@ -119,3 +119,43 @@ struct ServeInputTests {
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
 }
+
+/// `serve --openadr` against the OpenADR 3 VTN stand-in and the simulated demo site: the VTN's
+/// import-capacity event (12 MW from 2025-08-14T20:00Z) reaches the loop through the fast path.
+@Suite("serve with an OpenADR VTN", .serialized)
+struct ServeOpenADRTests {
+    let exe = switchyardExecutable()
+
+    @Test func vtnEventRunsTheFastPathAndCapsTheSite() async throws {
+        let vtn = try await PeerProcess.python("vtn_standin.py", ["--client-id", "ven-1", "--client-secret", "pw"])
+        defer { vtn.stop() }
+        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet"], readyPrefix: "switchyard sim:")
+        defer { sim.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-adr-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let config = dir.appendingPathComponent("openadr.json").path
+        try """
+        {"vtn_url": "http://127.0.0.1:\(vtn.port)/openadr3/3.0.1", "token_url": "http://127.0.0.1:\(vtn.port)/auth/token",
+         "client_id": "ven-1", "client_secret": "pw", "programs": ["ERCOT-ERS"], "poll_s": 1}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        // Bounded: `timeout` ends serve if the fast-path line never comes, and start() then throws.
+        let stateDir = dir.appendingPathComponent("state").path
+        let serve = try await PeerProcess.start("/usr/bin/timeout", ["60", exe, "serve", "--site", site, "--openadr", config,
+                                                                      "--listen", "127.0.0.1:0",
+                                                                      "--start-at", "2025-08-14T20:00:05Z", "--state-dir", stateDir],
+                                                readyPrefix: "*FAST[OpenADR event")
+        defer {
+            serve.stop()
+            // Make sure no controller outlives the test (its state dir is unique to this run).
+            _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/pkill"), arguments: ["-f", stateDir]).waitUntilExit()
+        }
+        #expect(serve.process.isRunning)
+        let fast = try #require(serve.outputUntilReady.split(separator: "\n").first { $0.contains("FAST[OpenADR event") })
+        #expect(fast.contains("cap  12.00 MW"), "\(fast)")
+        // The fast path ran on the VTN's event; the stand-in saw our token and resource requests.
+        let stats = try await runCommand("/usr/bin/env", ["python3", "-c",
+            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:\(vtn.port)/_test/stats').read().decode())"])
+        #expect(stats.stdout.contains("token"), "\(stats.stdout)")
+    }
+}
