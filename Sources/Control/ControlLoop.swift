@@ -58,6 +58,8 @@ public struct ControlOptions: Sendable {
     public var policy: (@Sendable (DispatchProblem) -> (setpointsKW: [Double], reason: String))?
     /// Render every setpoint's reason each tick (the API's explain reads them). Replays turn it off.
     public var explainEveryTick = true
+    /// Poll devices one at a time (in-memory buses: replays and soaks).
+    public var serialPolling = false
 
     public init(commWatchdogS: Double = 30, deadbandKW: Double = 5, commLossAfterS: Double = 10,
                 underFrequencyHz: Double = 59.7, underFrequencyHoldS: Double = 0.25, underFrequencyShedS: Double = 600,
@@ -138,7 +140,7 @@ public final class ControlLoop: Sendable {
                 actTargets.append(try Actuator.Target(id: d.id, profile: profile, bus: bus, watchdogS: options.commWatchdogS, fallbackKW: 0))
             }
         }
-        poller = try Poller(targets: targets)
+        poller = try Poller(targets: targets, serial: options.serialPolling)
         actuator = Actuator(targets: actTargets, deadbandKW: options.deadbandKW)
         deviceIDs = plant.devices.map(\.id)
         meterOfNode = plant.nodes.map { n in site.node(n.id)?.meter }

@@ -61,8 +61,13 @@ public final class Poller: Sendable {
     let state: Mutex<(telemetry: [String: DeviceTelemetry], skipUntilTick: [Int], tick: Int, attempts: [String: Int])>
     let clock = ContinuousClock()
 
-    public init(targets: [Target], normalEvery: Int = 5, slowEvery: Int = 60) throws {
+    /// Poll devices one after another instead of all at once: for in-memory buses (replays,
+    /// soaks), where concurrency buys nothing and costs task switches and lock contention.
+    public let serial: Bool
+
+    public init(targets: [Target], normalEvery: Int = 5, slowEvery: Int = 60, serial: Bool = false) throws {
         self.targets = targets
+        self.serial = serial
         self.normalEvery = max(1, normalEvery)
         self.slowEvery = max(1, slowEvery)
         var plans: [DevicePlans] = []
@@ -94,6 +99,12 @@ public final class Poller: Sendable {
             return (s.tick, s.skipUntilTick)
         }
         let lvl = level ?? Self.level(tick: tick, normalEvery: normalEvery, slowEvery: slowEvery)
+        if serial {
+            for (i, t) in targets.enumerated() where skip[i] <= tick && (only?.contains(t.id) ?? true) {
+                await pollDevice(i, now: now, level: lvl, tick: tick)
+            }
+            return
+        }
         await withTaskGroup(of: Void.self) { group in
             for (i, t) in targets.enumerated() where skip[i] <= tick && (only?.contains(t.id) ?? true) {
                 group.addTask { await self.pollDevice(i, now: now, level: lvl, tick: tick) }

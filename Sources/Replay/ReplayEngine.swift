@@ -122,8 +122,9 @@ public enum ReplayEngine {
         let source = ReplaySignalSource(config: config, site: site, plant: plant)
         let loop: ControlLoop
         do {
-            loop = try ControlLoop(site: site, profiles: config.profiles, buses: buses, signals: source,
-                                   options: ControlOptions(commWatchdogS: 0, policy: policy.proposal()))
+            var options = ControlOptions(commWatchdogS: 0, policy: policy.proposal())
+            options.serialPolling = true  // in-memory devices: no gain from concurrency, only task switches
+            loop = try ControlLoop(site: site, profiles: config.profiles, buses: buses, signals: source, options: options)
         } catch { throw ReplayError("\(site.file): error: \(error)") }
 
         // Static facts per plant device.

@@ -146,6 +146,7 @@ struct Physics: Sendable {
     var auxFraction: Double
     var baseKW: Double
     var demandCurve: [Double]
+    var efficiencyJPerTH: Double
     var isContainer: Bool { role == .asicContainer || role == .gpuContainer }
 }
 
@@ -212,7 +213,8 @@ public final class SiteSimulator: Sendable {
         self.physics = spec.devices.map {
             Physics(role: $0.role, maxKW: $0.maxKW, lagSeconds: $0.lagSeconds, noiseFraction: $0.noiseFraction, gpus: $0.gpus,
                     auxFraction: $0.auxFraction, baseKW: $0.baseKW,
-                    demandCurve: $0.demandCurve.isEmpty ? SimDevice.defaultDemandCurve : $0.demandCurve)
+                    demandCurve: $0.demandCurve.isEmpty ? SimDevice.defaultDemandCurve : $0.demandCurve,
+                    efficiencyJPerTH: $0.efficiencyJPerTH)
         }
         self.deviceIndex = dIndex
         self.nodeCaps = spec.nodes.map(\.capKW)
@@ -440,9 +442,9 @@ public final class SiteSimulator: Sendable {
     /// The engineering value of a canonical (or known vendor) point of a device now.
     func value(of name: String, device i: Int, in s: SimState) -> Double? {
         if let frozen = s.devices[i].frozen { return frozen[name] }
-        let d = spec.devices[i]
+        // Flat parameters only: no copy of the device's profile or layout on this hot path.
+        let d = physics[i]
         let dev = s.devices[i]
-        let layout = layouts[i]
         switch d.role {
         case .asicContainer, .gpuContainer:
             let p = max(0, dev.powerKW + dev.noiseKW)
@@ -459,7 +461,7 @@ public final class SiteSimulator: Sendable {
                 else if dev.runCommand == 0 { label = "stopped" }
                 else if dev.refKW < 0.99 * d.maxKW { label = "curtailed" }
                 else { label = "running" }
-                return Double(layout.stateCodes[label] ?? layout.stateCodes["running"] ?? 0)
+                return Double(layouts[i].stateCodes[label] ?? layouts[i].stateCodes["running"] ?? 0)
             case "alarm_bits": return dev.fault != nil ? 1 : 0
             case "inlet_temperature_c": return 24 + 8 * (d.maxKW > 0 ? p / d.maxKW : 0)
             case "coolant_temperature_c": return 30 + 12 * (d.maxKW > 0 ? p / d.maxKW : 0)
@@ -485,7 +487,7 @@ public final class SiteSimulator: Sendable {
             let kw = s.nodeLoadKW[n]
             let v = spec.nominalVoltage
             let pf = spec.powerFactor
-            if name.hasPrefix("outlet_"), let outlet = Int(name.split(separator: "_")[1]), let di = layout.outletDevice[outlet] {
+            if name.hasPrefix("outlet_"), let outlet = Int(name.split(separator: "_")[1]), let di = layouts[i].outletDevice[outlet] {
                 if name.hasSuffix("_state") { return deviceAncestors[di].contains { s.nodeTripped[$0] } ? 0 : 1 }
                 return max(0, s.devices[di].powerKW + s.devices[di].noiseKW) * 1000
             }
@@ -532,14 +534,16 @@ public final class SiteSimulator: Sendable {
 
     func words(device i: Int, _ table: ModbusTable, address: Int, count: Int, in s: SimState) -> [UInt16] {
         var out = [UInt16](repeating: 0, count: count)
-        for p in layouts[i].points where p.table == table {
-            let n = p.type.registerCount
-            guard p.address < address + count, p.address + n > address else { continue }
-            let v = value(of: p.name, device: i, in: s) ?? 0
-            let encoded = (try? PointEncoder.encode(v, for: p, enforceLimits: false))
-                ?? (try? PointEncoder.encode(0, for: p, enforceLimits: false)) ?? [UInt16](repeating: 0, count: n)
-            for k in 0..<n where p.address + k >= address && p.address + k < address + count {
-                out[p.address + k - address] = encoded[k]
+        let points = layouts[i].points
+        for k in points.indices where points[k].table == table {
+            let n = points[k].type.registerCount
+            let at = points[k].address
+            guard at < address + count, at + n > address else { continue }
+            let v = value(of: points[k].name, device: i, in: s) ?? 0
+            let encoded = (try? PointEncoder.encode(v, for: points[k], enforceLimits: false))
+                ?? (try? PointEncoder.encode(0, for: points[k], enforceLimits: false)) ?? [UInt16](repeating: 0, count: n)
+            for j in 0..<n where at + j >= address && at + j < address + count {
+                out[at + j - address] = encoded[j]
             }
         }
         return out
