@@ -101,7 +101,7 @@ let package = Package(
         // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
         .executableTarget(
             name: "SwitchyardBench",
-            dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles"],
+            dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay"],
             path: "Benchmarks/Sources/SwitchyardBench"
         ),
 

@@ -21,3 +21,9 @@ $B fast-path 300 40 10
 echo
 echo "== Steady 1 Hz loop, 1,000 containers (issue 6) =="
 $B steady 1000 30
+echo
+echo "== Replay: one year of 5-minute prices on the demo site (issue 8) =="
+YEAR=$(mktemp --suffix=.csv)
+python3 examples/replay/gen-prices.py --days 365 > "$YEAR"
+$B replay "$YEAR" examples/demo-site.yaml
+rm -f "$YEAR"

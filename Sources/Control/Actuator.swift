@@ -24,6 +24,8 @@ public final class Actuator: Sendable {
         public var fallback: ResolvedPoint?
         public var watchdogS: Double
         public var fallbackKW: Double
+        /// Write and verify in one FC23 transaction (the profile says the device supports it).
+        public var combinedVerify: Bool
 
         public init(id: String, profile: DeviceProfile, bus: any RegisterBus, watchdogS: Double, fallbackKW: Double) throws {
             let points = try profile.resolvedPoints()
@@ -37,6 +39,7 @@ public final class Actuator: Sendable {
             self.fallback = points.first { $0.name == "fallback_setpoint_w" }
             self.watchdogS = watchdogS
             self.fallbackKW = fallbackKW
+            self.combinedVerify = profile.transport.writeReadFC23
         }
     }
 
@@ -105,8 +108,9 @@ public final class Actuator: Sendable {
                             configuredNow = true
                         }
                         let words = try PointEncoder.encode((kw * 1000).rounded(), for: t.setpoint)
-                        // Write and verify by read-back in one trip to the bus's connection.
-                        let back = try await t.bus.writeAndReadBack(address: t.setpoint.address, values: words)
+                        // Write and verify by read-back in one trip to the bus's connection (one FC23
+                        // transaction where the device supports it).
+                        let back = try await t.bus.writeAndReadBack(address: t.setpoint.address, values: words, combined: t.combinedVerify)
                         let verified = back == words
                         return (i, WriteOutcome(device: t.id, kw: kw, verified: verified,
                                                 error: verified ? nil : "\(t.id): read-back \(back) differs from written \(words)",

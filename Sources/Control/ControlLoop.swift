@@ -85,6 +85,7 @@ public struct TickReport: Sendable {
     public var priceUsdPerMWh: Double
     public var events: [String]
     public var setpointsKW: [String: Double]
+    /// Every device's reason, when the loop renders them each tick (`explainEveryTick`).
     public var reasons: [String: String]
     public var interventions: [String]
     public var writes: [WriteOutcome]
@@ -93,6 +94,34 @@ public struct TickReport: Sendable {
     public var objective: Objective
     public var nodeKW: [String: Double]
     public var nodeLimitKW: [String: Double]
+    /// Renders a reason on demand when the tick did not (replays).
+    var explainer: Explainer?
+}
+
+extension TickReport {
+    /// Why `device` got its setpoint: rendered with the tick, or now from what the tick decided.
+    public func reason(for device: String) -> String? {
+        reasons[device] ?? explainer?.reason(for: device)
+    }
+}
+
+/// What is needed to explain a tick's setpoints later: the broker's plan (or the policy's line)
+/// and what the governor allowed.
+struct Explainer: Sendable {
+    var index: [String: Int]
+    var plan: DispatchPlan?
+    var policy: (setpointsKW: [Double], reason: String)?
+    var allowedKW: [Double]
+
+    func reason(for device: String) -> String? {
+        guard let i = index[device] else { return nil }
+        var r = policy?.reason ?? plan!.reason(i)
+        let proposedKW = policy?.setpointsKW[i] ?? plan!.setpointsKw[i]
+        if abs(allowedKW[i] - proposedKW) > 0.5 {
+            r = "governor: \(fmtKW(proposedKW)) proposed → \(fmtKW(allowedKW[i])) allowed; " + (policy == nil ? "broker: " : "policy: ") + r
+        }
+        return r
+    }
 }
 
 /// The persisted part of the loop's state (restart resumes from it).
@@ -115,6 +144,7 @@ public final class ControlLoop: Sendable {
     public let signals: any SignalSource
     public let options: ControlOptions
     let deviceIDs: [String]
+    let deviceIndex: [String: Int]
     let meterOfNode: [String?]
     let siteMeter: String?
     let state: Mutex<LoopState>
@@ -143,6 +173,7 @@ public final class ControlLoop: Sendable {
         poller = try Poller(targets: targets, serial: options.serialPolling)
         actuator = Actuator(targets: actTargets, deadbandKW: options.deadbandKW)
         deviceIDs = plant.devices.map(\.id)
+        deviceIndex = Dictionary(plant.devices.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         meterOfNode = plant.nodes.map { n in site.node(n.id)?.meter }
         let rootNode = plant.nodes.first { $0.parentID == nil }
         siteMeter = rootNode.flatMap { site.node($0.id)?.meter }
@@ -218,13 +249,13 @@ public final class ControlLoop: Sendable {
     }
 
     func frequencyText(_ meter: String) -> String {
-        (poller.telemetry(meter)?.values["frequency_hz"]).map { String(format2dp: $0) } ?? "?"
+        (poller.telemetry(meter)?.value("frequency_hz")).map { String(format2dp: $0) } ?? "?"
     }
 
     /// Updates the under-frequency timer; true when it has just tripped.
     @discardableResult
     func checkFrequency(now: Double) -> Bool {
-        guard let meter = siteMeter, let tel = poller.telemetry(meter), let hz = tel.values["frequency_hz"],
+        guard let meter = siteMeter, let tel = poller.telemetry(meter), let hz = tel.value("frequency_hz"),
               tel.age("frequency_hz", now: now) <= site.staleAfterS else { return false }
         let tripped: Bool = frequencyLow.withLock { since in
             if hz <= options.underFrequencyHz {
@@ -259,24 +290,26 @@ public final class ControlLoop: Sendable {
         var ages = [Double](repeating: .infinity, count: nD)
         var reachable = [Bool](repeating: false, count: nD)
         var states: [DeviceState] = []
-        for (i, d) in plant.devices.enumerated() {
-            let tel = poller.telemetry(d.id)
-            let age = tel?.age("active_power_w", now: now) ?? .infinity
-            if let p = tel?.values["active_power_w"], age <= site.staleAfterS { measured[i] = p / 1000 }
-            ages[i] = age
-            reachable[i] = tel.map { $0.consecutiveFailures == 0 && $0.lastSuccess != nil } ?? false
-            let commanded = st.commandedKW[d.id] ?? measured[i] ?? 0
-            let changed = st.changedAt[d.id] ?? -.infinity
-            states.append(DeviceState(measuredKw: measured[i], setpointKw: commanded, available: reachable[i] && age <= site.staleAfterS,
-                                             dataAgeS: age, isOn: commanded > 0, stateForS: now - changed))
-        }
+        states.reserveCapacity(nD)
         var nodeMeasured = [Double?](repeating: nil, count: plant.nodes.count)
         var nodeAges = [Double](repeating: .infinity, count: plant.nodes.count)
-        for (n, meter) in meterOfNode.enumerated() {
-            guard let meter, let tel = poller.telemetry(meter), let p = tel.values["active_power_w"] else { continue }
-            let age = tel.age("active_power_w", now: now)
-            nodeAges[n] = age
-            if age <= site.staleAfterS { nodeMeasured[n] = p / 1000 }
+        poller.withTelemetry { telemetry in
+            for (i, d) in plant.devices.enumerated() {
+                let age = telemetry.age(d.id, "active_power_w", now: now)
+                if let p = telemetry.value(d.id, "active_power_w"), age <= site.staleAfterS { measured[i] = p / 1000 }
+                ages[i] = age
+                reachable[i] = telemetry.isReachable(d.id)
+                let commanded = st.commandedKW[d.id] ?? measured[i] ?? 0
+                let changed = st.changedAt[d.id] ?? -.infinity
+                states.append(DeviceState(measuredKw: measured[i], setpointKw: commanded, available: reachable[i] && age <= site.staleAfterS,
+                                          dataAgeS: age, isOn: commanded > 0, stateForS: now - changed))
+            }
+            for (n, meter) in meterOfNode.enumerated() {
+                guard let meter, let p = telemetry.value(meter, "active_power_w") else { continue }
+                let age = telemetry.age(meter, "active_power_w", now: now)
+                nodeAges[n] = age
+                if age <= site.staleAfterS { nodeMeasured[n] = p / 1000 }
+            }
         }
         var uncontrolled = [Double](repeating: 0, count: plant.nodes.count)
         for d in site.devices where d.deviceClass == .auxiliary && d.fractionOfIT == nil {
@@ -334,14 +367,10 @@ public final class ControlLoop: Sendable {
             if d.deviceClass == .mining { mining += p } else { inference += p }
         }
         let root = safety.root
+        let explainer = Explainer(index: deviceIndex, plan: plan, policy: custom, allowedKW: out.setpointsKW)
         var reasons: [String: String] = [:]
-        for (i, id) in deviceIDs.enumerated() where options.explainEveryTick {
-            var r = custom?.reason ?? plan!.reason(i)
-            let proposedKW = custom?.setpointsKW[i] ?? plan!.setpointsKw[i]
-            if abs(out.setpointsKW[i] - proposedKW) > 0.5 {
-                r = "governor: \(fmtKW(proposedKW)) proposed → \(fmtKW(out.setpointsKW[i])) allowed; " + (custom == nil ? "broker: " : "policy: ") + r
-            }
-            reasons[id] = r
+        if options.explainEveryTick {
+            for id in deviceIDs { reasons[id] = explainer.reason(for: id) }
         }
         var nodeKW: [String: Double] = [:], nodeLimit: [String: Double] = [:]
         for (n, node) in plant.nodes.enumerated() {
@@ -354,7 +383,8 @@ public final class ControlLoop: Sendable {
             events: signals.describe(at: now) + st.events.filter { $0.from <= now && now < $0.until }.map { "DR \($0.id): cap \(fmtKW($0.capKW)) — \($0.reason)" },
             setpointsKW: Dictionary(uniqueKeysWithValues: zip(deviceIDs, out.setpointsKW)), reasons: reasons,
             interventions: extraNotes + out.interventions, writes: writes, mode: out.mode, brokerFeasible: plan?.feasible ?? true,
-            objective: plan?.objective ?? Objective(), nodeKW: nodeKW, nodeLimitKW: nodeLimit)
+            objective: plan?.objective ?? Objective(), nodeKW: nodeKW, nodeLimitKW: nodeLimit,
+            explainer: options.explainEveryTick ? nil : explainer)
         lastReportBox.withLock { $0 = report }
         return report
     }

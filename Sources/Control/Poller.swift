@@ -8,22 +8,77 @@ import Modbus
 import Synchronization
 
 /// The latest reading of one device.
+///
+/// Values live in slots, one per profile point, so a poll stores by index; the name-keyed
+/// tables (`values`, `labels`, `readAt`) are views built on demand for the API and tests.
 public struct DeviceTelemetry: Sendable, Equatable {
-    public var values: [String: Double] = [:]
-    /// Labels of enum points (run_state …).
-    public var labels: [String: String] = [:]
-    /// Loop time (seconds) of the last successful read of each point.
-    public var readAt: [String: Double] = [:]
-    /// Loop time of the last fully or partly successful poll.
+    /// The device's point names and their slots (shared by every copy).
+    public final class Slots: Sendable, Equatable {
+        public let names: [String]
+        let index: [String: Int]
+        public init(_ names: [String]) {
+            self.names = names
+            index = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        public static func == (a: Slots, b: Slots) -> Bool { a === b || a.names == b.names }
+        public static let empty = Slots([])
+    }
+
+    public let slots: Slots
+    /// By slot: the value (nil until read), its label (enum points) and the loop time it was read.
+    var slotValue: [Double?]
+    var slotLabel: [String?]
+    var slotReadAt: [Double?]
+    /// Loop time (seconds) of the last fully or partly successful poll.
     public var lastSuccess: Double?
     public var lastError: String?
     public var consecutiveFailures = 0
     /// Poll latency of the last poll, seconds (wall clock of the transport).
     public var lastLatencyS: Double = 0
 
+    public init(slots: Slots = .empty) {
+        self.slots = slots
+        slotValue = .init(repeating: nil, count: slots.names.count)
+        slotLabel = .init(repeating: nil, count: slots.names.count)
+        slotReadAt = .init(repeating: nil, count: slots.names.count)
+    }
+
+    /// The latest value of a point, or nil if it was never read.
+    public func value(_ point: String) -> Double? { slots.index[point].flatMap { slotValue[$0] } }
+    public func label(_ point: String) -> String? { slots.index[point].flatMap { slotLabel[$0] } }
+
     public func age(_ point: String, now: Double) -> Double {
-        guard let t = readAt[point] else { return .infinity }
+        guard let i = slots.index[point], let t = slotReadAt[i] else { return .infinity }
         return now - t
+    }
+
+    public var values: [String: Double] { table(slotValue) }
+    /// Labels of enum points (run_state …).
+    public var labels: [String: String] { table(slotLabel) }
+    /// Loop time (seconds) of the last successful read of each point.
+    public var readAt: [String: Double] { table(slotReadAt) }
+
+    func table<T>(_ column: [T?]) -> [String: T] {
+        var out: [String: T] = [:]
+        for (i, v) in column.enumerated() { if let v { out[slots.names[i]] = v } }
+        return out
+    }
+}
+
+/// Read access to every device's telemetry by id, borrowing the rows (no copies).
+public struct TelemetryView {
+    let rows: [DeviceTelemetry]
+    let index: [String: Int]
+
+    public func value(_ device: String, _ point: String) -> Double? {
+        index[device].flatMap { rows[$0].value(point) }
+    }
+    public func age(_ device: String, _ point: String, now: Double) -> Double {
+        index[device].map { rows[$0].age(point, now: now) } ?? .infinity
+    }
+    /// Answered its last poll, and has answered at least once.
+    public func isReachable(_ device: String) -> Bool {
+        index[device].map { rows[$0].consecutiveFailures == 0 && rows[$0].lastSuccess != nil } ?? false
     }
 }
 
@@ -38,6 +93,9 @@ struct DevicePlans: Sendable {
     var points: [ResolvedPoint]
     /// Plans for (fast), (fast+normal), (all).
     var byLevel: [PointReadPlan]
+    /// The telemetry slot of each plan's points.
+    var slotOf: [[Int]]
+    var slots: DeviceTelemetry.Slots
 }
 
 public final class Poller: Sendable {
@@ -58,7 +116,9 @@ public final class Poller: Sendable {
     /// Normal points every `normalEvery` ticks, slow every `slowEvery`.
     public let normalEvery: Int
     public let slowEvery: Int
-    let state: Mutex<(telemetry: [String: DeviceTelemetry], skipUntilTick: [Int], tick: Int, attempts: [String: Int])>
+    /// Telemetry by target index (an array, so readers and the poll borrow rows in place).
+    let state: Mutex<(telemetry: [DeviceTelemetry], skipUntilTick: [Int], tick: Int, attempts: [Int])>
+    let indexByID: [String: Int]
     let clock = ContinuousClock()
 
     /// Poll devices one after another instead of all at once: for in-memory buses (replays,
@@ -77,18 +137,31 @@ public final class Poller: Sendable {
             func plan(_ classes: Set<PollClass>) throws -> PointReadPlan {
                 try PointReadPlan(points: points.filter { classes.contains($0.definition.poll) }, limits: limits)
             }
-            plans.append(DevicePlans(points: points, byLevel: [try plan([.fast]), try plan([.fast, .normal]), try plan([.fast, .normal, .slow])]))
+            let levels = [try plan([.fast]), try plan([.fast, .normal]), try plan([.fast, .normal, .slow])]
+            let slots = DeviceTelemetry.Slots(points.map(\.name))
+            plans.append(DevicePlans(points: points, byLevel: levels, slotOf: levels.map { $0.points.map { slots.index[$0.name]! } }, slots: slots))
         }
         self.plans = plans
-        state = Mutex((Dictionary(uniqueKeysWithValues: targets.map { ($0.id, DeviceTelemetry()) }),
-                       [Int](repeating: 0, count: targets.count), 0, [:]))
+        state = Mutex((plans.map { DeviceTelemetry(slots: $0.slots) },
+                       [Int](repeating: 0, count: targets.count), 0, [Int](repeating: 0, count: targets.count)))
+        indexByID = Dictionary(targets.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     public var snapshot: TelemetrySnapshot {
-        state.withLock { TelemetrySnapshot(devices: $0.telemetry, takenAt: 0) }
+        state.withLock { s in
+            TelemetrySnapshot(devices: Dictionary(zip(targets, s.telemetry).map { ($0.id, $1) }, uniquingKeysWith: { a, _ in a }), takenAt: 0)
+        }
     }
 
-    public func telemetry(_ id: String) -> DeviceTelemetry? { state.withLock { $0.telemetry[id] } }
+    public func telemetry(_ id: String) -> DeviceTelemetry? {
+        guard let i = indexByID[id] else { return nil }
+        return state.withLock { $0.telemetry[i] }
+    }
+
+    /// Reads several devices' telemetry under one lock, without copying it out.
+    public func withTelemetry<T>(_ body: (TelemetryView) -> T) -> T {
+        state.withLock { body(TelemetryView(rows: $0.telemetry, index: indexByID)) }
+    }
 
     /// Polls every device that is due at loop time `now`, all devices concurrently
     /// (each bus serialises its own requests). `level` 0 = fast only, 1 = +normal, 2 = all;
@@ -100,13 +173,13 @@ public final class Poller: Sendable {
         }
         let lvl = level ?? Self.level(tick: tick, normalEvery: normalEvery, slowEvery: slowEvery)
         if serial {
-            for (i, t) in targets.enumerated() where skip[i] <= tick && (only?.contains(t.id) ?? true) {
+            for i in targets.indices where skip[i] <= tick && (only?.contains(targets[i].id) ?? true) {
                 await pollDevice(i, now: now, level: lvl, tick: tick)
             }
             return
         }
         await withTaskGroup(of: Void.self) { group in
-            for (i, t) in targets.enumerated() where skip[i] <= tick && (only?.contains(t.id) ?? true) {
+            for i in targets.indices where skip[i] <= tick && (only?.contains(targets[i].id) ?? true) {
                 group.addTask { await self.pollDevice(i, now: now, level: lvl, tick: tick) }
             }
         }
@@ -117,56 +190,76 @@ public final class Poller: Sendable {
     }
 
     /// Attempts per device so far (for tests and metrics).
-    public func attempts(_ id: String) -> Int { state.withLock { $0.attempts[id] ?? 0 } }
+    public func attempts(_ id: String) -> Int {
+        guard let i = indexByID[id] else { return 0 }
+        return state.withLock { $0.attempts[i] }
+    }
 
     /// Polls one device and records the result; returns the ticks to wait before the next
     /// attempt (1 when healthy, growing while it fails).
     @discardableResult
     public func pollDevice(_ i: Int, now: Double, level lvl: Int, tick: Int) async -> Int {
-        let t = targets[i]
-        let plan = plans[i].byLevel[lvl]
-        var tel = state.withLock { s -> DeviceTelemetry in
-            s.attempts[t.id, default: 0] += 1
-            return s.telemetry[t.id] ?? DeviceTelemetry()
-        }
         let start = clock.now
-        let results = await t.bus.execute(plan.requests, spans: plan.spans)
-        var okCount = 0
-        var firstError: String?
-        for (pi, p) in plan.points.enumerated() {
+        let results = await targets[i].bus.execute(plans[i].byLevel[lvl].requests, spans: plans[i].byLevel[lvl].spans)
+        let elapsed = clock.now - start
+        let latency = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return record(i, level: lvl, results, now: now, tick: tick, latency: latency)
+    }
+
+    /// Decodes a poll's results (outside the lock), then updates the stored telemetry in place.
+    func record(_ i: Int, level lvl: Int, _ results: [SpanResult?], now: Double, tick: Int, latency: Double) -> Int {
+        let plan = plans[i].byLevel[lvl]
+        let slotOf = plans[i].slotOf[lvl]
+        var outcomes: [(Int, PointOutcome)] = []
+        outcomes.reserveCapacity(plan.points.count)
+        var transportError: String?
+        for pi in plan.points.indices {
             guard let si = plan.pointSpan[pi], let r = results[si] else { continue }
-            var sfWord: UInt16?
-            if let sfi = plan.scaleSpan[pi], case .success(let w)? = results[sfi] { sfWord = w.first }
             switch r {
             case .success(let words):
-                switch PointDecoder.decode(p, words: words, scaleFactor: sfWord) {
-                case .value(.number(let v)): tel.values[p.name] = v; tel.readAt[p.name] = now; okCount += 1
-                case .value(.state(let c, let label)):
-                    tel.values[p.name] = Double(c); tel.labels[p.name] = label; tel.readAt[p.name] = now; okCount += 1
-                case .value(.bool(let b)): tel.values[p.name] = b ? 1 : 0; tel.readAt[p.name] = now; okCount += 1
-                case .missing: okCount += 1
-                case .failed(let why): firstError = firstError ?? "\(p.name): \(why)"
-                }
+                var sfWord: UInt16?
+                if let sfi = plan.scaleSpan[pi], case .success(let w)? = results[sfi] { sfWord = w.first }
+                outcomes.append((pi, PointDecoder.decode(plan.points, pi, words: words, scaleFactor: sfWord)))
             case .failure(let e):
-                firstError = firstError ?? "\(e)"
+                transportError = transportError ?? "\(e)"
             }
         }
-        let elapsed = clock.now - start
-        tel.lastLatencyS = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        if okCount > 0 || plan.points.isEmpty {
-            tel.lastSuccess = now
-            tel.consecutiveFailures = 0
-        } else {
-            tel.consecutiveFailures += 1
+        return state.withLock { s -> Int in
+            s.attempts[i] += 1
+            var okCount = 0
+            var firstError: String?
+            s.telemetry[i].record { tel in
+                for (pi, outcome) in outcomes {
+                    let k = slotOf[pi]
+                    switch outcome {
+                    case .value(.number(let v)): tel.slotValue[k] = v; tel.slotReadAt[k] = now; okCount += 1
+                    case .value(.state(let c, let label)):
+                        tel.slotValue[k] = Double(c); tel.slotLabel[k] = label; tel.slotReadAt[k] = now; okCount += 1
+                    case .value(.bool(let b)): tel.slotValue[k] = b ? 1 : 0; tel.slotReadAt[k] = now; okCount += 1
+                    case .missing: okCount += 1
+                    case .failed(let why): firstError = firstError ?? "\(plan.points[pi].name): \(why)"
+                    }
+                }
+                firstError = firstError ?? transportError
+                tel.lastLatencyS = latency
+                if okCount > 0 || plan.points.isEmpty {
+                    tel.lastSuccess = now
+                    tel.consecutiveFailures = 0
+                } else {
+                    tel.consecutiveFailures += 1
+                }
+                tel.lastError = firstError
+            }
+            // Back off a failing device: skip 1, 2, 4 … up to 30 ticks.
+            let failures = s.telemetry[i].consecutiveFailures
+            let wait = failures == 0 ? 1 : 1 + min(30, 1 << min(failures - 1, 5))
+            s.skipUntilTick[i] = tick + wait - 1 + (failures == 0 ? 0 : 1)
+            return wait
         }
-        tel.lastError = firstError
-        // Back off a failing device: skip 1, 2, 4 … up to 30 ticks.
-        let wait = tel.consecutiveFailures == 0 ? 1 : 1 + min(30, 1 << min(tel.consecutiveFailures - 1, 5))
-        let final = tel
-        state.withLock { s in
-            s.telemetry[t.id] = final
-            s.skipUntilTick[i] = tick + wait - 1 + (final.consecutiveFailures == 0 ? 0 : 1)
-        }
-        return wait
     }
+}
+
+extension DeviceTelemetry {
+    /// Changes the telemetry in place (through the dictionary's modify accessor: no copy of its tables).
+    mutating func record(_ body: (inout DeviceTelemetry) -> Void) { body(&self) }
 }

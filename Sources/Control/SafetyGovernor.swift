@@ -242,20 +242,27 @@ public enum SafetyGovernor {
         var infeasible = false
         var shedding = false
         for n in model.nodesByDepth {
+            // Which cap binds: the node's own, the import limit, or an import cap (by index).
             var cap = model.nodes[n].capKW
-            var capLabel = "\(model.nodes[n].id) cap \(fmtKW(cap))"
+            var capSource = -2
             if n == model.root {
-                if model.importLimitKW < cap { cap = model.importLimitKW; capLabel = "import limit \(fmtKW(cap))" }
-                for c in input.importCaps where c.capKW < cap { cap = c.capKW; capLabel = "\(c.label) cap \(fmtKW(c.capKW))" }
+                if model.importLimitKW < cap { cap = model.importLimitKW; capSource = -1 }
+                for (k, c) in input.importCaps.enumerated() where c.capKW < cap { cap = c.capKW; capSource = k }
             }
             limit[n] = cap - model.marginKW
             var load = uncontrolled[n] + devicesUnder[n].reduce(0) { $0 + draw($1) }
             var excess = load - limit[n]
+            guard excess > 1e-9 else { predicted[n] = load; continue }
+            // Words only for an intervention.
+            let capLabel = switch capSource {
+            case -2: "\(model.nodes[n].id) cap \(fmtKW(cap))"
+            case -1: "import limit \(fmtKW(cap))"
+            default: "\(input.importCaps[capSource].label) cap \(fmtKW(cap))"
+            }
             var measuredNote = ""
             if model.nodes[n].metered, let m = input.nodeMeasuredKW[n], input.nodeAgeS[n] <= model.staleAfterS {
                 measuredNote = " (measured \(fmtKW(m)))"
             }
-            guard excess > 1e-9 else { predicted[n] = load; continue }
             shedding = true
             let before = load
             let shedOrder = devicesUnder[n].filter { input.reachable[$0] && sp[$0] > 0 }.sorted { a, b in

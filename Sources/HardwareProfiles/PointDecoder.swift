@@ -135,20 +135,30 @@ public struct PointReadPlan: Sendable {
 public enum PointDecoder {
     /// Decodes one point from its words and, if it has one, its scale-factor register.
     public static func decode(_ point: ResolvedPoint, words: [UInt16], scaleFactor: UInt16? = nil) -> PointOutcome {
+        decode(point, words: words[...], scaleFactor: scaleFactor)
+    }
+
+    /// The same, for a slice of a larger response.
+    public static func decode(_ point: ResolvedPoint, words: ArraySlice<UInt16>, scaleFactor: UInt16? = nil) -> PointOutcome {
+        decode([point], 0, words: words, scaleFactor: scaleFactor)
+    }
+
+    /// Decodes `points[index]`. The poller's hot path: the point's fields are read in place, where
+    /// passing the point itself would copy it (and retain every field) on each call.
+    public static func decode(_ points: [ResolvedPoint], _ index: Int, words: ArraySlice<UInt16>, scaleFactor: UInt16? = nil) -> PointOutcome {
         let raw: RawValue
         do {
-            raw = try RegisterCodec.decode(words, as: point.type, order: point.order)
+            raw = try RegisterCodec.decode(words, as: points[index].type, order: points[index].order)
         } catch {
             return .failed("cannot decode: \(error)")
         }
-        let def = point.definition
-        if def.notImplementedIsMissing && isNotImplemented(raw, type: point.type) {
-            return .missing("not implemented (\(hex(words)))")
+        if points[index].definition.notImplementedIsMissing && isNotImplemented(raw, type: points[index].type) {
+            return .missing("not implemented (\(hex(Array(words))))")
         }
-        if point.zeroIsMissing && raw.doubleValue == 0 {
+        if points[index].zeroIsMissing && raw.doubleValue == 0 {
             return .missing("not accumulated (0)")
         }
-        if !def.enumLabels.isEmpty {
+        if !points[index].definition.enumLabels.isEmpty {
             let code: Int
             switch raw {
             case .unsigned(let v): code = Int(clamping: v)
@@ -157,24 +167,39 @@ public enum PointDecoder {
             case .bool(let b): code = b ? 1 : 0
             case .float(let v): code = Int(v)
             }
-            return .value(.state(code: code, label: def.enumLabels[code]))
+            return .value(.state(code: code, label: points[index].definition.enumLabels[code]))
         }
         if case .bool(let b) = raw { return .value(.bool(b)) }
 
         var value = raw.doubleValue
-        if case .float(let f) = raw, point.type == .float32, f.isFinite {
+        if case .float(let f) = raw, points[index].type == .float32, f.isFinite {
             // A float32 carries ~7 digits; print the value the device meant (230.1, not 230.10000610351562).
-            value = Double("\(Float(f))") ?? f
+            value = shortestDecimal(Float(f))
         }
-        if point.scaleFactorAddress != nil {
+        if points[index].scaleFactorAddress != nil {
             guard let word = scaleFactor else { return .failed("scale factor was not read") }
             guard let sf = validSunSpecScaleFactor(word) else {
                 return .missing("scale factor not implemented or out of range (\(hex([word])))")
             }
             value = applyPowerOfTen(value, Int(sf))
         }
-        if let scale = def.scale { value = applyScale(value, scale) }
+        if let scale = points[index].definition.scale { value = applyScale(value, scale) }
         return .value(.number(value))
+    }
+
+    /// The double nearest the shortest decimal that reads back as the same float32: the number
+    /// `"\(f)"` prints, found without formatting and parsing text (this runs for every float read).
+    static func shortestDecimal(_ f: Float) -> Double {
+        let x = Double(f)
+        guard x != 0, x.isFinite else { return x }
+        let magnitude = Int(log10(abs(x)).rounded(.down))
+        for digits in 1...9 {
+            let e = digits - 1 - magnitude  // N = x × 10^e, rounded, has `digits` digits
+            guard abs(e) <= 22 else { break }  // 10^e exact: N ÷ 10^e is then correctly rounded
+            let candidate = e >= 0 ? (x * pow10(e)).rounded(.toNearestOrEven) / pow10(e) : (x / pow10(-e)).rounded(.toNearestOrEven) * pow10(-e)
+            if Float(candidate) == f { return candidate }
+        }
+        return Double("\(f)") ?? x
     }
 
     /// The SunSpec-style sentinels: 0xFFFF, 0x8000, 0xFFFFFFFF, 0x80000000, NaN; also 0xFFFF in a bitfield.

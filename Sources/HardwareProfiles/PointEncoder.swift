@@ -29,14 +29,44 @@ public enum PointEncoder {
             if let lo = def.min, value < lo { throw .outOfLimits(point: def.name, value: value, min: def.min, max: def.max) }
             if let hi = def.max, value > hi { throw .outOfLimits(point: def.name, value: value, min: def.min, max: def.max) }
         }
-        var raw = value
-        if let scale = def.scale, scale != 0 { raw = raw / scale }
-        if point.scaleFactorAddress != nil, let sf = scaleFactor { raw = raw / pow10(Int(sf)) }
-        if point.type != .float32 && point.type != .float64 { raw = raw.rounded() }
         do {
-            return try RegisterCodec.encode(raw, as: point.type, order: point.order)
+            return try Encoding(point).encode(value, scaleFactor: scaleFactor)
         } catch {
             throw .notRepresentable(point: def.name, value: value, type: point.type)
+        }
+    }
+
+    /// How a point's value becomes registers, without the point's name and limits: small and
+    /// free of reference counting, for paths that encode many points many times (the simulator).
+    public struct Encoding: Sendable, Equatable {
+        public var scale: Double
+        public var hasScaleFactor: Bool
+        public var type: RegisterType
+        public var order: WordOrder
+
+        public init(_ point: ResolvedPoint) {
+            scale = point.definition.scale ?? 1
+            hasScaleFactor = point.scaleFactorAddress != nil
+            type = point.type
+            order = point.order
+        }
+
+        /// The registers of `value` (no limit check).
+        public func encode(_ value: Double, scaleFactor: Int16? = nil) throws(CodecError) -> [UInt16] {
+            try RegisterCodec.encode(raw(value, scaleFactor: scaleFactor), as: type, order: order)
+        }
+
+        /// The same, written into `out` (register `base + k` at `out[k]`) for a point at `address`.
+        public func encode(_ value: Double, at address: Int, into out: inout [UInt16], base: Int) throws(CodecError) {
+            try RegisterCodec.encode(raw(value, scaleFactor: nil), as: type, order: order, at: address, into: &out, base: base)
+        }
+
+        func raw(_ value: Double, scaleFactor: Int16?) -> Double {
+            var raw = value
+            if scale != 0 && scale != 1 { raw = raw / scale }
+            if hasScaleFactor, let sf = scaleFactor { raw = raw / pow10(Int(sf)) }
+            if type != .float32 && type != .float64 { raw = raw.rounded() }
+            return raw
         }
     }
 }

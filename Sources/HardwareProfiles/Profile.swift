@@ -65,6 +65,9 @@ public struct TransportDefaults: Sendable, Equatable {
     public var wordOrder: WordOrder
     /// Ranges that must never be read, per table (inclusive).
     public var forbidden: [ModbusTable: [ClosedRange<Int>]]
+    /// The device answers FC23 (read/write multiple registers): setpoints are written and
+    /// verified in one transaction. Falls back to FC16 + FC03 if it answers ILLEGAL FUNCTION.
+    public var writeReadFC23 = false
 
     public init(protocols: [TransportProtocol] = [.tcp], unitID: Int = 1, tcpPort: Int? = 502, rtu: RTULineDefaults? = nil,
                 maxRegistersPerRead: Int = 125, maxGapRegisters: Int = 8, minRequestGap: Duration = .zero,

@@ -157,7 +157,7 @@ private struct ParseState {
 
     func parseTransport(_ node: Node) -> TransportDefaults? {
         let keys: Set<String> = ["protocols", "unit_id", "tcp_port", "rtu", "max_registers_per_read", "max_gap_registers",
-                                 "min_request_gap_ms", "word_order", "forbidden"]
+                                 "min_request_gap_ms", "word_order", "forbidden", "write_read_fc23"]
         guard let m = r.mapping(node, "transport", allowed: keys, required: ["protocols"]) else { return nil }
         var t = TransportDefaults()
         var ok = true
@@ -207,6 +207,9 @@ private struct ParseState {
         }
         if let e = m["word_order"] {
             if let o = parseOrder(e.value) { t.wordOrder = o } else { ok = false }
+        }
+        if let e = m["write_read_fc23"] {
+            if let v = r.bool(e.value, "transport.write_read_fc23") { t.writeReadFC23 = v } else { ok = false }
         }
         if let e = m["forbidden"], let list = r.sequence(e.value, "transport.forbidden") {
             for n in list {

@@ -96,27 +96,17 @@ public enum CodecError: Error, Equatable, CustomStringConvertible {
 }
 
 public enum RegisterCodec {
-    /// Puts the words of a multi-register value into canonical big-endian
-    /// (ABCD) order, most significant word first.
-    @inlinable
-    static func canonicalWords(_ words: ArraySlice<UInt16>, order: WordOrder) -> [UInt16] {
-        var w = Array(words)
-        if order.swapsWords { w.reverse() }
-        if order.swapsBytes { for i in w.indices { w[i] = w[i].byteSwapped } }
-        return w
-    }
-
-    /// The inverse of `canonicalWords`: wire order from big-endian words.
-    static func wireWords(_ canonical: [UInt16], order: WordOrder) -> [UInt16] {
-        var w = canonical
-        if order.swapsBytes { for i in w.indices { w[i] = w[i].byteSwapped } }
-        if order.swapsWords { w.reverse() }
-        return w
-    }
-
-    static func combine(_ words: [UInt16]) -> UInt64 {
+    /// The value of a multi-register field: its words put in canonical big-endian (ABCD) order,
+    /// most significant word first, and joined. The inverse of `wireWord`.
+    @inline(__always)
+    static func canonicalBits(_ words: ArraySlice<UInt16>, order: WordOrder) -> UInt64 {
+        let n = words.count
         var v: UInt64 = 0
-        for word in words { v = (v << 16) | UInt64(word) }
+        for i in 0..<n {
+            var w = words[words.startIndex + (order.swapsWords ? n - 1 - i : i)]
+            if order.swapsBytes { w = w.byteSwapped }
+            v = (v << 16) | UInt64(w)
+        }
         return v
     }
 
@@ -125,8 +115,7 @@ public enum RegisterCodec {
         guard registers.count == type.registerCount else {
             throw .wrongRegisterCount(type: type, expected: type.registerCount, got: registers.count)
         }
-        let words = canonicalWords(registers, order: order)
-        let bits = combine(words)
+        let bits = canonicalBits(registers, order: order)
         switch type {
         case .uint16, .uint32, .uint64: return .unsigned(bits)
         case .int16: return .signed(Int64(Int16(bitPattern: UInt16(truncatingIfNeeded: bits))))
@@ -146,6 +135,32 @@ public enum RegisterCodec {
     /// Encodes an engineering-free raw number into wire registers.
     /// Integers are rounded to nearest and must fit the type.
     public static func encode(_ value: Double, as type: RegisterType, order: WordOrder = .ABCD) throws(CodecError) -> [UInt16] {
+        let bits = try bits(of: value, as: type)
+        let n = type.registerCount
+        return (0..<n).map { wireWord(bits, $0, of: n, type: type, order: order) }
+    }
+
+    /// The same, written into `out` where `out[k]` is register `base + k`; registers outside `out` are skipped.
+    public static func encode(_ value: Double, as type: RegisterType, order: WordOrder, at address: Int,
+                              into out: inout [UInt16], base: Int) throws(CodecError) {
+        let bits = try bits(of: value, as: type)
+        let n = type.registerCount
+        for j in 0..<n where address + j >= base && address + j < base + out.count {
+            out[address + j - base] = wireWord(bits, j, of: n, type: type, order: order)
+        }
+    }
+
+    /// Wire register `j` of `n` holding `bits` (big-endian words, then the device's order; a bit has no order).
+    @inline(__always)
+    static func wireWord(_ bits: UInt64, _ j: Int, of n: Int, type: RegisterType, order: WordOrder) -> UInt16 {
+        if type == .bool { return UInt16(truncatingIfNeeded: bits) }
+        let i = order.swapsWords ? n - 1 - j : j
+        let w = UInt16(truncatingIfNeeded: bits >> (16 * UInt64(n - 1 - i)))
+        return order.swapsBytes ? w.byteSwapped : w
+    }
+
+    /// The value's bits, right-aligned in the type's width.
+    static func bits(of value: Double, as type: RegisterType) throws(CodecError) -> UInt64 {
         let bits: UInt64
         switch type {
         case .float32:
@@ -156,7 +171,7 @@ public enum RegisterCodec {
         case .float64:
             bits = value.bitPattern
         case .bool:
-            return [value != 0 ? 1 : 0]  // a bit has no byte order
+            bits = value != 0 ? 1 : 0
         default:
             let r = value.rounded()
             guard r.isFinite else { throw .notRepresentable(type: type, value: value) }
@@ -186,12 +201,7 @@ public enum RegisterCodec {
             default: preconditionFailure("unreachable: float and bool handled above")
             }
         }
-        let n = type.registerCount
-        var canonical = [UInt16](repeating: 0, count: n)
-        for i in 0..<n {
-            canonical[i] = UInt16(truncatingIfNeeded: bits >> (16 * UInt64(n - 1 - i)))
-        }
-        return wireWords(canonical, order: order)
+        return bits
     }
 
     /// True when `raw` is the type's "not implemented" sentinel.

@@ -230,6 +230,27 @@ final class ModbusContext {
         if r == -1 { throw fail(fc, unit, address, values.count) }
     }
 
+    /// FC23: writes `values` at `address` and, in the same transaction, reads the same registers
+    /// back (the device performs the write first).
+    func writeAndReadRegisters(unit: Int, address: Int, values: [UInt16]) throws(ModbusError) -> [UInt16] {
+        let fc: FunctionCode = .writeAndReadRegisters
+        try validate(fc, unit: unit, address: address, count: values.count, limit: 121)
+        select(unit: unit)
+        var back = [UInt16](repeating: 0, count: values.count)
+        let r: Int32 = values.withUnsafeBufferPointer { src in
+            back.withUnsafeMutableBufferPointer { dest in
+                modbus_write_and_read_registers(ctx, Int32(address), Int32(values.count), src.baseAddress,
+                                                Int32(address), Int32(values.count), dest.baseAddress)
+            }
+        }
+        if r == -1 { throw fail(fc, unit, address, values.count) }
+        if r != Int32(values.count) {
+            throw ModbusError(.invalidResponse("short response: \(r) of \(values.count)"), device: name, unit: unit, function: fc,
+                              address: address, count: values.count)
+        }
+        return back
+    }
+
     func writeCoils(unit: Int, address: Int, values: [Bool]) throws(ModbusError) {
         let fc: FunctionCode = values.count == 1 ? .writeSingleCoil : .writeMultipleCoils
         try validate(fc, unit: unit, address: address, count: values.count, limit: 1968)

@@ -200,6 +200,8 @@ public final class ModbusClient: Sendable {
     public let name: String
     public let options: ModbusClientOptions
     private let lanes: [ConnectionLane]
+    /// Units that answered ILLEGAL FUNCTION to FC23.
+    let noFC23 = Mutex<Set<Int>>([])
 
     public init(endpoint: ModbusEndpoint, options: ModbusClientOptions = .init(), name: String? = nil) {
         self.endpoint = endpoint
@@ -292,13 +294,28 @@ public final class ModbusClient: Sendable {
     }
 
     /// Writes holding registers, then reads them back, in one trip to the connection's thread.
-    public func writeAndReadBack(unit: Int, address: Int, values: [UInt16]) async throws(ModbusError) -> [UInt16] {
-        let fc: FunctionCode = values.count == 1 ? .writeSingleRegister : .writeMultipleRegisters
+    /// Writes holding registers and reads them back, in one trip to the connection's thread.
+    /// With `combined`, as one FC23 transaction (half the round trips); a unit that answers
+    /// ILLEGAL FUNCTION to FC23 is remembered and gets FC16 + FC03 from then on.
+    public func writeAndReadBack(unit: Int, address: Int, values: [UInt16], combined: Bool = false) async throws(ModbusError) -> [UInt16] {
+        let fc23 = combined && !noFC23.withLock { $0.contains(unit) }
+        let fc: FunctionCode = fc23 ? .writeAndReadRegisters : values.count == 1 ? .writeSingleRegister : .writeMultipleRegisters
         return try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+            if fc23 {
+                do throws(ModbusError) {
+                    return try ctx.writeAndReadRegisters(unit: unit, address: address, values: values)
+                } catch {
+                    guard error.kind == .exception(.illegalFunction) else { throw error }
+                    self.noFC23.withLock { _ = $0.insert(unit) }
+                }
+            }
             try ctx.writeRegisters(unit: unit, address: address, values: values)
             return try ctx.read(.holding, unit: unit, address: address, count: values.count)
         }
     }
+
+    /// Whether FC23 is still tried for `unit` (false once it answered ILLEGAL FUNCTION).
+    public func triesFC23(unit: Int) -> Bool { !noFC23.withLock { $0.contains(unit) } }
 
     /// A `RegisterBus` view of one unit id behind this endpoint.
     public func bus(unit: Int, deviceName: String? = nil) -> ModbusUnitBus {
@@ -333,23 +350,17 @@ public struct ModbusUnitBus: RegisterBus {
     }
 
     public func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16] {
-        do { return try await client.writeAndReadBack(unit: unit, address: address, values: values) }
+        try await writeAndReadBack(address: address, values: values, combined: false)
+    }
+
+    public func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16] {
+        do { return try await client.writeAndReadBack(unit: unit, address: address, values: values, combined: combined) }
         catch { throw named(error) }
     }
 
-    public func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [Int: Result<[UInt16], ModbusError>] {
+    public func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [SpanResult?] {
         let results = await client.read(plan: plan, unit: unit)
-        var out: [Int: Result<[UInt16], ModbusError>] = [:]
-        for (request, result) in zip(plan, results) {
-            for i in request.spans {
-                let s = spans[i]
-                out[i] = result.map { words in
-                    let lo = s.address - request.address
-                    return Array(words[lo..<(lo + s.count)])
-                }.mapError(named)
-            }
-        }
-        return out
+        return spanResults(plan, spans: spans, results.map { $0.mapError(named) })
     }
 
     private func named(_ e: ModbusError) -> ModbusError {

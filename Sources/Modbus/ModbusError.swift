@@ -8,6 +8,7 @@ public enum FunctionCode: UInt8, Sendable, CustomStringConvertible {
     case writeSingleRegister = 0x06
     case writeMultipleCoils = 0x0F
     case writeMultipleRegisters = 0x10
+    case writeAndReadRegisters = 0x17
 
     public static func read(_ table: ModbusTable) -> FunctionCode {
         switch table {
@@ -28,6 +29,7 @@ public enum FunctionCode: UInt8, Sendable, CustomStringConvertible {
         case .writeSingleRegister: "write single register"
         case .writeMultipleCoils: "write multiple coils"
         case .writeMultipleRegisters: "write multiple registers"
+        case .writeAndReadRegisters: "read/write multiple registers"
         }
         return "FC\(String(format2: rawValue)) \(name)"
     }

@@ -338,12 +338,15 @@ public final class ModbusTCPServer: Sendable {
             return true
         }
         let table: ModbusTable?
+        var written = (address: address, count: count)
         switch fc {
         case 0x05, 0x0F: table = .coil
         case 0x06, 0x10: table = .holding
+        case 0x17: table = .holding; written = (word(headerLength + 5), word(headerLength + 7))  // FC23: the write part
         default: table = nil
         }
         if let table {
+            let (address, count) = written
             let values = get(unit: unit, table, address: address, count: count)
             writesYieldedCount.add(1, ordering: .sequentiallyConsistent)
             writeContinuation.yield(ServerWrite(unit: unit, table: table, address: address, values: values))

@@ -14,13 +14,38 @@ public protocol RegisterBus: Sendable {
     func writeRegisters(address: Int, values: [UInt16]) async throws
     func writeCoils(address: Int, values: [Bool]) async throws
 
-    /// Reads every request of a plan; for each input span index, its words or
-    /// the error of the request that served it. Has a default implementation.
-    func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [Int: Result<[UInt16], ModbusError>]
+    /// Reads every request of a plan; for each input span index, its words (a slice of the
+    /// request's response, no copy) or the error of the request that served it; nil for a span
+    /// no request serves. Has a default implementation.
+    func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [SpanResult?]
 
     /// Writes holding registers and reads them back; returns what was read. Has a default
     /// implementation; the libmodbus bus does both in one trip to its connection's thread.
     func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16]
+
+    /// The same; with `combined`, one read/write transaction (FC23) where the bus can. Has a
+    /// default implementation that ignores `combined`.
+    func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16]
+}
+
+/// The words of one span of a read plan, or the error of the request that served it.
+public typealias SpanResult = Result<ArraySlice<UInt16>, ModbusError>
+
+/// Spreads each request's result over the spans it serves (slices, not copies).
+public func spanResults(_ plan: [ReadRequest], spans: [ReadSpan], _ results: [Result<[UInt16], ModbusError>]) -> [SpanResult?] {
+    var out = [SpanResult?](repeating: nil, count: spans.count)
+    for (request, result) in zip(plan, results) {
+        for i in request.spans {
+            switch result {
+            case .success(let words):
+                let lo = spans[i].address - request.address
+                out[i] = .success(words[lo..<(lo + spans[i].count)])
+            case .failure(let e):
+                out[i] = .failure(e)
+            }
+        }
+    }
+    return out
 }
 
 extension RegisterBus {
@@ -33,26 +58,25 @@ extension RegisterBus {
         return try await read(.holding, address: address, count: values.count)
     }
 
+    public func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16] {
+        try await writeAndReadBack(address: address, values: values)
+    }
+
     /// Reads every span of `plan` and returns, for each input span index, its words.
     /// A failed request fails only the spans it serves.
-    public func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [Int: Result<[UInt16], ModbusError>] {
-        var out: [Int: Result<[UInt16], ModbusError>] = [:]
+    public func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [SpanResult?] {
+        var results: [Result<[UInt16], ModbusError>] = []
+        results.reserveCapacity(plan.count)
         for request in plan {
             do {
-                let words = try await read(request.table, address: request.address, count: request.count)
-                for i in request.spans {
-                    let s = spans[i]
-                    let lo = s.address - request.address
-                    out[i] = .success(Array(words[lo..<(lo + s.count)]))
-                }
+                results.append(.success(try await read(request.table, address: request.address, count: request.count)))
             } catch let e as ModbusError {
-                for i in request.spans { out[i] = .failure(e) }
+                results.append(.failure(e))
             } catch {
-                let e = ModbusError(.invalidResponse("\(error)"), device: deviceName, unit: unit,
-                                    function: .read(request.table), address: request.address, count: request.count)
-                for i in request.spans { out[i] = .failure(e) }
+                results.append(.failure(ModbusError(.invalidResponse("\(error)"), device: deviceName, unit: unit,
+                                                    function: .read(request.table), address: request.address, count: request.count)))
             }
         }
-        return out
+        return spanResults(plan, spans: spans, results)
     }
 }

@@ -124,6 +124,7 @@ public enum ReplayEngine {
         do {
             var options = ControlOptions(commWatchdogS: 0, policy: policy.proposal())
             options.serialPolling = true  // in-memory devices: no gain from concurrency, only task switches
+            options.explainEveryTick = false  // reasons are rendered only for the ticks the report shows
             loop = try ControlLoop(site: site, profiles: config.profiles, buses: buses, signals: source, options: options)
         } catch { throw ReplayError("\(site.file): error: \(error)") }
 
@@ -141,8 +142,10 @@ public enum ReplayEngine {
         let miningPerDevice = plant.devices.indices.contains { isMining[$0] && override[$0] != nil }
         // Hard caps: every tree node; the root also the import limit.
         let capNodes = site.nodes.map { n in
-            (id: n.id, cap: n.parentID == nil ? min(n.capKw, site.importLimitKw) : n.capKw)
+            (id: n.id, cap: n.parentID == nil ? min(n.capKw, site.importLimitKw) : n.capKw, sim: spec.nodes.firstIndex { $0.id == n.id })
         }
+        // Plant device → simulator device index.
+        let simIndex = ids.map { sim.index(of: $0) ?? -1 }
         let rootID = site.nodes.first { $0.parentID == nil }?.id ?? "site"
         // A new, lower import cap is met within the slowest container's full-scale ramp, plus its lag.
         let graceS = spec.devices.filter { $0.role == .asicContainer || $0.role == .gpuContainer }
@@ -195,7 +198,7 @@ public enum ReplayEngine {
             for k in 0..<steps {
                 sim.step(.seconds(h))
                 let now = t + Double(k + 1) * h
-                let sum = sim.summary()
+                let sum = sim.readings()
                 s.siteKW += sum.siteKW * h / dt
                 s.miningKW += sum.miningKW * h / dt
                 s.inferenceKW += sum.inferenceKW * h / dt
@@ -209,22 +212,22 @@ public enum ReplayEngine {
                 } else {
                     for d in 0..<nD where isMining[d] {
                         if let v = override[d] {
-                            s.miningUsd += sim.powerKW(ids[d]) * hh / 1000 * v
+                            s.miningUsd += Self.power(sum, simIndex[d]) * hh / 1000 * v
                         } else if let hp {
-                            s.miningUsd += (sim.pointValue(ids[d], "hashrate_ths") ?? 0) / 1000 * hp * hh / 24
+                            s.miningUsd += (simIndex[d] >= 0 ? sum.hashrateTHsByDevice[simIndex[d]] : 0) / 1000 * hp * hh / 24
                         } else {
-                            s.miningUsd += sim.powerKW(ids[d]) * hh / 1000 * miningValue
+                            s.miningUsd += Self.power(sum, simIndex[d]) * hh / 1000 * miningValue
                         }
                     }
                 }
                 for d in 0..<nD {
-                    let p = sim.powerKW(ids[d])
+                    let p = Self.power(sum, simIndex[d])
                     if p > 0.01 * maxKW[d] { devOnHours[d] += hh }
                     if isMining[d] {
                         acc.curtailedMining += max(0, maxKW[d] - p) * hh / 1000
                         continue
                     }
-                    let demand = min(maxKW[d], (sim.pointValue(ids[d], "inference_demand_w") ?? 0) / 1000)
+                    let demand = min(maxKW[d], simIndex[d] >= 0 ? sum.demandKW[simIndex[d]] : 0)
                     acc.curtailedInference += max(0, demand - p) * hh / 1000
                     if commit[d] > 0, spot[d] < rate[d] + pen[d] {
                         let served = min(p, commit[d])
@@ -241,7 +244,7 @@ public enum ReplayEngine {
                 }
                 // Caps: the hard tree caps always; an import cap once its grace (the ramp time) has passed.
                 for n in capNodes {
-                    let load = n.id == rootID ? sum.siteKW : (sum.nodeKW[n.id] ?? 0)
+                    let load = n.id == rootID ? sum.siteKW : n.sim.map { sum.nodeKW[$0] } ?? 0
                     if load > n.cap + 1e-6 {
                         violated = true
                         if incidents.count < 20 { incidents.append("\(ISO8601.format(now)): \(n.id) at \(Int(load)) kW over its \(Int(n.cap)) kW cap") }
@@ -277,6 +280,8 @@ public enum ReplayEngine {
         return RunResult(summary: summary, samples: samples, topHours: hours.finish(), incidents: incidents)
     }
 
+    static func power(_ r: SimReadings, _ i: Int) -> Double { i >= 0 ? r.powerKW[i] : 0 }
+
     /// A daily curve (24 values, or any count per day) shifted so that index 0 is `hours` after midnight.
     static func rotate(_ curve: [Double], byHours hours: Double) -> [Double] {
         guard !curve.isEmpty, hours != 0 else { return curve }
@@ -301,7 +306,7 @@ public enum ReplayEngine {
             var counts: [String: Int] = [:]
             var firstSeen: [String: Int] = [:]
             for i in idx {
-                let why = r.reasons[ids[i]] ?? ""
+                let why = r.reason(for: ids[i]) ?? ""
                 counts[why, default: 0] += 1
                 if firstSeen[why] == nil { firstSeen[why] = i }
             }

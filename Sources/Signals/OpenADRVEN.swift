@@ -46,7 +46,7 @@ public struct VENConfig: Sendable, Hashable {
 }
 
 /// One reporting interval of a curtailment report.
-public struct CurtailmentInterval: Sendable, Hashable {
+public struct CurtailmentInterval: Sendable, Hashable, Codable {
     public var id: Int
     public var start: Date
     public var duration: TimeInterval

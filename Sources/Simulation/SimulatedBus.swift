@@ -23,6 +23,11 @@ public struct SimulatedBus: RegisterBus {
         try simulator.read(device: device, table, address: address, count: count)
     }
 
+    /// The whole plan under one lock of the simulator.
+    public func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [SpanResult?] {
+        simulator.execute(device: device, plan, spans: spans)
+    }
+
     public func writeRegisters(address: Int, values: [UInt16]) async throws {
         try simulator.write(device: device, .holding, address: address, values: values)
     }

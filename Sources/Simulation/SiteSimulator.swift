@@ -53,6 +53,31 @@ public struct SimSummary: Sendable, Equatable {
     public var nodeKW: [String: Double]
 }
 
+/// The site after a step, by device and node index (the simulator's `spec` order).
+public struct SimReadings: Sendable {
+    public var timeSeconds: Double
+    public var siteKW = 0.0
+    public var miningKW = 0.0
+    public var inferenceKW = 0.0
+    public var auxiliaryKW = 0.0
+    public var hashrateTHs = 0.0
+    /// Drawn power per device, without measurement noise.
+    public var powerKW: [Double]
+    /// GPU containers: the inference demand in force (kW, as the device reports it); 0 for others.
+    public var demandKW: [Double]
+    /// ASIC containers: hashrate (TH/s) as the device reports it, noise included; 0 for others.
+    public var hashrateTHsByDevice: [Double]
+    /// Load per node.
+    public var nodeKW: [Double] = []
+
+    init(timeSeconds: Double, count: Int) {
+        self.timeSeconds = timeSeconds
+        powerKW = .init(repeating: 0, count: count)
+        demandKW = powerKW
+        hashrateTHsByDevice = powerKW
+    }
+}
+
 struct DeviceState {
     var powerKW = 0.0
     var refKW = 0.0
@@ -127,6 +152,8 @@ public struct ScheduledFault: Sendable, Equatable {
 /// One device's registers: its profile's points with fixed addresses.
 struct DeviceLayout: Sendable {
     var points: [ResolvedPoint]
+    /// The same points, compiled for the read path: what each measures and how it is encoded.
+    var served: [ServedPoint] = []
     /// Per table, the smallest range covering every point.
     var ranges: [ModbusTable: Range<Int>]
     /// Enum code by label, for run_state / run_command.
@@ -134,6 +161,67 @@ struct DeviceLayout: Sendable {
     var commandLabels: [Int: String]
     /// PDU outlet number → index of the device it feeds.
     var outletDevice: [Int: Int] = [:]
+}
+
+/// What a point measures, resolved from its name once (not on every read).
+enum PointKind: Sendable, Equatable {
+    case activePower, powerSetpoint, fallbackSetpoint, commWatchdog, runCommand, runState, alarmBits
+    case inletTemperature, coolantTemperature, hashrate, gpuPowerCap, inferenceDemand
+    case watchdogRemaining, fallbackActive, deviceEnergy, rampRate, minersTotal, minersOnline, gpusTotal, gpusOnline
+    case importEnergy, exportEnergy, voltage, current, phasePower, frequency, powerFactor, totalEnergy
+    case outletPower(Int), outletState(Int)
+    case unknown
+
+    init(_ name: String) {
+        switch name {
+        case "active_power_w": self = .activePower
+        case "power_setpoint_w": self = .powerSetpoint
+        case "fallback_setpoint_w": self = .fallbackSetpoint
+        case "comm_watchdog_s": self = .commWatchdog
+        case "run_command": self = .runCommand
+        case "run_state": self = .runState
+        case "alarm_bits": self = .alarmBits
+        case "inlet_temperature_c": self = .inletTemperature
+        case "coolant_temperature_c": self = .coolantTemperature
+        case "hashrate_ths": self = .hashrate
+        case "gpu_power_cap_w": self = .gpuPowerCap
+        case "inference_demand_w": self = .inferenceDemand
+        case "x_watchdog_remaining_s": self = .watchdogRemaining
+        case "x_fallback_active": self = .fallbackActive
+        case "x_import_energy_kwh": self = .deviceEnergy
+        case "x_ramp_rate_w_per_s": self = .rampRate
+        case "x_miners_total": self = .minersTotal
+        case "x_miners_online": self = .minersOnline
+        case "x_gpus_total": self = .gpusTotal
+        case "x_gpus_online": self = .gpusOnline
+        case "import_energy_kwh": self = .importEnergy
+        case "export_energy_kwh": self = .exportEnergy
+        case "voltage_l1_v", "voltage_l2_v", "voltage_l3_v": self = .voltage
+        case "current_l1_a", "current_l2_a", "current_l3_a": self = .current
+        case "x_power_l1_w", "x_power_l2_w", "x_power_l3_w": self = .phasePower
+        case "frequency_hz": self = .frequency
+        case "power_factor": self = .powerFactor
+        case "x_total_energy_kwh": self = .totalEnergy
+        default:
+            let parts = name.split(separator: "_")
+            if parts.count >= 2, parts[0] == "outlet", let n = Int(parts[1]) {
+                self = name.hasSuffix("_state") ? .outletState(n) : .outletPower(n)
+            } else {
+                self = .unknown
+            }
+        }
+    }
+}
+
+/// One point of a device as the simulator serves it.
+struct ServedPoint: Sendable {
+    var name: String
+    var kind: PointKind
+    var table: ModbusTable
+    var address: Int
+    var count: Int
+    var writable: Bool
+    var encoding: PointEncoder.Encoding
 }
 
 /// The physics parameters of one device, flat (no profile), for the stepping loop.
@@ -277,7 +365,11 @@ public final class SiteSimulator: Sendable {
         if let rc = points.first(where: { $0.name == "run_command" }) {
             commands = rc.definition.enumLabels.mapValues { $0.lowercased() }
         }
-        return DeviceLayout(points: points, ranges: ranges, stateCodes: codes, commandLabels: commands)
+        let served = points.map {
+            ServedPoint(name: $0.name, kind: PointKind($0.name), table: $0.table, address: $0.address, count: $0.type.registerCount,
+                        writable: $0.definition.access.isWritable, encoding: PointEncoder.Encoding($0))
+        }
+        return DeviceLayout(points: points, served: served, ranges: ranges, stateCodes: codes, commandLabels: commands)
     }
 
     // MARK: Time
@@ -441,6 +533,11 @@ public final class SiteSimulator: Sendable {
 
     /// The engineering value of a canonical (or known vendor) point of a device now.
     func value(of name: String, device i: Int, in s: SimState) -> Double? {
+        value(of: PointKind(name), name: name, device: i, in: s)
+    }
+
+    /// The same, for a point whose kind is already resolved (the read path).
+    func value(of kind: PointKind, name: String, device i: Int, in s: SimState) -> Double? {
         if let frozen = s.devices[i].frozen { return frozen[name] }
         // Flat parameters only: no copy of the device's profile or layout on this hot path.
         let d = physics[i]
@@ -448,13 +545,13 @@ public final class SiteSimulator: Sendable {
         switch d.role {
         case .asicContainer, .gpuContainer:
             let p = max(0, dev.powerKW + dev.noiseKW)
-            switch name {
-            case "active_power_w": return p * 1000
-            case "power_setpoint_w": return dev.setpointKW * 1000
-            case "fallback_setpoint_w": return dev.fallbackKW * 1000
-            case "comm_watchdog_s": return dev.watchdogS
-            case "run_command": return Double(dev.runCommand)
-            case "run_state":
+            switch kind {
+            case .activePower: return p * 1000
+            case .powerSetpoint: return dev.setpointKW * 1000
+            case .fallbackSetpoint: return dev.fallbackKW * 1000
+            case .commWatchdog: return dev.watchdogS
+            case .runCommand: return Double(dev.runCommand)
+            case .runState:
                 let label: String
                 if dev.fault != nil { label = "fault" }
                 else if dev.runCommand == 2 || (dev.runCommand == 1 && dev.refKW < 0.005 * d.maxKW && p < 0.01 * d.maxKW) { label = "sleep" }
@@ -462,24 +559,23 @@ public final class SiteSimulator: Sendable {
                 else if dev.refKW < 0.99 * d.maxKW { label = "curtailed" }
                 else { label = "running" }
                 return Double(layouts[i].stateCodes[label] ?? layouts[i].stateCodes["running"] ?? 0)
-            case "alarm_bits": return dev.fault != nil ? 1 : 0
-            case "inlet_temperature_c": return 24 + 8 * (d.maxKW > 0 ? p / d.maxKW : 0)
-            case "coolant_temperature_c": return 30 + 12 * (d.maxKW > 0 ? p / d.maxKW : 0)
-            case "hashrate_ths":
+            case .alarmBits: return dev.fault != nil ? 1 : 0
+            case .inletTemperature: return 24 + 8 * (d.maxKW > 0 ? p / d.maxKW : 0)
+            case .coolantTemperature: return 30 + 12 * (d.maxKW > 0 ? p / d.maxKW : 0)
+            case .hashrate:
                 // Efficiency worsens a little at partial load.
                 let frac = d.maxKW > 0 ? p / d.maxKW : 0
                 let jPerTH = d.efficiencyJPerTH * (1 + 0.15 * (1 - frac) * (1 - frac))
                 return jPerTH > 0 ? p * 1000 / jPerTH : 0
-            case "gpu_power_cap_w": return dev.gpuCapW
-            case "inference_demand_w": return dev.demandKW * 1000
-            case "x_watchdog_remaining_s": return max(0, dev.watchdogS - (s.time - dev.lastWriteAt)).rounded(.down)
-            case "x_fallback_active": return dev.fallbackActive ? 1 : 0
-            case "x_import_energy_kwh": return dev.energyKWh
-            case "x_ramp_rate_w_per_s": return dev.rampKWPerS * 1000
-            case "x_miners_total": return (d.maxKW / 3.5).rounded()
-            case "x_miners_online": return (p / 3.5).rounded()
-            case "x_gpus_total": return Double(d.gpus)
-            case "x_gpus_online": return Double(d.gpus)
+            case .gpuPowerCap: return dev.gpuCapW
+            case .inferenceDemand: return dev.demandKW * 1000
+            case .watchdogRemaining: return max(0, dev.watchdogS - (s.time - dev.lastWriteAt)).rounded(.down)
+            case .fallbackActive: return dev.fallbackActive ? 1 : 0
+            case .deviceEnergy: return dev.energyKWh
+            case .rampRate: return dev.rampKWPerS * 1000
+            case .minersTotal: return (d.maxKW / 3.5).rounded()
+            case .minersOnline: return (p / 3.5).rounded()
+            case .gpusTotal, .gpusOnline: return Double(d.gpus)
             default: return nil
             }
         case .meter, .pdu:
@@ -487,24 +583,25 @@ public final class SiteSimulator: Sendable {
             let kw = s.nodeLoadKW[n]
             let v = spec.nominalVoltage
             let pf = spec.powerFactor
-            if name.hasPrefix("outlet_"), let outlet = Int(name.split(separator: "_")[1]), let di = layouts[i].outletDevice[outlet] {
-                if name.hasSuffix("_state") { return deviceAncestors[di].contains { s.nodeTripped[$0] } ? 0 : 1 }
+            switch kind {
+            case .outletState(let o):
+                guard let di = layouts[i].outletDevice[o] else { return nil }
+                return deviceAncestors[di].contains { s.nodeTripped[$0] } ? 0 : 1
+            case .outletPower(let o):
+                guard let di = layouts[i].outletDevice[o] else { return nil }
                 return max(0, s.devices[di].powerKW + s.devices[di].noiseKW) * 1000
-            }
-            switch name {
-            case "active_power_w": return kw * 1000
-            case "import_energy_kwh": return s.nodeEnergyKWh[n]
-            case "export_energy_kwh": return 0
-            case "voltage_l1_v", "voltage_l2_v", "voltage_l3_v": return s.nodeTripped[n] ? 0 : v
-            case "current_l1_a", "current_l2_a", "current_l3_a": return kw * 1000 / 3 / (v * pf)
-            case "x_power_l1_w", "x_power_l2_w", "x_power_l3_w": return kw * 1000 / 3
-            case "frequency_hz": return dev.frequencyOverride?.hz ?? spec.nominalFrequency
-            case "power_factor": return pf
-            case "x_total_energy_kwh": return s.nodeEnergyKWh[n]
+            case .activePower: return kw * 1000
+            case .importEnergy, .totalEnergy: return s.nodeEnergyKWh[n]
+            case .exportEnergy: return 0
+            case .voltage: return s.nodeTripped[n] ? 0 : v
+            case .current: return kw * 1000 / 3 / (v * pf)
+            case .phasePower: return kw * 1000 / 3
+            case .frequency: return dev.frequencyOverride?.hz ?? spec.nominalFrequency
+            case .powerFactor: return pf
             default: return nil
             }
         case .auxiliary, .fixedLoad:
-            return name == "active_power_w" ? dev.powerKW * 1000 : nil
+            return kind == .activePower ? dev.powerKW * 1000 : nil
         }
     }
 
@@ -512,41 +609,61 @@ public final class SiteSimulator: Sendable {
 
     /// What a read of `device` sees now (after faults), or the error a client would get.
     public func read(device i: Int, _ table: ModbusTable, address: Int, count: Int) throws(ModbusError) -> [UInt16] {
-        let name = spec.devices[i].id
-        return try state.withLock { s throws(ModbusError) -> [UInt16] in
-            let err = { (k: ModbusError.Kind) in
-                ModbusError(k, device: name, unit: self.spec.devices[i].address.unit, function: .read(table), address: address, count: count)
-            }
-            switch s.devices[i].fault {
-            case .silent?, .vanish?: throw err(.timeout)
-            case .exception(let e)?: throw err(.exception(e))
-            case .garbage?: throw err(.invalidResponse("garbled response"))
-            case .short?: throw err(.invalidResponse("short response"))
-            case .disconnect?: throw err(.connectionLost("connection reset by peer"))
-            default: break
-            }
-            guard let range = layouts[i].ranges[table], address >= range.lowerBound, address + count <= range.upperBound else {
-                throw err(.exception(.illegalDataAddress))
-            }
-            return words(device: i, table, address: address, count: count, in: s)
+        try state.withLock { s throws(ModbusError) -> [UInt16] in try read(device: i, table, address: address, count: count, in: s) }
+    }
+
+    func read(device i: Int, _ table: ModbusTable, address: Int, count: Int, in s: SimState) throws(ModbusError) -> [UInt16] {
+        func err(_ k: ModbusError.Kind) -> ModbusError {
+            ModbusError(k, device: spec.devices[i].id, unit: spec.devices[i].address.unit, function: .read(table), address: address, count: count)
         }
+        switch s.devices[i].fault {
+        case nil: break
+        case .silent?, .vanish?: throw err(.timeout)
+        case .exception(let e)?: throw err(.exception(e))
+        case .garbage?: throw err(.invalidResponse("garbled response"))
+        case .short?: throw err(.invalidResponse("short response"))
+        case .disconnect?: throw err(.connectionLost("connection reset by peer"))
+        default: break
+        }
+        guard let range = layouts[i].ranges[table], address >= range.lowerBound, address + count <= range.upperBound else {
+            throw err(.exception(.illegalDataAddress))
+        }
+        return words(device: i, table, address: address, count: count, in: s)
     }
 
     func words(device i: Int, _ table: ModbusTable, address: Int, count: Int, in s: SimState) -> [UInt16] {
         var out = [UInt16](repeating: 0, count: count)
-        let points = layouts[i].points
-        for k in points.indices where points[k].table == table {
-            let n = points[k].type.registerCount
-            let at = points[k].address
-            guard at < address + count, at + n > address else { continue }
-            let v = value(of: points[k].name, device: i, in: s) ?? 0
-            let encoded = (try? PointEncoder.encode(v, for: points[k], enforceLimits: false))
-                ?? (try? PointEncoder.encode(0, for: points[k], enforceLimits: false)) ?? [UInt16](repeating: 0, count: n)
-            for j in 0..<n where at + j >= address && at + j < address + count {
-                out[at + j - address] = encoded[j]
+        layouts[i].served.withUnsafeBufferPointer { points in
+            for k in points.indices where points[k].table == table {
+                let n = points[k].count
+                let at = points[k].address
+                guard at < address + count, at + n > address else { continue }
+                let p = points[k]
+                let v = value(of: p.kind, name: p.name, device: i, in: s) ?? 0
+                do {
+                    try p.encoding.encode(v, at: at, into: &out, base: address)
+                } catch {
+                    try? p.encoding.encode(0, at: at, into: &out, base: address)  // a value the point cannot hold reads as 0
+                }
             }
         }
         return out
+    }
+
+    /// One point's registers now; a value the point cannot hold reads as 0.
+    func encode(_ p: ServedPoint, device i: Int, in s: SimState) -> [UInt16] {
+        let v = value(of: p.kind, name: p.name, device: i, in: s) ?? 0
+        return (try? p.encoding.encode(v)) ?? (try? p.encoding.encode(0)) ?? [UInt16](repeating: 0, count: p.count)
+    }
+
+    /// Reads every request of a plan under one lock (the in-memory bus's `execute`).
+    func execute(device i: Int, _ plan: [ReadRequest], spans: [ReadSpan]) -> [SpanResult?] {
+        let results = state.withLock { s in
+            plan.map { request -> Result<[UInt16], ModbusError> in
+                Result { () throws(ModbusError) in try read(device: i, request.table, address: request.address, count: request.count, in: s) }
+            }
+        }
+        return spanResults(plan, spans: spans, results)
     }
 
     /// Applies a client's write to `device`, as its controller would.
@@ -669,25 +786,36 @@ public final class SiteSimulator: Sendable {
     }
 
     public func summary() -> SimSummary {
-        state.withLock { s in
-            var mining = 0.0, inference = 0.0, aux = 0.0, hash = 0.0
-            for i in s.devices.indices {
-                let p = s.devices[i].powerKW
-                switch spec.devices[i].role {
-                case .asicContainer:
-                    mining += p
-                    hash += value(of: "hashrate_ths", device: i, in: s) ?? 0
-                case .gpuContainer: inference += p
-                case .auxiliary, .fixedLoad: aux += p
-                default: break
-                }
+        let (r, trips) = state.withLock { s in (readings(s), s.trips) }
+        var nodes: [String: Double] = [:]
+        for (n, node) in spec.nodes.enumerated() { nodes[node.id] = r.nodeKW[n] }
+        return SimSummary(timeSeconds: r.timeSeconds, siteKW: r.siteKW, miningKW: r.miningKW, inferenceKW: r.inferenceKW,
+                          auxiliaryKW: r.auxiliaryKW, hashrateTHs: r.hashrateTHs, trips: trips, nodeKW: nodes)
+    }
+
+    /// Everything a replay's accounting needs after a step, under one lock, indexed like `spec`.
+    public func readings() -> SimReadings { state.withLock { readings($0) } }
+
+    private func readings(_ s: SimState) -> SimReadings {
+        var r = SimReadings(timeSeconds: s.time, count: s.devices.count)
+        for i in s.devices.indices {
+            let p = s.devices[i].powerKW
+            r.powerKW[i] = p
+            switch physics[i].role {
+            case .asicContainer:
+                r.miningKW += p
+                let h = value(of: .hashrate, name: "hashrate_ths", device: i, in: s) ?? 0
+                r.hashrateTHsByDevice[i] = h
+                r.hashrateTHs += h
+            case .gpuContainer:
+                r.inferenceKW += p
+                r.demandKW[i] = (value(of: .inferenceDemand, name: "inference_demand_w", device: i, in: s) ?? 0) / 1000
+            case .auxiliary, .fixedLoad: r.auxiliaryKW += p
+            default: break
             }
-            let roots = spec.nodes.indices.filter { nodeParent[$0] == nil }
-            let site = roots.reduce(0) { $0 + s.nodeLoadKW[$1] }
-            var nodes: [String: Double] = [:]
-            for (n, node) in spec.nodes.enumerated() { nodes[node.id] = s.nodeLoadKW[n] }
-            return SimSummary(timeSeconds: s.time, siteKW: site, miningKW: mining, inferenceKW: inference,
-                              auxiliaryKW: aux, hashrateTHs: hash, trips: s.trips, nodeKW: nodes)
         }
+        r.nodeKW = s.nodeLoadKW
+        r.siteKW = spec.nodes.indices.reduce(0) { nodeParent[$1] == nil ? $0 + s.nodeLoadKW[$1] : $0 }
+        return r
     }
 }

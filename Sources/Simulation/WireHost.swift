@@ -119,9 +119,8 @@ public final class WireHost: Sendable {
             var writes: [(Int, ModbusTable, Int, [UInt16])] = []
             simulator.state.withLock { st in
                 for (unit, i) in unitsByServer[s] {
-                    for p in simulator.layouts[i].points where includingWritable || !p.definition.access.isWritable {
-                        writes.append((unit, p.table, p.address,
-                                       simulator.words(device: i, p.table, address: p.address, count: p.type.registerCount, in: st)))
+                    for p in simulator.layouts[i].served where includingWritable || !p.writable {
+                        writes.append((unit, p.table, p.address, simulator.encode(p, device: i, in: st)))
                     }
                 }
             }

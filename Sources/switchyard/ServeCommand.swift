@@ -34,6 +34,12 @@ extension Switchyard {
         @Option(name: .customLong("settlement-point"), help: "ERCOT settlement point to keep when --prices holds several (e.g. HB_NORTH).")
         var settlementPoint: String?
 
+        @Option(name: .customLong("prices-url"), help: ArgumentHelp("HTTP(S) price series (JSON, or CSV), polled; merged over --prices/--signals prices where it has points.", valueName: "URL"))
+        var pricesURL: String?
+
+        @Option(name: .customLong("prices-poll-s"), help: "Seconds between polls of --prices-url (default 60).")
+        var pricesPollS: Double = 60
+
         @Option(name: .long, help: ArgumentHelp("Manual demand-response events (YAML or JSON).", valueName: "FILE"))
         var events: String?
 
@@ -61,6 +67,12 @@ extension Switchyard {
         func validate() throws {
             if let startAt, parseISOTime(startAt) == nil { throw ValidationError("--start-at '\(startAt)' is not an ISO 8601 UTC time like 2026-07-15T13:59:00Z") }
             if let tickMs, !(50...60_000).contains(tickMs) { throw ValidationError("--tick-ms must be 50…60000") }
+            if let pricesURL {
+                guard let url = URL(string: pricesURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                    throw ValidationError("--prices-url '\(pricesURL)' is not an absolute http(s) URL")
+                }
+            }
+            if !(pricesPollS >= 1 && pricesPollS <= 86_400) { throw ValidationError("--prices-poll-s must be 1…86400") }
             if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a swift-log level") }
         }
 
@@ -80,14 +92,15 @@ extension Switchyard {
                 printError("\(error)")
                 throw ExitCode(ExitCodes.validation)
             }
-            var venConfig: (VENConfig, Double)?
+            var venConfig: OpenADRConfigFile.Loaded?
             if let openadr {
                 do { venConfig = try OpenADRConfigFile.load(path: openadr) } catch {
                     printError("\(error)")
                     throw ExitCode(ExitCodes.validation)
                 }
             }
-            let source = try SiteSignalSource(site: site, signals: siteSignals)
+            let live = LiveSignals(base: siteSignals)
+            let source = try live.makeSource(site: site)
             let pool = ModbusClientPool()
             let buses = pool.buses(for: site)
             try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
@@ -123,11 +136,17 @@ extension Switchyard {
             let period = Duration.milliseconds(tickMs ?? Int(site.tickSeconds * 1000))
             let view = self.view
             let siteID = site.id
-            let (profilesDir, watchdog, signalsNow, log) = (siteOptions.profilesDir, watchdogS, siteSignals, logger)
+            let (profilesDir, watchdog, log) = (siteOptions.profilesDir, watchdogS, logger)
+            // A loop built for a new configuration starts from the live signals (files plus the feeds' latest data).
             let host = LoopHost(loop: loop) { newSite, state in
                 try ControlLoop(site: newSite, profiles: try loadProfiles(for: newSite, registry: .standard(profilesDir: profilesDir)),
-                                buses: pool.buses(for: newSite), signals: try SiteSignalSource(site: newSite, signals: signalsNow),
+                                buses: pool.buses(for: newSite), signals: try live.makeSource(site: newSite),
                                 options: ControlOptions(commWatchdogS: watchdog), restoring: state)
+            }
+            live.attach(host)
+            // Measured site import of every tick, for OpenADR curtailment reports.
+            let ledger = venConfig.map {
+                CurtailmentLedger(options: $0.reports, journal: URL(fileURLWithPath: stateDir).appendingPathComponent("openadr-reports.json"))
             }
             let api: RemoteServe.APIStack
             do { api = try RemoteServe.services(options: apiOptions, store: prepared.store, host: host, now: { time.now }, logger: logger) } catch {
@@ -139,14 +158,18 @@ extension Switchyard {
                 FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
                 HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
                     recorder.tick(report, duration: took, loop: host.current)
+                    ledger?.record(at: report.at, siteKW: report.siteKW)
                     if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
                 },
                 FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) { LiveView.logLine($0) } },
                 FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             ] + api.services
-            if let (config, pollS) = venConfig {
-                services.append(OpenADRService(ven: OpenADRVEN(config: config), source: source, fileEvents: siteSignals, host: host,
-                                               time: time, period: .milliseconds(Int(pollS * 1000)), logger: logger))
+            if let venConfig, let ledger {
+                services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven), signals: live, ledger: ledger, host: host,
+                                               time: time, period: .milliseconds(Int(venConfig.pollS * 1000)), logger: logger))
+            }
+            if let pricesURL, let url = URL(string: pricesURL) {
+                services.append(PriceFeedService(url: url, pollS: pricesPollS, settlementPoint: settlementPoint, signals: live, logger: logger))
             }
             if let i2cHardware {
                 services.append(HeartbeatService(hardware: i2cHardware, loop: { host.current }, time: time,

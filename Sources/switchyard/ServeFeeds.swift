@@ -47,8 +47,19 @@ struct OpenADRConfigFile: Decodable {
     var ven_name: String?
     var programs: [String]?
     var poll_s: Double?
+    /// Progress curtailment reports while an event interval is in force, seconds (0: final reports only).
+    var report_s: Double?
+    /// The window before an event whose mean measured import is its baseline (when the event has none), seconds.
+    var baseline_window_s: Double?
 
-    static func load(path: String) throws -> (VENConfig, Double) {
+    /// What `serve` needs from the file.
+    struct Loaded {
+        var ven: VENConfig
+        var pollS: Double
+        var reports: CurtailmentLedger.Options
+    }
+
+    static func load(path: String) throws -> Loaded {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ValidationError("\(path): error: cannot read the OpenADR config (\(error.localizedDescription))")
@@ -65,17 +76,23 @@ struct OpenADRConfigFile: Decodable {
         }
         let poll = c.poll_s ?? 30
         guard poll >= 1 else { throw ValidationError("\(path): error: poll_s must be at least 1") }
-        return (VENConfig(vtnURL: vtn, tokenURL: token, clientID: c.client_id, clientSecret: c.client_secret, clientAuth: auth,
-                          venName: c.ven_name ?? "switchyard", programNames: c.programs.map(Set.init)), poll)
+        let reports = CurtailmentLedger.Options(baselineWindowS: c.baseline_window_s ?? 900, reportEveryS: c.report_s ?? 300)
+        guard reports.reportEveryS == 0 || reports.reportEveryS >= 1 else { throw ValidationError("\(path): error: report_s must be 0 (final reports only) or at least 1") }
+        guard reports.baselineWindowS >= 1, reports.baselineWindowS <= 86_400 else {
+            throw ValidationError("\(path): error: baseline_window_s must be 1…86400")
+        }
+        return Loaded(ven: VENConfig(vtnURL: vtn, tokenURL: token, clientID: c.client_id, clientSecret: c.client_secret, clientAuth: auth,
+                                     venName: c.ven_name ?? "switchyard", programNames: c.programs.map(Set.init)),
+                      pollS: poll, reports: reports)
     }
 }
 
-/// Polls the VTN, puts its events into the signals, and runs the fast path when a new event is in force.
+/// Polls the VTN, puts its events into the signals, runs the fast path when a new event is in force,
+/// and reports the curtailment of each event interval back to the VTN (see `CurtailmentLedger`).
 struct OpenADRService<C: Clock>: Service where C.Duration == Duration {
     let ven: OpenADRVEN
-    let source: SiteSignalSource
-    /// The events from files, kept beside the VTN's.
-    let fileEvents: SiteSignals
+    let signals: LiveSignals
+    let ledger: CurtailmentLedger
     let host: LoopHost
     let time: LoopTime<C>
     let period: Duration
@@ -87,10 +104,11 @@ struct OpenADRService<C: Clock>: Service where C.Duration == Duration {
             while !Task.isCancelled {
                 do {
                     let snapshot = try await ven.poll()
-                    var merged = fileEvents
-                    appendEvents(snapshot.drEvents, to: &merged)
-                    source.update { $0.drEvents = merged.drEvents }
+                    var mapped = SiteSignals()
+                    appendEvents(snapshot.drEvents, to: &mapped)
+                    signals.setOpenADREvents(mapped.drEvents)
                     let now = time.now
+                    ledger.observe(snapshot.drEvents, explicitBaselines: explicitBaselines(snapshot), now: now)
                     for e in snapshot.drEvents where e.isActive(at: Date(timeIntervalSince1970: now)) && !announced.contains(e.id) {
                         announced.insert(e.id)
                         logger.notice("OpenADR event in force", metadata: ["event.id": "\(e.id)", "event.reason": "\(e.reason)"])
@@ -100,9 +118,13 @@ struct OpenADRService<C: Clock>: Service where C.Duration == Duration {
                 } catch {
                     logger.warning("OpenADR poll failed", metadata: ["error": "\(error)"])
                 }
+                // Reports are queued on loop time and sent (or retried) after every poll, even a failed one.
+                for note in ledger.queueDue(now: time.now) {
+                    logger.warning("OpenADR curtailment report skipped", metadata: ["report.note": "\(note)"])
+                }
+                await ven.flush(ledger, logger: logger)
                 do { try await time.clock.sleep(for: period) } catch { break }
             }
         }
     }
 }
-

@@ -121,7 +121,8 @@ struct ServeInputTests {
 }
 
 /// `serve --openadr` against the OpenADR 3 VTN stand-in and the simulated demo site: the VTN's
-/// import-capacity event (12 MW from 2025-08-14T20:00Z) reaches the loop through the fast path.
+/// import-capacity event (12 MW from 2025-08-14T20:00Z) reaches the loop through the fast path,
+/// and serve reports the curtailed load back to the VTN (POST /reports).
 @Suite("serve with an OpenADR VTN", .serialized)
 struct ServeOpenADRTests {
     let exe = switchyardExecutable()
@@ -137,7 +138,7 @@ struct ServeOpenADRTests {
         let config = dir.appendingPathComponent("openadr.json").path
         try """
         {"vtn_url": "http://127.0.0.1:\(vtn.port)/openadr3/3.0.1", "token_url": "http://127.0.0.1:\(vtn.port)/auth/token",
-         "client_id": "ven-1", "client_secret": "pw", "programs": ["ERCOT-ERS"], "poll_s": 1}
+         "client_id": "ven-1", "client_secret": "pw", "programs": ["ERCOT-ERS"], "poll_s": 1, "report_s": 2}
         """.write(toFile: config, atomically: true, encoding: .utf8)
         // Bounded: `timeout` ends serve if the fast-path line never comes, and start() then throws.
         let stateDir = dir.appendingPathComponent("state").path
@@ -157,5 +158,22 @@ struct ServeOpenADRTests {
         let stats = try await runCommand("/usr/bin/env", ["python3", "-c",
             "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:\(vtn.port)/_test/stats').read().decode())"])
         #expect(stats.stdout.contains("token"), "\(stats.stdout)")
+
+        // Progress reports while the event is in force: curtailed load = baseline − measured mean import.
+        // The event was already in force at start, so the baseline is the import measured as serve took it on
+        // (the demo site draws about 35 MW); the site then ramps down towards the 12 MW cap.
+        try await waitUntil("a report with the site curtailed by 3 MW or more") {
+            try await StoredReport.all(vtnPort: vtn.port).contains { $0.eventID == "evt-cap" && $0.baselineKW - $0.demandKW >= 3000 }
+        }
+        let reports = try await StoredReport.all(vtnPort: vtn.port).filter { $0.eventID == "evt-cap" }
+        let r = try #require(reports.last)
+        // Serve came up five seconds into the interval: the report covers what it measured, from then on.
+        #expect(r.programID == "prog-ercot-dr" && r.intervalID == 0, "\(r)")
+        #expect(r.start >= "2025-08-14T20:00:05Z" && r.start < "2025-08-14T20:00:15Z", "\(r)")
+        #expect(r.name == "curtailment evt-cap#0 so far", "\(r)")
+        #expect((25_000...40_000).contains(r.baselineKW), "\(r)")
+        #expect(r.demandKW > 0 && r.deltaKWh < 0, "\(r)")
+        // Reports cover the interval from its start up to the moment they are made: later ones are longer.
+        #expect(reports.count >= 2 && reports.first!.duration != r.duration, "\(reports.map(\.duration))")
     }
 }

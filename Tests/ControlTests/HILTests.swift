@@ -228,6 +228,53 @@ struct HILTests {
     }
 }
 
+@Suite("Explaining on demand")
+struct OnDemandExplainTests {
+    /// Replays skip rendering every reason each tick and render the few they show later.
+    /// Two identical in-memory rigs, one rendering eagerly and one on demand, through a price
+    /// spike, a DR cap and a dead container: the reasons, setpoints and telemetry agree every tick.
+    @Test func reasonsRenderedLaterMatchTheTickReasons() async throws {
+        var lazy = ControlOptions(commWatchdogS: 20)
+        lazy.explainEveryTick = false
+        let prices: [(Double, Double)] = [(t0 - 3600, 40), (t0 + 10, 900), (t0 + 20, 35)]
+        let eager = try await Rig.make(wire: false, prices: prices)
+        let later = try await Rig.make(wire: false, prices: prices, options: lazy)
+        var t = t0
+        var compared = 0
+        var governorLines = 0
+        for k in 0..<40 {
+            if k == 25 {
+                let e = ManualEvent(id: "ers-1", capKW: 1500, from: t, until: t + 3600, reason: "test")
+                eager.loop.addEvent(e)
+                later.loop.addEvent(e)
+            }
+            if k == 30 {
+                eager.sim.inject(.silent, device: "asic-2")
+                later.sim.inject(.silent, device: "asic-2")
+            }
+            let a = await eager.tick(t), b = await later.tick(t)
+            #expect(b.reasons.isEmpty, "the lazy loop rendered reasons at tick \(k)")
+            #expect(a.setpointsKW == b.setpointsKW, "tick \(k)")
+            for id in a.setpointsKW.keys.sorted() {
+                let want = try #require(a.reasons[id])
+                #expect(b.reason(for: id) == want, "tick \(k) \(id)")
+                #expect(a.reason(for: id) == want)
+                if want.hasPrefix("governor:") { governorLines += 1 }
+                compared += 1
+            }
+            for id in ["asic-1", "asic-2", "gpu-1", "site-meter"] {
+                let ta = try #require(eager.loop.poller.telemetry(id)), tb = try #require(later.loop.poller.telemetry(id))
+                #expect(ta.values == tb.values && ta.readAt == tb.readAt && ta.labels == tb.labels, "\(id) at tick \(k)")
+                #expect(ta.value("active_power_w") == ta.values["active_power_w"])
+            }
+            t += 1
+        }
+        #expect(compared >= 40 * 4)
+        #expect(governorLines > 0, "no tick had the governor override the broker; the test lost its point")
+        #expect(later.loop.lastReport?.reason(for: "no-such-device") == nil)
+    }
+}
+
 /// 24 simulated hours, in memory, with random faults, price swings and DR events.
 @Suite("24 h soak on virtual time")
 struct SoakTests {

@@ -2,6 +2,7 @@ import Foundation
 import HardwareProfiles
 import Modbus
 import Testing
+import TestSupport
 
 @Suite("Point decoding")
 struct DecoderTests {
@@ -22,6 +23,29 @@ struct DecoderTests {
         #expect(PointDecoder.decode(point(.float32, order: .CDAB), words: [w[1], w[0]]).number == 49.98)
         #expect(PointDecoder.decode(point(.float32, order: .BADC), words: w.map(\.byteSwapped)).number == 49.98)
         #expect(PointDecoder.decode(point(.float32, order: .DCBA), words: [w[1].byteSwapped, w[0].byteSwapped]).number == 49.98)
+    }
+
+    /// The float32 tidy-up is numeric (no text on the hot path); it must give exactly what
+    /// printing the float and parsing the text gives, ties and all.
+    @Test("float32 tidy-up equals the printed float, for 300,000 floats")
+    func float32ShortestDecimal() {
+        var rng = SeededRandom(seed: 0xF10A7)
+        var mismatches: [String] = []
+        for k in 0..<300_000 {
+            let f: Float
+            switch k % 4 {
+            case 0: f = Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))
+            case 1: f = Float(Double(Int.random(in: -1_000_000...1_000_000, using: &rng)) / 10)  // one-decimal readings
+            case 2: f = Float(Double(Int.random(in: 0...8_000_000, using: &rng)) / 8)  // exact binary halves: ties
+            default: f = Float.random(in: -500_000...500_000, using: &rng)
+            }
+            guard f.isFinite else { continue }
+            let words = [UInt16(truncatingIfNeeded: f.bitPattern >> 16), UInt16(truncatingIfNeeded: f.bitPattern)]
+            let got = PointDecoder.decode(point(.float32), words: words).number
+            let want = Double("\(f)")!
+            if got != want && mismatches.count < 5 { mismatches.append("\(f): \(got ?? .nan) ≠ \(want)") }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches)")
     }
 
     @Test("constant scales give exact decimals")

@@ -82,12 +82,41 @@ struct CodecTests {
                     continue  // NaN payloads are not preserved through Double
                 case (.uint64, _), (.int64, _):
                     // Beyond 2^53 a Double cannot hold every integer; check the bits directly.
-                    let back = RegisterCodec.canonicalWords(words[...], order: order)
-                    #expect(RegisterCodec.wireWords(back, order: order) == words)
+                    let bits = RegisterCodec.canonicalBits(words[...], order: order)
+                    let back = (0..<type.registerCount).map { RegisterCodec.wireWord(bits, $0, of: type.registerCount, type: type, order: order) }
+                    #expect(back == words)
                 case (.bool, _), (.bitfield16, _) where type == .bool:
                     #expect(try RegisterCodec.encode(raw.doubleValue, as: type, order: order) == [words[0] != 0 ? 1 : 0])
                 default:
                     #expect(try RegisterCodec.encode(raw.doubleValue, as: type, order: order) == words, "\(type) \(order) \(words)")
+                }
+            }
+        }
+    }
+
+    /// Encoding in place (the simulator's read path) writes exactly what `encode` returns,
+    /// clipped to the window, and leaves the other registers alone.
+    @Test(arguments: RegisterType.allCases)
+    func encodeInPlaceMatches(type: RegisterType) throws {
+        var rng = SeededRandom(seed: 0xE11C + UInt64(type.registerCount))
+        let n = type.registerCount
+        for order in WordOrder.allCases {
+            for _ in 0..<500 {
+                let value: Double = switch type {
+                case .float32, .float64: Double.random(in: -1e6...1e6, using: &rng)
+                case .bool: Double(Int.random(in: 0...1, using: &rng))
+                case .int16, .int32, .int64: Double(Int.random(in: -30_000...30_000, using: &rng))
+                default: Double(Int.random(in: 0...60_000, using: &rng))
+                }
+                let whole = try RegisterCodec.encode(value, as: type, order: order)
+                // A window that starts anywhere from before the value to inside it.
+                let base = 100 + Int.random(in: -2...(n - 1), using: &rng)
+                var out = [UInt16](repeating: 0xBEEF, count: Int.random(in: 1...6, using: &rng))
+                try RegisterCodec.encode(value, as: type, order: order, at: 100, into: &out, base: base)
+                for (k, word) in out.enumerated() {
+                    let register = base + k
+                    let want = (100..<(100 + n)).contains(register) ? whole[register - 100] : 0xBEEF
+                    #expect(word == want, "\(type) \(order) \(value) register \(register)")
                 }
             }
         }

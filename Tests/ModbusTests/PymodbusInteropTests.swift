@@ -67,6 +67,22 @@ struct PymodbusInteropTests {
         await client.close()
     }
 
+    /// FC23 (read/write multiple registers) against pymodbus: the write lands and the read part
+    /// returns it, in one transaction; pymodbus supports FC23, so no fallback is taken.
+    @Test func writeAndReadBackInOneFC23Transaction() async throws {
+        let (peer, client) = try await Self.server()
+        defer { peer.stop() }
+        let words = try RegisterCodec.encode(1_234_567, as: .uint32)
+        let back = try await client.writeAndReadBack(unit: 1, address: 40, values: words, combined: true)
+        #expect(back == words)
+        #expect(client.triesFC23(unit: 1))
+        #expect(try await client.read(.holding, unit: 1, address: 40, count: 2) == words)
+        // And the separate FC16 + FC03 path gives the same.
+        let other = try RegisterCodec.encode(7, as: .uint32)
+        #expect(try await client.writeAndReadBack(unit: 1, address: 40, values: other) == other)
+        await client.close()
+    }
+
     @Test func illegalAddressIsATypedException() async throws {
         let (peer, client) = try await Self.server()
         defer { peer.stop() }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 import TestSupport
 @testable import Modbus
 
@@ -126,6 +127,35 @@ struct ServerTests {
         var ok = false
         for _ in 0..<3 where !ok { ok = (try? await client.read(.holding, unit: 1, address: 0, count: 4)) != nil }
         #expect(ok)
+        await client.close()
+    }
+
+    /// A device that refuses FC23 (ILLEGAL FUNCTION): the write is done with FC16 + FC03 in the same
+    /// call, the unit is remembered, and later calls no longer try FC23. FC23 writes that the
+    /// server does take are observed like any other write.
+    @Test func fc23FallsBackOnIllegalFunctionAndIsObserved() async throws {
+        let s = try Self.server(units: [1, 2])
+        defer { s.stop() }
+        let seen = Mutex<[UInt8]>([])
+        s.setHook { r in
+            seen.withLock { $0.append(r.function) }
+            return r.function == 0x17 && r.unit == 2 ? .exception(.illegalFunction) : .reply
+        }
+        var writes = s.writes.makeAsyncIterator()
+        let client = ModbusClient(endpoint: .tcp(host: "127.0.0.1", port: s.port))
+        // Unit 1 takes FC23: one request, and the server reports the write.
+        #expect(try await client.writeAndReadBack(unit: 1, address: 20, values: [0x1234, 0x5678], combined: true) == [0x1234, 0x5678])
+        #expect(seen.withLock { $0 } == [0x17])
+        let w = await writes.next()
+        #expect(w == ServerWrite(unit: 1, table: .holding, address: 20, values: [0x1234, 0x5678]))
+        // Unit 2 refuses it: FC23, then FC16 + FC03, all in one call.
+        #expect(try await client.writeAndReadBack(unit: 2, address: 30, values: [7, 8], combined: true) == [7, 8])
+        #expect(seen.withLock { $0 } == [0x17, 0x17, 0x10, 0x03])
+        #expect(!client.triesFC23(unit: 2) && client.triesFC23(unit: 1))
+        // Remembered: the next write to unit 2 goes straight to FC16 + FC03.
+        #expect(try await client.writeAndReadBack(unit: 2, address: 30, values: [9, 10], combined: true) == [9, 10])
+        #expect(seen.withLock { Array($0.suffix(2)) } == [0x10, 0x03])
+        #expect(seen.withLock { $0.count } == 6)
         await client.close()
     }
 

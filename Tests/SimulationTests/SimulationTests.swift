@@ -324,3 +324,42 @@ struct ExampleTests {
         #expect(sim.summary().siteKW > 20_000 && sim.summary().siteKW < 45_000)
     }
 }
+
+@Suite("In-memory bus: a whole read plan under one lock")
+struct SimulatedBusPlanTests {
+    /// `SimulatedBus.execute` reads a plan in one hold of the simulator's lock; it must answer
+    /// exactly what reading each request on its own answers, faults included.
+    @Test func planReadEqualsRequestByRequest() async throws {
+        let sim = try SiteSimulator(spec: try smallSite(), seed: 3)
+        sim.step(.seconds(5))
+        for (id, fault) in [("site-meter", nil), ("xfmr-1-meter", nil), ("asic-1", nil), ("gpu-1", nil), ("pdu-1", nil),
+                            ("asic-2", SimFault.exception(.serverDeviceFailure)), ("asic-1", SimFault.silent)] as [(String, SimFault?)] {
+            if let fault { sim.inject(fault, device: id) }
+            let p = try #require(sim.spec.devices.first { $0.id == id }?.profile)
+            let points = try p.resolvedPoints().filter { $0.unavailable == nil }
+            // Small requests, so a plan has several and spans share them.
+            let plan = try PointReadPlan(points: points, limits: ReadLimits(maxRegisters: 8, maxGap: 2))
+            let bus = try #require(SimulatedBus(simulator: sim, device: id))
+            let batched = await bus.execute(plan.requests, spans: plan.spans)
+            #expect(batched.count == plan.spans.count)
+            for request in plan.requests {
+                let single: Result<[UInt16], ModbusError>
+                do { single = .success(try sim.read(device: bus.device, request.table, address: request.address, count: request.count)) }
+                catch { single = .failure(error) }
+                for k in request.spans {
+                    let span = plan.spans[k]
+                    switch (batched[k], single) {
+                    case (.success(let words)?, .success(let all)):
+                        let lo = span.address - request.address
+                        #expect(Array(words) == Array(all[lo..<(lo + span.count)]), "\(id) span \(span)")
+                    case (.failure(let e)?, .failure(let f)):
+                        #expect(e == f, "\(id)")
+                    default:
+                        Issue.record("\(id) span \(span): \(String(describing: batched[k])) vs \(single)")
+                    }
+                }
+            }
+            if fault != nil { sim.inject(nil, device: id) }
+        }
+    }
+}

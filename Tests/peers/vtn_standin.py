@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A local stand-in for an OpenADR 3.0.1 VTN, for the Signals tests.
+"""A local stand-in for an OpenADR 3.0.1 VTN, for the Signals tests and the `serve --openadr` CLI tests.
 
 Serves JSON shaped by the OpenADR 3.0.1 schemas (program, event, interval,
 intervalPeriod, valuesMap, eventPayloadDescriptor, report) on 127.0.0.1 and
@@ -11,10 +11,13 @@ prints `READY <port>` once listening (port 0 = any free port).
   GET  /prices                 a JSON price series (values change on every request)
   Test-only (no auth):
   GET  /_test/reports          the reports POSTed so far
-  GET  /_test/stats            counts of token requests and resource requests
+  GET  /_test/stats            counts of token requests and resource requests, and the
+                               names of the reports refused while failing
   POST /_test/revoke           forget every issued token (the next call gets 401)
+  POST /_test/events           add an event (an OpenADR 3 event object) to the ones served
+  POST /_test/fail_reports     {"fail": true|false}: answer POST /reports with 503 (the VTN is down)
 
-Options: --client-id ID --client-secret SECRET --expires-in SECONDS
+Options: --client-id ID --client-secret SECRET --expires-in SECONDS --verbose (log requests on stderr)
 """
 import argparse
 import base64
@@ -24,7 +27,9 @@ import signal
 import sys
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from standin_http import JSONHandler
 
 PREFIX = "/openadr3/3.0.1"
 
@@ -114,22 +119,14 @@ class State:
         self.price_requests = 0
         self.reports = []
         self.auth_methods = []
+        self.events = list(EVENTS)
+        self.fail_reports = False
+        self.refused_reports = []
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(JSONHandler):
     state: State = None
-
-    def log_message(self, fmt, *args):  # keep stdout clean for READY
-        sys.stderr.write("vtn: " + (fmt % args) + "\n")
-
-    def send_json(self, status, obj):
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    log_prefix = "vtn"
 
     def problem(self, status, title, detail):
         self.send_json(status, {"type": "about:blank", "title": title, "status": status, "detail": detail})
@@ -163,6 +160,7 @@ class Handler(BaseHTTPRequestHandler):
                     "resource_requests": st.resource_requests,
                     "price_requests": st.price_requests,
                     "auth_methods": st.auth_methods,
+                    "refused_reports": st.refused_reports,
                 })
         if url.path == "/prices":
             with st.lock:
@@ -176,7 +174,8 @@ class Handler(BaseHTTPRequestHandler):
                 return
             with st.lock:
                 st.resource_requests += 1
-            items = PROGRAMS if url.path.endswith("/programs") else EVENTS
+            with st.lock:
+                items = PROGRAMS if url.path.endswith("/programs") else list(st.events)
             if "programID" in query:
                 items = [e for e in items if e.get("programID") == query["programID"][0]]
             skip = int(query.get("skip", ["0"])[0])
@@ -194,6 +193,15 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.tokens.clear()
             return self.send_json(200, {"revoked": True})
+        if url.path == "/_test/events":
+            event = json.loads(body)
+            with st.lock:
+                st.events.append(event)
+            return self.send_json(201, event)
+        if url.path == "/_test/fail_reports":
+            with st.lock:
+                st.fail_reports = bool(json.loads(body).get("fail"))
+            return self.send_json(200, {"fail": st.fail_reports})
         if url.path == "/auth/token":
             if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
                 return self.send_json(400, {"error": "invalid_request", "error_description": "form encoding required"})
@@ -232,6 +240,12 @@ class Handler(BaseHTTPRequestHandler):
             if missing or bad_resources:
                 return self.problem(400, "Bad Request", "report misses %s" % (missing or "resource fields"))
             with st.lock:
+                failing = st.fail_reports
+                if failing:
+                    st.refused_reports.append(report.get("reportName", ""))
+            if failing:
+                return self.problem(503, "Service Unavailable", "the VTN is down for maintenance")
+            with st.lock:
                 st.resource_requests += 1
                 report = dict(report, id="report-%d" % (len(st.reports) + 1), objectType="REPORT")
                 st.reports.append(report)
@@ -244,7 +258,9 @@ def main():
     ap.add_argument("--client-id", default="ven-switchyard")
     ap.add_argument("--client-secret", default="s3cret&stuff")
     ap.add_argument("--expires-in", type=int, default=3600)
+    ap.add_argument("--verbose", action="store_true", help="log every request on stderr")
     args = ap.parse_args()
+    Handler.verbose = args.verbose
     # Exit promptly on SIGTERM even if the parent left SIGTERM ignored.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     Handler.state = State(args.client_id, args.client_secret, args.expires_in)

@@ -7,6 +7,7 @@
 //   SwitchyardBench sim-day [SITE]           one simulated day at 1 s steps
 //   SwitchyardBench fast-path [SITE [N]]     DR event → all containers written over loopback
 //   SwitchyardBench steady [N [SECONDS]]     the 1 Hz loop over N containers behind gateways
+//   SwitchyardBench replay PRICES [SITE]     a backtest (controller + 3 baselines), timed
 
 import Foundation
 import Modbus
@@ -86,9 +87,11 @@ case "fast-path":
     try await runFastPathBenchmark(arguments: Array(args.dropFirst(2)))
 case "sim-serve":
     try await runSimServe(arguments: Array(args.dropFirst(2)))
+case "replay":
+    try await runReplayBenchmark(arguments: Array(args.dropFirst(2)))
 case "steady":
     try await runSteadyBenchmark(arguments: Array(args.dropFirst(2)))
 default:
-    FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | sim-day | fast-path | steady\n".utf8))
+    FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | sim-day | fast-path | steady | replay PRICES [SITE]\n".utf8))
     exit(64)
 }

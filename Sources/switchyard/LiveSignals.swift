@@ -1,0 +1,77 @@
+// The signals `serve` feeds into the control loop: the static ones (from --signals,
+// --prices, --events) plus what the live feeds (the OpenADR VTN, the HTTP price feed)
+// last delivered. Each feed replaces its own part; the composed whole is pushed into
+// the current loop's `SiteSignalSource`, and a loop built for a new configuration
+// (API config apply) starts from the same composed signals, so a swap does not drop
+// the feeds' data.
+
+import Control
+import Foundation
+import Site
+import Synchronization
+
+final class LiveSignals: Sendable {
+    private struct State {
+        /// From files, given at start.
+        var base: SiteSignals
+        /// The VTN's events, mapped (replaced on every successful poll).
+        var openADREvents: [SiteDREvent] = []
+        /// The HTTP price feed's points (loop seconds), sorted, and where its latest payload ends.
+        var feedPrices: [PricePoint] = []
+        var feedEnd: Double = -.infinity
+        var host: LoopHost?
+    }
+
+    private let state: Mutex<State>
+
+    init(base: SiteSignals) { state = Mutex(State(base: base)) }
+
+    /// The file signals merged with the feeds' latest data.
+    var composed: SiteSignals { state.withLock { Self.compose($0) } }
+
+    /// A signal source for a (new) loop, seeded with the composed signals.
+    func makeSource(site: Site) throws -> SiteSignalSource { try SiteSignalSource(site: site, signals: composed) }
+
+    /// From now on, updates go to the host's current loop.
+    func attach(_ host: LoopHost) {
+        state.withLock { $0.host = host }
+        push()
+    }
+
+    /// Replaces the VTN's events.
+    func setOpenADREvents(_ events: [SiteDREvent]) {
+        state.withLock { $0.openADREvents = events }
+        push()
+    }
+
+    /// Merges one successful poll of the price feed: its points replace the feed's earlier points from its first
+    /// point on; earlier feed points are kept for a day before it (so "now" stays priced if the new payload starts
+    /// in the future). Inside the feed's range, the feed's points win over file prices.
+    func mergeFeedPrices(_ points: [PricePoint], end: Double) {
+        guard let first = points.map(\.at).min() else { return }
+        state.withLock { s in
+            let kept = s.feedPrices.filter { $0.at < first && $0.at >= first - 86_400 }
+            s.feedPrices = (kept + points).sorted { $0.at < $1.at }
+            s.feedEnd = end
+        }
+        push()
+    }
+
+    private func push() {
+        let (signals, host) = state.withLock { (Self.compose($0), $0.host) }
+        (host?.current.signals as? SiteSignalSource)?.update { $0 = signals }
+    }
+
+    private static func compose(_ s: State) -> SiteSignals {
+        var out = s.base
+        out.drEvents += s.openADREvents
+        if let first = s.feedPrices.first?.at {
+            let end = max(s.feedEnd, s.feedPrices.last?.at ?? first)
+            out.energyPrices = (out.energyPrices.filter { $0.at < first || $0.at >= end } + s.feedPrices).sorted { $0.at < $1.at }
+        }
+        return out
+    }
+}
+
+/// The site model's DR event (this file does not import Signals, whose `DREvent` has the same name).
+typealias SiteDREvent = DREvent
