@@ -83,6 +83,8 @@ public struct TickReport: Sendable {
     public var miningKW: Double
     public var inferenceKW: Double
     public var priceUsdPerMWh: Double
+    /// The hashprice the broker valued mining at ($/PH/day), if any.
+    public var hashpriceUsdPerPHDay: Double?
     public var events: [String]
     public var setpointsKW: [String: Double]
     /// Every device's reason, when the loop renders them each tick (`explainEveryTick`).
@@ -379,7 +381,7 @@ public final class ControlLoop: Sendable {
         }
         let report = TickReport(
             at: now, fastPath: fastPath, siteKW: nodeMeasured[root], limitKW: out.limitKW[root] + safety.marginKW,
-            miningKW: mining, inferenceKW: inference, priceUsdPerMWh: sig.energyPriceUsdPerMWh,
+            miningKW: mining, inferenceKW: inference, priceUsdPerMWh: sig.energyPriceUsdPerMWh, hashpriceUsdPerPHDay: sig.hashpriceUsdPerPHDay,
             events: signals.describe(at: now) + st.events.filter { $0.from <= now && now < $0.until }.map { "DR \($0.id): cap \(fmtKW($0.capKW)) — \($0.reason)" },
             setpointsKW: Dictionary(uniqueKeysWithValues: zip(deviceIDs, out.setpointsKW)), reasons: reasons,
             interventions: extraNotes + out.interventions, writes: writes, mode: out.mode, brokerFeasible: plan?.feasible ?? true,

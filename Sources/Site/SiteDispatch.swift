@@ -109,7 +109,7 @@ public enum SiteDispatch {
         var out = DispatchSignals(energyPriceUsdPerMWh: now.usdPerMWh)
         out.priceForecast = sig.energyPrices.filter { $0.at > t }.map { ($0.at - t, $0.usdPerMWh) }
         let e = site.economics
-        out.hashpriceUsdPerPHDay = sig.hashpriceUsdPerPHDay ?? e.hashpriceUsdPerPHDay
+        out.hashpriceUsdPerPHDay = sig.hashpriceSeries.last(where: { $0.at <= t })?.usdPerPHDay ?? sig.hashpriceUsdPerPHDay ?? e.hashpriceUsdPerPHDay
         out.miningValueUsdPerMWh = sig.miningValueUsdPerMWh ?? e.miningValueUsdPerMWh
         if sig.inferenceSpotUsdPerMWh != nil || sig.inferenceSpotUsdPerGpuHour != nil {
             out.inferenceSpotUsdPerMWh = sig.inferenceSpotUsdPerMWh

@@ -144,9 +144,21 @@ public struct PeakWindow: Sendable, Equatable {
 }
 
 /// A signals file (JSON): prices, DR events, peak windows, extra contracts. See docs/dispatch.md.
+/// A hashprice from a time on ($/PH/day).
+public struct HashpricePoint: Sendable, Equatable {
+    public var at: Double
+    public var usdPerPHDay: Double
+    public init(at: Double, usdPerPHDay: Double) {
+        self.at = at
+        self.usdPerPHDay = usdPerPHDay
+    }
+}
+
 public struct SiteSignals: Sendable, Equatable {
     public var energyPrices: [PricePoint] = []
     public var hashpriceUsdPerPHDay: Double?
+    /// A hashprice series (sorted); where it has a point at or before the time, it wins over the static value.
+    public var hashpriceSeries: [HashpricePoint] = []
     public var miningValueUsdPerMWh: Double?
     public var inferenceSpotUsdPerMWh: Double?
     public var inferenceSpotUsdPerGpuHour: Double?

@@ -16,9 +16,8 @@ final class LiveSignals: Sendable {
         var base: SiteSignals
         /// The VTN's events, mapped (replaced on every successful poll).
         var openADREvents: [SiteDREvent] = []
-        /// The HTTP price feed's points (loop seconds), sorted, and where its latest payload ends.
-        var feedPrices: [PricePoint] = []
-        var feedEnd: Double = -.infinity
+        /// Each HTTP feed's points (loop seconds, value), sorted, and where its latest payload ends.
+        var feeds: [SeriesFeedKind: (points: [(at: Double, value: Double)], end: Double)] = [:]
         var host: LoopHost?
     }
 
@@ -44,15 +43,14 @@ final class LiveSignals: Sendable {
         push()
     }
 
-    /// Merges one successful poll of the price feed: its points replace the feed's earlier points from its first
-    /// point on; earlier feed points are kept for a day before it (so "now" stays priced if the new payload starts
-    /// in the future). Inside the feed's range, the feed's points win over file prices.
-    func mergeFeedPrices(_ points: [PricePoint], end: Double) {
+    /// Merges one successful poll of a feed: its points replace the feed's earlier points from its first
+    /// point on; earlier feed points are kept for a day before it (so "now" stays valued if the new payload starts
+    /// in the future). Inside the feed's range, the feed's points win over the files' series.
+    func mergeFeed(_ kind: SeriesFeedKind, _ points: [(at: Double, value: Double)], end: Double) {
         guard let first = points.map(\.at).min() else { return }
         state.withLock { s in
-            let kept = s.feedPrices.filter { $0.at < first && $0.at >= first - 86_400 }
-            s.feedPrices = (kept + points).sorted { $0.at < $1.at }
-            s.feedEnd = end
+            let kept = (s.feeds[kind]?.points ?? []).filter { $0.at < first && $0.at >= first - 86_400 }
+            s.feeds[kind] = ((kept + points).sorted { $0.at < $1.at }, end)
         }
         push()
     }
@@ -65,9 +63,18 @@ final class LiveSignals: Sendable {
     private static func compose(_ s: State) -> SiteSignals {
         var out = s.base
         out.drEvents += s.openADREvents
-        if let first = s.feedPrices.first?.at {
-            let end = max(s.feedEnd, s.feedPrices.last?.at ?? first)
-            out.energyPrices = (out.energyPrices.filter { $0.at < first || $0.at >= end } + s.feedPrices).sorted { $0.at < $1.at }
+        for (kind, feed) in s.feeds {
+            guard let first = feed.points.first?.at else { continue }
+            let end = max(feed.end, feed.points.last?.at ?? first)
+            let outside = { (at: Double) in at < first || at >= end }
+            switch kind {
+            case .energyPrice:
+                out.energyPrices = (out.energyPrices.filter { outside($0.at) } + feed.points.map { PricePoint(at: $0.at, usdPerMWh: $0.value) })
+                    .sorted { $0.at < $1.at }
+            case .hashprice:
+                out.hashpriceSeries = (out.hashpriceSeries.filter { outside($0.at) } + feed.points.map { HashpricePoint(at: $0.at, usdPerPHDay: $0.value) })
+                    .sorted { $0.at < $1.at }
+            }
         }
         return out
     }

@@ -40,6 +40,15 @@ extension Switchyard {
         @Option(name: .customLong("prices-poll-s"), help: "Seconds between polls of --prices-url (default 60).")
         var pricesPollS: Double = 60
 
+        @Option(name: .long, help: ArgumentHelp("Hashprice series ($/PH/day, generic CSV/JSON); wins over the site file's static hashprice.", valueName: "FILE"))
+        var hashprice: String?
+
+        @Option(name: .customLong("hashprice-url"), help: ArgumentHelp("HTTP(S) hashprice series ($/PH/day, JSON or CSV), polled; merged over --hashprice.", valueName: "URL"))
+        var hashpriceURL: String?
+
+        @Option(name: .customLong("hashprice-poll-s"), help: "Seconds between polls of --hashprice-url (default 300).")
+        var hashpricePollS: Double = 300
+
         @Option(name: .long, help: ArgumentHelp("Manual demand-response events (YAML or JSON).", valueName: "FILE"))
         var events: String?
 
@@ -73,6 +82,12 @@ extension Switchyard {
                 }
             }
             if !(pricesPollS >= 1 && pricesPollS <= 86_400) { throw ValidationError("--prices-poll-s must be 1…86400") }
+            if let hashpriceURL {
+                guard let url = URL(string: hashpriceURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                    throw ValidationError("--hashprice-url '\(hashpriceURL)' is not an absolute http(s) URL")
+                }
+            }
+            if !(hashpricePollS >= 1 && hashpricePollS <= 86_400) { throw ValidationError("--hashprice-poll-s must be 1…86400") }
             if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a swift-log level") }
         }
 
@@ -88,7 +103,7 @@ extension Switchyard {
                     throw ExitCode(ExitCodes.validation)
                 }
             }
-            do { try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events) } catch {
+            do { try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events, hashprice: hashprice) } catch {
                 printError("\(error)")
                 throw ExitCode(ExitCodes.validation)
             }
@@ -171,6 +186,9 @@ extension Switchyard {
             if let pricesURL, let url = URL(string: pricesURL) {
                 services.append(PriceFeedService(url: url, pollS: pricesPollS, settlementPoint: settlementPoint, signals: live, logger: logger))
             }
+            if let hashpriceURL, let url = URL(string: hashpriceURL) {
+                services.append(PriceFeedService(.hashprice, url: url, pollS: hashpricePollS, settlementPoint: nil, signals: live, logger: logger))
+            }
             if let i2cHardware {
                 services.append(HeartbeatService(hardware: i2cHardware, loop: { host.current }, time: time,
                                                  maxTickAgeS: 3 * Double(period.components.seconds == 0 ? 1 : period.components.seconds), logger: logger))
@@ -196,7 +214,7 @@ enum LiveView {
         out += "  site import  \(mw(siteKW)) / cap \(mw(r.limitKW))  [\(bar)] \(Int(frac * 100))%\n"
         out += "  mining       \(mw(r.miningKW))\n"
         out += "  inference    \(mw(r.inferenceKW))\n"
-        out += "  price        $\(String(format: "%.2f", r.priceUsdPerMWh))/MWh      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (broker: infeasible)")\n"
+        out += "  price        $\(String(format: "%.2f", r.priceUsdPerMWh))/MWh\(r.hashpriceUsdPerPHDay.map { String(format: "   hashprice $%.2f/PH/day", $0) } ?? "")      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (broker: infeasible)")\n"
         out += "  objective    $\(String(format: "%.0f", r.objective.total))/h\n"
         out += "  events       \(r.events.isEmpty ? "none" : r.events.joined(separator: "; "))\n"
         if !r.interventions.isEmpty {
@@ -210,7 +228,7 @@ enum LiveView {
 
     static func logLine(_ r: TickReport) {
         let siteKW = r.siteKW.map { mw($0) } ?? "   n/a"
-        print("\(isoTime(r.at))\(r.fastPath.map { " FAST[\($0)]" } ?? "") site \(siteKW) cap \(mw(r.limitKW)) mining \(mw(r.miningKW)) inference \(mw(r.inferenceKW)) price $\(String(format: "%.0f", r.priceUsdPerMWh)) mode \(r.mode.rawValue) writes \(r.writes.count)"
+        print("\(isoTime(r.at))\(r.fastPath.map { " FAST[\($0)]" } ?? "") site \(siteKW) cap \(mw(r.limitKW)) mining \(mw(r.miningKW)) inference \(mw(r.inferenceKW)) price $\(String(format: "%.0f", r.priceUsdPerMWh))\(r.hashpriceUsdPerPHDay.map { String(format: " hashprice $%.2f", $0) } ?? "") mode \(r.mode.rawValue) writes \(r.writes.count)"
               + (r.events.isEmpty ? "" : " events: " + r.events.joined(separator: "; ")))
         fflushStdout()
     }

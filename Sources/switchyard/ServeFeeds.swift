@@ -11,7 +11,12 @@ import Site
 
 /// Adds the price series and events of `--prices` / `--events` to `signals`.
 /// Errors are one line with file and line (from the Signals loaders).
-func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoint: String?, events: String?) throws {
+func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoint: String?, events: String?, hashprice: String? = nil) throws {
+    if let hashprice {
+        let series = try SeriesLoader.load(path: hashprice, options: SeriesOptions(quantity: .hashprice))
+        signals.hashpriceSeries += series.points.map { .init(at: $0.start.timeIntervalSince1970, usdPerPHDay: $0.value) }
+        signals.hashpriceSeries.sort { $0.at < $1.at }
+    }
     if let prices {
         let series = try SeriesLoader.load(path: prices, options: SeriesOptions(quantity: .price, settlementPoint: settlementPoint))
         signals.energyPrices += series.points.map { .init(at: $0.start.timeIntervalSince1970, usdPerMWh: $0.value) }

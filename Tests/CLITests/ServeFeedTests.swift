@@ -152,8 +152,8 @@ struct ServePriceFeedTests {
         defer { serve.stop() }
 
         // No other price source: the loop starts at $0, then uses the feed's $777.25.
-        try await waitUntil("a tick priced by the feed") { serve.stdout.contains("price $777 mode") }
-        #expect(serve.stdout.split(separator: "\n").first { $0.contains(" site ") }?.contains("price $0 mode") == true, "\(serve.stdout.prefix(400))")
+        try await waitUntil("a tick priced by the feed") { serve.stdout.contains("price $777 ") }
+        #expect(serve.stdout.split(separator: "\n").first { $0.contains(" site ") }?.contains("price $0 ") == true, "\(serve.stdout.prefix(400))")
         #expect(serve.stderr.contains("price feed: first prices"), "\(serve.stderr)")
 
         // The endpoint fails (HTTP 500): one warning per failed poll, the last good prices stay in use.
@@ -162,7 +162,7 @@ struct ServePriceFeedTests {
         var mark = endOfLastLine(serve.stdout)
         try await waitUntil("two ticks after the failure") { lines(of: serve.stdout, after: mark).count >= 2 }
         let ticksAfter500 = lines(of: serve.stdout, after: mark).filter { $0.contains(" site ") }
-        #expect(!ticksAfter500.isEmpty && ticksAfter500.allSatisfy { $0.contains("price $777 mode") }, "\(ticksAfter500)")
+        #expect(!ticksAfter500.isEmpty && ticksAfter500.allSatisfy { $0.contains("price $777 ") }, "\(ticksAfter500)")
         let failure = try #require(serve.stderr.split(separator: "\n").first { $0.contains("HTTP 500") })
         #expect(failure.contains("price feed poll failed; keeping the last good prices"), "\(failure)")
         #expect(failure.contains("prices.age_s=") && failure.contains("prices.url=\(url)"), "\(failure)")
@@ -176,18 +176,49 @@ struct ServePriceFeedTests {
         mark = endOfLastLine(serve.stdout)
         try await waitUntil("two ticks after the bad payload") { lines(of: serve.stdout, after: mark).count >= 2 }
         let ticksAfterGarbage = lines(of: serve.stdout, after: mark).filter { $0.contains(" site ") }
-        #expect(!ticksAfterGarbage.isEmpty && ticksAfterGarbage.allSatisfy { $0.contains("price $777 mode") }, "\(ticksAfterGarbage)")
+        #expect(!ticksAfterGarbage.isEmpty && ticksAfterGarbage.allSatisfy { $0.contains("price $777 ") }, "\(ticksAfterGarbage)")
 
         // The endpoint recovers with a new price: serve (still running) picks it up.
         _ = try await httpJSON("http://127.0.0.1:\(feed.port)/_test/mode", post: #"{"mode": "ok", "price": 555}"#)
-        try await waitUntil("a tick at the new price") { serve.stdout.contains("price $555 mode") }
+        try await waitUntil("a tick at the new price") { serve.stdout.contains("price $555 ") }
         #expect(serve.isRunning)
         #expect(serve.stderr.contains("price feed recovered"), "\(serve.stderr)")
         let stats = try #require(try await httpJSON("http://127.0.0.1:\(feed.port)/_test/stats") as? [String: Any])
         #expect((stats["requests"] as? Int ?? 0) >= 4, "\(stats)")
     }
 
+    /// `--hashprice FILE` is in force from the start; `--hashprice-url` takes over where it has points,
+    /// and a new value from the feed reaches the loop (shown in each tick's line).
+    @Test func hashpriceFileThenFeed() async throws {
+        let feed = try await PeerProcess.python("price_standin.py", ["--price", "30"])
+        defer { feed.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-hash-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("hashprice.csv")
+        try "timestamp,hashprice_usd_per_ph_day\n2025-08-14T00:00:00Z,41.25\n2025-08-14T06:00:00Z,41.25\n".write(to: file, atomically: true, encoding: .utf8)
+        _ = try await httpJSON("http://127.0.0.1:\(feed.port)/_test/mode", post: #"{"mode": "error"}"#)
+        let serve = try LoggedProcess(exe, ["serve", "--site", try Self.closedSite(in: dir), "--state-dir", dir.appendingPathComponent("state").path,
+                                            "--profiles-dir", packageRoot.appendingPathComponent("hardware-profiles").path,
+                                            "--listen", "127.0.0.1:0", "--watchdog-s", "0", "--hashprice", file.path,
+                                            "--hashprice-url", "http://127.0.0.1:\(feed.port)/hashprice", "--hashprice-poll-s", "1",
+                                            "--start-at", "2025-08-14T12:00:00Z"],
+                                      logsIn: dir, name: "serve")
+        defer { serve.stop() }
+        // The feed fails at first: the file's hashprice is used, and the failure is one warning line.
+        try await waitUntil("a tick at the file's hashprice") { serve.stdout.contains("hashprice $41.25 ") }
+        try await waitUntil("the feed's failure") { serve.stderr.contains("hashprice feed poll failed; no values from it yet") }
+        // The feed comes up: its value replaces the file's.
+        _ = try await httpJSON("http://127.0.0.1:\(feed.port)/_test/mode", post: #"{"mode": "ok", "hashprice": 48.5}"#)
+        try await waitUntil("a tick at the feed's hashprice") { serve.stdout.contains("hashprice $48.50 ") }
+        #expect(serve.stderr.contains("hashprice feed recovered"), "\(serve.stderr)")
+        _ = try await httpJSON("http://127.0.0.1:\(feed.port)/_test/mode", post: #"{"hashprice": 39}"#)
+        try await waitUntil("a tick at the feed's new hashprice") { serve.stdout.contains("hashprice $39.00 ") }
+        #expect(serve.isRunning)
+    }
+
     @Test(arguments: [
+        (["--hashprice-url", "file:///tmp/x"], "--hashprice-url"),
         (["--prices-url", "not a url"], "--prices-url"),
         (["--prices-url", "ftp://127.0.0.1/prices"], "--prices-url"),
         (["--prices-url", "http://127.0.0.1:9/prices", "--prices-poll-s", "0.5"], "--prices-poll-s"),

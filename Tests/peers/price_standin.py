@@ -5,8 +5,9 @@ Prints `READY <port>` once listening on 127.0.0.1 (any free port).
 
   GET  /prices          the series of docs/signals.md ("JSON (files and HTTP bodies)"):
                         hourly points for the day of --day (UTC), all at the current price
+  GET  /hashprice       the same layout in $/PH/day (`hashprice_usd_per_ph_day`), at the current hashprice
   Test-only:
-  POST /_test/mode      {"mode": "ok" | "error" | "garbage", "price": 555.5}
+  POST /_test/mode      {"mode": "ok" | "error" | "garbage", "price": 555.5, "hashprice": 48.5}
                         ok: serve the series; error: HTTP 500; garbage: a series whose first
                         price is not a number
   GET  /_test/stats     {"requests": n, "mode": ..., "price": ...}
@@ -31,6 +32,7 @@ class State:
         self.day = day
         self.mode = "ok"
         self.requests = 0
+        self.hashprice = 50.0
 
 
 class Handler(JSONHandler):
@@ -52,6 +54,14 @@ class Handler(JSONHandler):
             if mode == "garbage":
                 points[0]["price_usd_per_mwh"] = "abc"
             return self.send_json(200, {"interval": "PT1H", "points": points})
+        if self.path == "/hashprice":
+            with st.lock:
+                st.requests += 1
+                mode, value, day = st.mode, st.hashprice, st.day
+            if mode == "error":
+                return self.send_json(500, {"title": "Internal Server Error", "status": 500})
+            points = [{"timestamp": "%sT%02d:00:00Z" % (day, h), "hashprice_usd_per_ph_day": value} for h in range(24)]
+            return self.send_json(200, {"interval": "PT1H", "points": points})
         self.send_json(404, {"title": "Not Found", "status": 404})
 
     def do_POST(self):
@@ -62,6 +72,7 @@ class Handler(JSONHandler):
             with st.lock:
                 st.mode = body.get("mode", st.mode)
                 st.price = body.get("price", st.price)
+                st.hashprice = body.get("hashprice", st.hashprice)
                 return self.send_json(200, {"mode": st.mode, "price": st.price})
         self.send_json(404, {"title": "Not Found", "status": 404})
 
