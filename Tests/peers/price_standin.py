@@ -44,23 +44,17 @@ class Handler(JSONHandler):
         if self.path == "/_test/stats":
             with st.lock:
                 return self.send_json(200, {"requests": st.requests, "mode": st.mode, "price": st.price})
-        if self.path == "/prices":
+        series = {"/prices": ("price_usd_per_mwh", "price"), "/hashprice": ("hashprice_usd_per_ph_day", "hashprice")}
+        if self.path in series:
+            key, field = series[self.path]
             with st.lock:
                 st.requests += 1
-                mode, price, day = st.mode, st.price, st.day
+                mode, value, day = st.mode, getattr(st, field), st.day
             if mode == "error":
                 return self.send_json(500, {"title": "Internal Server Error", "status": 500})
-            points = [{"timestamp": "%sT%02d:00:00Z" % (day, h), "price_usd_per_mwh": price} for h in range(24)]
+            points = [{"timestamp": "%sT%02d:00:00Z" % (day, h), key: value} for h in range(24)]
             if mode == "garbage":
-                points[0]["price_usd_per_mwh"] = "abc"
-            return self.send_json(200, {"interval": "PT1H", "points": points})
-        if self.path == "/hashprice":
-            with st.lock:
-                st.requests += 1
-                mode, value, day = st.mode, st.hashprice, st.day
-            if mode == "error":
-                return self.send_json(500, {"title": "Internal Server Error", "status": 500})
-            points = [{"timestamp": "%sT%02d:00:00Z" % (day, h), "hashprice_usd_per_ph_day": value} for h in range(24)]
+                points[0][key] = "abc"
             return self.send_json(200, {"interval": "PT1H", "points": points})
         self.send_json(404, {"title": "Not Found", "status": 404})
 
