@@ -25,7 +25,7 @@ struct StatusController {
     func status() throws -> StatusDTO {
         let loop = deps.runtime.loop
         let r = loop.lastReport
-        let up = loop.poller.targets.filter { t in loop.poller.telemetry(t.id).map { $0.consecutiveFailures == 0 && $0.lastSuccess != nil } ?? false }
+        let up = loop.poller.targets.filter { t in loop.poller.telemetry(t.id)?.isReachable ?? false }
         return StatusDTO(site: loop.site.id, at: r?.at, fastPath: r?.fastPath, siteKw: r?.siteKW, limitKw: r?.limitKW,
                          miningKw: r?.miningKW, inferenceKw: r?.inferenceKW, priceUsdPerMwh: r?.priceUsdPerMWh,
                          mode: r?.mode.rawValue, brokerFeasible: r?.brokerFeasible, objectiveUsdPerH: r?.objective.total,
@@ -42,7 +42,7 @@ struct StatusController {
             let tel = loop.poller.telemetry(d.id)
             let o = st.overrides.first { $0.device == d.id }
             return DeviceDTO(id: d.id, deviceClass: d.deviceClass.rawValue, node: d.nodeID,
-                             up: tel.map { $0.consecutiveFailures == 0 && $0.lastSuccess != nil } ?? false,
+                             up: tel?.isReachable ?? false,
                              powerKw: tel?.values["active_power_w"].map { $0 / 1000 }, setpointKw: r?.setpointsKW[d.id],
                              commandedKw: st.commandedKW[d.id], override: o.map { OverrideDTO(kw: $0.kw, until: $0.until) },
                              lastSuccess: tel?.lastSuccess, lastError: tel?.lastError, consecutiveFailures: tel?.consecutiveFailures ?? 0,

@@ -113,7 +113,7 @@ public final class MetricsRegistry: Sendable {
             let tel = loop.poller.telemetry(id)
             if let w = tel?.values["active_power_w"] { power.append((l, w / 1000)) }
             if let sp = r?.setpointsKW[id] { setpoint.append((l, sp)) }
-            let isUp = tel.map { $0.consecutiveFailures == 0 && $0.lastSuccess != nil } ?? false
+            let isUp = tel?.isReachable ?? false
             up.append((l, isUp ? 1 : 0))
         }
         gauge("switchyard_device_power_kw", "Measured device power (kW).", power)

@@ -45,7 +45,9 @@ public struct DeviceTelemetry: Sendable, Equatable {
 
     /// The latest value of a point, or nil if it was never read.
     public func value(_ point: String) -> Double? { slots.index[point].flatMap { slotValue[$0] } }
-    public func label(_ point: String) -> String? { slots.index[point].flatMap { slotLabel[$0] } }
+
+    /// Answered its last poll, and has answered at least once.
+    public var isReachable: Bool { consecutiveFailures == 0 && lastSuccess != nil }
 
     public func age(_ point: String, now: Double) -> Double {
         guard let i = slots.index[point], let t = slotReadAt[i] else { return .infinity }
@@ -76,9 +78,9 @@ public struct TelemetryView {
     public func age(_ device: String, _ point: String, now: Double) -> Double {
         index[device].map { rows[$0].age(point, now: now) } ?? .infinity
     }
-    /// Answered its last poll, and has answered at least once.
+    /// See `DeviceTelemetry.isReachable`; false for an unknown device.
     public func isReachable(_ device: String) -> Bool {
-        index[device].map { rows[$0].consecutiveFailures == 0 && rows[$0].lastSuccess != nil } ?? false
+        index[device].map { rows[$0].isReachable } ?? false
     }
 }
 
@@ -90,7 +92,6 @@ public struct TelemetrySnapshot: Sendable {
 
 /// One device's poll plans, by class.
 struct DevicePlans: Sendable {
-    var points: [ResolvedPoint]
     /// Plans for (fast), (fast+normal), (all).
     var byLevel: [PointReadPlan]
     /// The telemetry slot of each plan's points.
@@ -139,7 +140,7 @@ public final class Poller: Sendable {
             }
             let levels = [try plan([.fast]), try plan([.fast, .normal]), try plan([.fast, .normal, .slow])]
             let slots = DeviceTelemetry.Slots(points.map(\.name))
-            plans.append(DevicePlans(points: points, byLevel: levels, slotOf: levels.map { $0.points.map { slots.index[$0.name]! } }, slots: slots))
+            plans.append(DevicePlans(byLevel: levels, slotOf: levels.map { $0.points.map { slots.index[$0.name]! } }, slots: slots))
         }
         self.plans = plans
         state = Mutex((plans.map { DeviceTelemetry(slots: $0.slots) },
@@ -260,6 +261,6 @@ public final class Poller: Sendable {
 }
 
 extension DeviceTelemetry {
-    /// Changes the telemetry in place (through the dictionary's modify accessor: no copy of its tables).
+    /// Changes the telemetry in place, through the array's element accessor (no copy of its columns).
     mutating func record(_ body: (inout DeviceTelemetry) -> Void) { body(&self) }
 }

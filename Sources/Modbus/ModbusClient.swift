@@ -293,7 +293,6 @@ public final class ModbusClient: Sendable {
         }
     }
 
-    /// Writes holding registers, then reads them back, in one trip to the connection's thread.
     /// Writes holding registers and reads them back, in one trip to the connection's thread.
     /// With `combined`, as one FC23 transaction (half the round trips); a unit that answers
     /// ILLEGAL FUNCTION to FC23 is remembered and gets FC16 + FC03 from then on.
@@ -347,10 +346,6 @@ public struct ModbusUnitBus: RegisterBus {
     public func writeCoils(address: Int, values: [Bool]) async throws {
         do { try await client.writeCoils(unit: unit, address: address, values: values) }
         catch { throw named(error) }
-    }
-
-    public func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16] {
-        try await writeAndReadBack(address: address, values: values, combined: false)
     }
 
     public func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16] {

@@ -19,12 +19,9 @@ public protocol RegisterBus: Sendable {
     /// no request serves. Has a default implementation.
     func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [SpanResult?]
 
-    /// Writes holding registers and reads them back; returns what was read. Has a default
-    /// implementation; the libmodbus bus does both in one trip to its connection's thread.
-    func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16]
-
-    /// The same; with `combined`, one read/write transaction (FC23) where the bus can. Has a
-    /// default implementation that ignores `combined`.
+    /// Writes holding registers and reads them back; returns what was read. With `combined`, as
+    /// one read/write transaction (FC23) where the bus can. Has a default implementation (write,
+    /// then read; `combined` ignored); the libmodbus bus does both in one trip to its connection's thread.
     func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16]
 }
 
@@ -53,13 +50,14 @@ extension RegisterBus {
         try await writeRegisters(address: address, values: [value])
     }
 
-    public func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16] {
+    public func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16] {
         try await writeRegisters(address: address, values: values)
         return try await read(.holding, address: address, count: values.count)
     }
 
-    public func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16] {
-        try await writeAndReadBack(address: address, values: values)
+    /// Write and read back in separate transactions (FC06/FC16, then FC03).
+    public func writeAndReadBack(address: Int, values: [UInt16]) async throws -> [UInt16] {
+        try await writeAndReadBack(address: address, values: values, combined: false)
     }
 
     /// Reads every span of `plan` and returns, for each input span index, its words.

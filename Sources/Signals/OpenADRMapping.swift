@@ -101,6 +101,16 @@ public enum OpenADRMapper {
         return out
     }
 
+    /// kW in one unit of an OpenADR power payload (`W`, `KW`, `MW`, any case); nil for other units.
+    public static func kilowatts(per units: String) -> Double? {
+        switch units.uppercased() {
+        case "W": 0.001
+        case "KW": 1
+        case "MW": 1000
+        default: nil
+        }
+    }
+
     static func action(for payload: OADRValuesMap, descriptor: OADRPayloadDescriptor?, program: OADRProgram?, mapping: OpenADRMapping,
                        fail: (SignalsError.Kind, String) -> SignalsError) throws(SignalsError) -> DREvent.Action? {
         func single() throws(SignalsError) -> Double {
@@ -112,12 +122,8 @@ public enum OpenADRMapper {
         if mapping.capPayloadTypes.contains(payload.type) {
             let v = try single()
             let units = (descriptor?.units ?? "KW").uppercased()
-            let scale: Double
-            switch units {
-            case "W": scale = 0.001
-            case "KW": scale = 1
-            case "MW": scale = 1000
-            default: throw fail(.badValue, "\(payload.type) units \"\(units)\" are not W, KW or MW")
+            guard let scale = kilowatts(per: units) else {
+                throw fail(.badValue, "\(payload.type) units \"\(units)\" are not W, KW or MW")
             }
             guard v >= 0 else { throw fail(.badValue, "\(payload.type) must be ≥ 0, got \(v)") }
             return .importCap(kW: v * scale)

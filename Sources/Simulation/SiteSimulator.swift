@@ -617,7 +617,6 @@ public final class SiteSimulator: Sendable {
             ModbusError(k, device: spec.devices[i].id, unit: spec.devices[i].address.unit, function: .read(table), address: address, count: count)
         }
         switch s.devices[i].fault {
-        case nil: break
         case .silent?, .vanish?: throw err(.timeout)
         case .exception(let e)?: throw err(.exception(e))
         case .garbage?: throw err(.invalidResponse("garbled response"))
@@ -638,22 +637,28 @@ public final class SiteSimulator: Sendable {
                 let n = points[k].count
                 let at = points[k].address
                 guard at < address + count, at + n > address else { continue }
-                let p = points[k]
-                let v = value(of: p.kind, name: p.name, device: i, in: s) ?? 0
-                do {
-                    try p.encoding.encode(v, at: at, into: &out, base: address)
-                } catch {
-                    try? p.encoding.encode(0, at: at, into: &out, base: address)  // a value the point cannot hold reads as 0
-                }
+                encode(points[k], device: i, in: s, into: &out, base: address)
             }
         }
         return out
     }
 
-    /// One point's registers now; a value the point cannot hold reads as 0.
-    func encode(_ p: ServedPoint, device i: Int, in s: SimState) -> [UInt16] {
+    /// One point's registers now, written into `out` (register `base + k` at `out[k]`); a value the
+    /// point cannot hold reads as 0.
+    func encode(_ p: ServedPoint, device i: Int, in s: SimState, into out: inout [UInt16], base: Int) {
         let v = value(of: p.kind, name: p.name, device: i, in: s) ?? 0
-        return (try? p.encoding.encode(v)) ?? (try? p.encoding.encode(0)) ?? [UInt16](repeating: 0, count: p.count)
+        do {
+            try p.encoding.encode(v, at: p.address, into: &out, base: base)
+        } catch {
+            try? p.encoding.encode(0, at: p.address, into: &out, base: base)
+        }
+    }
+
+    /// One point's registers now.
+    func encode(_ p: ServedPoint, device i: Int, in s: SimState) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: p.count)
+        encode(p, device: i, in: s, into: &out, base: p.address)
+        return out
     }
 
     /// Reads every request of a plan under one lock (the in-memory bus's `execute`).

@@ -293,12 +293,7 @@ func explicitBaselines(_ snapshot: VENSnapshot) -> [CurtailmentLedger.Key: Doubl
         let program = snapshot.programs.first { $0.id == e.programID }
         let units = (e.payloadDescriptors ?? []).first { $0.payloadType == "BASELINE" }?.units
             ?? (program?.payloadDescriptors ?? []).first { $0.payloadType == "BASELINE" }?.units ?? "KW"
-        let factor: Double
-        switch units.uppercased() {
-        case "W": factor = 0.001
-        case "MW": factor = 1000
-        default: factor = 1
-        }
+        let factor = OpenADRMapper.kilowatts(per: units) ?? 1
         for i in e.intervals {
             if let v = i.payloads.first(where: { $0.type == "BASELINE" })?.values.first?.number {
                 out[.init(eventID: id, intervalID: i.id)] = v * factor

@@ -76,19 +76,19 @@ extension Switchyard {
         func validate() throws {
             if let startAt, parseISOTime(startAt) == nil { throw ValidationError("--start-at '\(startAt)' is not an ISO 8601 UTC time like 2026-07-15T13:59:00Z") }
             if let tickMs, !(50...60_000).contains(tickMs) { throw ValidationError("--tick-ms must be 50…60000") }
-            if let pricesURL {
-                guard let url = URL(string: pricesURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
-                    throw ValidationError("--prices-url '\(pricesURL)' is not an absolute http(s) URL")
-                }
-            }
-            if !(pricesPollS >= 1 && pricesPollS <= 86_400) { throw ValidationError("--prices-poll-s must be 1…86400") }
-            if let hashpriceURL {
-                guard let url = URL(string: hashpriceURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
-                    throw ValidationError("--hashprice-url '\(hashpriceURL)' is not an absolute http(s) URL")
-                }
-            }
-            if !(hashpricePollS >= 1 && hashpricePollS <= 86_400) { throw ValidationError("--hashprice-poll-s must be 1…86400") }
+            try Self.validateFeed(pricesURL, pollS: pricesPollS, option: "prices")
+            try Self.validateFeed(hashpriceURL, pollS: hashpricePollS, option: "hashprice")
             if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a swift-log level") }
+        }
+
+        /// `--NAME-url` must be an absolute http(s) URL, `--NAME-poll-s` 1…86400.
+        static func validateFeed(_ url: String?, pollS: Double, option: String) throws {
+            if let url {
+                guard let u = URL(string: url), ["http", "https"].contains(u.scheme?.lowercased() ?? ""), u.host != nil else {
+                    throw ValidationError("--\(option)-url '\(url)' is not an absolute http(s) URL")
+                }
+            }
+            if !(pollS >= 1 && pollS <= 86_400) { throw ValidationError("--\(option)-poll-s must be 1…86400") }
         }
 
         func run() async throws {

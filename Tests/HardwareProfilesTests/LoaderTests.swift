@@ -61,6 +61,7 @@ struct LoaderTests {
               max_gap_registers: 2
               min_request_gap_ms: 35
               word_order: CDAB
+              write_read_fc23: true
               forbidden:
                 - {table: holding, start: 0x20, end: 0x2F}
 
@@ -77,6 +78,17 @@ struct LoaderTests {
         #expect(t.wordOrder == .CDAB)
         #expect(t.forbidden[.holding] == [0x20...0x2F])
         #expect(t.readLimits.maxRegisters == 40)
+        #expect(t.writeReadFC23)
+        #expect(try #require(parseProfile(meterHeader).0).transport.writeReadFC23 == false)
+    }
+
+    @Test("a transport flag that is not a boolean is located")
+    func transportFlagMustBeBoolean() {
+        let text = meterHeader.replacingOccurrences(of: "  protocols: [tcp]\n", with: "  protocols: [tcp]\n  write_read_fc23: sometimes\n")
+        let (profile, diagnostics) = parseProfile(text)
+        #expect(profile == nil)
+        #expect(diagnostics.contains { $0.location.line == 9 && $0.message.contains("transport.write_read_fc23 must be true or false, not 'sometimes'") },
+                "\(diagnostics.map(\.description))")
     }
 
     @Test("shape errors are located and all reported", arguments: [

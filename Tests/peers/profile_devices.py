@@ -16,9 +16,10 @@ Usage: profile_devices.py DEVICE [--base N]
 Prints "READY <port>" once it accepts connections on 127.0.0.1.
 """
 import asyncio
-import socket
 import struct
 import sys
+
+from peer_net import free_port, wait_listening
 
 from pymodbus.datastore import (ModbusServerContext, ModbusSlaveContext,
                                 ModbusSparseDataBlock)
@@ -254,25 +255,6 @@ def context(device, base):
     blocks = {k: spaces[k].block() if k in spaces else Space().block() for k in ("hr", "ir", "co", "di")}
     slave = ModbusSlaveContext(**blocks)
     return ModbusServerContext(slaves=slave, single=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-async def wait_listening(port):
-    for _ in range(500):
-        try:
-            _r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.01)
-    raise SystemExit("server did not start")
 
 
 async def main():

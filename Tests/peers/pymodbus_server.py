@@ -15,9 +15,10 @@ Layout (0-based protocol addresses, holding and input registers alike):
 Usage: pymodbus_server.py [tcp] | rtu DEVICE BAUD
 """
 import asyncio
-import socket
 import struct
 import sys
+
+from peer_net import free_port, wait_listening
 
 from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext, ModbusServerContext
 
@@ -66,25 +67,6 @@ def context():
         di=ModbusSequentialDataBlock(1, [1 - b for b in COILS] + [0] * 84),
     )
     return ModbusServerContext(slaves={1: slave, 2: slave}, single=False)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-async def wait_listening(port):
-    for _ in range(500):
-        try:
-            _r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.01)
-    raise SystemExit("server did not start")
 
 
 async def main():
