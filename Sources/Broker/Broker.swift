@@ -231,8 +231,7 @@ struct Engine: Sendable {
                 let on = st.isOn && st.setpointKw > 0
                 let s = on ? min(st.setpointKw, maxKw[d]) : 0
                 rampBase[d] = s
-                let rampUp = ramp[d] > 0 ? ramp[d] * tick : Double.infinity
-                var h = on ? min(maxKw[d], s + rampUp) : min(maxKw[d], max(msKw[d], rampUp))
+                var h = RampRule.ceilingKw(fromKw: s, maxKw: maxKw[d], minStableKw: msKw[d], rampKwPerS: ramp[d], tickS: tick)
                 rampLimited[d] = h < maxKw[d] - eps
                 let isStale = st.dataAgeS > staleAfter
                 stale[d] = isStale
