@@ -31,7 +31,9 @@ struct StatusController {
                          mode: r?.mode.rawValue, brokerFeasible: r?.brokerFeasible, objectiveUsdPerH: r?.objective.total,
                          events: r?.events ?? [], interventions: r?.interventions ?? [],
                          configVersion: try deps.configs.latestConfig()?.version,
-                         devicesUp: up.count, devicesTotal: loop.poller.targets.count)
+                         devicesUp: up.count, devicesTotal: loop.poller.targets.count,
+                         notFollowing: loop.actuator.notFollowing,
+                         suspectMeters: Dictionary(uniqueKeysWithValues: loop.meterWatch.suspect.map { ($0, loop.meterWatch.status($0).rawValue) }))
     }
 
     func devices() -> [DeviceDTO] {
@@ -46,7 +48,9 @@ struct StatusController {
                              powerKw: tel?.values["active_power_w"].map { $0 / 1000 }, setpointKw: r?.setpointsKW[d.id],
                              commandedKw: st.commandedKW[d.id], override: o.map { OverrideDTO(kw: $0.kw, until: $0.until) },
                              lastSuccess: tel?.lastSuccess, lastError: tel?.lastError, consecutiveFailures: tel?.consecutiveFailures ?? 0,
-                             latencyMs: tel.map { $0.lastLatencyS * 1000 }, reason: r?.reasons[d.id])
+                             latencyMs: tel.map { $0.lastLatencyS * 1000 }, reason: r?.reasons[d.id],
+                             actuation: loop.actuator.targets.contains { $0.id == d.id } ? loop.actuator.followState(d.id).rawValue : nil,
+                             meter: loop.site.nodes.contains { $0.meter == d.id } ? loop.meterWatch.status(d.id).rawValue : nil)
         }
     }
 

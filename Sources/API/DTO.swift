@@ -19,6 +19,10 @@ public struct StatusDTO: Codable, Sendable {
     public var configVersion: Int?
     public var devicesUp: Int
     public var devicesTotal: Int
+    /// Containers whose measured power does not follow the setpoint they accepted.
+    public var notFollowing: [String]? = nil
+    /// Node meters whose readings cannot be trusted, by id: "frozen" or "inconsistent" (counted as stale).
+    public var suspectMeters: [String: String]? = nil
 }
 
 public struct DeviceDTO: Codable, Sendable {
@@ -35,6 +39,10 @@ public struct DeviceDTO: Codable, Sendable {
     public var consecutiveFailures: Int
     public var latencyMs: Double?
     public var reason: String?
+    /// Containers: "following", "not-following" or "unknown" (nothing judged yet).
+    public var actuation: String? = nil
+    /// Node meters: "ok", "frozen" or "inconsistent".
+    public var meter: String? = nil
 }
 
 public struct OverrideDTO: Codable, Sendable {

@@ -119,6 +119,16 @@ public final class MetricsRegistry: Sendable {
         gauge("switchyard_device_power_kw", "Measured device power (kW).", power)
         gauge("switchyard_device_setpoint_kw", "Setpoint allowed by the governor (kW).", setpoint)
         gauge("switchyard_device_up", "1 when the device answered its last poll.", up)
+        gauge("switchyard_device_not_following", "1 when a container's measured power does not follow the setpoint it accepted.",
+              loop.actuator.targets.map { t in ("\(base),device=\"\(esc(t.id))\"", loop.actuator.followState(t.id) == .notFollowing ? 1 : 0) })
+        var meterRows: [(String, Double)] = []
+        for meter in loop.site.nodes.compactMap(\.meter) {
+            let st = loop.meterWatch.status(meter)
+            for state in [MeterStatus.ok, .frozen, .inconsistent] {
+                meterRows.append(("\(base),device=\"\(esc(meter))\",state=\"\(state.rawValue)\"", st == state ? 1 : 0))
+            }
+        }
+        gauge("switchyard_meter_state", "1 for a node meter's health: ok, frozen (unchanged while its node moved) or inconsistent (disagrees with its children); frozen and inconsistent count as stale.", meterRows)
         let mode = r?.mode.rawValue
         gauge("switchyard_governor_mode", "1 for the governor's current mode.",
               ["normal", "shedding", "comm-loss"].map { (m: String) -> (String, Double) in ("\(base),mode=\"\(m)\"", mode == m ? 1 : 0) })

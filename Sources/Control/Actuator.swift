@@ -1,7 +1,10 @@
 // The actuators: write the setpoints the governor allows, only when they
 // changed by more than a deadband or a keep-alive is due before the device's
 // comm watchdog would expire; verify each write by reading it back; retry
-// failed writes with backoff (never delaying a decrease).
+// failed writes with backoff (never delaying a decrease). A read-back proves the
+// register, not the container: `judge` (Actuation.swift) checks that the measured
+// power follows each accepted setpoint, and a device that does not is re-written
+// with backoff while it stays `not-following`.
 
 import HardwareProfiles
 import Modbus
@@ -49,6 +52,9 @@ public final class Actuator: Sendable {
         var failures = 0
         var retryAt = -Double.infinity
         var configured = false
+        /// Does the device's power follow what it accepted (judged on the poller's telemetry)?
+        var follow = FollowTracker()
+        var followModel = FollowModel(maxKW: .infinity, rampKWPerS: .infinity, ceiling: true)
     }
 
     public let targets: [Target]
@@ -57,9 +63,11 @@ public final class Actuator: Sendable {
     /// A keep-alive is written once this fraction of the watchdog has passed since the last write.
     public let keepAliveFraction: Double
     let tracks: Mutex<[Track]>
+    public let followSettings: FollowSettings
 
-    public init(targets: [Target], deadbandKW: Double = 5, keepAliveFraction: Double = 0.4) {
+    public init(targets: [Target], deadbandKW: Double = 5, keepAliveFraction: Double = 0.4, follow: FollowSettings = .init()) {
         self.targets = targets
+        self.followSettings = follow
         self.index = Dictionary(uniqueKeysWithValues: targets.enumerated().map { ($1.id, $0) })
         self.deadbandKW = deadbandKW
         self.keepAliveFraction = keepAliveFraction
@@ -85,9 +93,12 @@ public final class Actuator: Sendable {
                 let decrease = tr.writtenKW.map { kw < $0 - deadbandKW } ?? true
                 let keepAliveDue = targets[i].watchdogS > 0 && now - tr.writtenAt >= targets[i].watchdogS * keepAliveFraction
                 let forced = force.contains(id)
-                guard changed || keepAliveDue || forced || !tr.configured else { continue }
+                // A device not following its setpoint is told again, at growing intervals.
+                let followRetry = tr.follow.retryDue(at: now)
+                guard changed || keepAliveDue || forced || !tr.configured || followRetry else { continue }
                 // Backoff applies to increases and keep-alives only; a decrease is always retried.
                 if now < tr.retryAt && !decrease && !forced { continue }
+                if followRetry && !changed { t[i].follow.retried(at: now, settings: followSettings) }
                 jobs.append((i, kw, !changed && keepAliveDue, !tr.configured))
             }
         }
@@ -125,6 +136,7 @@ public final class Actuator: Sendable {
                 tracks.withLock { t in
                     t[i].configured = t[i].configured || configured
                     if outcome.verified {
+                        t[i].follow.wrote(outcome.kw, at: now, model: t[i].followModel)
                         t[i].writtenKW = outcome.kw
                         t[i].writtenAt = now
                         t[i].failures = 0

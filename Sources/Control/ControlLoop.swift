@@ -152,6 +152,8 @@ public final class ControlLoop: Sendable {
     let state: Mutex<LoopState>
     let lastReportBox = Mutex<TickReport?>(nil)
     let frequencyLow = Mutex<Double?>(nil)
+    /// Frozen and inconsistent node meters (MeterHealth.swift).
+    public let meterWatch: MeterWatch
 
     /// - Parameters:
     ///   - buses: a register bus for every device with a profile (containers and meters).
@@ -205,6 +207,7 @@ public final class ControlLoop: Sendable {
         safety = SafetyModel(nodes: nodes, devices: devices, importLimitKW: site.importLimitKw, marginKW: site.safetyMarginKw,
                              restoreKWPerTick: site.restoreRateKwPerTick ?? .infinity, staleAfterS: site.staleAfterS,
                              commLossAfterS: options.commLossAfterS)
+        meterWatch = MeterWatch(site: site, plant: plant)
         self.state = Mutex(state)
     }
 
@@ -313,6 +316,11 @@ public final class ControlLoop: Sendable {
                 if age <= site.staleAfterS { nodeMeasured[n] = p / 1000 }
             }
         }
+        // A frozen or inconsistent node meter counts as stale; a container not following its setpoint is
+        // budgeted at its measured draw, as one the governor cannot command (Actuation.swift, MeterHealth.swift).
+        let meters = meterWatch.observe(now: now, poller: poller, staleAfterS: site.staleAfterS)
+        for (n, meter) in meterOfNode.enumerated() where meter.map(meters.suspect.contains) ?? false { nodeMeasured[n] = nil }
+        let following = actuator.judge(now: now, plant: plant, poller: poller, staleAfterS: site.staleAfterS)
         var uncontrolled = [Double](repeating: 0, count: plant.nodes.count)
         for d in site.devices where d.deviceClass == .auxiliary && d.fractionOfIT == nil {
             guard let nid = d.nodeID, let n = plant.nodeIndex(nid) else { continue }
@@ -332,7 +340,7 @@ public final class ControlLoop: Sendable {
 
         // Proposals: the broker's plan (or the policy's), mining zeroed while an under-frequency shed holds.
         var proposed: [Double?] = (custom?.setpointsKW ?? plan!.setpointsKw).map { Optional($0) }
-        var extraNotes: [String] = []
+        var extraNotes: [String] = meters.notes + following.notes
         if let until = st.miningShedUntil, until > now {
             for (i, d) in plant.devices.enumerated() where d.deviceClass == .mining { proposed[i] = 0 }
             extraNotes.append("under-frequency: mining shed until \(Int(until - now)) s from now")
@@ -340,7 +348,8 @@ public final class ControlLoop: Sendable {
         let overrides: [Double?] = plant.devices.map { d in st.overrides.first { $0.device == d.id }?.kw }
         let commanded = plant.devices.enumerated().map { i, d in st.commandedKW[d.id] ?? measured[i] ?? 0 }
         let input = GovernorInput(tickSeconds: site.tickSeconds, proposedKW: proposed, overrideKW: overrides, commandedKW: commanded,
-                                  measuredKW: measured, deviceAgeS: ages, reachable: reachable, nodeMeasuredKW: nodeMeasured,
+                                  measuredKW: measured, deviceAgeS: ages, reachable: zip(reachable, following.notFollowing).map { $0 && !$1 },
+                                  nodeMeasuredKW: nodeMeasured,
                                   nodeAgeS: nodeAges, importCaps: sig.importCaps.map { ($0.label, $0.capKw) })
         let out = SafetyGovernor.govern(safety, input)
 

@@ -49,6 +49,10 @@ public struct ServedRequest: Sendable, Equatable {
     public var address: Int
     /// Count for reads and multi-writes, 1 for single writes.
     public var count: Int
+    /// Register writes (FC06, FC16, FC23): where the write starts and the words written, so a hook
+    /// can refuse a value before it reaches the tables. Empty for reads and coil writes.
+    public var writeAddress: Int = 0
+    public var values: [UInt16] = []
 }
 
 /// What the server does with one request (fault injection for simulations).
@@ -298,7 +302,15 @@ public final class ModbusTCPServer: Sendable {
         func word(_ at: Int) -> Int { at + 1 < length ? Int(query[at]) << 8 | Int(query[at + 1]) : 0 }
         let address = word(headerLength + 1)
         let count: Int = (fc == 0x05 || fc == 0x06) ? 1 : word(headerLength + 3)
-        let request = ServedRequest(unit: unit, function: fc, address: address, count: count)
+        var request = ServedRequest(unit: unit, function: fc, address: address, count: count)
+        switch fc {
+        case 0x06: request.writeAddress = address; request.values = [UInt16(word(headerLength + 3))]
+        case 0x10: request.writeAddress = address; request.values = (0..<min(count, 123)).map { UInt16(word(headerLength + 6 + 2 * $0)) }
+        case 0x17:
+            request.writeAddress = word(headerLength + 5)
+            request.values = (0..<min(word(headerLength + 7), 121)).map { UInt16(word(headerLength + 10 + 2 * $0)) }
+        default: break
+        }
         var action = hook.withLock { $0 }?(request) ?? .reply
         if case .delay(let d) = action {
             Thread.sleep(forTimeInterval: Double(d.milliseconds) / 1000)

@@ -121,6 +121,7 @@ public enum ScenarioLoader {
             case "frozen", "stuck": action = .fault(.frozen)
             case "disconnect": action = .fault(.disconnect)
             case "vanish": action = .fault(.vanish)
+            case "ignore-setpoint": action = .fault(.ignoreSetpoint)
             case "clear": action = .clear
             case "exception":
                 guard let n = get("code"), let s = n.string, let c = UInt8(s), let ex = ModbusException(rawValue: c) else {
@@ -138,7 +139,7 @@ public enum ScenarioLoader {
                 }
                 action = .frequency(hz: hz)
             default:
-                throw fail(faultNode, "unknown fault '\(kind)'; use silent, exception, garbage, short, delay, frozen, disconnect, vanish, frequency or clear")
+                throw fail(faultNode, "unknown fault '\(kind)'; use silent, exception, garbage, short, delay, frozen, disconnect, vanish, ignore-setpoint, frequency or clear")
             }
             scenario.faults.append(ScheduledFault(atSeconds: at, device: device, action: action, durationSeconds: duration))
         }

@@ -29,6 +29,10 @@ public enum SimFault: Sendable, Equatable {
     case disconnect
     /// The device is gone for good (as `silent`, never cleared).
     case vanish
+    /// A container that answers every request and accepts every write (its setpoint register reads
+    /// back what was written) but keeps drawing what it drew when the fault began: a silently
+    /// refusing controller, or one stuck in local mode.
+    case ignoreSetpoint
 }
 
 public struct BreakerTrip: Sendable, Equatable, CustomStringConvertible {
@@ -95,6 +99,8 @@ struct DeviceState {
     var fault: SimFault?
     var faultUntil: Double?
     var frozen: [String: Double]?
+    /// With `ignoreSetpoint`: the power target the container keeps, whatever it is told.
+    var heldTargetKW: Double?
     var frequencyOverride: (hz: Double, until: Double)?
     var writes = 0
 }
@@ -421,6 +427,7 @@ public final class SiteSimulator: Sendable {
                 s.devices[i].fault = nil
                 s.devices[i].faultUntil = nil
                 s.devices[i].frozen = nil
+                s.devices[i].heldTargetKW = nil
             }
             if let f = s.devices[i].frequencyOverride, s.time >= f.until { s.devices[i].frequencyOverride = nil }
         }
@@ -434,6 +441,7 @@ public final class SiteSimulator: Sendable {
             if dev.watchdogS > 0, s.time - dev.lastWriteAt > dev.watchdogS { dev.fallbackActive = true }
             var target = dev.fallbackActive ? dev.fallbackKW : dev.setpointKW
             if dev.runCommand != 1 { target = 0 }
+            if dev.fault == .ignoreSetpoint, let held = dev.heldTargetKW { target = held }
             target = max(0, min(target, d.maxKW))
             if d.role == .gpuContainer {
                 dev.demandKW = demandKW(i, at: s.time)
@@ -485,7 +493,7 @@ public final class SiteSimulator: Sendable {
             case .fault(let fault): inject(&s, i, fault, until: until)
             case .frequency(let hz): s.devices[i].frequencyOverride = (hz, until ?? .infinity)
             case .clear:
-                if s.devices[i].fault != .vanish { s.devices[i].fault = nil; s.devices[i].frozen = nil }
+                if s.devices[i].fault != .vanish { s.devices[i].fault = nil; s.devices[i].frozen = nil; s.devices[i].heldTargetKW = nil }
                 s.devices[i].frequencyOverride = nil
             }
         }
@@ -494,6 +502,7 @@ public final class SiteSimulator: Sendable {
     private func inject(_ s: inout SimState, _ i: Int, _ fault: SimFault, until: Double?) {
         s.devices[i].fault = fault
         s.devices[i].faultUntil = until
+        s.devices[i].heldTargetKW = fault == .ignoreSetpoint ? s.devices[i].refKW : nil
         if fault == .frozen {
             var snapshot: [String: Double] = [:]
             for p in layouts[i].points { snapshot[p.name] = value(of: p.name, device: i, in: s) }
@@ -685,28 +694,58 @@ public final class SiteSimulator: Sendable {
             case .disconnect?: throw err(.connectionLost("connection reset by peer"))
             default: break
             }
-            let targets = layouts[i].points.filter {
-                $0.table == table && $0.address >= address && $0.address + $0.type.registerCount <= address + values.count
-            }
-            guard !targets.isEmpty, targets.allSatisfy({ $0.definition.access.isWritable }) else {
-                throw err(.exception(.illegalDataAddress))
-            }
-            var decoded: [(String, Double)] = []
-            for p in targets {
-                let lo = p.address - address
-                let w = Array(values[lo..<(lo + p.type.registerCount)])
-                let v: Double
-                switch PointDecoder.decode(p, words: w) {
-                case .value(.number(let x)): v = x
-                case .value(.state(let code, _)): v = Double(code)
-                case .value(.bool(let b)): v = b ? 1 : 0
-                default: throw err(.exception(.illegalDataValue))
-                }
-                if let lo = p.definition.min, v < lo { throw err(.exception(.illegalDataValue)) }
-                if let hi = p.definition.max, v > hi { throw err(.exception(.illegalDataValue)) }
-                decoded.append((p.name, v))
-            }
+            let decoded = try check(device: i, table, address: address, values: values, err)
             apply(&s, device: i, decoded)
+        }
+    }
+
+    /// What a write would set, point by point, as the device's controller checks it before applying
+    /// anything: every written register must belong to a whole writable point (else ILLEGAL DATA ADDRESS)
+    /// and every value must lie within the point's documented limits (else ILLEGAL DATA VALUE, and
+    /// nothing of the write is applied). The over-the-wire host answers with the same check.
+    func check(device i: Int, _ table: ModbusTable, address: Int, values: [UInt16],
+               _ err: (ModbusError.Kind) -> ModbusError) throws(ModbusError) -> [(String, Double)] {
+        let targets = layouts[i].points.filter {
+            $0.table == table && $0.address >= address && $0.address + $0.type.registerCount <= address + values.count
+        }
+        // Half of a 32-bit point is never written on its own (the controller would apply a torn value).
+        let torn = layouts[i].points.contains {
+            $0.table == table && $0.address < address + values.count && $0.address + $0.type.registerCount > address
+                && ($0.address < address || $0.address + $0.type.registerCount > address + values.count)
+        }
+        guard !targets.isEmpty, !torn, targets.allSatisfy({ $0.definition.access.isWritable }) else {
+            throw err(.exception(.illegalDataAddress))
+        }
+        var decoded: [(String, Double)] = []
+        for p in targets {
+            let lo = p.address - address
+            let w = Array(values[lo..<(lo + p.type.registerCount)])
+            let v: Double
+            switch PointDecoder.decode(p, words: w) {
+            case .value(.number(let x)): v = x
+            case .value(.state(let code, _)): v = Double(code)
+            case .value(.bool(let b)): v = b ? 1 : 0
+            default: throw err(.exception(.illegalDataValue))
+            }
+            if let lo = p.definition.min, v < lo { throw err(.exception(.illegalDataValue)) }
+            if let hi = p.definition.max, v > hi { throw err(.exception(.illegalDataValue)) }
+            decoded.append((p.name, v))
+        }
+        return decoded
+    }
+
+    /// The exception a device's controller answers a register write with, or nil when it accepts it
+    /// (the wire host's hook, before the server's tables change).
+    public func refusal(device i: Int, _ table: ModbusTable, address: Int, values: [UInt16]) -> ModbusException? {
+        let d = spec.devices[i]
+        do {
+            _ = try check(device: i, table, address: address, values: values) {
+                ModbusError($0, device: d.id, unit: d.address.unit, function: .writeMultipleRegisters, address: address, count: values.count)
+            }
+            return nil
+        } catch {
+            if case .exception(let e) = error.kind { return e }
+            return .serverDeviceFailure
         }
     }
 
@@ -745,6 +784,7 @@ public final class SiteSimulator: Sendable {
             } else if s.devices[i].fault != .vanish {
                 s.devices[i].fault = nil
                 s.devices[i].frozen = nil
+                s.devices[i].heldTargetKW = nil
             }
         }
     }

@@ -67,7 +67,10 @@ public final class WireHost: Sendable {
             server.setHook { request in
                 guard let i = unitMap[request.unit] else { return .reply }
                 switch sim.fault(of: i) {
-                case nil, .frozen?: return .reply
+                case nil, .frozen?, .ignoreSetpoint?:
+                    // A register write the device's controller refuses gets its exception and changes nothing.
+                    guard !request.values.isEmpty else { return .reply }
+                    return sim.refusal(device: i, .holding, address: request.writeAddress, values: request.values).map { .exception($0) } ?? .reply
                 case .silent?, .vanish?: return .drop
                 case .exception(let e)?: return .exception(e)
                 case .garbage?: return .garbage
