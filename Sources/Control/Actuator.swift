@@ -99,7 +99,7 @@ public final class Actuator: Sendable {
                 // Backoff applies to increases and keep-alives only; a decrease is always retried.
                 if now < tr.retryAt && !decrease && !forced { continue }
                 if followRetry && !changed { t[i].follow.retried(at: now, settings: followSettings) }
-                jobs.append((i, kw, !changed && keepAliveDue, !tr.configured))
+                jobs.append((i, kw, !changed && keepAliveDue && !followRetry, !tr.configured))
             }
         }
         guard !jobs.isEmpty else { return [] }
