@@ -77,6 +77,7 @@ public struct FollowTracker: Sendable, Equatable {
     var settledAt: Double?
     var modelAt = -Double.infinity
     var lastMeasuredKW: Double?
+    var observedAt = -Double.infinity
     var behindPolls = 0
     public private(set) var state: FollowState = .unknown
     public private(set) var since = -Double.infinity
@@ -127,6 +128,14 @@ public struct FollowTracker: Sendable, Equatable {
         advance(to: now, model: model)
         guard let m = measuredKW else { return nil }
         lastMeasuredKW = m
+        defer { observedAt = now }
+        // After a gap in the data longer than the grace period (the device was silent or stale), what it did
+        // meanwhile is unknown (a watchdog fallback, say): the model restarts from where it is now.
+        if setpointKW != nil, now - observedAt > settings.graceS, state != .notFollowing {
+            expectedKW = m
+            settledAt = nil
+            behindPolls = 0
+        }
         guard let sp = setpointKW, let e = expectedKW else { return nil }
         let tol = max(settings.toleranceMinKW, settings.toleranceFraction * model.maxKW)
         // While ramping the device may lag the model by the ramp over the grace period (dead time, its own lag);

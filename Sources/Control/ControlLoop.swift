@@ -319,7 +319,7 @@ public final class ControlLoop: Sendable {
         // A frozen or inconsistent node meter counts as stale; a container not following its setpoint is
         // budgeted at its measured draw, as one the governor cannot command (Actuation.swift, MeterHealth.swift).
         let meters = meterWatch.observe(now: now, poller: poller, staleAfterS: site.staleAfterS)
-        for (n, meter) in meterOfNode.enumerated() where meter.map(meters.suspect.contains) ?? false { nodeMeasured[n] = nil }
+        for (n, meter) in meterOfNode.enumerated() where meter.map { meters.suspect.contains($0) } ?? false { nodeMeasured[n] = nil }
         let following = actuator.judge(now: now, plant: plant, poller: poller, staleAfterS: site.staleAfterS)
         var uncontrolled = [Double](repeating: 0, count: plant.nodes.count)
         for d in site.devices where d.deviceClass == .auxiliary && d.fractionOfIT == nil {

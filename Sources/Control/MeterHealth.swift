@@ -137,9 +137,7 @@ public struct MeterHealth: Sendable {
             }
             tr.disagreeing = disagree == nil ? 0 : tr.disagreeing + 1
             let new: MeterStatus = frozen ? .frozen : tr.disagreeing >= settings.disagreePolls ? .inconsistent : .ok
-            // An inconsistent meter stays so until it agrees again (no flapping on one agreeing poll inside the tolerance edge).
             if new == tr.status { continue }
-            if new == .ok, tr.status == .inconsistent, disagree != nil { continue }
             switch new {
             case .frozen:
                 notes.append("\(meter) frozen: \(fmtKW(v)) unchanged for \(tr.unchanged + 1) polls while readings under \(node.id) moved \(fmtKW(tr.peerMoveKW)); counted as stale")
@@ -215,7 +213,7 @@ public final class MeterWatch: Sendable {
                 fresh.append((id, w / 1000, now - age))
             }
         }
-        return health.withLock { h in
+        return health.withLock { h -> (suspect: Set<String>, notes: [String]) in
             // Only a new read counts: the same telemetry seen again (the fast path, a backed-off device) is not "unchanged again".
             var readings: [String: Double] = [:]
             for (id, kw, at) in fresh where at > h.readAt[id] ?? -.infinity {

@@ -60,13 +60,15 @@ struct WriteLimitTests {
         let host = try WireHost(simulator: sim)
         defer { host.stop() }
         func port(_ device: String) throws -> Int { try #require(host.endpoints.first { $0.device == device }).port }
-        func mbpoll(_ device: String, _ args: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-            try await runCommand("/usr/bin/mbpoll", ["-m", "tcp", "-a", "1", "-0", "-1", "-t", "4"] + args + ["-p", "\(try port(device))", "127.0.0.1"])
+        /// Values to write go after the host (mbpoll's first operand is the host).
+        func mbpoll(_ device: String, _ args: [String], write values: [UInt16] = []) async throws -> (status: Int32, stdout: String, stderr: String) {
+            try await runCommand("/usr/bin/mbpoll", ["-m", "tcp", "-a", "1", "-0", "-1", "-t", "4"] + args
+                                 + ["-p", "\(try port(device))", "127.0.0.1"] + values.map { "\($0)" })
         }
         for (device, point, address, bad, good, value) in Self.cases {
             let before = try await mbpoll(device, ["-r", "\(address)", "-c", "\(bad.count)"])
             #expect(before.status == 0, "\(before.stderr)")
-            let refused = try await mbpoll(device, ["-r", "\(address)"] + bad.map { "\($0)" })
+            let refused = try await mbpoll(device, ["-r", "\(address)"], write: bad)
             let text = (refused.stdout + refused.stderr).lowercased()
             #expect(text.contains("illegal data value"), "\(device) \(point) \(bad): \(text)")
             await host.settle()
@@ -74,7 +76,7 @@ struct WriteLimitTests {
             let after = try await mbpoll(device, ["-r", "\(address)", "-c", "\(bad.count)"])
             #expect(after.stdout == before.stdout, "\(device) \(point): \(after.stdout) after a refused write, was \(before.stdout)")
             #expect(sim.pointValue(device, point) != nil && sim.pointValue(device, point) != value)
-            let accepted = try await mbpoll(device, ["-r", "\(address)"] + good.map { "\($0)" })
+            let accepted = try await mbpoll(device, ["-r", "\(address)"], write: good)
             #expect(accepted.status == 0, "\(device) \(point) \(good): \(accepted.stdout) \(accepted.stderr)")
             await host.settle()
             #expect(sim.pointValue(device, point) == value, "\(device) \(point): the in-range write was not applied")
