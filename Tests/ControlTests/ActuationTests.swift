@@ -154,19 +154,20 @@ struct ActuationTests {
     /// a price spike and a DR cap curtail every container and nothing is judged not following, and no
     /// meter frozen or inconsistent.
     @Test func demoSiteCurtailmentRaisesNoFalseVerdicts() async throws {
-        let rig = try await DemoRig.make(prices: [(t0 - 3600, 30), (t0 + 60, 900), (t0 + 240, 30)])
+        // Containers just started must run min_on_s (300 s) first: the spike curtails from then on.
+        let rig = try await DemoRig.make(prices: [(t0 - 3600, 30), (t0 + 60, 900), (t0 + 900, 30)])
         var t = t0
         var notes: [String] = []
         var curtailed = false
-        for k in 0..<420 {
-            if k == 300 {
+        for k in 0..<480 {
+            if k == 420 {
                 rig.loop.addEvent(ManualEvent(id: "dr-demo", capKW: 15_000, from: t, until: t + 3600, reason: "test"))
             }
             let r = await rig.loop.tick(now: t)
             rig.sim.step(.seconds(1))
             notes += r.interventions.filter { $0.contains("not-following") || $0.contains("frozen") || $0.contains("inconsistent") }
             #expect(rig.loop.actuator.notFollowing.isEmpty, "at \(k) s: \(rig.loop.actuator.notFollowing)")
-            if k == 200 { curtailed = rig.sim.readings().miningKW < 100 }
+            if k == 400 { curtailed = rig.sim.readings().miningKW < 100 }
             t += 1
         }
         #expect(curtailed, "the spike did not curtail mining; the test lost its point")
