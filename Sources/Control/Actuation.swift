@@ -100,7 +100,8 @@ public struct FollowTracker: Sendable, Equatable {
     /// A re-write of a not-following device was sent at `now`; the next is due after the backoff.
     public mutating func retried(at now: Double, settings: FollowSettings) {
         retries += 1
-        retryAt = now + min(settings.retryMaxS, settings.retryFirstS * Double(1 << min(retries - 1, 20)))
+        // The first re-write comes `retryFirstS` after the verdict; each further one waits twice as long.
+        retryAt = now + min(settings.retryMaxS, settings.retryFirstS * Double(1 << min(retries, 20)))
     }
 
     /// True when a not-following device is due a re-write.

@@ -88,7 +88,8 @@ struct FollowTrackerTests {
             gaps.append(tr.retryAt - t)
             t = tr.retryAt
         }
-        #expect(gaps == [2, 4, 8, 16, 32, 60, 60, 60])
+        // The verdict schedules the first re-write 2 s later; after each re-write the wait doubles.
+        #expect(gaps == [4, 8, 16, 32, 60, 60, 60, 60])
     }
 }
 
@@ -137,7 +138,8 @@ struct ActuationTests {
         // Retried with backoff: re-writes of the same setpoint (not keep-alives) at growing intervals.
         let retries = reports.flatMap { r in r.writes.filter { $0.device == "asic-2" && !$0.keepAlive && $0.kw == 0 }.map { _ in r.at } }
             .filter { $0 > f }
-        #expect(retries.count >= 3 && retries.count <= 7, "re-writes at \(retries.map { $0 - f })")
+        // Re-writes 2, 6, 14, 30 and 62 s after the verdict (waits of 2, 4, 8, 16, 32 s).
+        #expect(retries.map { $0 - f } == [2, 6, 14, 30, 62], "re-writes at \(retries.map { $0 - f })")
         let gaps = zip(retries.dropFirst(), retries).map { $0 - $1 }
         #expect(gaps == gaps.sorted() && (gaps.last ?? 0) > (gaps.first ?? 0), "gaps \(gaps)")
         // Cleared, it follows again: one sentence, and the verdict flips back.
@@ -173,6 +175,42 @@ struct ActuationTests {
         #expect(curtailed, "the spike did not curtail mining; the test lost its point")
         #expect(notes.isEmpty, "\(notes)")
         #expect(rig.loop.meterWatch.suspect.isEmpty)
+    }
+}
+
+extension ActuationTests {
+    /// The same at the demo site's real settings: 1 s tick, 50 kW/s ASIC ramps, 30 s stale limit, 30 s watchdog.
+    @Test func demoSiteIgnoringContainerIsJudgedWithinItsRampTime() async throws {
+        let rig = try await DemoRig.make(prices: [(t0 - 3600, 30)])
+        var t = t0
+        for _ in 0..<60 { _ = await rig.loop.tick(now: t); rig.sim.step(.seconds(1)); t += 1 }
+        let drawing = rig.sim.powerKW("asic-01")
+        #expect(drawing > 1000)
+        rig.sim.inject(.ignoreSetpoint, device: "asic-01")
+        // A DR cap of 15 MW on a ~34 MW site: most mining is shed, asic-01 with it, on paper.
+        let cap = 15_000.0
+        rig.loop.addEvent(ManualEvent(id: "dr-demo", capKW: cap, from: t, until: t + 3600, reason: "test"))
+        let start = t
+        var flaggedAt: Double?
+        var notes: [String] = []
+        var over = 0
+        for _ in 0..<150 {
+            let r = await rig.loop.tick(now: t)
+            rig.sim.step(.seconds(1))
+            notes += r.interventions.filter { $0.contains("not-following") }
+            if flaggedAt == nil, rig.loop.actuator.followState("asic-01") == .notFollowing { flaggedAt = t }
+            // Every other container sheds at 50 kW/s (1.3 MW in 26 s) once asic-01 is budgeted at its draw.
+            if let f = flaggedAt, t > f + 30, rig.sim.nodeLoadKW("site") > cap { over += 1 }
+            t += 1
+        }
+        let f = try #require(flaggedAt)
+        // Ramp time 1300 kW / 50 kW/s = 26 s; the grace is 10 s; two polls confirm.
+        #expect(f - start <= 26 + 10 + 3, "judged after \(f - start) s")
+        #expect(notes.count == 1 && notes[0].hasPrefix("asic-01 not-following"), "\(notes)")
+        #expect(rig.loop.actuator.notFollowing == ["asic-01"])
+        #expect(over == 0, "site over the DR cap for \(over) s after the verdict")
+        #expect(abs(rig.sim.powerKW("asic-01") - drawing) < 50)
+        #expect(rig.sim.trips.isEmpty)
     }
 }
 
