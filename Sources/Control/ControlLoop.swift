@@ -347,6 +347,8 @@ public final class ControlLoop: Sendable {
         }
         let overrides: [Double?] = plant.devices.map { d in st.overrides.first { $0.device == d.id }?.kw }
         let commanded = plant.devices.enumerated().map { i, d in st.commandedKW[d.id] ?? measured[i] ?? 0 }
+        // A container not following is not raised (the governor would hold it, and call it stale data).
+        for i in proposed.indices where following.notFollowing[i] { proposed[i] = min(proposed[i] ?? commanded[i], commanded[i]) }
         let input = GovernorInput(tickSeconds: site.tickSeconds, proposedKW: proposed, overrideKW: overrides, commandedKW: commanded,
                                   measuredKW: measured, deviceAgeS: ages, reachable: zip(reachable, following.notFollowing).map { $0 && !$1 },
                                   nodeMeasuredKW: nodeMeasured,

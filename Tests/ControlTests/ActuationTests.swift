@@ -142,6 +142,14 @@ struct ActuationTests {
         #expect(retries.map { $0 - f } == [2, 6, 14, 30, 62], "re-writes at \(retries.map { $0 - f })")
         let gaps = zip(retries.dropFirst(), retries).map { $0 - $1 }
         #expect(gaps == gaps.sorted() && (gaps.last ?? 0) > (gaps.first ?? 0), "gaps \(gaps)")
+        // The event ends while asic-2 still ignores its setpoint: it is not raised (the others are), and no
+        // note blames stale data for holding it.
+        #expect(rig.loop.cancelEvent("ers-2"))
+        var held: [String] = []
+        for _ in 0..<10 { held += await rig.tick(t).interventions; t += 1 }
+        #expect(!held.contains { $0.contains("stale") }, "\(held)")
+        #expect(rig.sim.setpointKW("asic-2") == 0)
+        #expect(rig.sim.setpointKW("asic-1") > 0)
         // Cleared, it follows again: one sentence, and the verdict flips back.
         rig.sim.inject(nil, device: "asic-2")
         var back: [String] = []
