@@ -85,6 +85,29 @@ struct WriteLimitTests {
         #expect(sim.setpointKW("asic-1") == 500)
     }
 
+    /// pymodbus (an independent master) through FC16 and FC23, the write-and-read-back the controller uses.
+    @Test func pymodbusGetsExceptionThreeThroughFC16AndFC23() async throws {
+        let sim = try SiteSimulator(spec: try smallSite())
+        let host = try WireHost(simulator: sim)
+        defer { host.stop() }
+        let port = try #require(host.endpoints.first { $0.device == "asic-1" }).port
+        func write(_ function: String, _ words: [UInt16]) async throws -> [String: Any] {
+            let r = try await runCommand("/usr/bin/env", ["python3", packageRoot.appendingPathComponent("Tests/peers/pymodbus_write.py").path,
+                                                          "127.0.0.1", "\(port)", "1", function, "\(0x0100)"] + words.map { "\($0)" })
+            return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout) \(r.stderr)")
+        }
+        for function in ["fc16", "fc23"] {
+            let refused = try await write(function, [0x001E, 0x8480])  // 2 000 000 W
+            #expect(refused["ok"] as? Bool == false && refused["exception_code"] as? Int == 3, "\(function): \(refused)")
+            await host.settle()
+            #expect(sim.setpointKW("asic-1") == 1000, "\(function): a refused write was applied")
+        }
+        let ok = try await write("fc23", [0x0007, 0xA120])  // 500 000 W, read back in the same transaction
+        #expect(ok["ok"] as? Bool == true && ok["registers"] as? [Int] == [0x0007, 0xA120], "\(ok)")
+        await host.settle()
+        #expect(sim.setpointKW("asic-1") == 500)
+    }
+
     @Test func ignoreSetpointAcceptsWritesAndKeepsDrawing() async throws {
         let sim = try SiteSimulator(spec: try smallSite(watchdogS: 0))  // no watchdog fallback in the way
         sim.run(for: .seconds(10))
