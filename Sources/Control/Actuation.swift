@@ -121,13 +121,16 @@ public struct FollowTracker: Sendable, Equatable {
         }
     }
 
-    /// Judges a fresh reading (`measuredKW` nil: no fresh reading, no judgement). `demandKW`: what an
-    /// inference container's workload would draw uncapped, if known.
+    /// Judges a fresh reading taken at `now` (`measuredKW` nil: no fresh reading, no judgement; a reading
+    /// no newer than the last one judged is skipped). `demandKW`: what an inference container's workload
+    /// would draw uncapped, if known.
     @discardableResult
     public mutating func observe(measuredKW: Double?, demandKW: Double?, at now: Double, model: FollowModel,
                                  settings: FollowSettings, device: String) -> FollowTransition? {
+        guard let m = measuredKW else { advance(to: now, model: model); return nil }
+        // The same reading seen again (a fast-path pass between polls) is not a new observation.
+        guard now > observedAt else { return nil }
         advance(to: now, model: model)
-        guard let m = measuredKW else { return nil }
         lastMeasuredKW = m
         defer { observedAt = now }
         // After a gap in the data longer than the grace period (the device was silent or stale), what it did
@@ -197,15 +200,16 @@ extension Actuator {
     /// `staleAfterS` is not judged. Returns, by plant device index, whether it is not following, and a
     /// sentence for each change of verdict.
     public func judge(now: Double, plant: Plant, poller: Poller, staleAfterS: Double) -> (notFollowing: [Bool], notes: [String]) {
-        var readings: [(measured: Double?, demand: Double?, deviceRamp: Double?)] = []
+        var readings: [(measured: Double?, demand: Double?, deviceRamp: Double?, readAt: Double)] = []
         readings.reserveCapacity(plant.devices.count)
         poller.withTelemetry { tel in
             for d in plant.devices {
-                let fresh = tel.age(d.id, "active_power_w", now: now) <= staleAfterS
+                let age = tel.age(d.id, "active_power_w", now: now)
+                let fresh = age <= staleAfterS
                 let p = fresh ? tel.value(d.id, "active_power_w").map { $0 / 1000 } : nil
                 let demandFresh = tel.age(d.id, "inference_demand_w", now: now) <= staleAfterS
                 let demand = demandFresh ? tel.value(d.id, "inference_demand_w").map { $0 / 1000 } : nil
-                readings.append((p, demand, tel.value(d.id, "x_ramp_rate_w_per_s").map { $0 / 1000 }))
+                readings.append((p, demand, tel.value(d.id, "x_ramp_rate_w_per_s").map { $0 / 1000 }, fresh ? now - age : now))
             }
         }
         var flags = [Bool](repeating: false, count: plant.devices.count)
@@ -214,7 +218,8 @@ extension Actuator {
             for (k, d) in plant.devices.enumerated() {
                 guard let i = index[d.id] else { continue }
                 let m = Self.followModel(d, deviceRampKWPerS: readings[k].deviceRamp)
-                if let tr = t[i].follow.observe(measuredKW: readings[k].measured, demandKW: readings[k].demand, at: now, model: m,
+                // Judged at the time the power was read, so a pass between polls adds nothing.
+                if let tr = t[i].follow.observe(measuredKW: readings[k].measured, demandKW: readings[k].demand, at: readings[k].readAt, model: m,
                                                 settings: followSettings, device: d.id) {
                     notes.append(tr.message)
                 }

@@ -78,6 +78,20 @@ struct FollowTrackerTests {
         #expect(flagged)
     }
 
+    @Test func theSameReadingSeenTwiceIsOneObservation() {
+        // A fast-path pass between polls sees the same telemetry again: it must not count as a second poll.
+        let m = FollowModel(maxKW: 1000, rampKWPerS: 500, ceiling: false)
+        var tr = FollowTracker()
+        tr.observe(measuredKW: 1000, demandKW: nil, at: 0, model: m, settings: .init(), device: "d")
+        tr.wrote(0, at: 0, model: m)
+        // Settled at 2 s (1000 kW at 500 kW/s); the allowance shrinks over the 10 s grace: 930 + 30 kW at 3 s.
+        #expect(tr.observe(measuredKW: 1000, demandKW: nil, at: 2, model: m, settings: .init(), device: "d") == nil)
+        #expect(tr.observe(measuredKW: 1000, demandKW: nil, at: 3, model: m, settings: .init(), device: "d") == nil)  // behind once
+        #expect(tr.observe(measuredKW: 1000, demandKW: nil, at: 3, model: m, settings: .init(), device: "d") == nil)  // the same reading
+        #expect(tr.state != .notFollowing)
+        #expect(tr.observe(measuredKW: 1000, demandKW: nil, at: 3.5, model: m, settings: .init(), device: "d")?.state == .notFollowing)
+    }
+
     @Test func backoffDoublesUpToTheCap() {
         let s = FollowSettings(retryFirstS: 2, retryMaxS: 60)
         var tr = FollowTracker()
