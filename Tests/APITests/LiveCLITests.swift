@@ -201,7 +201,8 @@ struct LiveCLITests {
         import socket
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", 0)); s.listen(8)
-        print("READY", s.getsockname()[1], flush=True)
+        import sys
+        sys.stdout.write("READY %d\\n" % s.getsockname()[1]); sys.stdout.flush()  # one write: the reader may see a partial line
         while True:
             c, _ = s.accept()
             data = b""

@@ -39,8 +39,9 @@ struct RefusalTests {
     func everyJSONRouteNamesTheUnknownKey(method: String, uri: String, role: Role, fields: [String: any Sendable], key: String) async throws {
         let h = try Harness.make()
         await h.tick()
-        var hdr = bearer(h.tokens[role])
-        hdr[.ifMatch] = "1"
+        var h1 = bearer(h.tokens[role])
+        h1[.ifMatch] = "1"
+        let hdr = h1
         let before = try h.store.tokens().count
         try await h.app().test(.router) { client in
             try await client.execute(uri: uri, method: HTTPRequest.Method(method)!, headers: hdr, body: try Self.body(fields)) { r in
