@@ -6,6 +6,7 @@ import HTTPTypes
 import Hummingbird
 import Site
 import Store
+import Synchronization
 
 struct HealthController {
     let deps: APIDependencies
@@ -84,8 +85,17 @@ struct StatusController {
     }
 }
 
+/// Event ids being created or replaced right now: the check for an id in use and the insert are not one
+/// step in the loop, so two requests for one id must not run them interleaved.
+final class EventIDClaims: Sendable {
+    let ids = Mutex<Set<String>>([])
+    func claim(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+    func release(_ id: String) { _ = ids.withLock { $0.remove(id) } }
+}
+
 struct EventsController {
     let deps: APIDependencies
+    let claims = EventIDClaims()
 
     func addRoutes(to t: RouteTable) {
         t.add(.get, "/v1/events", .viewer) { _, _ in JSONResponse(body: list()) }
@@ -128,6 +138,10 @@ struct EventsController {
         guard !reason.isEmpty, reason.count <= 200 else { throw APIError(.unprocessableContent, "reason must be 1…200 characters") }
         let id = body.id ?? "ev-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         guard validID(id) else { throw APIError(.unprocessableContent, "id must be 1…64 of A-Z a-z 0-9 . _ -") }
+        guard claims.claim(id) else {
+            throw APIError(.conflict, "event '\(id)' is being created or replaced by another request; re-read it and retry")
+        }
+        defer { claims.release(id) }
         let loop = deps.runtime.loop
         // An id in use is a conflict: replacing an event needs If-Match with its ETag (a 0 kW cap must not become 39 MW by accident).
         let existing = loop.persistentState.events.first { $0.id == id && $0.until > now }

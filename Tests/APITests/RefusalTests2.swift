@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Store
 import Synchronization
+import HTTPTypes
 import Testing
 @testable import API
 
@@ -79,5 +80,34 @@ struct RefusalTests2 {
         #expect(try keys(ApplyConfigRequest(yaml: "y", file: "f", comment: "c", dryRun: true)) == Set(ApplyConfigRequest.keys))
         #expect(try keys(RollbackRequest(version: 1, comment: "c")) == Set(RollbackRequest.keys))
         #expect(try keys(CreateTokenRequest(name: "n", role: "r", expiresInS: 60)) == Set(CreateTokenRequest.keys))
+    }
+}
+
+@Suite("Event ids under concurrency")
+struct EventIDConcurrencyTests {
+    /// Many POSTs with one id at once: exactly one creates it, every other is a 409 (none silently replaces it).
+    @Test func concurrentCreatesWithOneIdYieldOneEvent() async throws {
+        let h = try Harness.make()
+        await h.tick()
+        let op = bearer(h.tokens[.operator])
+        try await h.app().test(.router) { client in
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for i in 0..<8 {
+                    group.addTask {
+                        let b = ByteBuffer(string: #"{"id":"ers-race","cap_kw":\#(1000 * (i + 1)),"until":\#(t0 + 3600),"reason":"r\#(i)"}"#)
+                        return try await client.execute(uri: "/v1/events", method: .post, headers: op, body: b) { $0.status }
+                    }
+                }
+                var out: [HTTPResponse.Status] = []
+                for try await s in group { out.append(s) }
+                return out
+            }
+            #expect(statuses.filter { $0 == .created }.count == 1, "\(statuses)")
+            #expect(statuses.filter { $0 == .conflict }.count == 7, "\(statuses)")
+        }
+        let events = h.host.current.persistentState.events.filter { $0.id == "ers-race" }
+        #expect(events.count == 1)
+        let logged = try h.store.eventLog(limit: 100, kind: .dr).filter { $0.subject == "ers-race" }
+        #expect(logged.count == 1 && logged.first.map { $0.message.contains("cap \(events.first?.capKW ?? -1) kW") } == true, "\(logged.map(\.message))")
     }
 }
