@@ -223,4 +223,34 @@ struct LiveCLITests {
                                      "--server", "http://127.0.0.1:9", "--token", "sy_x"])
         #expect(refused.status == 69, "\(refused.stderr)")
     }
+
+    /// §5: a given --site wins over a stale state dir, is stored as a new version, and says so; without --site
+    /// the stored configuration runs.
+    @Test func aGivenSiteWinsLoudlyAndARestartWithoutItKeepsTheStoredOne() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let admin = try await token("admin")
+        let (first, url) = try await startDaemon()
+        let newFile = dir + "/new.yaml"
+        try Self.site(cap: 3000).write(toFile: newFile, atomically: true, encoding: .utf8)
+        let apply = try await run(["config", "apply", newFile, "--comment", "lower", "--server", url, "--token", admin])
+        #expect(apply.status == 0 && apply.stdout.hasPrefix("applied v2"), "\(apply.stderr)")
+        first.stop()
+
+        // The old file again, given explicitly: it wins, as v3, with a NOTICE on stderr.
+        let loud = try await PeerProcess.start(exe, ["serve", "--site", siteFile, "--state-dir", dir + "/state", "--profiles-dir", profiles,
+                                                     "--listen", "127.0.0.1:0", "--tick-ms", "200", "--watchdog-s", "0"],
+                                               readyPrefix: "NOTICE: configuration", readyOnStderr: true,
+                                               environment: ["PATH": "/usr/bin:/bin", "HOME": dir + "/home"])
+        #expect(loud.outputUntilReady.contains("differs from the stored v2") && loud.outputUntilReady.contains("stored as v3"),
+                "\(loud.outputUntilReady)")
+        loud.stop()
+
+        let (again, url2) = try await startDaemon(withSite: false)
+        defer { again.stop() }
+        let shown = try await run(["config", "show", "--server", url2, "--token", admin])
+        #expect(shown.stdout == Self.site(cap: 3800), "the given file is what runs")
+        let hist = try await run(["config", "history", "--json", "--server", url2, "--token", admin])
+        #expect(hist.stdout.contains("replaces v2"), "\(hist.stdout)")
+        #expect(!hist.stdout.contains("\"version\" : 4"), "a restart without --site stores nothing")
+    }
 }
