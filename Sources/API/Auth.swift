@@ -73,7 +73,8 @@ public struct BearerAuthMiddleware: RouterMiddleware {
         }
         let hash = Tokens.hash(String(parts[1]))
         let record: TokenRecord?
-        do { record = try tokens.token(hash: hash) } catch {
+        // GRDB's async read: a slow disk holds this request, not a cooperative thread every other task needs.
+        do { record = try await tokens.tokenAsync(hash: hash) } catch {
             throw APIError(.internalServerError, "token store unavailable: \(error)")
         }
         guard let record, constantTimeEquals(record.secretHash, hash) else { throw reject("unknown token") }
@@ -114,9 +115,9 @@ public struct AuditMiddleware: RouterMiddleware {
         guard request.method != .get, request.method != .head else { return try await next(request, context) }
         let action = "\(request.method.rawValue) \(request.uri.path)"
         let who = context.identity
-        func write(_ status: Int, _ detail: String) {
+        func write(_ status: Int, _ detail: String) async {
             do {
-                try audit.audit(AuditEntry(at: clock(), actor: who?.actor ?? "anonymous", role: who?.role.rawValue ?? "",
+                try await audit.auditAsync(AuditEntry(at: clock(), actor: who?.actor ?? "anonymous", role: who?.role.rawValue ?? "",
                                            action: action, target: request.uri.path, status: status, detail: detail))
             } catch {
                 logger.error("audit row not written", metadata: ["http.path": "\(request.uri.path)", "error": "\(error)"])
@@ -124,18 +125,18 @@ public struct AuditMiddleware: RouterMiddleware {
         }
         do {
             let response = try await next(request, context)
-            if response.headers[AuditMiddleware.auditedHeader] == nil { write(Int(response.status.code), "") }
+            if response.headers[AuditMiddleware.auditedHeader] == nil { await write(Int(response.status.code), "") }
             var r = response
             r.headers[AuditMiddleware.auditedHeader] = nil
             return r
         } catch let e as APIError {
-            write(Int(e.status.code), e.message)
+            await write(Int(e.status.code), e.message)
             throw e
         } catch let e as HTTPError {
-            write(Int(e.status.code), e.body ?? "")
+            await write(Int(e.status.code), e.body ?? "")
             throw e
         } catch {
-            write(500, "\(error)")
+            await write(500, "\(error)")
             throw error
         }
     }

@@ -3,16 +3,38 @@
 import Foundation
 import Hummingbird
 
+/// A request body with a closed set of keys (snake_case, as on the wire): any other key is
+/// refused with 422 naming it, so a misspelt field never silently falls back to a default.
+protocol StrictBody: Decodable {
+    static var keys: [String] { get }
+}
+
+extension CreateEventRequest: StrictBody { static let keys = ["id", "cap_kw", "from", "until", "reason"] }
+extension ModeRequest: StrictBody { static let keys = ["mode", "setpoint_kw", "for_s"] }
+extension ConfigFileRequest: StrictBody { static let keys = ["yaml", "file"] }
+extension ApplyConfigRequest: StrictBody { static let keys = ["yaml", "file", "comment", "dry_run"] }
+extension RollbackRequest: StrictBody { static let keys = ["version", "comment"] }
+extension CreateTokenRequest: StrictBody { static let keys = ["name", "role", "expires_in_s"] }
+
 enum Body {
     static let maxBytes = 4 << 20
 
-    static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+    static func decode<T: StrictBody>(_ type: T.Type, from request: Request) async throws -> T {
         let buffer: ByteBuffer
         do { buffer = try await request.body.collect(upTo: maxBytes) } catch {
             throw APIError(.contentTooLarge, "request body larger than \(maxBytes >> 20) MiB")
         }
-        let data = Data(buffer: buffer)
+        return try decode(type, from: Data(buffer: buffer))
+    }
+
+    static func decode<T: StrictBody>(_ type: T.Type, from data: Data) throws -> T {
         if data.isEmpty { throw APIError(.badRequest, "missing JSON body") }
+        if let object = try? JSONSerialization.jsonObject(with: data) {
+            guard let fields = object as? [String: Any] else { throw APIError(.badRequest, "invalid JSON body: expected an object") }
+            if let unknown = fields.keys.sorted().first(where: { !T.keys.contains($0) }) {
+                throw APIError(.unprocessableContent, "unknown key '\(unknown)' in the request body (allowed: \(T.keys.joined(separator: ", ")))")
+            }
+        }
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         do { return try d.decode(T.self, from: data) } catch let e as DecodingError {

@@ -6,10 +6,31 @@ import HTTPTypes
 import Hummingbird
 import Site
 import Store
+import Synchronization
 
 struct HealthController {
+    let deps: APIDependencies
+
     func addRoutes(to t: RouteTable) {
-        t.add(.get, "/healthz", nil) { _, _ in JSONResponse(body: OKDTO(ok: true, message: "switchyard up")) }
+        t.add(.get, "/healthz", nil) { _, _ in try health() }
+    }
+
+    /// Healthy while at least one device has answered within the site's stale limit; 503 with the reason otherwise
+    /// (a daemon that reaches nothing — stale addresses, a dead network — must not look well).
+    func health() throws -> JSONResponse<OKDTO> {
+        let loop = deps.runtime.loop
+        let now = deps.runtime.now()
+        let limit = loop.site.staleAfterS
+        let targets = loop.poller.targets
+        guard !targets.isEmpty else { return JSONResponse(body: OKDTO(ok: true, message: "switchyard up (no devices to poll)")) }
+        let answered = targets.compactMap { loop.poller.telemetry($0.id)?.lastSuccess }
+        let fresh = answered.filter { now - $0 <= limit }.count
+        let limitText = limit == limit.rounded() ? "\(Int(limit)) s" : "\(limit) s"
+        guard fresh > 0 else {
+            let last = answered.max().map { "; the last answer was \(Int((now - $0).rounded())) s ago" } ?? "; none has answered since start"
+            throw APIError(.serviceUnavailable, "unhealthy: no device has answered within the stale limit (\(limitText))\(last)")
+        }
+        return JSONResponse(body: OKDTO(ok: true, message: "switchyard up: \(fresh) of \(targets.count) devices answered within \(limitText)"))
     }
 }
 
@@ -68,8 +89,17 @@ struct StatusController {
     }
 }
 
+/// Event ids being created or replaced right now: the check for an id in use and the insert are not one
+/// step in the loop, so two requests for one id must not run them interleaved.
+final class EventIDClaims: Sendable {
+    let ids = Mutex<Set<String>>([])
+    func claim(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+    func release(_ id: String) { _ = ids.withLock { $0.remove(id) } }
+}
+
 struct EventsController {
     let deps: APIDependencies
+    let claims = EventIDClaims()
 
     func addRoutes(to t: RouteTable) {
         t.add(.get, "/v1/events", .viewer) { _, _ in JSONResponse(body: list()) }
@@ -80,7 +110,23 @@ struct EventsController {
     func list() -> [EventDTO] {
         let now = deps.runtime.now()
         return deps.runtime.loop.persistentState.events.filter { $0.until > now }.sorted { $0.from < $1.from }.map {
-            EventDTO(id: $0.id, capKw: $0.capKW, from: $0.from, until: $0.until, reason: $0.reason, active: $0.from <= now && now < $0.until)
+            EventDTO(id: $0.id, capKw: $0.capKW, from: $0.from, until: $0.until, reason: $0.reason, active: $0.from <= now && now < $0.until,
+                     etag: Self.etag($0))
+        }
+    }
+
+    /// An event's ETag: a strong validator of its content (id, cap, window, reason), quoted.
+    /// Any change to the event changes it; `POST /v1/events` with `If-Match: <etag>` replaces exactly that version.
+    static func etag(_ e: ManualEvent) -> String {
+        "\"" + SHA256.hex("\(e.id)\n\(e.capKW)\n\(e.from)\n\(e.until)\n\(e.reason)").prefix(20) + "\""
+    }
+
+    /// True when an If-Match header value ("*", one ETag or a comma-separated list; W/ ignored) names `etag`.
+    static func ifMatch(_ header: String, matches etag: String) -> Bool {
+        header.split(separator: ",").contains { part in
+            var p = part.trimmingCharacters(in: .whitespaces)
+            if p.hasPrefix("W/") { p.removeFirst(2) }
+            return p == "*" || p == etag
         }
     }
 
@@ -96,7 +142,27 @@ struct EventsController {
         guard !reason.isEmpty, reason.count <= 200 else { throw APIError(.unprocessableContent, "reason must be 1…200 characters") }
         let id = body.id ?? "ev-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         guard validID(id) else { throw APIError(.unprocessableContent, "id must be 1…64 of A-Z a-z 0-9 . _ -") }
+        guard claims.claim(id) else {
+            throw APIError(.conflict, "event '\(id)' is being created or replaced by another request; re-read it and retry")
+        }
+        defer { claims.release(id) }
         let loop = deps.runtime.loop
+        // An id in use is a conflict: replacing an event needs If-Match with its ETag (a 0 kW cap must not become 39 MW by accident).
+        let existing = loop.persistentState.events.first { $0.id == id && $0.until > now }
+        let condition = req.headers[.ifMatch]
+        if let existing {
+            let tag = Self.etag(existing)
+            guard let condition else {
+                throw APIError(.conflict, "event '\(id)' exists (cap \(existing.capKW) kW until \(Int(existing.until))); to replace it, send If-Match: \(tag)",
+                               headers: [.eTag: tag])
+            }
+            guard Self.ifMatch(condition, matches: tag) else {
+                throw APIError(.preconditionFailed, "event '\(id)' has ETag \(tag), not \(condition): it changed; re-read it and retry",
+                               headers: [.eTag: tag])
+            }
+        } else if let condition {
+            throw APIError(.preconditionFailed, "If-Match \(condition) given, but there is no event '\(id)' to replace")
+        }
         let event = ManualEvent(id: id, capKW: body.capKw, from: from, until: body.until, reason: "\(reason) [\(ctx.identity?.name ?? "?")]")
         if from <= now {
             // In force now: the fast path applies the cap at once, without waiting for the next tick.
@@ -104,10 +170,13 @@ struct EventsController {
         } else {
             loop.addEvent(event)
         }
+        let verb = existing == nil ? "created" : "replaced (was cap \(existing!.capKW) kW)"
         try? deps.eventLog.logEvents([EventEntry(at: now, kind: .dr, subject: id,
-                                                 message: "created by \(ctx.identity?.actor ?? "?"): cap \(body.capKw) kW — \(reason)")])
-        return JSONResponse(status: .created, body: EventDTO(id: id, capKw: body.capKw, from: from, until: body.until,
-                                                             reason: event.reason, active: from <= now))
+                                                 message: "\(verb) by \(ctx.identity?.actor ?? "?"): cap \(body.capKw) kW — \(reason)")])
+        let tag = Self.etag(event)
+        return JSONResponse(status: existing == nil ? .created : .ok, headers: [.eTag: tag],
+                            body: EventDTO(id: id, capKw: body.capKw, from: from, until: body.until, reason: event.reason, active: from <= now,
+                                           etag: tag))
     }
 
     func cancel(_ ctx: APIRequestContext) throws -> JSONResponse<OKDTO> {
@@ -185,6 +254,9 @@ struct ConfigController {
         }
         t.add(.post, "/v1/config/diff", .viewer) { req, _ in
             let body = try await Body.decode(ConfigFileRequest.self, from: req)
+            // The same validation (and one-line file:line:column errors) as validate and apply: a diff against a file
+            // that cannot run is not shown.
+            _ = try validate(body.yaml, file: body.file)
             guard let cur = try deps.configs.latestConfig() else { throw APIError(.notFound, "no stored configuration yet") }
             return JSONResponse(body: DiffResultDTO(runningVersion: cur.version, changes: try diff(cur.yaml, body.yaml)))
         }
@@ -199,10 +271,8 @@ struct ConfigController {
 
     func validate(_ yaml: String, file: String?) throws -> Site {
         let name = (file?.isEmpty == false ? file! : "site.yaml")
-        do { return try deps.runtime.validate(yaml: yaml, file: name) } catch let e as SiteFileError {
-            throw APIError(.unprocessableContent, e.description)
-        } catch {
-            throw APIError(.unprocessableContent, "\(name): \(error)")
+        do { return try deps.runtime.validate(yaml: yaml, file: name) } catch {
+            throw APIError(.unprocessableContent, SiteValidator.oneLine(error, file: name))
         }
     }
 

@@ -70,6 +70,8 @@ public struct EventDTO: Codable, Sendable {
     public var until: Double
     public var reason: String
     public var active: Bool
+    /// The event's ETag (If-Match replaces it: see docs/api.md).
+    public var etag: String?
 }
 
 public struct CreateEventRequest: Codable, Sendable {

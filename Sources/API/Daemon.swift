@@ -12,21 +12,37 @@ import Store
 public enum ConfigBootstrap {
     public struct Resolved: Sendable {
         public var version: ConfigVersion
-        /// True when the stored version was used instead of the file given on the command line.
+        /// True when the stored version runs (no --site given, or --site identical to it).
         public var fromStore: Bool
-        public var fileDiffers: Bool
+        /// The stored version the --site file replaced (it differed), if any.
+        public var replaced: ConfigVersion?
     }
 
-    /// The configuration to start with: the newest stored version if there is one
-    /// (restart resumes from it), otherwise the site file, stored as version 1.
-    public static func resolve(store: Store, siteFile: String, siteYAML: String, now: Double, actor: String) throws -> Resolved {
-        if let latest = try store.latestConfig() {
-            return Resolved(version: latest, fromStore: true, fileDiffers: latest.sha256 != SHA256.hex(siteYAML))
+    public enum BootstrapError: Error, CustomStringConvertible {
+        case nothingToRun(stateDir: String)
+        public var description: String {
+            switch self {
+            case .nothingToRun(let dir): "no --site given and no stored configuration in \(dir): give --site FILE for the first start"
+            }
         }
-        let v = try store.appendConfig(yaml: siteYAML, author: actor, comment: "initial: imported from \(siteFile)", at: now, expected: 0,
-                                       audit: AuditEntry(at: now, actor: actor, role: "local", action: "serve: import site file",
-                                                         status: 0, detail: siteFile))
-        return Resolved(version: v, fromStore: false, fileDiffers: false)
+    }
+
+    /// The configuration to start with. One rule, with no silent winner:
+    /// * `--site` given: it wins. If it differs from the newest stored version (or none is stored) it is
+    ///   stored as a new version, so history shows the switch; if identical, the stored version runs.
+    /// * no `--site`: the newest stored version runs (a restart resumes what the API applied).
+    public static func resolve(store: Store, siteFile: String?, siteYAML: String?, now: Double, actor: String,
+                               stateDir: String = "the state directory") throws -> Resolved {
+        let latest = try store.latestConfig()
+        guard let siteFile, let siteYAML else {
+            guard let latest else { throw BootstrapError.nothingToRun(stateDir: stateDir) }
+            return Resolved(version: latest, fromStore: true, replaced: nil)
+        }
+        if let latest, latest.sha256 == SHA256.hex(siteYAML) { return Resolved(version: latest, fromStore: true, replaced: nil) }
+        let comment = latest.map { "serve --site \(siteFile): replaces v\($0.version)" } ?? "initial: imported from \(siteFile)"
+        let v = try store.appendConfig(yaml: siteYAML, author: actor, comment: comment, at: now, expected: latest?.version ?? 0,
+                                       audit: AuditEntry(at: now, actor: actor, role: "local", action: "serve --site", status: 0, detail: siteFile))
+        return Resolved(version: v, fromStore: false, replaced: latest)
     }
 }
 

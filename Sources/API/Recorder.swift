@@ -35,6 +35,23 @@ public final class TickRecorder: Sendable {
 
     /// Writes one tick (also called directly by tests).
     public func write(_ r: TickReport, loop: ControlLoop) throws {
+        let rows = rows(r, loop: loop)
+        try store.record(decision: rows.decision, minutes: rows.minutes, events: rows.events)
+        if let before = rows.pruneBefore { try store.pruneDecisions(before: before) }
+    }
+
+    /// Writes one tick through GRDB's async API: the service drains ticks on the cooperative pool,
+    /// and a slow disk must hold this task, not a thread the tick and the API need.
+    public func writeAsync(_ r: TickReport, loop: ControlLoop) async throws {
+        let rows = rows(r, loop: loop)
+        try await store.recordAsync(decision: rows.decision, minutes: rows.minutes, events: rows.events)
+        if let before = rows.pruneBefore { try await store.pruneDecisionsAsync(before: before) }
+    }
+
+    struct Rows { var decision: DecisionEntry; var minutes: [MinuteSample]; var events: [EventEntry]; var pruneBefore: Double? }
+
+    /// What one tick adds to the store (and the recorder's memory of modes, faults and events).
+    func rows(_ r: TickReport, loop: ControlLoop) -> Rows {
         var events: [EventEntry] = []
         let tel = loop.plant.devices.map { ($0.id, loop.poller.telemetry($0.id)) }
         let (finished, pruneBefore) = memory.withLock { m -> (MinuteSample?, Double?) in
@@ -68,13 +85,16 @@ public final class TickRecorder: Sendable {
         let decision = DecisionEntry(at: r.at, fastPath: r.fastPath, mode: r.mode.rawValue, siteKW: r.siteKW, limitKW: r.limitKW,
                                      priceUsdPerMWh: r.priceUsdPerMWh, setpointsJSON: json(r.setpointsKW),
                                      reasonsJSON: json(r.reasons), interventionsJSON: json(r.interventions))
-        try store.record(decision: decision, minutes: finished.map { [$0] } ?? [], events: events)
-        if let pruneBefore { try store.pruneDecisions(before: pruneBefore) }
+        return Rows(decision: decision, minutes: finished.map { [$0] } ?? [], events: events, pruneBefore: pruneBefore)
     }
 
     /// The minute in progress (flushed on shutdown).
     func flush() throws {
         if let m = memory.withLock({ $0.minute.current }) { try store.record(decision: nil, minutes: [m], events: []) }
+    }
+
+    func flushAsync() async throws {
+        if let m = memory.withLock({ $0.minute.current }) { try await store.recordAsync(decision: nil, minutes: [m], events: []) }
     }
 }
 
@@ -91,13 +111,13 @@ public struct RecorderService: Service {
     public func run() async throws {
         await withGracefulShutdownHandler {
             for await item in recorder.stream {
-                do { try recorder.write(item.report, loop: item.loop) } catch {
+                do { try await recorder.writeAsync(item.report, loop: item.loop) } catch {
                     logger.error("tick not recorded", metadata: ["error": "\(error)"])
                 }
             }
         } onGracefulShutdown: {
             recorder.continuation.finish()
         }
-        do { try recorder.flush() } catch { logger.error("minute not flushed", metadata: ["error": "\(error)"]) }
+        do { try await recorder.flushAsync() } catch { logger.error("minute not flushed", metadata: ["error": "\(error)"]) }
     }
 }

@@ -8,6 +8,8 @@ import Store
 
 public protocol TokenRepository: Sendable {
     func token(hash: String) throws -> TokenRecord?
+    /// The same lookup without blocking a cooperative thread (the auth middleware runs on every request).
+    func tokenAsync(hash: String) async throws -> TokenRecord?
     func tokens() throws -> [TokenRecord]
     func insertToken(_ t: TokenRecord, audit: AuditEntry?) throws
     func revokeToken(id: String, at: Double, audit: AuditEntry?) throws -> Bool
@@ -15,6 +17,8 @@ public protocol TokenRepository: Sendable {
 
 public protocol AuditRepository: Sendable {
     func audit(_ entry: AuditEntry) throws
+    /// The same write without blocking a cooperative thread.
+    func auditAsync(_ entry: AuditEntry) async throws
     func auditLog(limit: Int) throws -> [AuditEntry]
 }
 
@@ -70,6 +74,19 @@ public struct HostedRuntime: SiteRuntime {
 /// One validator for the CLI (`config validate`) and the daemon: the site parser
 /// (file:line:column errors), then the wiring check (profiles load, devices map).
 public enum SiteValidator {
+    /// The one line both the CLI and the API print for a validation error: `file:line:column: message`,
+    /// with any line breaks inside the message folded, so a terminal or a JSON client sees one line.
+    public static func oneLine(_ error: any Error, file: String) -> String {
+        let text: String
+        if let e = error as? SiteFileError {
+            text = e.description
+        } else {
+            text = "\(file):1:1: \(error)"
+        }
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .joined(separator: " | ")
+    }
+
     public static func validate(yaml: String, file: String, wiring: (Site) throws -> Void) throws -> Site {
         let site = try Site.parse(yaml: yaml, file: file)
         do { try wiring(site) } catch {

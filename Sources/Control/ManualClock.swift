@@ -33,12 +33,21 @@ public final class ManualClock: Clock, Sendable {
         let id = state.withLock { s -> Int in s.nextID += 1; return s.nextID }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
-                let resumeNow = state.withLock { s -> Bool in
-                    if deadline <= s.now { return true }
+                // A task cancelled before this point already ran `onCancel` (finding no sleeper): check
+                // the flag under the lock, so it throws now instead of sleeping until time advances.
+                // (Task.cancel sets the flag before it runs the handler, so one of the two always sees it.)
+                enum Outcome { case sleep, resume, cancelled }
+                let outcome = state.withLock { s -> Outcome in
+                    if Task.isCancelled { return .cancelled }
+                    if deadline <= s.now { return .resume }
                     s.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: cont))
-                    return false
+                    return .sleep
                 }
-                if resumeNow { cont.resume() }
+                switch outcome {
+                case .sleep: break
+                case .resume: cont.resume()
+                case .cancelled: cont.resume(throwing: CancellationError())
+                }
             }
         } onCancel: {
             let c = state.withLock { s -> CheckedContinuation<Void, Error>? in

@@ -181,15 +181,26 @@ public struct StateFile: Sendable {
         return try JSONDecoder().decode(LoopState.self, from: data)
     }
 
+    /// Temporary file (0600: the state dir is private), fsync, rename, then fsync of the directory so
+    /// the rename itself survives a power cut (without it the old file can come back after a crash).
     public func save(_ state: LoopState) throws {
         let data = try JSONEncoder().encode(state)
         let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
+        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]) else {
             throw ControlError("cannot write \(tmp)")
         }
+        chmod(tmp, 0o600)  // an old .tmp left by a crash keeps its mode otherwise
         let fd = open(tmp, O_RDONLY)
         if fd >= 0 { fsync(fd); close(fd) }
         if rename(tmp, path) != 0 { throw ControlError("cannot replace \(path): errno \(errno)") }
+        syncDirectory()
+    }
+
+    /// fsync of the directory holding the file (makes the rename durable).
+    func syncDirectory() {
+        let dir = (path as NSString).deletingLastPathComponent
+        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY)
+        if fd >= 0 { fsync(fd); close(fd) }
     }
 }
 

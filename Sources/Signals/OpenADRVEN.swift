@@ -144,9 +144,15 @@ public actor OpenADRVEN {
 
     /// Sends an authorised request; on 401 renews the token once and retries.
     private func authorised(_ method: String, _ path: String, query: [URLQueryItem] = [], body: Data? = nil) async throws(SignalsError) -> (HTTPRequest, HTTPResponse) {
-        var comps = URLComponents(url: config.vtnURL.appendingPathComponent(path), resolvingAgainstBaseURL: false)!
+        let base = config.vtnURL.appendingPathComponent(path)
+        guard var comps = URLComponents(url: base, resolvingAgainstBaseURL: false) else {
+            throw SignalsError(.badValue, "the VTN URL \(base.absoluteString) cannot be parsed into components", at: SignalSource(file: base.absoluteString))
+        }
         if !query.isEmpty { comps.queryItems = query }
-        let url = comps.url!
+        guard let url = comps.url else {
+            throw SignalsError(.badValue, "cannot build a request URL from \(base.absoluteString) and \(query.map { "\($0.name)=\($0.value ?? "")" }.joined(separator: "&"))",
+                               at: SignalSource(file: base.absoluteString))
+        }
         for attempt in 0..<2 {
             let tok = try await accessToken()
             var headers = ["Authorization": "Bearer \(tok)", "Accept": "application/json"]
@@ -160,7 +166,7 @@ public actor OpenADRVEN {
             try response.requireSuccess(request)
             return (request, response)
         }
-        fatalError("unreachable: the loop returns or throws")
+        throw SignalsError(.auth, "the VTN refused a freshly issued token (HTTP 401 twice)", at: SignalSource(file: url.absoluteString))
     }
 
     /// `GET /programs`, following `skip`/`limit` pages of 50.
@@ -173,15 +179,22 @@ public actor OpenADRVEN {
         try await paged("events", OADREvent.self, extra: programID.map { [URLQueryItem(name: "programID", value: $0)] } ?? [])
     }
 
+    /// At most this many pages of 50 are read per listing (10,000 objects): a VTN that ignores `skip`
+    /// or never ends its listing gets an error, not a VEN looping forever.
+    public static let maxPages = 200
+
     private func paged<T: Decodable & Sendable>(_ path: String, _ type: T.Type, extra: [URLQueryItem] = []) async throws(SignalsError) -> [T] {
         var all: [T] = []
         let limit = 50
-        while true {
+        for _ in 0..<Self.maxPages {
             let (request, response) = try await authorised("GET", path, query: extra + [URLQueryItem(name: "skip", value: "\(all.count)"), URLQueryItem(name: "limit", value: "\(limit)")])
             let page = try OADRJSON.decode([T].self, from: response.body, source: request.url.absoluteString)
             all += page
             if page.count < limit { return all }
         }
+        let url = config.vtnURL.appendingPathComponent(path).absoluteString
+        throw SignalsError(.http, "the VTN's /\(path) listing did not end after \(Self.maxPages) pages of \(limit) (\(all.count) objects): refusing to read more (does the VTN ignore skip?)",
+                           at: SignalSource(file: url))
     }
 
     /// Reads programs and events and maps them. Errors name the `/events` URL and key path.

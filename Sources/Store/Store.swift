@@ -4,6 +4,9 @@
 
 import Foundation
 import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Kind: Sendable, Equatable {
@@ -33,10 +36,14 @@ public final class Store: Sendable {
         try Migrations.migrator.migrate(db)
     }
 
-    /// Opens (creating if needed) `switchyard.sqlite` in `directory`, in WAL mode.
+    /// Opens (creating if needed) `switchyard.sqlite` in `directory`, in WAL mode. The directory is made
+    /// 0700 and the database 0600 (SQLite gives its -wal and -shm files the database's mode): it holds
+    /// token hashes, the audit trail and every configuration.
     public static func open(directory: String) throws -> Store {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try PrivateFiles.prepareDirectory(directory)
         let path = URL(fileURLWithPath: directory).appendingPathComponent("switchyard.sqlite").path
+        try PrivateFiles.createPrivate(path)
+        for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) { chmod(path + suffix, 0o600) }
         var config = Configuration()
         config.busyMode = .timeout(5)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
@@ -99,6 +106,11 @@ public final class Store: Sendable {
         try db.write { db in var e = entry; try e.insert(db) }
     }
 
+    /// `audit` through GRDB's async API: the write runs on GRDB's queue, not on a cooperative thread.
+    public func auditAsync(_ entry: AuditEntry) async throws {
+        try await db.write { db in var e = entry; try e.insert(db) }
+    }
+
     /// Newest first.
     public func auditLog(limit: Int = 100) throws -> [AuditEntry] {
         try db.read { db in try AuditEntry.order(Column("id").desc).limit(limit).fetchAll(db) }
@@ -131,6 +143,21 @@ public final class Store: Sendable {
         }
     }
 
+    /// `record` through GRDB's async API (the recorder drains ticks on the cooperative pool).
+    public func recordAsync(decision: DecisionEntry?, minutes: [MinuteSample], events: [EventEntry]) async throws {
+        try await db.write { db in
+            if var d = decision { try d.insert(db) }
+            for m in minutes { try m.upsert(db) }
+            for var e in events { try e.insert(db) }
+        }
+    }
+
+    /// `pruneDecisions` through GRDB's async API.
+    @discardableResult
+    public func pruneDecisionsAsync(before: Double) async throws -> Int {
+        try await db.write { db in try DecisionEntry.filter(Column("at") < before).deleteAll(db) }
+    }
+
     /// Newest first.
     public func decisions(limit: Int = 100) throws -> [DecisionEntry] {
         try db.read { db in try DecisionEntry.order(Column("id").desc).limit(limit).fetchAll(db) }
@@ -161,6 +188,11 @@ public final class Store: Sendable {
 
     public func token(hash: String) throws -> TokenRecord? {
         try db.read { db in try TokenRecord.filter(Column("secretHash") == hash).fetchOne(db) }
+    }
+
+    /// `token(hash:)` through GRDB's async API: the read runs on GRDB's queue, not on a cooperative thread.
+    public func tokenAsync(hash: String) async throws -> TokenRecord? {
+        try await db.read { db in try TokenRecord.filter(Column("secretHash") == hash).fetchOne(db) }
     }
 
     public func tokens() throws -> [TokenRecord] {

@@ -29,7 +29,7 @@ extension Switchyard {
                 }
                 return (site, yaml)
             } catch {
-                printError("\(error)")
+                printError(SiteValidator.oneLine(error, file: path))
                 throw ExitCode(ExitCodes.validation)
             }
         }
@@ -61,7 +61,7 @@ extension Switchyard {
                 let d = try c.decode(DiffResultDTO.self, r)
                 if d.changes.isEmpty { print("no changes from running v\(d.runningVersion)") } else {
                     print("against running v\(d.runningVersion):")
-                    for ch in d.changes { print("  \(ch.line)") }
+                    for ch in d.changes { print("  \(terminalSafe(ch.line))") }
                 }
             }
         }
@@ -95,7 +95,7 @@ extension Switchyard {
                 if a.dryRun { print("dry run: valid; \(a.changes.count) change(s) from v\(a.version); nothing stored") } else {
                     print("applied v\(a.version) (sha256 \(a.sha256.prefix(12))…): \(a.changes.count) change(s)")
                 }
-                for ch in a.changes { print("  \(ch.line)") }
+                for ch in a.changes { print("  \(terminalSafe(ch.line))") }
             }
         }
 

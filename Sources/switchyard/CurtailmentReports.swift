@@ -16,6 +16,7 @@
 import Foundation
 import Logging
 import Signals
+import Store
 import Synchronization
 
 final class CurtailmentLedger: Sendable {
@@ -77,6 +78,8 @@ final class CurtailmentLedger: Sendable {
         var baselines: [String: EventBaseline] = [:]
         var done: Set<Key> = []
         var pending: [Key: Pending] = [:]
+        /// Bumped by every change the journal must reflect (snapshots are written newest-wins).
+        var journalGeneration: UInt64 = 0
     }
 
     let options: Options
@@ -88,16 +91,30 @@ final class CurtailmentLedger: Sendable {
     /// At most this many reports wait for the VTN; beyond it the oldest progress reports are dropped.
     static let maxPending = 1000
     private let state = Mutex(State())
+    /// Serialises journal writes, outside `state` (the tick records into `state` and must never wait on disk);
+    /// holds the generation last written so an older snapshot never replaces a newer one.
+    private let writer = Mutex<UInt64>(0)
+    let logger: Logger
 
-    init(options: Options = Options(), journal: URL? = nil) {
+    init(options: Options = Options(), journal: URL? = nil, logger: Logger = Logger(label: "switchyard")) {
         self.options = options
         self.journal = journal
+        self.logger = logger
         self.retentionS = max(options.baselineWindowS, 3600) + 60
-        if let journal, let data = try? Data(contentsOf: journal), let saved = try? JSONDecoder().decode(Journal.self, from: data) {
+        guard let journal else { return }
+        switch PrivateFiles.loadOrQuarantine(journal.path, decode: { try JSONDecoder().decode(Journal.self, from: $0) }) {
+        case .absent:
+            break
+        case .loaded(let saved):
             state.withLock { s in
                 for p in saved.pending { s.pending[p.key] = p }
                 s.done.formUnion(saved.done)
             }
+        case .quarantined(let movedTo, let error):
+            // Loud: reports waiting for the VTN may be lost, and intervals already reported may be reported again.
+            let line = "OpenADR report journal \(journal.path) is unreadable (\(error)); moved aside to \(movedTo) and starting with an empty journal: unsent final reports in it are NOT sent"
+            printError("ERROR: " + line)
+            logger.error("\(line)", metadata: ["journal": "\(journal.path)", "quarantined": "\(movedTo)"])
         }
     }
 
@@ -107,11 +124,27 @@ final class CurtailmentLedger: Sendable {
         var done: [Key]
     }
 
-    /// Writes the journal (atomically: a crash leaves the old one or the new one).
-    private func save(_ s: State) {
-        guard let journal else { return }
-        let j = Journal(pending: s.pending.values.filter(\.final).sorted { $0.key < $1.key }, done: s.done.sorted())
-        if let data = try? JSONEncoder().encode(j) { try? data.write(to: journal, options: .atomic) }
+    /// A snapshot of what the journal must hold, taken under `state` (cheap: no I/O).
+    private func snapshot(_ s: inout State) -> (Journal, UInt64)? {
+        guard journal != nil else { return nil }
+        s.journalGeneration += 1
+        return (Journal(pending: s.pending.values.filter(\.final).sorted { $0.key < $1.key }, done: s.done.sorted()), s.journalGeneration)
+    }
+
+    /// Writes a snapshot (atomically, 0600, directory fsynced) after `state` is released; a snapshot older than
+    /// the one already written is skipped. Failures are logged, never silent.
+    private func persist(_ snap: (Journal, UInt64)?) {
+        guard let journal, let (j, generation) = snap else { return }
+        writer.withLock { written in
+            guard generation > written else { return }
+            do {
+                try PrivateFiles.writeAtomically(try JSONEncoder().encode(j), to: journal.path)
+                written = generation
+            } catch {
+                logger.error("OpenADR report journal not written; pending reports survive only in memory",
+                             metadata: ["journal": "\(journal.path)", "error": "\(error)"])
+            }
+        }
     }
 
     // MARK: Measurements (from every tick)
@@ -213,7 +246,7 @@ final class CurtailmentLedger: Sendable {
     /// `reportEveryS` for intervals in force. Returns notes for intervals that end without any measurement.
     @discardableResult
     func queueDue(now: Double) -> [String] {
-        state.withLock { s in
+        let (notes, snap) = state.withLock { s -> ([String], (Journal, UInt64)?) in
             var notes: [String] = []
             for (key, tr) in s.tracked.sorted(by: { $0.key < $1.key }) {
                 let ended = now >= tr.end
@@ -247,9 +280,10 @@ final class CurtailmentLedger: Sendable {
                 for p in drop { s.pending[p.key] = nil }
                 notes.append("\(drop.count) progress reports dropped: more than \(Self.maxPending) reports wait for the VTN")
             }
-            save(s)
-            return notes
+            return (notes, snapshot(&s))
         }
+        persist(snap)
+        return notes
     }
 
     private static func interval(_ key: Key, _ tr: Tracked, to end: Double, baselineKW: Double) -> CurtailmentInterval {
@@ -265,10 +299,11 @@ final class CurtailmentLedger: Sendable {
 
     /// The VTN accepted `report` (unless a newer one for the same interval was queued meanwhile).
     func sent(_ report: Pending) {
-        state.withLock { s in
+        let snap = state.withLock { s -> (Journal, UInt64)? in
             if let p = s.pending[report.key], p.interval == report.interval, p.final == report.final { s.pending[report.key] = nil }
-            if report.final { save(s) }
+            return report.final ? snapshot(&s) : nil
         }
+        persist(snap)
     }
 
     /// The POST failed: the report stays queued.

@@ -19,6 +19,8 @@ extension ExitCodes {
     static let auth: Int32 = 77
     /// The thing named does not exist.
     static let notFound: Int32 = 1
+    /// A change was sent and no reply came: it may or may not have been applied (check, then retry).
+    static let outcomeUnknown: Int32 = 76
 }
 
 struct RemoteOptions: ParsableArguments {
@@ -115,8 +117,30 @@ struct RemoteClient: Sendable {
             for (k, v) in http.allHeaderFields { if let k = k as? String, let v = v as? String { h[k.lowercased()] = v } }
             return Reply(status: http.statusCode, body: data, headers: h)
         } catch {
-            printError("error: cannot reach \(base.absoluteString): \((error as? URLError)?.localizedDescription ?? "\(error)")")
+            let text = (error as? URLError)?.localizedDescription ?? "\(error)"
+            // A change that may have reached the server is not "unreachable": say the outcome is unknown.
+            if method != "GET", method != "HEAD", !Self.neverSent(error) {
+                let check = path.hasPrefix("/v1/config") ? "`config history`" : path.hasPrefix("/v1/events") ? "`event list`"
+                    : path.hasPrefix("/v1/tokens") ? "`token list`" : "`audit`"
+                printError("error: outcome unknown: check \(check) — \(method) \(path) was sent to \(base.absoluteString) but no reply came (\(text))")
+                throw ExitCode(ExitCodes.outcomeUnknown)
+            }
+            printError("error: cannot reach \(base.absoluteString): \(text)")
             throw ExitCode(ExitCodes.unreachable)
+        }
+    }
+
+    /// Errors that mean the request never left: no connection was made (refused, no route, name not found, TLS failed).
+    static func neverSent(_ error: any Error) -> Bool {
+        guard let u = error as? URLError else { return false }
+        switch u.code {
+        case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet, .badURL, .unsupportedURL,
+             .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate, .serverCertificateNotYetValid,
+             .serverCertificateHasUnknownRoot, .clientCertificateRejected, .clientCertificateRequired, .cannotLoadFromNetwork,
+             .internationalRoamingOff, .callIsActive, .dataNotAllowed, .appTransportSecurityRequiresSecureConnection:
+            return true
+        default:
+            return false
         }
     }
 
@@ -156,9 +180,31 @@ func printJSON(_ data: Data) {
     }
 }
 
-/// A plain text table: columns padded to their widest cell.
+/// Text from the server made safe for a terminal: control characters (C0, DEL, C1) as `\xNN`,
+/// `\r`, `\n`, `\t`, so stored text can never move the cursor, clear the screen or forge a table row.
+func terminalSafe(_ s: String) -> String {
+    var out = ""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case "\\": out += "\\\\"
+        default:
+            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.properties.generalCategory == .format
+                && ![0x200D].contains(u.value) {
+                out += u.value <= 0xFF ? String(format: "\\x%02x", u.value) : String(format: "\\u{%04X}", u.value)
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    return out
+}
+
+/// A plain text table: columns padded to their widest cell; every cell escaped with `terminalSafe`.
 func printTable(_ header: [String], _ rows: [[String]]) {
-    let all = [header] + rows
+    let all = ([header] + rows).map { $0.map(terminalSafe) }
     let widths = header.indices.map { i in all.map { $0.indices.contains(i) ? $0[i].count : 0 }.max() ?? 0 }
     for row in all {
         print(row.enumerated().map { i, c in i == row.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }

@@ -17,6 +17,8 @@ extension Switchyard {
             @Option(help: ArgumentHelp("End: +2h, or ISO 8601 UTC.", valueName: "TIME")) var until: String
             @Option(help: "Why (shown in reasons and the event log).") var reason: String
             @Option(help: "Event id (default: generated).") var id: String?
+            @Option(name: .customLong("if-match"), help: ArgumentHelp("Replace the event with this id only if its ETag is still this one (see `event list --json`); without it an id in use is refused (exit 75).", valueName: "ETAG"))
+            var ifMatch: String?
 
             func validate() throws {
                 if !(capKW.isFinite && capKW >= 0) { throw ValidationError("--cap-kw must be a number ≥ 0") }
@@ -30,10 +32,12 @@ extension Switchyard {
                 let now = Date().timeIntervalSince1970
                 let body = CreateEventRequest(id: id, capKw: capKW, from: from == "now" ? nil : parseTimeArg(from, now: now),
                                               until: parseTimeArg(until, now: now)!, reason: reason)
-                let r = try await c.call("POST", "/v1/events", body: body)
+                var headers: [String: String] = [:]
+                if let ifMatch { headers["If-Match"] = ifMatch.hasPrefix("\"") || ifMatch == "*" ? ifMatch : "\"\(ifMatch)\"" }
+                let r = try await c.call("POST", "/v1/events", body: body, headers: headers)
                 if remote.json { printJSON(r.body); return }
                 let e = try c.decode(EventDTO.self, r)
-                print("event \(e.id): cap \(kw(e.capKw)) kW from \(isoTime(e.from)) until \(isoTime(e.until))\(e.active ? " (in force now)" : "")")
+                print("event \(e.id) \(r.status == 200 ? "replaced" : "created"): cap \(kw(e.capKw)) kW from \(isoTime(e.from)) until \(isoTime(e.until))\(e.active ? " (in force now)" : "")")
             }
         }
 

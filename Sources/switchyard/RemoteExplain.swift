@@ -18,7 +18,7 @@ extension Switchyard {
             if remote.json { printJSON(r.body); return }
             let e = try c.decode(ExplainDTO.self, r)
             print("cap \(kw(e.limitKw)) kW   price \(e.priceUsdPerMwh.map { String(format: "$%.2f/MWh", $0) } ?? "-")")
-            for i in e.interventions { print("governor: \(i)") }
+            for i in e.interventions { print("governor: \(terminalSafe(i))") }
             printTable(["DEVICE", "SETPOINT_KW", "REASON"], e.devices.map { [$0.id, kw($0.setpointKw), $0.reason] })
         }
     }

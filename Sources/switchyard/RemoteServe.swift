@@ -40,6 +40,25 @@ struct APIOptions: ParsableArguments {
     }
 }
 
+/// serve's site options: `--site` is optional (without it the stored configuration runs).
+struct ServeSiteOptions: ParsableArguments {
+    @Option(name: .customLong("site"), help: ArgumentHelp("The site file (YAML). Given: it runs, and is stored as a new version if it differs from the stored one. Absent: the stored configuration runs.", valueName: "FILE"))
+    var siteFile: String?
+
+    @Option(name: .customLong("initial-site"), help: ArgumentHelp("The site file for a state directory that holds no configuration yet (ignored once one is stored; for service units).", valueName: "FILE"))
+    var initialSite: String?
+
+    @Option(name: .customLong("profiles-dir"), help: ArgumentHelp("Extra directory of hardware profiles.", valueName: "DIR"))
+    var profilesDir: String?
+
+    func validate() throws {
+        if siteFile != nil && initialSite != nil { throw ValidationError("give --site or --initial-site, not both") }
+    }
+
+    /// The file named in messages.
+    var site: String { siteFile ?? initialSite ?? "the stored configuration" }
+}
+
 enum RemoteServe {
     struct Prepared {
         var store: Store
@@ -48,34 +67,50 @@ enum RemoteServe {
         var version: ConfigVersion
     }
 
-    /// Opens the store and picks the configuration: the newest stored version
-    /// (a restart resumes from it), or the --site file stored as version 1.
-    static func prepare(stateDir: String, siteOptions: SiteOptions, logger: Logger) throws -> Prepared {
+    /// Opens the store and picks the configuration (see `ConfigBootstrap.resolve`): a given --site wins and is
+    /// stored as a new version; otherwise the newest stored version runs. Either way the log says which, loudly.
+    static func prepare(stateDir: String, siteOptions: ServeSiteOptions, logger: Logger) throws -> Prepared {
         let store: Store
         do { store = try Store.open(directory: stateDir) } catch {
             printError("error: \(error)")
             throw ExitCode(ExitCodes.unreachable)
         }
-        let fileYAML = try readFile(siteOptions.site)
-        let resolved = try ConfigBootstrap.resolve(store: store, siteFile: siteOptions.site, siteYAML: fileYAML,
-                                                   now: Date().timeIntervalSince1970, actor: "local:serve")
-        let v = resolved.version
-        if resolved.fromStore {
-            logger.notice("configuration resumed from the store", metadata: ["config.version": "\(v.version)", "config.sha256": "\(v.sha256.prefix(12))"])
-            if resolved.fileDiffers {
-                logger.warning("--site file differs from the stored configuration; the stored one is in force (use `switchyard config apply` to change it)",
-                               metadata: ["site.file": "\(siteOptions.site)", "config.version": "\(v.version)"])
-            }
+        var file = siteOptions.siteFile
+        if file == nil, let initial = siteOptions.initialSite, (try? store.latestConfig()) == nil { file = initial }
+        let fileYAML = try file.map { try readFile($0) }
+        let resolved: ConfigBootstrap.Resolved
+        do {
+            resolved = try ConfigBootstrap.resolve(store: store, siteFile: file, siteYAML: fileYAML, now: Date().timeIntervalSince1970,
+                                                   actor: "local:serve", stateDir: stateDir)
+        } catch let e as ConfigBootstrap.BootstrapError {
+            printError("error: \(e)")
+            throw ExitCode(ExitCodes.usage)
         }
+        let v = resolved.version
+        let meta: Logger.Metadata = ["config.version": "\(v.version)", "config.sha256": "\(v.sha256.prefix(12))", "state.dir": "\(stateDir)"]
+        if let old = resolved.replaced, let file {
+            let line = "configuration: --site \(file) differs from the stored v\(old.version) (\(old.comment)); the file wins and is stored as v\(v.version)"
+            printError("NOTICE: " + line)
+            logger.warning("\(line)", metadata: meta)
+        } else if let file, !resolved.fromStore {
+            logger.notice("configuration: \(file) imported as v\(v.version)", metadata: meta)
+        } else if let file {
+            logger.notice("configuration: --site \(file) is identical to the stored v\(v.version); running it", metadata: meta)
+        } else {
+            let line = "configuration: no --site given; running the stored v\(v.version) (\(v.comment), by \(v.author)) from \(stateDir)"
+            printError("NOTICE: " + line)
+            logger.warning("\(line)", metadata: meta)
+        }
+        let name = resolved.fromStore ? "config v\(v.version)" : (file ?? "config v\(v.version)")
         let site: Site
-        do { site = try Site.parse(yaml: v.yaml, file: resolved.fromStore ? "config v\(v.version)" : siteOptions.site) } catch {
+        do { site = try Site.parse(yaml: v.yaml, file: name) } catch {
             printError("\(error)")
             throw ExitCode(ExitCodes.validation)
         }
         do {
             return Prepared(store: store, site: site, profiles: try loadProfiles(for: site, registry: .standard(profilesDir: siteOptions.profilesDir)), version: v)
         } catch {
-            printError("\(siteOptions.site): error: \(error)")
+            printError("\(name): error: \(error)")
             throw ExitCode(ExitCodes.validation)
         }
     }

@@ -20,8 +20,8 @@ extension Switchyard {
             print("inference    \(kw(s.inferenceKw)) kW")
             print("price        \(s.priceUsdPerMwh.map { String(format: "$%.2f/MWh", $0) } ?? "-")   mode \(s.mode ?? "-")\(s.brokerFeasible == false ? "  (broker infeasible)" : "")")
             print("devices      \(s.devicesUp)/\(s.devicesTotal) up")
-            print("events       \(s.events.isEmpty ? "none" : s.events.joined(separator: "; "))")
-            for i in s.interventions { print("governor     \(i)") }
+            print("events       \(s.events.isEmpty ? "none" : terminalSafe(s.events.joined(separator: "; ")))")
+            for i in s.interventions { print("governor     \(terminalSafe(i))") }
         }
     }
 

@@ -19,7 +19,7 @@ extension Switchyard {
             abstract: "Run the controller: poll, dispatch, govern and write setpoints every tick, until SIGTERM."
         )
 
-        @OptionGroup var siteOptions: SiteOptions
+        @OptionGroup var siteOptions: ServeSiteOptions
         @OptionGroup var apiOptions: APIOptions
 
         @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where state is persisted (resumed on restart).", valueName: "DIR"))

@@ -16,6 +16,7 @@ struct AuthMatrixTests {
     /// 403 below the route's role, and neither at or above it.
     @Test func everyRouteEveryRoleEveryCredential() async throws {
         let h = try Harness.make()
+        await h.tick()  // /healthz is 503 until a device has answered
         let routes = buildRouter(h.deps).routes
         #expect(routes.count >= 20, "routes: \(routes)")
         try await h.app().test(.router) { client in

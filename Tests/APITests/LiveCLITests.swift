@@ -32,8 +32,10 @@ struct LiveCLITests {
         return try await runCommand(exe, args, environment: e)
     }
 
-    func startDaemon() async throws -> (PeerProcess, String) {
-        let p = try await PeerProcess.start(exe, ["serve", "--site", siteFile, "--state-dir", dir + "/state", "--profiles-dir", profiles,
+    /// `withSite: false` restarts on the stored configuration (a given --site wins and is stored as a new version).
+    func startDaemon(withSite: Bool = true) async throws -> (PeerProcess, String) {
+        let site = withSite ? ["--site", siteFile] : []
+        let p = try await PeerProcess.start(exe, ["serve"] + site + ["--state-dir", dir + "/state", "--profiles-dir", profiles,
                                                   "--listen", "127.0.0.1:0", "--tick-ms", "200", "--watchdog-s", "0"],
                                             readyPrefix: "switchyard API listening on",
                                             environment: ["PATH": "/usr/bin:/bin", "HOME": dir + "/home"])
@@ -123,7 +125,7 @@ struct LiveCLITests {
         let admin = try await token("admin")
         var previous = Self.site(cap: 3800)
         for round in 0..<3 {
-            let (daemon, url) = try await startDaemon()
+            let (daemon, url) = try await startDaemon(withSite: round == 0)
             let next = Self.site(cap: 3000 + round * 100)
             let f = dir + "/round\(round).yaml"
             try next.write(toFile: f, atomically: true, encoding: .utf8)
@@ -138,7 +140,7 @@ struct LiveCLITests {
             daemon.stop()
             apply.waitUntilExit()
 
-            let (again, url2) = try await startDaemon()
+            let (again, url2) = try await startDaemon(withSite: false)
             let shown = try await run(["config", "show", "--server", url2, "--token", admin])
             #expect(shown.status == 0, "\(shown.stderr)")
             #expect(shown.stdout == previous || shown.stdout == next, "round \(round): running config is neither old nor new")
@@ -172,5 +174,83 @@ struct LiveCLITests {
         #expect(ok.stdout == "200", "\(ok.stdout) \(ok.stderr)")
         let plain = try await runCommand("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", url.replacingOccurrences(of: "https", with: "http") + "/healthz"])
         #expect(plain.stdout != "200")
+    }
+
+    /// Control characters stored in a reason reach the terminal escaped, never raw.
+    @Test func storedControlCharactersAreEscapedInTables() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let op = try await token("operator")
+        let (daemon, url) = try await startDaemon()
+        defer { daemon.stop() }
+        let ev = try await run(["event", "create", "--cap-kw", "2000", "--until", "+1h", "--reason", "grid\u{1B}[2J\r\nFAKE\u{7}",
+                                "--id", "ers-esc", "--server", url, "--token", op])
+        #expect(ev.status == 0, "\(ev.stderr)")
+        let list = try await run(["event", "list", "--server", url, "--token", op])
+        #expect(list.status == 0, "\(list.stderr)")
+        #expect(!list.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || $0.value == 0x7F }, "raw control characters: \(list.stdout.debugDescription)")
+        #expect(list.stdout.contains(#"grid\x1b[2J\r\nFAKE\x07"#), "\(list.stdout)")
+        #expect(list.stdout.split(separator: "\n").count == 2, "one header and one row: \(list.stdout)")
+    }
+
+    /// The server takes the `config apply` request and the reply never comes: the change may be
+    /// committed, so the CLI must not say "unreachable".
+    @Test func aLostApplyReplyIsOutcomeUnknown() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = dir + "/dropper.py"
+        try """
+        import socket
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0)); s.listen(8)
+        import sys
+        sys.stdout.write("READY %d\\n" % s.getsockname()[1]); sys.stdout.flush()  # one write: the reader may see a partial line
+        while True:
+            c, _ = s.accept()
+            data = b""
+            while b"\\r\\n\\r\\n" not in data:
+                chunk = c.recv(65536)
+                if not chunk: break
+                data += chunk
+            c.close()
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let dropper = try await PeerProcess.start("/usr/bin/env", ["python3", "-u", script])
+        defer { dropper.stop() }
+        let r = try await run(["config", "apply", siteFile, "--comment", "lost", "--if-match", "1",
+                               "--server", "http://127.0.0.1:\(dropper.port)", "--token", "sy_x"])
+        #expect(r.status == 76, "\(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("outcome unknown: check `config history`"), "\(r.stderr)")
+        // Nothing listening at all: the request was never sent, so that stays "unreachable".
+        let refused = try await run(["config", "apply", siteFile, "--comment", "x", "--if-match", "1",
+                                     "--server", "http://127.0.0.1:9", "--token", "sy_x"])
+        #expect(refused.status == 69, "\(refused.stderr)")
+    }
+
+    /// §5: a given --site wins over a stale state dir, is stored as a new version, and says so; without --site
+    /// the stored configuration runs.
+    @Test func aGivenSiteWinsLoudlyAndARestartWithoutItKeepsTheStoredOne() async throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let admin = try await token("admin")
+        let (first, url) = try await startDaemon()
+        let newFile = dir + "/new.yaml"
+        try Self.site(cap: 3000).write(toFile: newFile, atomically: true, encoding: .utf8)
+        let apply = try await run(["config", "apply", newFile, "--comment", "lower", "--server", url, "--token", admin])
+        #expect(apply.status == 0 && apply.stdout.hasPrefix("applied v2"), "\(apply.stderr)")
+        first.stop()
+
+        // The old file again, given explicitly: it wins, as v3, with a NOTICE on stderr.
+        let loud = try await PeerProcess.start(exe, ["serve", "--site", siteFile, "--state-dir", dir + "/state", "--profiles-dir", profiles,
+                                                     "--listen", "127.0.0.1:0", "--tick-ms", "200", "--watchdog-s", "0"],
+                                               readyPrefix: "NOTICE: configuration", readyOnStderr: true,
+                                               environment: ["PATH": "/usr/bin:/bin", "HOME": dir + "/home"])
+        #expect(loud.outputUntilReady.contains("differs from the stored v2") && loud.outputUntilReady.contains("stored as v3"),
+                "\(loud.outputUntilReady)")
+        loud.stop()
+
+        let (again, url2) = try await startDaemon(withSite: false)
+        defer { again.stop() }
+        let shown = try await run(["config", "show", "--server", url2, "--token", admin])
+        #expect(shown.stdout == Self.site(cap: 3800), "the given file is what runs")
+        let hist = try await run(["config", "history", "--json", "--server", url2, "--token", admin])
+        #expect(hist.stdout.contains("replaces v2"), "\(hist.stdout)")
+        #expect(!hist.stdout.contains("\"version\" : 4"), "a restart without --site stores nothing")
     }
 }
