@@ -121,4 +121,87 @@ struct RestartTests {
         #expect(overCap == 0)
         #expect(demo.sim.trips.isEmpty)
     }
+
+    /// A day of the demo site at its 1 s tick, in memory on virtual time: DR caps, price spikes and
+    /// inference demand bursts. After each, every container is back within the bound the site file
+    /// gives, and the site's import over the next minute is back at its pre-event level (less what
+    /// inference demand fell since); no node ever over its cap, no DR cap exceeded once the
+    /// containers have had time to ramp down, no breaker trip, the contract served.
+    @Test func aDayAtOneSecondTicksComesBackAfterEveryEvent() async throws {
+        // Loop time starts at 00:00 UTC, as the simulator's demand curve does.
+        let day0 = demoT0 - 12 * 3600
+        enum Kind { case cap(Double), price(Double), burst([String]) }
+        let events: [(id: String, at: Double, forS: Double, kind: Kind)] = [
+            ("dr-night", 1.5 * 3600, 900, .cap(1000)),
+            ("spike-dawn", 4.25 * 3600, 1200, .price(900)),
+            ("burst-all", 6.5 * 3600, 900, .burst(["gpu-01", "gpu-02", "gpu-03", "gpu-04", "gpu-05", "gpu-06"])),
+            ("dr-morning", 9 * 3600, 1800, .cap(20_000)),
+            ("burst-2b", 11.5 * 3600, 600, .burst(["gpu-06"])),
+            ("dr-contract", 15 * 3600, 1200, .cap(5000)),
+            ("spike-evening", 18.25 * 3600, 600, .price(1500)),
+            ("burst-1a", 20.5 * 3600, 900, .burst(["gpu-01", "gpu-02"])),
+            ("dr-late", 22.5 * 3600, 300, .cap(500)),
+        ]
+        var prices: [(Double, Double)] = [(day0 - 3600, 38)]
+        for h in 0..<24 { prices.append((day0 + Double(h) * 3600, 30 + 12 * sin(Double(h) / 24 * 2 * .pi))) }
+        for e in events { if case .price(let p) = e.kind { prices.append((day0 + e.at, p)); prices.append((day0 + e.at + e.forS, 38)) } }
+        prices.sort { $0.0 < $1.0 }
+        let demo = try DemoSite.make(prices: prices)
+        var sig = demo.source.signalsNow
+        for e in events { if case .cap(let kw) = e.kind { sig.drEvents.append(DREvent(id: e.id, start: day0 + e.at, end: day0 + e.at + e.forS, kind: .importCap(kw: kw))) } }
+        demo.source.update { $0 = sig }
+        var bursts: [ScheduledFault] = []
+        for e in events { if case .burst(let gpus) = e.kind { for g in gpus { bursts.append(ScheduledFault(atSeconds: e.at, device: g, action: .inferenceBurst(fractionOfMax: 1), durationSeconds: e.forS)) } } }
+        try demo.sim.schedule(bursts)
+
+        let caps = Dictionary(uniqueKeysWithValues: demo.site.nodes.map { ($0.id, $0.capKw) })
+        // A new DR cap is met once the containers have ramped down: the slowest one's full power at its ramp, plus settling.
+        let rampDownS = demo.containers.compactMap(\.limits).map { $0.rampKwPerS > 0 ? $0.maxKw / $0.rampKwPerS : 0 }.max()! + 2 * demo.site.tickSeconds
+            + 5 * (demo.sim.spec.devices.map(\.lagSeconds).max() ?? 0)
+        var overNode = 0, overDR = 0, contractMisses = 0, contractTicks = 0, inferenceFastPaths = 0, overCapModeTicks = 0
+        var before: [String: (kw: Double, demand: Double)] = [:]
+        var checked: [String] = []
+        var energyMark: (at: Double, kWh: Double)?
+        var t = day0
+        while t < day0 + 86_400 {
+            let s = t - day0
+            let r = await demo.tick(t)
+            if r.mode == .overCap { overCapModeTicks += 1 }
+            // Between ticks, the inference watch (the frequency watch service runs it every 100 ms).
+            if let f = await demo.loop.watchInference(now: t + 0.5), f.fastPath?.hasPrefix("inference rising") == true { inferenceFastPaths += 1 }
+            t += demo.site.tickSeconds
+            for (id, cap) in caps where demo.sim.nodeLoadKW(id) > cap { overNode += 1 }
+            for e in events {
+                if case .cap(let kw) = e.kind, s >= e.at + rampDownS, s < e.at + e.forS, demo.sim.nodeLoadKW("site") > kw { overDR += 1 }
+                // Pre-event import, just before it starts.
+                if s == e.at - 1 { before[e.id] = (demo.sim.nodeLoadKW("site"), demo.inferenceDemandKW()) }
+                let bound = demo.restartBoundS(afterPriceEvent: { if case .price = e.kind { return true }; return false }())
+                if s == e.at + e.forS + bound {
+                    #expect(demo.offContainers().isEmpty, "\(e.id): still off \(Int(bound)) s after it ended: \(demo.offContainers())")
+                    energyMark = (s, demo.sim.nodeEnergyKWh("site"))
+                }
+                // The energy of the minute after the bound, as mean import, against the pre-event import.
+                if let m = energyMark, s == e.at + e.forS + bound + 60, m.at == e.at + e.forS + bound, let b = before[e.id] {
+                    let meanKW = (demo.sim.nodeEnergyKWh("site") - m.kWh) * 3600 / 60
+                    let expected = demo.expectedImportKW(before: b.kw, demandBefore: b.demand)
+                    #expect(meanKW >= expected, "\(e.id): \(Int(meanKW)) kW mean import after, \(Int(b.kw)) kW before (expected ≥ \(Int(expected)))")
+                    checked.append(e.id)
+                    energyMark = nil
+                }
+            }
+            // The contract (gpu-01 + gpu-02 ≥ 1600 kW, 14:00–22:00 UTC) is served.
+            if (14 * 3600..<22 * 3600).contains(s) {
+                contractTicks += 1
+                if (r.setpointsKW["gpu-01"] ?? 0) + (r.setpointsKW["gpu-02"] ?? 0) < 1600 - 1e-6 { contractMisses += 1 }
+            }
+        }
+        print("day at 1 s: \(checked.count) events checked, \(inferenceFastPaths) inference fast paths, \(overCapModeTicks) over-cap ticks")
+        #expect(checked == events.map(\.id))
+        #expect(overNode == 0)
+        #expect(overDR == 0)
+        #expect(demo.sim.trips.isEmpty, "\(demo.sim.trips)")
+        #expect(inferenceFastPaths > 0)
+        #expect(contractTicks == 8 * 3600)
+        #expect(contractMisses == 0)
+    }
 }
