@@ -121,7 +121,7 @@ public final class MetricsRegistry: Sendable {
         gauge("switchyard_device_up", "1 when the device answered its last poll.", up)
         let mode = r?.mode.rawValue
         gauge("switchyard_governor_mode", "1 for the governor's current mode.",
-              ["normal", "shedding", "comm-loss"].map { (m: String) -> (String, Double) in ("\(base),mode=\"\(m)\"", mode == m ? 1 : 0) })
+              ["normal", "shedding", "over-cap", "comm-loss"].map { (m: String) -> (String, Double) in ("\(base),mode=\"\(m)\"", mode == m ? 1 : 0) })
         histogram("switchyard_poll_latency_seconds", "Time to poll one device.",
                   loop.poller.targets.map(\.id).compactMap { id in s.pollLatency[id].map { ("\(base),device=\"\(esc(id))\"", $0) } })
         var errs: [(String, Double)] = []

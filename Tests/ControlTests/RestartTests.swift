@@ -137,8 +137,8 @@ struct RestartTests {
             ("burst-all", 6.5 * 3600, 900, .burst(["gpu-01", "gpu-02", "gpu-03", "gpu-04", "gpu-05", "gpu-06"])),
             ("dr-morning", 9 * 3600, 1800, .cap(20_000)),
             ("burst-2b", 11.5 * 3600, 600, .burst(["gpu-06"])),
+            ("spike-noon", 12.75 * 3600, 600, .price(1500)),
             ("dr-contract", 15 * 3600, 1200, .cap(5000)),
-            ("spike-evening", 18.25 * 3600, 600, .price(1500)),
             ("burst-1a", 20.5 * 3600, 900, .burst(["gpu-01", "gpu-02"])),
             ("dr-late", 22.5 * 3600, 300, .cap(500)),
         ]
