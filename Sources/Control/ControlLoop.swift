@@ -154,6 +154,8 @@ public final class ControlLoop: Sendable {
     let frequencyLow = Mutex<Double?>(nil)
     /// Frozen and inconsistent node meters (MeterHealth.swift).
     public let meterWatch: MeterWatch
+    /// What the governor last budgeted (Headroom.swift: the inference-rise watch).
+    let headroomBox = Mutex(HeadroomState())
 
     /// - Parameters:
     ///   - buses: a register bus for every device with a profile (containers and meters).
@@ -353,7 +355,13 @@ public final class ControlLoop: Sendable {
                                   measuredKW: measured, deviceAgeS: ages, reachable: zip(reachable, following.notFollowing).map { $0 && !$1 },
                                   nodeMeasuredKW: nodeMeasured,
                                   nodeAgeS: nodeAges, importCaps: sig.importCaps.map { ($0.label, $0.capKw) })
-        let out = SafetyGovernor.govern(safety, input)
+        // Value order, contracts and inference headroom (Headroom.swift).
+        let valueOrder = valueOrder(plan: plan, signals: sig), reserve = inferenceReserveKW()
+        var governed = input
+        (governed.valueUsdPerMWh, governed.underContract) = (valueOrder.values, valueOrder.underContract)
+        (governed.inferenceReserveKW, governed.inferenceDemandKW) = (reserve, inferenceDemandKW(now: now))
+        let out = SafetyGovernor.govern(safety, governed)
+        recordHeadroom(out, reserve: reserve)
 
         // Write: on the fast path, force every device whose setpoint changes.
         var setpoints: [String: Double] = [:]
@@ -395,7 +403,8 @@ public final class ControlLoop: Sendable {
             miningKW: mining, inferenceKW: inference, priceUsdPerMWh: sig.energyPriceUsdPerMWh, hashpriceUsdPerPHDay: sig.hashpriceUsdPerPHDay,
             events: signals.describe(at: now) + st.events.filter { $0.from <= now && now < $0.until }.map { "DR \($0.id): cap \(fmtKW($0.capKW)) — \($0.reason)" },
             setpointsKW: Dictionary(uniqueKeysWithValues: zip(deviceIDs, out.setpointsKW)), reasons: reasons,
-            interventions: extraNotes + out.interventions, writes: writes, mode: out.mode, brokerFeasible: plan?.feasible ?? true,
+            interventions: extraNotes + out.interventions, writes: writes, mode: out.mode,
+            brokerFeasible: (plan?.feasible ?? true) && !out.infeasible && out.overCapNodes.isEmpty,
             objective: plan?.objective ?? Objective(), nodeKW: nodeKW, nodeLimitKW: nodeLimit,
             explainer: options.explainEveryTick ? nil : explainer)
         lastReportBox.withLock { $0 = report }

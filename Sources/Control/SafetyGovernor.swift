@@ -2,12 +2,20 @@
 // to the setpoints that may be written. It is independent of the broker and
 // the only path to hardware. It enforces, in order:
 //   1. device limits (0…max, min-stable power as on/off);
-//   2. ramp-up limits per device and a site-wide restore budget per tick (staggered restore);
+//   2. ramp-up limits per device (`RampRule`, the broker's own definition: a device that is off
+//      may start straight at its min-stable power) and a site-wide restore budget per tick
+//      (staggered restore); no ramp-up under a stale meter (that node's subtree only);
 //   3. every node cap in the capacity tree (import limit and DR caps at the root), with margin,
 //      budgeting unreachable devices at their last known draw and stale meters at worst case;
-//   4. feedback: a fresh meter over its cap forces more shedding, whatever the plan says;
+//      when it must cut, it cuts the least valuable kW first (the broker's value order, inference
+//      under contract last); an inference container may be budgeted at its measured draw plus a
+//      reserve when the same node (and every ancestor) holds at least that much mining to shed;
+//   4. feedback: a fresh meter over its cap forces more shedding, whatever the plan says, and the
+//      mode stays `over-cap` until the meter reads under the cap in force;
 //   5. comm loss: with the site meter lost, mining sheds to its safe level and nothing ramps up.
 // Ramp-down is never limited: shedding is always allowed.
+
+import Broker
 
 public enum LoadClass: String, Sendable, Hashable, CaseIterable, Codable {
     case mining, inference, auxiliary
@@ -112,10 +120,24 @@ public struct GovernorInput: Sendable {
     public var nodeAgeS: [Double]
     /// Extra caps on site import (demand response, peak windows).
     public var importCaps: [(label: String, capKW: Double)]
+    /// What a kW of each device earns ($/MWh, net of the energy price), as the broker values it;
+    /// nil: unknown, and the governor trims the largest mining setpoint first.
+    public var valueUsdPerMWh: [Double]?
+    /// Devices serving a contract now: trimmed last, whatever their value.
+    public var underContract: [Bool]?
+    /// Inference headroom: per device, the reserve (kW) above its measured draw at which an
+    /// inference container may be budgeted instead of its setpoint, when mining under the same
+    /// node can be shed to cover the rest. nil, or a non-finite entry: budget at the setpoint.
+    public var inferenceReserveKW: [Double]?
+    /// Inference demand each container reports (kW, fresh readings only): headroom is counted
+    /// from the larger of draw and demand, so a rise the container already sees is budgeted.
+    public var inferenceDemandKW: [Double?]?
 
     public init(tickSeconds: Double, proposedKW: [Double?], overrideKW: [Double?], commandedKW: [Double],
                 measuredKW: [Double?], deviceAgeS: [Double], reachable: [Bool], nodeMeasuredKW: [Double?],
-                nodeAgeS: [Double], importCaps: [(label: String, capKW: Double)] = []) {
+                nodeAgeS: [Double], importCaps: [(label: String, capKW: Double)] = [],
+                valueUsdPerMWh: [Double]? = nil, underContract: [Bool]? = nil, inferenceReserveKW: [Double]? = nil,
+                inferenceDemandKW: [Double?]? = nil) {
         self.tickSeconds = tickSeconds
         self.proposedKW = proposedKW
         self.overrideKW = overrideKW
@@ -126,11 +148,16 @@ public struct GovernorInput: Sendable {
         self.nodeMeasuredKW = nodeMeasuredKW
         self.nodeAgeS = nodeAgeS
         self.importCaps = importCaps
+        self.valueUsdPerMWh = valueUsdPerMWh
+        self.underContract = underContract
+        self.inferenceReserveKW = inferenceReserveKW
+        self.inferenceDemandKW = inferenceDemandKW
     }
 }
 
 public struct GovernorOutput: Sendable, Equatable {
-    public enum Mode: String, Sendable, Equatable { case normal, shedding, commLoss = "comm-loss" }
+    /// `over-cap`: a fresh meter reads above the cap in force (the devices have not got there yet).
+    public enum Mode: String, Sendable, Equatable { case normal, shedding, overCap = "over-cap", commLoss = "comm-loss" }
     public var setpointsKW: [Double]
     public var interventions: [String]
     /// Predicted load per node with these setpoints (budgeted as the governor does).
@@ -140,6 +167,11 @@ public struct GovernorOutput: Sendable, Equatable {
     public var mode: Mode
     /// True when uncontrollable and unreachable load alone exceed some limit.
     public var infeasible: Bool
+    /// Nodes whose fresh meter reads above the cap in force (not the margin: the cap itself).
+    public var overCapNodes: [String] = []
+    /// What each device was budgeted at in the caps: its setpoint, its last known draw when
+    /// unreachable, or (inference headroom) its measured draw plus the reserve.
+    public var budgetKW: [Double] = []
 }
 
 public enum SafetyGovernor {
@@ -151,9 +183,11 @@ public enum SafetyGovernor {
         // Comm loss: the site meter is silent.
         let rootAge = input.nodeAgeS[model.root]
         let commLoss = model.nodes[model.root].metered && (input.nodeMeasuredKW[model.root] == nil || rootAge > model.commLossAfterS)
-        var anyStale = false
+        // A stale meter blocks ramp-up in its own subtree only; its ancestors' shared budget is
+        // protected by the caps (step 3 budgets the stale node at worst case).
+        var staleNode = [Bool](repeating: false, count: nN)
         for n in 0..<nN where model.nodes[n].metered && (input.nodeMeasuredKW[n] == nil || input.nodeAgeS[n] > model.staleAfterS) {
-            anyStale = true
+            staleNode[n] = true
         }
 
         // 1. Device limits.
@@ -166,37 +200,60 @@ public enum SafetyGovernor {
             sp[d] = want
         }
 
-        // 2. Ramp-up per device and the site-wide restore budget; no ramp-up on stale data.
+        // 2. Ramp-up per device (the broker's `RampRule`) and the site-wide restore budget;
+        //    no ramp-up on stale data under the stale node.
         var budget = model.restoreKWPerTick
         let order = (0..<nD).sorted { a, b in
             let pa = model.devices[a].loadClass == .inference ? 0 : 1, pb = model.devices[b].loadClass == .inference ? 0 : 1
             return (pa, a) < (pb, b)
         }
-        var heldForStale = 0
+        var heldForStale: [String] = []
+        var staleNodesHolding: Set<Int> = []
+        var startsRefused = 0
         for d in order {
             let dev = model.devices[d]
             let from = input.commandedKW[d]
             guard sp[d] > from else { continue }
-            if anyStale || commLoss || !input.reachable[d] {
+            let underStale = model.deviceAncestors[d].first { staleNode[$0] }
+            if commLoss || underStale != nil || !input.reachable[d] {
                 sp[d] = from < dev.minStableKW ? 0 : from
-                heldForStale += 1
+                if commLoss || underStale != nil { heldForStale.append(dev.id) }
+                if let s = underStale { staleNodesHolding.insert(s) }
                 continue
             }
-            var up = min(sp[d] - from, dev.rampUpKWPerS * input.tickSeconds, budget)
-            // A device below min-stable either jumps to min-stable or stays off.
-            if from < dev.minStableKW, from + up < dev.minStableKW {
-                up = dev.minStableKW - from <= min(budget, dev.rampUpKWPerS * input.tickSeconds) ? dev.minStableKW - from : 0
+            let ceiling = RampRule.ceilingKw(fromKw: from, maxKw: dev.maxKW, minStableKw: dev.minStableKW,
+                                             rampKwPerS: dev.rampUpKWPerS, tickS: input.tickSeconds)
+            let off = RampRule.isOff(fromKw: from, minStableKw: dev.minStableKW)
+            // From off, the rise is counted from 0 (a start), as the broker counts it.
+            let base = off ? 0 : from
+            var target = max(base, min(sp[d], ceiling))
+            // A start goes to min-stable at least, within the budget, or does not happen.
+            if off, target > 0, target < dev.minStableKW { target = dev.minStableKW }
+            if target - base > budget {
+                target = base + max(0, budget)
+                if off, target < dev.minStableKW { target = 0; startsRefused += 1 }
             }
-            sp[d] = from + up
-            if sp[d] > 0, sp[d] < dev.minStableKW { sp[d] = 0 }  // a device commanded inside its dead band
-            budget -= up
+            if target < from, !off { target = from }
+            sp[d] = target
+            budget -= max(0, target - base)
         }
-        if heldForStale > 0 {
-            notes.append(commLoss ? "comm loss: site meter silent \(fmtS(rootAge)); no ramp-up for \(heldForStale) device(s)"
-                         : "stale meter data: no ramp-up for \(heldForStale) device(s)")
+        if !heldForStale.isEmpty {
+            if commLoss {
+                notes.append("comm loss: site meter silent \(fmtS(rootAge)); no ramp-up for \(heldForStale.count) device(s)")
+            } else {
+                let names = staleNodesHolding.sorted().map { model.nodes[$0].id }.joined(separator: ", ")
+                notes.append("stale meter data under \(names): no ramp-up for \(heldForStale.count) device(s) there ("
+                             + heldForStale.prefix(4).joined(separator: ", ") + (heldForStale.count > 4 ? " …)" : ")"))
+            }
         }
-        if budget <= 0, model.restoreKWPerTick.isFinite {
-            notes.append("restore staggered: \(fmtKW(model.restoreKWPerTick)) ramp-up per tick used")
+        if model.restoreKWPerTick.isFinite {
+            if budget <= 0 {
+                notes.append("restore staggered: \(fmtKW(model.restoreKWPerTick)) ramp-up per tick used"
+                             + (startsRefused > 0 ? "; \(startsRefused) start(s) wait for the next tick" : ""))
+            } else if startsRefused > 0 {
+                notes.append("restore staggered: \(startsRefused) start(s) wait for the next tick (\(fmtKW(budget)) of the "
+                             + "\(fmtKW(model.restoreKWPerTick)) ramp-up per tick left, less than their min-stable power)")
+            }
         }
 
         // 5. Comm loss: mining to its safe level.
@@ -207,6 +264,18 @@ public enum SafetyGovernor {
                 shed += 1
             }
             if shed > 0 { notes.append("comm loss: \(shed) mining container(s) shed to safe level") }
+        }
+
+        // Inference headroom: the level each inference container may be budgeted at instead of its
+        // setpoint (measured draw plus the reserve), when its data is fresh and the site meter is live.
+        var headroomBase = [Double](repeating: .infinity, count: nD)
+        if let reserve = input.inferenceReserveKW, !commLoss {
+            for d in 0..<nD where model.devices[d].loadClass == .inference && input.reachable[d] && reserve[d].isFinite && reserve[d] >= 0 {
+                guard let m = input.measuredKW[d], input.deviceAgeS[d] <= model.staleAfterS,
+                      model.deviceAncestors[d].allSatisfy({ !staleNode[$0] }) else { continue }
+                let demand = input.inferenceDemandKW.flatMap { $0.count == nD ? $0[d] : nil } ?? 0
+                headroomBase[d] = max(0, m, demand) + reserve[d]
+            }
         }
 
         // Budget per device: commandable devices at their setpoint, unreachable ones at their last known draw.
@@ -236,12 +305,38 @@ public enum SafetyGovernor {
             }
         }
 
+        // The load the governor budgets at node n: uncontrolled, plus every device at its budget,
+        // less the inference headroom that mining under n can cover (the mining it would shed if
+        // inference rose to its setpoint): U + Σ draw − min(Σ headroom, Σ mining).
+        func headroom(_ d: Int) -> Double {
+            headroomBase[d].isFinite && input.reachable[d] ? max(0, sp[d] - headroomBase[d]) : 0
+        }
+        func nodeLoad(_ n: Int) -> Double {
+            var total = uncontrolled[n], credit = 0.0, mining = 0.0
+            for d in devicesUnder[n] {
+                total += draw(d)
+                credit += headroom(d)
+                if model.devices[d].loadClass == .mining && input.reachable[d] { mining += sp[d] }
+            }
+            return total - min(credit, mining)
+        }
+
+        // Trim order: least valuable first (the broker's value, net of the energy price), inference
+        // under contract last; without values, the largest mining setpoint first.
+        let values = input.valueUsdPerMWh.flatMap { $0.count == nD ? $0 : nil }
+        let contract = input.underContract.flatMap { $0.count == nD ? $0 : nil } ?? [Bool](repeating: false, count: nD)
+
         // 3 + 4. Caps, deepest node first; the root also carries the import caps.
         var limit = [Double](repeating: 0, count: nN)
-        var predicted = [Double](repeating: 0, count: nN)
         var infeasible = false
         var shedding = false
-        for n in model.nodesByDepth {
+        var overCap: [String] = []
+        var infeasibleNoted: Set<Int> = []
+        // Shedding mining at an ancestor can take away the mining that covered inference headroom
+        // below it: passes repeat (setpoints only fall) until no node is over its limit.
+        for pass in 0...nN {
+          var changed = false
+          for n in model.nodesByDepth {
             // Which cap binds: the node's own, the import limit, or an import cap (by index).
             var cap = model.nodes[n].capKW
             var capSource = -2
@@ -250,10 +345,6 @@ public enum SafetyGovernor {
                 for (k, c) in input.importCaps.enumerated() where c.capKW < cap { cap = c.capKW; capSource = k }
             }
             limit[n] = cap - model.marginKW
-            var load = uncontrolled[n] + devicesUnder[n].reduce(0) { $0 + draw($1) }
-            var excess = load - limit[n]
-            guard excess > 1e-9 else { predicted[n] = load; continue }
-            // Words only for an intervention.
             let capLabel = switch capSource {
             case -2: "\(model.nodes[n].id) cap \(fmtKW(cap))"
             case -1: "import limit \(fmtKW(cap))"
@@ -262,37 +353,92 @@ public enum SafetyGovernor {
             var measuredNote = ""
             if model.nodes[n].metered, let m = input.nodeMeasuredKW[n], input.nodeAgeS[n] <= model.staleAfterS {
                 measuredNote = " (measured \(fmtKW(m)))"
+                if pass == 0, m > cap + 1e-6 {
+                    overCap.append(model.nodes[n].id)
+                    notes.append("\(model.nodes[n].id): metered \(fmtKW(m)) is over the \(capLabel): not under the cap yet")
+                }
             }
+            let before = nodeLoad(n)
+            guard before - limit[n] > 1e-9 else { continue }
             shedding = true
-            let before = load
+            // With inference headroom granted under this node, mining pays for it: mining is cut first.
+            let creditHere = devicesUnder[n].contains { headroom($0) > 0 }
             let shedOrder = devicesUnder[n].filter { input.reachable[$0] && sp[$0] > 0 }.sorted { a, b in
-                let ca = model.devices[a].loadClass == .mining ? 0 : 1, cb = model.devices[b].loadClass == .mining ? 0 : 1
-                return (ca, -sp[a], a) < (cb, -sp[b], b)
+                let ka = contract[a] ? 1 : 0, kb = contract[b] ? 1 : 0
+                let ma = model.devices[a].loadClass == .mining ? 0 : 1, mb = model.devices[b].loadClass == .mining ? 0 : 1
+                if let v = values {
+                    let ca = creditHere ? ma : 0, cb = creditHere ? mb : 0
+                    return (ka, ca, v[a], ma, a) < (kb, cb, v[b], mb, b)
+                }
+                return (ka, ma, -sp[a], a) < (kb, mb, -sp[b], b)
             }
             var shedNames: [String] = []
+            var excess = before - limit[n]
             for d in shedOrder where excess > 1e-9 {
                 let old = sp[d]
                 var new = max(0, old - excess)
+                if creditHere {
+                    // The budgeted load is not linear in sp[d] with headroom granted: the highest
+                    // setpoint for d that brings the node under its limit (the load is non-decreasing
+                    // in sp[d]); 0 when none does.
+                    sp[d] = 0
+                    new = 0
+                    if nodeLoad(n) - limit[n] <= 1e-9 {
+                        var lo = 0.0, hi = old
+                        for _ in 0..<60 where hi - lo > 1e-7 {
+                            let mid = (lo + hi) / 2
+                            sp[d] = mid
+                            if nodeLoad(n) - limit[n] <= 1e-9 { lo = mid } else { hi = mid }
+                        }
+                        // Snap to 0.1 W when that still fits (the load is piecewise linear).
+                        let snapped = min(old, (lo * 1e4).rounded() / 1e4)
+                        sp[d] = snapped
+                        new = nodeLoad(n) - limit[n] <= 1e-9 ? snapped : lo
+                    }
+                }
                 if new > 0, new < model.devices[d].minStableKW { new = 0 }
                 sp[d] = new
-                excess -= old - new
-                load -= old - new
-                shedNames.append("\(model.devices[d].id) \(fmtKW(old))→\(fmtKW(new))")
+                excess = creditHere ? nodeLoad(n) - limit[n] : excess - (old - new)
+                guard old - new > 1e-9 else { continue }
+                changed = true
+                let value = values.map { " (\(fmtUSD($0[d])) $/MWh\(contract[d] ? ", contract" : ""))" } ?? ""
+                shedNames.append("\(model.devices[d].id)\(value) \(fmtKW(old))→\(fmtKW(new))")
             }
-            notes.append("\(model.nodes[n].id): predicted \(fmtKW(before))\(measuredNote) > \(capLabel) − margin \(fmtKW(model.marginKW)); shed "
-                         + shedNames.prefix(6).joined(separator: ", ") + (shedNames.count > 6 ? " and \(shedNames.count - 6) more" : ""))
+            let how = values != nil ? "shed least valuable first: " : "shed "
+            if pass == 0 || !shedNames.isEmpty { notes.append("\(model.nodes[n].id): predicted \(fmtKW(before))\(measuredNote) > \(capLabel) − margin \(fmtKW(model.marginKW)); \(how)"
+                         + shedNames.prefix(6).joined(separator: ", ") + (shedNames.count > 6 ? " and \(shedNames.count - 6) more" : "")) }
+            excess = nodeLoad(n) - limit[n]
             if excess > 1e-6 {
                 infeasible = true
+                if !infeasibleNoted.insert(n).inserted { continue }
                 notes.append("\(model.nodes[n].id): cannot get under the limit: \(fmtKW(excess)) of uncontrollable or unreachable load remains over it")
             }
-            predicted[n] = load
+          }
+          if !changed { break }
         }
-        // Recompute predictions after all shedding (a deeper shed lowers its ancestors).
-        for n in 0..<nN { predicted[n] = uncontrolled[n] + devicesUnder[n].reduce(0) { $0 + draw($1) } }
+        // Predictions after all shedding (a deeper shed lowers its ancestors).
+        let predicted = (0..<nN).map(nodeLoad)
+        // The headroom each device was granted: its own, scaled by the share of it that mining covers
+        // at its tightest node (so the grants under any node sum to at most what its mining covers).
+        var cover = [Double](repeating: 1, count: nN)
+        for n in 0..<nN {
+            var credit = 0.0, mining = 0.0
+            for d in devicesUnder[n] {
+                credit += headroom(d)
+                if model.devices[d].loadClass == .mining && input.reachable[d] { mining += sp[d] }
+            }
+            if credit > 0 { cover[n] = min(1, mining / credit) }
+        }
+        let grantedKW = (0..<nD).map { d in headroom(d) * (model.deviceAncestors[d].map { cover[$0] }.min() ?? 1) }
+        let budgetKW = (0..<nD).map { d in draw(d) - grantedKW[d] }
+        let granted = grantedKW.reduce(0, +)
+        if granted > 0.5 {
+            notes.append("inference headroom: \(fmtKW(granted)) of inference setpoints budgeted at measured draw + reserve, covered by mining that can be shed")
+        }
 
-        let mode: GovernorOutput.Mode = commLoss ? .commLoss : shedding ? .shedding : .normal
+        let mode: GovernorOutput.Mode = commLoss ? .commLoss : !overCap.isEmpty ? .overCap : shedding ? .shedding : .normal
         return GovernorOutput(setpointsKW: sp, interventions: notes, predictedNodeKW: predicted, limitKW: limit,
-                              mode: mode, infeasible: infeasible)
+                              mode: mode, infeasible: infeasible, overCapNodes: overCap, budgetKW: budgetKW)
     }
 
     /// Worst case of uncontrolled load under `n`: its own configured worst case or, if larger, the children's.
@@ -308,5 +454,7 @@ func fmtKW(_ kw: Double) -> String {
     if abs(kw) >= 1000 { return "\((kw / 100).rounded() / 10) MW" }
     return "\(Int(kw.rounded())) kW"
 }
+
+func fmtUSD(_ v: Double) -> String { v.isFinite ? "\(Int(v.rounded()))" : "∞" }
 
 func fmtS(_ s: Double) -> String { s.isFinite ? "\(Int(s.rounded())) s" : "ever" }

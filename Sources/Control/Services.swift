@@ -126,6 +126,9 @@ public struct FrequencyWatchService<C: Clock>: Service where C.Duration == Durat
                 if let r = await loop.watchFrequency(now: time.now) {
                     logger.warning("fast path", metadata: ["reason": "\(r.fastPath ?? "")", "writes": "\(r.writes.count)"])
                     onTrip(r)
+                } else if let r = await loop.watchInference(now: time.now) {
+                    logger.notice("fast path", metadata: ["reason": "\(r.fastPath ?? "")", "writes": "\(r.writes.count)"])
+                    onTrip(r)
                 }
                 do { try await time.clock.sleep(for: period) } catch { break }
             }

@@ -5,6 +5,7 @@
 //     - {at: 45s, device: site-meter, fault: frequency, hz: 59.7, for: 2s}
 //     - {at: 2m, price_spike: {usd_per_mwh: 1500, for: 15m}}
 //     - {at: 5m, dr_event: {cap_kw: 20000, for: 30m, id: ers-1}}
+//     - {at: 1h, device: gpu-01, inference_burst: {fraction: 1.0, for: 10m}}
 
 import Foundation
 import Modbus
@@ -89,7 +90,8 @@ public enum ScenarioLoader {
                 return v
             }
             guard let at = try seconds("at") else { throw fail(item, "event has no 'at' time") }
-            let allowed: Set<String> = ["at", "device", "fault", "for", "code", "delay_ms", "hz", "price_spike", "dr_event"]
+            let allowed: Set<String> = ["at", "device", "fault", "for", "code", "delay_ms", "hz", "price_spike", "dr_event",
+                                        "inference_burst"]
             for (k, _) in e where !allowed.contains(k.string ?? "") {
                 throw fail(k, "unknown key '\(k.string ?? "?")' in an event")
             }
@@ -109,7 +111,19 @@ public enum ScenarioLoader {
                 continue
             }
             guard let deviceNode = get("device"), let device = deviceNode.string else {
-                throw fail(item, "a fault event needs 'device'")
+                throw fail(item, get("inference_burst") != nil ? "an inference_burst needs 'device' (a GPU container)" : "a fault event needs 'device'")
+            }
+            if let burstNode = get("inference_burst") {
+                guard let m = burstNode.mapping else { throw fail(burstNode, "'inference_burst' needs {fraction, for}") }
+                for (k, _) in m where !["fraction", "for"].contains(k.string ?? "") {
+                    throw fail(k, "unknown key '\(k.string ?? "?")' in 'inference_burst'; use fraction and for")
+                }
+                guard let f = try number("fraction", in: m), (0...1).contains(f) else {
+                    throw fail(burstNode, "'inference_burst' needs 'fraction' between 0 and 1 (of the container's max power)")
+                }
+                scenario.faults.append(ScheduledFault(atSeconds: at, device: device, action: .inferenceBurst(fractionOfMax: f),
+                                                      durationSeconds: try seconds("for", in: m) ?? 600))
+                continue
             }
             guard let faultNode = get("fault"), let kind = faultNode.string else { throw fail(item, "a fault event needs 'fault'") }
             let duration = try seconds("for")

@@ -102,6 +102,8 @@ struct DeviceState {
     /// With `ignoreSetpoint`: the power target the container keeps, whatever it is told.
     var heldTargetKW: Double?
     var frequencyOverride: (hz: Double, until: Double)?
+    /// An inference demand burst: demand at this fraction of max until a time (GPU containers).
+    var demandBurst: (fraction: Double, until: Double)?
     var writes = 0
 }
 
@@ -140,6 +142,8 @@ public struct ScheduledFault: Sendable, Equatable {
     public enum Action: Sendable, Equatable {
         case fault(SimFault)
         case frequency(hz: Double)
+        /// Inference demand jumps to this fraction of the GPU container's max power (a burst).
+        case inferenceBurst(fractionOfMax: Double)
         case clear
     }
     public var atSeconds: Double
@@ -387,6 +391,11 @@ public final class SiteSimulator: Sendable {
         for f in faults where deviceIndex[f.device] == nil {
             throw SimSpecError(message: "scenario names device '\(f.device)', which the site does not have")
         }
+        for f in faults {
+            if case .inferenceBurst = f.action, let i = deviceIndex[f.device], physics[i].role != .gpuContainer {
+                throw SimSpecError(message: "scenario: inference_burst on '\(f.device)', which is not a GPU container")
+            }
+        }
         state.withLock { s in
             s.scheduled.append(contentsOf: faults)
             s.scheduled.sort { $0.atSeconds < $1.atSeconds }
@@ -430,6 +439,7 @@ public final class SiteSimulator: Sendable {
                 s.devices[i].heldTargetKW = nil
             }
             if let f = s.devices[i].frequencyOverride, s.time >= f.until { s.devices[i].frequencyOverride = nil }
+            if let b = s.devices[i].demandBurst, s.time >= b.until { s.devices[i].demandBurst = nil }
         }
         // Containers.
         let anyTripped = !s.trips.isEmpty
@@ -444,7 +454,7 @@ public final class SiteSimulator: Sendable {
             if dev.fault == .ignoreSetpoint, let held = dev.heldTargetKW { target = held }
             target = max(0, min(target, d.maxKW))
             if d.role == .gpuContainer {
-                dev.demandKW = demandKW(i, at: s.time)
+                dev.demandKW = dev.demandBurst.map { d.maxKW * $0.fraction } ?? demandKW(i, at: s.time)
                 let capKW = d.gpus > 0 ? dev.gpuCapW * Double(d.gpus) / 1000 : d.maxKW
                 target = min(target, capKW, dev.demandKW)
             }
@@ -492,9 +502,11 @@ public final class SiteSimulator: Sendable {
             switch f.action {
             case .fault(let fault): inject(&s, i, fault, until: until)
             case .frequency(let hz): s.devices[i].frequencyOverride = (hz, until ?? .infinity)
+            case .inferenceBurst(let fraction): s.devices[i].demandBurst = (fraction, until ?? .infinity)
             case .clear:
                 if s.devices[i].fault != .vanish { s.devices[i].fault = nil; s.devices[i].frozen = nil; s.devices[i].heldTargetKW = nil }
                 s.devices[i].frequencyOverride = nil
+                s.devices[i].demandBurst = nil
             }
         }
     }

@@ -20,7 +20,8 @@ extension Site {
 
         let sf = try r.fields(
             try top.require("site"), "'site'",
-            allowed: ["id", "import_limit_kw", "safety_margin_kw", "tick_s", "restore_rate_kw_per_tick", "stale_after_s"])
+            allowed: ["id", "import_limit_kw", "safety_margin_kw", "tick_s", "restore_rate_kw_per_tick", "stale_after_s",
+                      "inference_reserve_kw"])
         let siteID = try r.string(try sf.require("id"), "the site id")
         let importLimit = try r.nonNegative(try sf.require("import_limit_kw"), "import_limit_kw")
         let margin = try sf["safety_margin_kw"].map { n throws(SiteFileError) in try r.nonNegative(n, "safety_margin_kw") } ?? 0
@@ -104,9 +105,11 @@ extension Site {
                 contracts.append(k)
             }
         }
-        return Site(
+        var site = Site(
             id: siteID, importLimitKw: importLimit, safetyMarginKw: margin, tickSeconds: tick, restoreRateKwPerTick: restore,
             staleAfterS: staleAfter, nodes: nodes, devices: devices, economics: economics, contracts: contracts, file: file)
+        site.inferenceReserveKw = try sf["inference_reserve_kw"].map { n throws(SiteFileError) in try r.nonNegative(n, "inference_reserve_kw") }
+        return site
     }
 
     static func parseDevice(_ dn: Node, _ r: Reader) throws(SiteFileError) -> SiteDevice {

@@ -13,6 +13,10 @@ public struct Site: Sendable, Equatable {
     public var contracts: [Contract]
     /// The file the site was read from (for messages).
     public var file: String
+    /// Inference headroom: the reserve (kW per inference container) above its measured draw at
+    /// which the governor budgets it when mining can be shed to cover the rest; nil: the default
+    /// (two ticks of the container's ramp). See docs/site-file.md.
+    public var inferenceReserveKw: Double? = nil
 
     public func device(_ id: String) -> SiteDevice? { devices.first { $0.id == id } }
     public func node(_ id: String) -> SiteNode? { nodes.first { $0.id == id } }

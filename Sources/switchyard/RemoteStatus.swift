@@ -18,7 +18,7 @@ extension Switchyard {
             print("import       \(kw(s.siteKw)) kW / cap \(kw(s.limitKw)) kW")
             print("mining       \(kw(s.miningKw)) kW")
             print("inference    \(kw(s.inferenceKw)) kW")
-            print("price        \(s.priceUsdPerMwh.map { String(format: "$%.2f/MWh", $0) } ?? "-")   mode \(s.mode ?? "-")\(s.brokerFeasible == false ? "  (broker infeasible)" : "")")
+            print("price        \(s.priceUsdPerMwh.map { String(format: "$%.2f/MWh", $0) } ?? "-")   mode \(s.mode ?? "-")\(s.brokerFeasible == false ? "  (infeasible)" : "")")
             print("devices      \(s.devicesUp)/\(s.devicesTotal) up")
             print("events       \(s.events.isEmpty ? "none" : terminalSafe(s.events.joined(separator: "; ")))")
             for i in s.interventions { print("governor     \(terminalSafe(i))") }

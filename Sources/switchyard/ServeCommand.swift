@@ -214,7 +214,7 @@ enum LiveView {
         out += "  site import  \(mw(siteKW)) / cap \(mw(r.limitKW))  [\(bar)] \(Int(frac * 100))%\n"
         out += "  mining       \(mw(r.miningKW))\n"
         out += "  inference    \(mw(r.inferenceKW))\n"
-        out += "  price        $\(String(format: "%.2f", r.priceUsdPerMWh))/MWh\(r.hashpriceUsdPerPHDay.map { String(format: "   hashprice $%.2f/PH/day", $0) } ?? "")      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (broker: infeasible)")\n"
+        out += "  price        $\(String(format: "%.2f", r.priceUsdPerMWh))/MWh\(r.hashpriceUsdPerPHDay.map { String(format: "   hashprice $%.2f/PH/day", $0) } ?? "")      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (infeasible)")\n"
         out += "  objective    $\(String(format: "%.0f", r.objective.total))/h\n"
         out += "  events       \(r.events.isEmpty ? "none" : r.events.joined(separator: "; "))\n"
         if !r.interventions.isEmpty {
