@@ -4,10 +4,8 @@ import TestSupport
 
 // Issue 12 §7: an OpenADR paid reduction without a baseline of its own is valued in `serve` against the
 // mean measured import before it — the figure its curtailment report sends — not against 0 kW.
-@Suite("serve: OpenADR paid reductions", .serialized)
-struct PaidReductionBaselineTests {
-    let exe = switchyardExecutable()
-
+// (In the OpenADR suite: its tests share the simulated demo site's ports, so they run one at a time.)
+extension ServeOpenADRTests {
     @Test func paidReductionIsValuedAgainstTheReportedBaseline() async throws {
         let vtn = try await PeerProcess.python("vtn_standin.py", ["--client-id", "ven-1", "--client-secret", "pw"])
         defer { vtn.stop() }
