@@ -344,8 +344,9 @@ public final class ControlLoop: Sendable {
         self.state = Mutex(state)
     }
 
-    public var lastReport: TickReport? { lastReportBox.withLock { $0 } }
-    public var persistentState: LoopState { state.withLock { $0 } }
+    public var lastReport: TickReport? { successor?.lastReport ?? lastReportBox.withLock { $0 } }
+    /// The state to persist (a retired loop's is its successor's: a late save never writes an older state).
+    public var persistentState: LoopState { successor?.persistentState ?? state.withLock { $0 } }
     /// The serial owner of this loop's passes.
     public var writer: LoopWriter { handover.withLock { $0.writer } }
     /// The loop that replaced this one (config swap); operator actions and passes go there.

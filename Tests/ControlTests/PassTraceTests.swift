@@ -66,6 +66,7 @@ struct ConfigSwapTraceTests {
             await host.current.tick(now: t, poll: false)
             sim.step(.seconds(1)); t += 1
         }
+        let oldLoop = host.current
         let before = try #require(host.current.lastReport)
         #expect(before.siteKW != nil && before.mode == .normal)
         let applied = Task { try await host.apply(site, label: "v2 (rollback to identical content)") }
@@ -80,6 +81,14 @@ struct ConfigSwapTraceTests {
         #expect(r.mode == .normal, "mode \(r.mode.rawValue) on the first tick after an identical config: \(r.interventions)")
         #expect(!r.interventions.contains { $0.contains("cannot get under") || $0.contains("comm loss") }, "\(r.interventions)")
         #expect(r.setpointsKW == before.setpointsKW || r.setpointsKW.keys == before.setpointsKW.keys)
+        // The old loop is retired: an operator action or a pass that still holds it goes to the new one,
+        // and they share one writer.
+        #expect(oldLoop.writer === host.current.writer)
+        oldLoop.addEvent(ManualEvent(id: "late", capKW: 2000, from: t, until: t + 600, reason: "sent to the old loop"))
+        #expect(host.current.persistentState.events.map(\.id) == ["late"])
+        let fp = await oldLoop.fastPath(now: t + 0.5, reason: "DR event late")
+        #expect(fp.limitKW == 2000 && host.current.lastReport?.fastPath == "DR event late")
+        #expect(oldLoop.persistentState == host.current.persistentState)
     }
 
     /// Shutdown with one container unreachable: the message names which were written, which failed,
