@@ -23,9 +23,11 @@ struct FastPathTraceTests {
             let status = try await client.execute(uri: "/v1/events", method: .post, headers: bearer(h.tokens[.operator]), body: body) { $0.status }
             #expect(status == .created)
         }
-        // What the recorder service would drain and write.
+        // What the recorder service would drain and write. (The pass reported before the route answered:
+        // closing the stream now leaves exactly what was queued, and never waits.)
+        recorder.continuation.finish()
         var queue = recorder.stream.makeAsyncIterator()
-        let item = try #require(await queue.next())
+        let item = try #require(await queue.next(), "the fast path queued nothing for the decision log")
         try recorder.write(item.report, loop: item.loop)
         let row = try #require(try h.store.decisions(limit: 5).first { $0.fastPath != nil })
         #expect(row.fastPath == "DR event ers-7")
@@ -37,6 +39,7 @@ struct FastPathTraceTests {
         #expect(line.metadata["pass.trigger"] == "fast path: DR event ers-7")
         #expect(line.metadata["pass.duration_ms"].flatMap(Double.init) != nil)
         #expect(line.metadata["pass.writes"]?.hasPrefix("wrote ") == true, "\(line.metadata)")
+        #expect(await queue.next() == nil, "one pass, one record")
         // Ticks are not traced twice (the tick service records them).
         await h.tick()
         #expect(lines.records.filter { $0.message == "pass" }.count == 1)
