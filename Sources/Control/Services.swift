@@ -221,6 +221,9 @@ extension ControlLoop {
             let to = t.fallback != nil ? fmtKW(t.fallbackKW) : "its firmware's fallback setpoint"
             return "\(device): runs at its current setpoint (\(last)) until its \(fmtS(t.watchdogS)) comm watchdog expires, then \(to)"
         }
+        if t.watchdog != nil, t.watchdogS <= 0 {
+            return "\(device): keeps its current setpoint (\(last)) until its own comm watchdog, if the device has one set, expires (switchyard leaves it alone: watchdog 0)"
+        }
         if t.watchdog != nil {
             return "\(device): keeps its current setpoint (\(last)); its comm watchdog was never configured by this run (unreachable since start)"
         }
