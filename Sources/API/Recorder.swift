@@ -33,6 +33,25 @@ public final class TickRecorder: Sendable {
         continuation.yield(Item(report: report, duration: duration, loop: loop))
     }
 
+    /// A pass that is not a tick (a fast path): recorded like a tick, without counting as one in the metrics.
+    public func pass(_ report: TickReport, loop: ControlLoop) {
+        continuation.yield(Item(report: report, duration: report.duration, loop: loop))
+    }
+
+    /// Every fast path of the host's loops (API and OpenADR events, under-frequency trips) leaves the trace a
+    /// tick leaves: a decision-log row, an event-log entry and a log line, with its trigger, duration and writes.
+    public func tracePasses(of host: LoopHost, logger: Logger, also: @escaping @Sendable (TickReport) -> Void = { _ in }) {
+        host.current.writer.onPass { [self] report in
+            guard report.fastPath != nil else { return }
+            pass(report, loop: host.current)
+            logger.notice("pass", metadata: [
+                "pass.trigger": "\(report.trigger)", "pass.duration_ms": "\(String(format: "%.1f", report.durationMS))",
+                "pass.writes": "\(report.writesSummary)", "governor.mode": "\(report.mode.rawValue)",
+            ])
+            also(report)
+        }
+    }
+
     /// Writes one tick (also called directly by tests).
     public func write(_ r: TickReport, loop: ControlLoop) throws {
         let rows = rows(r, loop: loop)
@@ -77,7 +96,9 @@ public final class TickRecorder: Sendable {
                                  capKW: r.limitKW, priceUsdPerMWh: r.priceUsdPerMWh)
             return (f, f != nil ? r.at - decisionRetentionS : nil)
         }
-        if let fp = r.fastPath { events.append(EventEntry(at: r.at, kind: .dr, message: "fast path: \(fp)")) }
+        if let fp = r.fastPath {
+            events.append(EventEntry(at: r.at, kind: .dr, message: "fast path: \(fp) — \(String(format: "%.1f", r.durationMS)) ms; \(r.writesSummary)"))
+        }
         for note in r.interventions { events.append(EventEntry(at: r.at, kind: .governor, message: note)) }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]

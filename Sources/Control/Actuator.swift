@@ -81,9 +81,11 @@ public final class Actuator: Sendable {
 
     /// Writes the setpoints that need writing, all devices in parallel (each bus
     /// serialises its own requests). Devices in `force` are written regardless of
-    /// deadband and backoff (the fast path).
+    /// deadband and backoff (the fast path). `shouldContinue(device)` is asked before each device's
+    /// writes: false drops them (a pass pre-empted by a newer one; nothing is written, no backoff).
     @discardableResult
-    public func apply(_ setpointsKW: [String: Double], now: Double, force: Set<String> = []) async -> [WriteOutcome] {
+    public func apply(_ setpointsKW: [String: Double], now: Double, force: Set<String> = [],
+                      shouldContinue: (@Sendable (String) -> Bool)? = nil) async -> [WriteOutcome] {
         var jobs: [(Int, Double, Bool, Bool)] = []  // index, kW, keepAlive, configure
         tracks.withLock { t in
             for (id, kw) in setpointsKW.sorted(by: { $0.key < $1.key }) {
@@ -103,11 +105,12 @@ public final class Actuator: Sendable {
             }
         }
         guard !jobs.isEmpty else { return [] }
-        return await withTaskGroup(of: (Int, WriteOutcome, Bool).self) { group in
+        return await withTaskGroup(of: (Int, WriteOutcome?, Bool).self) { group in
             for (i, kw, keepAlive, configure) in jobs {
                 let t = targets[i]
                 group.addTask {
                     var configuredNow = !configure
+                    if let shouldContinue, !shouldContinue(t.id) { return (i, nil, false) }
                     do {
                         if configure {
                             if let w = t.watchdog, t.watchdogS > 0 {
@@ -117,6 +120,7 @@ public final class Actuator: Sendable {
                                 try await t.bus.writeRegisters(address: f.address, values: try PointEncoder.encode(t.fallbackKW * 1000, for: f))
                             }
                             configuredNow = true
+                            if let shouldContinue, !shouldContinue(t.id) { return (i, nil, true) }
                         }
                         let words = try PointEncoder.encode((kw * 1000).rounded(), for: t.setpoint)
                         // Write and verify by read-back in one trip to the bus's connection (one FC23
@@ -132,7 +136,11 @@ public final class Actuator: Sendable {
                 }
             }
             var out: [WriteOutcome] = []
-            for await (i, outcome, configured) in group {
+            for await (i, result, configured) in group {
+                guard let outcome = result else {
+                    if configured { tracks.withLock { $0[i].configured = true } }
+                    continue
+                }
                 tracks.withLock { t in
                     t[i].configured = t[i].configured || configured
                     if outcome.verified {

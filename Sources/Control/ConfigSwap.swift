@@ -59,9 +59,12 @@ public final class LoopHost: Sendable {
     }
 
     /// Called by the tick service between ticks: builds and installs every queued site, in order.
+    /// The handover is a pass of its own: under the loops' shared writer, so no pass of the old loop
+    /// is in flight, and none runs on it afterwards (the old loop forwards to the new one). The new loop
+    /// starts from the old one's latest state and telemetry (a swap is not a comm loss).
     /// Returns the labels applied, for logging.
     @discardableResult
-    public func swapPending() -> [String] {
+    public func swapPending() async -> [String] {
         let work = state.withLock { s -> [Pending] in defer { s.pending = [] }; return s.pending }
         guard !work.isEmpty else { return [] }
         var applied: [String] = []
@@ -69,12 +72,17 @@ public final class LoopHost: Sendable {
             let old = current
             do {
                 let new = try builder(p.site, old.persistentState)
+                let writer = old.writer
+                await writer.acquire()
+                new.takeOver(from: old)
                 let watchers = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                     s.loop = new
                     s.generation += 1
                     defer { s.watchers = [:] }
                     return Array(s.watchers.values)
                 }
+                writer.bump()
+                writer.release()
                 for w in watchers { w.resume() }
                 applied.append(p.label)
                 p.continuation.resume(returning: new)
@@ -134,7 +142,7 @@ public struct HostedControlLoopService<C: Clock>: Service where C.Duration == Du
         await cancelWhenGracefulShutdown {
             var next = time.clock.now
             while !Task.isCancelled {
-                for label in host.swapPending() {
+                for label in await host.swapPending() {
                     logger.notice("configuration applied at tick boundary", metadata: ["config.version": "\(label)"])
                 }
                 let loop = host.current
@@ -153,9 +161,9 @@ public struct HostedControlLoopService<C: Clock>: Service where C.Duration == Du
             }
         }
         host.failPending("the control loop is shutting down; configuration not applied")
-        let writes = await host.current.enterSafeState(now: time.now)
-        logger.notice("shutdown: containers left in safe state", metadata: ["writes": "\(writes.count)",
-                                                                            "failed": "\(writes.filter { !$0.verified }.count)"])
+        let loop = host.current
+        let writes = await loop.enterSafeState(now: time.now)
+        loop.logShutdown(writes, logger: logger)
     }
 }
 
@@ -191,5 +199,37 @@ extension Override {
     /// `Override`'s memberwise initialiser is internal; the API creates overrides through this.
     public static func make(device: String, kw: Double, until: Double) -> Override {
         Override(device: device, kw: kw, until: until)
+    }
+}
+
+extension ControlLoop {
+    /// Config swap, under the shared writer: this (new) loop takes the old one's latest state, its writer,
+    /// its last report and the telemetry of every device that is the same device on the same bus; the old
+    /// loop is retired (its operator actions and passes go to this one from now on).
+    func takeOver(from old: ControlLoop) {
+        let latest = old.persistentState
+        state.withLock { $0 = latest }
+        frequencyLow.withLock { $0 = old.frequencyLow.withLock { $0 } }
+        lastReportBox.withLock { $0 = old.lastReport }
+        poller.adoptTelemetry(from: old.poller)
+        let writer = old.writer
+        handover.withLock { $0.writer = writer }
+        old.handover.withLock { $0.successor = self }
+    }
+}
+
+extension Poller {
+    /// Copies the telemetry of every device that `old` polled too, as the same device (same point slots)
+    /// on the same bus (name and unit): the new loop's first tick sees what the old one saw, with its ages.
+    func adoptTelemetry(from old: Poller) {
+        let rows = old.state.withLock { $0.telemetry }
+        state.withLock { s in
+            for (i, t) in targets.enumerated() {
+                guard let j = old.indexByID[t.id] else { continue }
+                let o = old.targets[j]
+                guard o.bus.deviceName == t.bus.deviceName, o.bus.unit == t.bus.unit, rows[j].slots == s.telemetry[i].slots else { continue }
+                s.telemetry[i] = rows[j]
+            }
+        }
     }
 }

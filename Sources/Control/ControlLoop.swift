@@ -4,6 +4,16 @@
 //
 // Time is loop time in seconds since 1970 (UTC), given by the caller: the
 // service passes its clock's reading, tests and replays pass virtual time.
+//
+// One writer: every pass (tick, fast path, shutdown, and the config swap that hands the
+// state to a new loop) runs under the loop's `LoopWriter`, one at a time, first come first
+// served. A pass never runs on an older loop time than the pass before it. Every change of
+// the inputs a pass decides on (events, overrides, a frequency trip, a fast-path request)
+// bumps the writer's input epoch; a pass whose epoch is no longer current writes nothing
+// more (the actuator asks before each device), so a fast path pre-empts a tick in flight:
+// the tick's remaining writes are dropped and the fast path, next in line, governs against
+// the newest caps. A fast path only sheds: ramp-up (and the site restore budget) is the
+// tick's, once per tick.
 
 import Broker
 import HardwareProfiles
@@ -14,8 +24,14 @@ import Synchronization
 /// Where the loop gets prices, events and contracts at an instant.
 public protocol SignalSource: Sendable {
     func signals(at t: Double) -> DispatchSignals
+    /// False while the signals have no energy price at or before `t` (the loop then falls back; see `PriceBasis`).
+    func hasPrice(at t: Double) -> Bool
     /// Active events and the price, for display (one short line each).
     func describe(at t: Double) -> [String]
+}
+
+extension SignalSource {
+    public func hasPrice(at t: Double) -> Bool { true }
 }
 
 /// A DR or peak event created by an operator (CLI/API) or a scenario.
@@ -98,6 +114,92 @@ public struct TickReport: Sendable {
     public var nodeLimitKW: [String: Double]
     /// Renders a reason on demand when the tick did not (replays).
     var explainer: Explainer?
+    /// What ran this pass: "tick", "fast path: <reason>" or "shutdown".
+    public var trigger: String = "tick"
+    /// How long the pass took once it held the writer (decide and write), wall clock.
+    public var duration: Duration = .zero
+    /// Devices whose writes this pass dropped because a newer pass pre-empted it.
+    public var preempted: [String] = []
+    /// Where the energy price came from (see `PriceBasis`).
+    public var priceBasis: PriceBasis = .series
+}
+
+extension TickReport {
+    /// One line on what the pass wrote: "wrote asic-1 0 kW, gpu-1 700 kW; failed asic-2 (…); pre-empted asic-3".
+    public var writesSummary: String {
+        let ok = writes.filter(\.verified), bad = writes.filter { !$0.verified }
+        var parts: [String] = []
+        parts.append(ok.isEmpty ? "wrote nothing" : "wrote " + ok.map { "\($0.device) \(fmtKW($0.kw))" }.joined(separator: ", "))
+        if !bad.isEmpty { parts.append("failed " + bad.map { "\($0.device) (\($0.error ?? "?"))" }.joined(separator: ", ")) }
+        if !preempted.isEmpty { parts.append("pre-empted " + preempted.joined(separator: ", ")) }
+        return parts.joined(separator: "; ")
+    }
+
+    /// Milliseconds, for log lines.
+    public var durationMS: Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+}
+
+/// The serial owner of a loop's state: passes run under it one at a time, in arrival order.
+/// Shared by the loops a `LoopHost` swaps in, so a pass on the old loop and one on the new never overlap.
+public final class LoopWriter: Sendable {
+    struct State {
+        var busy = false
+        var queue: [CheckedContinuation<Void, Never>] = []
+        var epoch = 0
+        var lastPassAt = -Double.infinity
+        var closed = false
+    }
+    let state = Mutex(State())
+    let observer = Mutex<(@Sendable (TickReport) -> Void)?>(nil)
+
+    public init() {}
+
+    /// Passes waiting for the writer.
+    public var waiting: Int { state.withLock { $0.queue.count } }
+    /// The input epoch (bumped by every change a pass in flight must yield to).
+    public var epoch: Int { state.withLock { $0.epoch } }
+    /// After shutdown's safe-state pass, no pass writes.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Every pass's report (tick, fast path, shutdown), once it has written: for the decision log, the event log and log lines.
+    public func onPass(_ body: @escaping @Sendable (TickReport) -> Void) { observer.withLock { $0 = body } }
+
+    func bump() { state.withLock { $0.epoch += 1 } }
+
+    func acquire() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if !s.busy { s.busy = true; return true }
+                s.queue.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func release() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.queue.isEmpty { s.busy = false; return nil }
+            return s.queue.removeFirst()  // handed over: stays busy
+        }
+        next?.resume()
+    }
+
+    /// The pass's loop time: never earlier than the pass before it (a pass that waited behind a
+    /// newer one decides at the newer one's time, on the newer inputs).
+    func passTime(_ requested: Double) -> Double {
+        state.withLock { s in
+            let t = max(requested, s.lastPassAt)
+            s.lastPassAt = t
+            return t
+        }
+    }
+
+    func close() { state.withLock { $0.closed = true } }
+
+    func notify(_ r: TickReport) { observer.withLock { $0 }?(r) }
 }
 
 extension TickReport {
@@ -134,8 +236,40 @@ public struct LoopState: Sendable, Codable, Equatable {
     public var events: [ManualEvent] = []
     public var overrides: [Override] = []
     public var miningShedUntil: Double?
+    /// The last energy price a tick had from the signals (used while none is known, e.g. after a restart).
+    public var lastPrice: LastPrice?
     public init() {}
 }
+
+public struct LastPrice: Sendable, Codable, Equatable {
+    public var usdPerMWh: Double
+    /// Loop time of the tick that used it.
+    public var at: Double
+}
+
+/// Where a pass's energy price came from.
+public enum PriceBasis: Sendable, Equatable {
+    /// The signals' price series (or feed) has a point at or before now.
+    case series
+    /// No point yet: the last price a tick used (kept in the loop state across restarts and swaps).
+    case lastKnown(usdPerMWh: Double, at: Double)
+    /// No point and none known: the site file's `economics.fallback_price_usd_per_mwh`.
+    case fallback(usdPerMWh: Double)
+    /// No price at all: mining is held at its current level.
+    case none
+
+    /// For the tick line: nil when the series priced the tick.
+    public var note: String? {
+        switch self {
+        case .series: nil
+        case .lastKnown(_, let at): "no price yet: last known price (from \(isoTimeUTC(at)))"
+        case .fallback: "no price yet: economics.fallback_price_usd_per_mwh"
+        case .none: "no price yet: mining held at its current level"
+        }
+    }
+}
+
+func isoTimeUTC(_ t: Double) -> String { ISO8601.format(t) }
 
 public final class ControlLoop: Sendable {
     public let site: Site
@@ -156,6 +290,8 @@ public final class ControlLoop: Sendable {
     public let meterWatch: MeterWatch
     /// What the governor last budgeted (Headroom.swift: the inference-rise watch).
     let headroomBox = Mutex(HeadroomState())
+    /// The writer (shared with the loops that replace this one) and, once retired by a config swap, the loop that replaced it.
+    let handover = Mutex<(writer: LoopWriter, successor: ControlLoop?)>((LoopWriter(), nil))
 
     /// - Parameters:
     ///   - buses: a register bus for every device with a profile (containers and meters).
@@ -213,44 +349,63 @@ public final class ControlLoop: Sendable {
         self.state = Mutex(state)
     }
 
-    public var lastReport: TickReport? { lastReportBox.withLock { $0 } }
-    public var persistentState: LoopState { state.withLock { $0 } }
+    public var lastReport: TickReport? { successor?.lastReport ?? lastReportBox.withLock { $0 } }
+    /// The state to persist (a retired loop's is its successor's: a late save never writes an older state).
+    public var persistentState: LoopState { successor?.persistentState ?? state.withLock { $0 } }
+    /// The serial owner of this loop's passes.
+    public var writer: LoopWriter { handover.withLock { $0.writer } }
+    /// The loop that replaced this one (config swap); operator actions and passes go there.
+    var successor: ControlLoop? { handover.withLock { $0.successor } }
 
-    // MARK: Operator actions
+    // MARK: Operator actions (each bumps the input epoch: a pass in flight stops writing)
 
-    public func addEvent(_ e: ManualEvent) { state.withLock { s in s.events.removeAll { $0.id == e.id }; s.events.append(e) } }
+    public func addEvent(_ e: ManualEvent) {
+        if let next = successor { return next.addEvent(e) }
+        state.withLock { s in s.events.removeAll { $0.id == e.id }; s.events.append(e) }
+        writer.bump()
+    }
     public func cancelEvent(_ id: String) -> Bool {
-        state.withLock { s in let n = s.events.count; s.events.removeAll { $0.id == id }; return s.events.count != n }
+        if let next = successor { return next.cancelEvent(id) }
+        let removed = state.withLock { s in let n = s.events.count; s.events.removeAll { $0.id == id }; return s.events.count != n }
+        writer.bump()
+        return removed
     }
     public func setOverride(_ o: Override?, device: String) {
+        if let next = successor { return next.setOverride(o, device: device) }
         state.withLock { s in s.overrides.removeAll { $0.device == device }; if let o { s.overrides.append(o) } }
+        writer.bump()
     }
+    /// The signals changed in a way a pass in flight must yield to (a feed delivered new events).
+    public func inputsChanged() { (successor ?? self).writer.bump() }
 
     // MARK: The tick
 
     /// Polls, decides and writes. Returns what happened.
     @discardableResult
     public func tick(now: Double, poll: Bool = true) async -> TickReport {
+        if let next = successor { return await next.tick(now: now, poll: poll) }
         if poll { await poller.poll(now: now) }
         checkFrequency(now: now)
-        return await decide(now: now, fastPath: nil)
+        return await pass(now: now, fastPath: nil)
     }
 
     /// The fast path: an immediate governor and actuator pass on the newest telemetry,
     /// writing every affected container at once.
     @discardableResult
     public func fastPath(now: Double, reason: String, event: ManualEvent? = nil) async -> TickReport {
-        if let event { addEvent(event) }
-        return await decide(now: now, fastPath: reason)
+        if let next = successor { return await next.fastPath(now: now, reason: reason, event: event) }
+        if let event { addEvent(event) } else { writer.bump() }
+        return await pass(now: now, fastPath: reason)
     }
 
     /// Reads the site meter's frequency now (a fast poll of one point) and trips the
     /// fast path after `underFrequencyHoldS` at or below the threshold. Returns a report if it tripped.
     public func watchFrequency(now: Double) async -> TickReport? {
+        if let next = successor { return await next.watchFrequency(now: now) }
         guard let meter = siteMeter else { return nil }
         await poller.poll(now: now, level: 0, only: [meter])
         if checkFrequency(now: now) {
-            return await decide(now: now, fastPath: "under-frequency \(frequencyText(meter)) Hz ≤ \(options.underFrequencyHz) Hz")
+            return await pass(now: now, fastPath: "under-frequency \(frequencyText(meter)) Hz ≤ \(options.underFrequencyHz) Hz")
         }
         return nil
     }
@@ -278,14 +433,34 @@ public final class ControlLoop: Sendable {
                 s.miningShedUntil = now + options.underFrequencyShedS
                 return active
             }
+            if !already { writer.bump() }
             return !already
         }
         return false
     }
 
-    func decide(now: Double, fastPath: String?) async -> TickReport {
+    /// One pass under the writer: waits its turn, decides on the newest inputs, writes while no newer
+    /// pass has been asked for, records what it commanded, and reports to the writer's observer.
+    func pass(now requested: Double, fastPath: String?) async -> TickReport {
+        let writer = self.writer
+        await writer.acquire()
+        if let next = successor {  // swapped out while this pass waited: the new loop owns the state
+            writer.release()
+            return await next.pass(now: requested, fastPath: fastPath)
+        }
         let started = ContinuousClock.now
-        _ = started
+        let now = writer.passTime(requested)
+        var report = await decide(now: now, fastPath: fastPath, writer: writer)
+        report.duration = ContinuousClock.now - started
+        lastReportBox.withLock { $0 = report }
+        writer.release()
+        writer.notify(report)
+        return report
+    }
+
+    func decide(now: Double, fastPath: String?, writer: LoopWriter) async -> TickReport {
+        let epoch = writer.epoch
+        let closed = writer.isClosed
         let st = state.withLock { s -> LoopState in
             s.events.removeAll { $0.until <= now }
             s.overrides.removeAll { $0.until <= now }
@@ -329,6 +504,19 @@ public final class ControlLoop: Sendable {
             uncontrolled[n] += d.fixedKw ?? 0
         }
         var sig = signals.signals(at: now)
+        // No price yet: the last known price, else the site's fallback price, else none (mining held below).
+        var priceBasis = PriceBasis.series
+        if !signals.hasPrice(at: now) {
+            if let last = st.lastPrice {
+                sig.energyPriceUsdPerMWh = last.usdPerMWh
+                priceBasis = .lastKnown(usdPerMWh: last.usdPerMWh, at: last.at)
+            } else if let f = site.economics.fallbackPriceUsdPerMWh {
+                sig.energyPriceUsdPerMWh = f
+                priceBasis = .fallback(usdPerMWh: f)
+            } else {
+                priceBasis = .none
+            }
+        }
         for e in st.events where e.from <= now && now < e.until {
             sig.importCaps.append(ImportCap(label: "DR \(e.id)", capKw: e.capKW))
         }
@@ -347,10 +535,25 @@ public final class ControlLoop: Sendable {
             for (i, d) in plant.devices.enumerated() where d.deviceClass == .mining { proposed[i] = 0 }
             extraNotes.append("under-frequency: mining shed until \(Int(until - now)) s from now")
         }
-        let overrides: [Double?] = plant.devices.map { d in st.overrides.first { $0.device == d.id }?.kw }
+        var overrides: [Double?] = plant.devices.map { d in st.overrides.first { $0.device == d.id }?.kw }
         let commanded = plant.devices.enumerated().map { i, d in st.commandedKW[d.id] ?? measured[i] ?? 0 }
         // A container not following is not raised (the governor would hold it, and call it stale data).
         for i in proposed.indices where following.notFollowing[i] { proposed[i] = min(proposed[i] ?? commanded[i], commanded[i]) }
+        if case .none = priceBasis {
+            // No price at all: mining holds where it is (neither started nor shed on a made-up price).
+            let shedding = (st.miningShedUntil ?? -.infinity) > now
+            for (i, d) in plant.devices.enumerated() where d.deviceClass == .mining && !shedding { proposed[i] = commanded[i] }
+            extraNotes.append("no energy price yet (no series point, no last known price, no economics.fallback_price_usd_per_mwh): mining held at its current level")
+        }
+        if fastPath != nil {
+            // A fast path sheds; it never ramps up. Ramp-up, and the site restore budget, are the tick's: once per tick.
+            var held = 0
+            for i in proposed.indices {
+                if let p = proposed[i], p > commanded[i] + options.deadbandKW { proposed[i] = commanded[i]; held += 1 }
+                if let o = overrides[i], o > commanded[i] + options.deadbandKW { overrides[i] = commanded[i]; held += 1 }
+            }
+            if held > 0 { extraNotes.append("fast path: sheds only; ramp-up of \(held) device(s) waits for the next tick's restore budget") }
+        }
         let input = GovernorInput(tickSeconds: site.tickSeconds, proposedKW: proposed, overrideKW: overrides, commandedKW: commanded,
                                   measuredKW: measured, deviceAgeS: ages, reachable: zip(reachable, following.notFollowing).map { $0 && !$1 },
                                   nodeMeasuredKW: nodeMeasured,
@@ -370,7 +573,14 @@ public final class ControlLoop: Sendable {
             setpoints[id] = out.setpointsKW[i]
             if fastPath != nil, abs(out.setpointsKW[i] - commanded[i]) > options.deadbandKW { force.insert(id) }
         }
-        let writes = await actuator.apply(setpoints, now: now, force: force)
+        // Pre-emption: before each device's write, is this pass still the newest? (A fast path asked
+        // for, or an event or override changed, since it decided: the rest is left to the next pass.)
+        let dropped = Mutex<[String]>([])
+        let writes = closed ? [] : await actuator.apply(setpoints, now: now, force: force) { device in
+            if writer.epoch == epoch { return true }
+            dropped.withLock { $0.append(device) }
+            return false
+        }
 
         // Remember what the devices were told.
         state.withLock { s in
@@ -379,6 +589,7 @@ public final class ControlLoop: Sendable {
                 if old == nil || (old! > 0) != (w.kw > 0) { s.changedAt[w.device] = now }
                 s.commandedKW[w.device] = w.kw
             }
+            if case .series = priceBasis { s.lastPrice = LastPrice(usdPerMWh: sig.energyPriceUsdPerMWh, at: now) }
             if plan?.miningCurtailed ?? false { if s.miningCurtailedSince == nil { s.miningCurtailedSince = now } } else { s.miningCurtailedSince = nil }
         }
 
@@ -406,8 +617,8 @@ public final class ControlLoop: Sendable {
             interventions: extraNotes + out.interventions, writes: writes, mode: out.mode,
             brokerFeasible: (plan?.feasible ?? true) && !out.infeasible && out.overCapNodes.isEmpty,
             objective: plan?.objective ?? Objective(), nodeKW: nodeKW, nodeLimitKW: nodeLimit,
-            explainer: options.explainEveryTick ? nil : explainer)
-        lastReportBox.withLock { $0 = report }
+            explainer: options.explainEveryTick ? nil : explainer,
+            trigger: fastPath.map { "fast path: \($0)" } ?? "tick", preempted: dropped.withLock { $0 }.sorted(), priceBasis: priceBasis)
         return report
     }
 }

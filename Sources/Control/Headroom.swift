@@ -58,6 +58,7 @@ extension ControlLoop {
     /// budget less half its reserve: the pass budgets it at its new draw and sheds mining for it.
     /// Returns the fast path's report if it ran.
     public func watchInference(now: Double) async -> TickReport? {
+        if let next = successor { return await next.watchInference(now: now) }
         let hr = headroomBox.withLock { $0 }
         guard hr.budgetKW.count == plant.devices.count else { return nil }
         var watched: Set<String> = []
@@ -74,7 +75,7 @@ extension ControlLoop {
             let trigger = hr.budgetKW[i] - hr.reserveKW[i] / 2
             if level > trigger + 1e-6 {
                 let what = (demand ?? 0) > (draw ?? 0) ? "demand \(fmtKW(demand!))" : "draw \(fmtKW(draw ?? 0))"
-                return await decide(now: now, fastPath: "inference rising: \(d.id) \(what) > budget \(fmtKW(hr.budgetKW[i])) − half its reserve")
+                return await fastPath(now: now, reason: "inference rising: \(d.id) \(what) > budget \(fmtKW(hr.budgetKW[i])) − half its reserve")
             }
         }
         return nil

@@ -1,6 +1,7 @@
 // The daemon's long-running parts, each a swift-service-lifecycle `Service`
 // in one `ServiceGroup` (see `switchyard serve`).
 
+import Broker
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -63,8 +64,7 @@ public struct ControlLoopService<C: Clock>: Service where C.Duration == Duration
             }
         }
         let writes = await loop.enterSafeState(now: time.now)
-        logger.notice("shutdown: containers left in safe state", metadata: ["writes": "\(writes.count)",
-                                                                            "failed": "\(writes.filter { !$0.verified }.count)"])
+        loop.logShutdown(writes, logger: logger)
     }
 }
 
@@ -104,6 +104,7 @@ public struct PollerService<C: Clock>: Service where C.Duration == Duration {
 }
 
 /// Watches the site meter's frequency between ticks and runs the fast path on an under-frequency excursion.
+/// The pass it runs is traced by the loop writer's observer (see `LoopWriter.onPass`); `onTrip` is for tests.
 public struct FrequencyWatchService<C: Clock>: Service where C.Duration == Duration {
     public let loop: ControlLoop
     public let time: LoopTime<C>
@@ -124,7 +125,7 @@ public struct FrequencyWatchService<C: Clock>: Service where C.Duration == Durat
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 if let r = await loop.watchFrequency(now: time.now) {
-                    logger.warning("fast path", metadata: ["reason": "\(r.fastPath ?? "")", "writes": "\(r.writes.count)"])
+                    logger.warning("under-frequency trip", metadata: ["pass.trigger": "\(r.trigger)", "pass.writes": "\(r.writesSummary)"])
                     onTrip(r)
                 } else if let r = await loop.watchInference(now: time.now) {
                     logger.notice("fast path", metadata: ["reason": "\(r.fastPath ?? "")", "writes": "\(r.writes.count)"])
@@ -209,10 +210,55 @@ public struct StateFile: Sendable {
 
 extension ControlLoop {
     /// Shutdown: mining to 0, inference held (its comm-watchdog fallback takes over if we stay away).
+    /// The last pass: it waits for the pass in flight, and no pass writes after it.
     @discardableResult
     public func enterSafeState(now: Double) async -> [WriteOutcome] {
+        if let next = successor { return await next.enterSafeState(now: now) }
+        let writer = self.writer
+        await writer.acquire()
+        if let next = successor { writer.release(); return await next.enterSafeState(now: now) }
         var sp: [String: Double] = [:]
         for d in plant.devices where d.deviceClass == .mining { sp[d.id] = 0 }
-        return await actuator.apply(sp, now: now, force: Set(sp.keys))
+        let writes = await actuator.apply(sp, now: writer.passTime(now), force: Set(sp.keys))
+        writer.close()
+        state.withLock { s in for w in writes where w.verified { s.commandedKW[w.device] = w.kw } }
+        writer.release()
+        return writes
+    }
+
+    /// What a container whose shutdown write failed does next: its comm watchdog's fallback, or its last setpoint.
+    public func fallbackAfterFailedWrite(_ device: String) -> String {
+        guard let t = actuator.targets.first(where: { $0.id == device }) else { return "\(device): not controlled" }
+        let configured = actuator.index[device].map { i in actuator.tracks.withLock { $0[i].configured } } ?? false
+        let last = actuator.lastWrittenKW(device).map { "last written \(fmtKW($0))" } ?? "never written by this run"
+        if t.watchdog != nil, t.watchdogS > 0, configured {
+            let to = t.fallback != nil ? fmtKW(t.fallbackKW) : "its firmware's fallback setpoint"
+            return "\(device): runs at its current setpoint (\(last)) until its \(fmtS(t.watchdogS)) comm watchdog expires, then \(to)"
+        }
+        if t.watchdog != nil, t.watchdogS <= 0 {
+            return "\(device): keeps its current setpoint (\(last)) until its own comm watchdog, if the device has one set, expires (switchyard leaves it alone: watchdog 0)"
+        }
+        if t.watchdog != nil {
+            return "\(device): keeps its current setpoint (\(last)); its comm watchdog was never configured by this run (unreachable since start)"
+        }
+        return "\(device): keeps its current setpoint (\(last)); its profile has no comm watchdog"
+    }
+
+    /// The shutdown log record: which containers were written, which failed, and what the failed ones fall back to.
+    public func logShutdown(_ writes: [WriteOutcome], logger: Logger) {
+        let ok = writes.filter(\.verified).map(\.device), bad = writes.filter { !$0.verified }
+        let held = plant.devices.filter { $0.deviceClass != .mining }.map(\.id)
+        var metadata: Logger.Metadata = [
+            "written": "\(ok.joined(separator: ", "))",
+            "failed": "\(bad.map { "\($0.device) (\($0.error ?? "?"))" }.joined(separator: ", "))",
+            "inference_held": "\(held.joined(separator: ", "))",
+        ]
+        if bad.isEmpty {
+            logger.notice("shutdown: mining set to 0 kW on \(ok.count) container(s), every write verified; inference left at its setpoint", metadata: metadata)
+        } else {
+            metadata["fallback"] = "\(bad.map { fallbackAfterFailedWrite($0.device) }.joined(separator: "; "))"
+            logger.warning("shutdown: mining set to 0 kW on \(ok.count) of \(writes.count) container(s); \(bad.count) write(s) failed, see fallback",
+                           metadata: metadata)
+        }
     }
 }

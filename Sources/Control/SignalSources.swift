@@ -26,10 +26,15 @@ public final class SiteSignalSource: SignalSource {
     public func signals(at t: Double) -> DispatchSignals {
         let sig = current.withLock { $0 }
         if let resolved = try? SiteDispatch.resolve(site: site, plant: plant, signals: sig, at: t) { return resolved }
-        // No price yet: value energy at 0 and keep the site's economics (the governor still holds every cap).
+        // No price yet: resolve the rest at a placeholder price; the loop replaces it (last known price,
+        // the site's fallback price, or mining held: see `PriceBasis`).
         var fallback = sig
         fallback.energyPrices = [PricePoint(at: t, usdPerMWh: sig.energyPrices.first?.usdPerMWh ?? 0)]
         return (try? SiteDispatch.resolve(site: site, plant: plant, signals: fallback, at: t)) ?? DispatchSignals(energyPriceUsdPerMWh: 0)
+    }
+
+    public func hasPrice(at t: Double) -> Bool {
+        current.withLock { s in s.energyPrices.contains { $0.at <= t } }
     }
 
     public func describe(at t: Double) -> [String] {

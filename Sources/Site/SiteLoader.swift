@@ -237,8 +237,17 @@ extension Site {
 
     static func parseEconomics(_ n: Node, _ r: Reader) throws(SiteFileError) -> Economics {
         let f = try r.fields(
-            n, "'economics'", allowed: ["hashprice_usd_per_ph_day", "mining_value_usd_per_mwh", "strike", "inference_spot"])
+            n, "'economics'", allowed: ["hashprice_usd_per_ph_day", "mining_value_usd_per_mwh", "strike", "inference_spot",
+                                        "fallback_price_usd_per_mwh"])
         var e = Economics()
+        if let v = f["fallback_price_usd_per_mwh"] {
+            let p = try r.number(v, "fallback_price_usd_per_mwh")
+            // Wholesale prices run from about -$1000 (negative offers) to the ERCOT cap of $5000/MWh.
+            guard p >= -1000, p <= 10_000 else {
+                throw r.fail(v, "fallback_price_usd_per_mwh must be -1000…10000 $/MWh, got \(p)")
+            }
+            e.fallbackPriceUsdPerMWh = p
+        }
         e.hashpriceUsdPerPHDay = try f["hashprice_usd_per_ph_day"].map { v throws(SiteFileError) in
             try r.nonNegative(v, "hashprice_usd_per_ph_day")
         }

@@ -131,11 +131,15 @@ public struct Economics: Sendable, Equatable {
     public var strike: StrikeConfig?
     public var inferenceSpotUsdPerMWh: Double?
     public var inferenceSpotUsdPerGpuHour: Double?
+    /// The energy price the loop uses while the signals have none yet and no price is known from
+    /// an earlier tick ($/MWh). nil: mining is held at its current level until a price arrives.
+    public var fallbackPriceUsdPerMWh: Double?
 
     public init(
         hashpriceUsdPerPHDay: Double? = nil, miningValueUsdPerMWh: Double? = nil, strike: StrikeConfig? = nil,
-        inferenceSpotUsdPerMWh: Double? = nil, inferenceSpotUsdPerGpuHour: Double? = nil
+        inferenceSpotUsdPerMWh: Double? = nil, inferenceSpotUsdPerGpuHour: Double? = nil, fallbackPriceUsdPerMWh: Double? = nil
     ) {
+        self.fallbackPriceUsdPerMWh = fallbackPriceUsdPerMWh
         self.hashpriceUsdPerPHDay = hashpriceUsdPerPHDay
         self.miningValueUsdPerMWh = miningValueUsdPerMWh
         self.strike = strike

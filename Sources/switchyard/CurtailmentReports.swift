@@ -150,9 +150,12 @@ final class CurtailmentLedger: Sendable {
     // MARK: Measurements (from every tick)
 
     /// Records the site import measured at loop time `t` (nil: the meter reading was stale or missing).
-    func record(at t: Double, siteKW: Double?) {
-        guard let kw = siteKW, kw.isFinite else { return }
-        state.withLock { s in
+    /// True when an event's measured baseline was settled by it (the signals can now value the event).
+    @discardableResult
+    func record(at t: Double, siteKW: Double?) -> Bool {
+        guard let kw = siteKW, kw.isFinite else { return false }
+        return state.withLock { s in
+            var settled = false
             s.samples.append((t, kw))
             if let cut = s.samples.firstIndex(where: { $0.t >= t - retentionS }), cut > 512 { s.samples.removeFirst(cut) }
             for (k, var tr) in s.tracked where tr.start <= t && t < tr.end {
@@ -162,8 +165,20 @@ final class CurtailmentLedger: Sendable {
             for (id, var b) in s.baselines where b.kw == nil && t >= b.before {
                 Self.settle(&b, samples: s.samples, window: options.baselineWindowS, fallback: kw)
                 s.baselines[id] = b
+                settled = settled || b.kw != nil
             }
+            return settled
         }
+    }
+
+    /// The baseline an OpenADR event interval is measured against, as its report will send it: the
+    /// interval's BASELINE payload, else the program's configured baseline of a paid reduction, else
+    /// the event's measured mean import over `baseline_window_s` (nil until measured).
+    func baselineKW(for e: Signals.DREvent, explicit: [Key: Double]) -> Double? {
+        guard case .openADR(_, let eventID, let intervalID) = e.origin else { return nil }
+        if let b = explicit[Key(eventID: eventID, intervalID: intervalID)] { return b }
+        if case .paidReduction(_, let b?) = e.action { return b }
+        return state.withLock { $0.baselines[eventID]?.kw }
     }
 
     private static func settle(_ b: inout EventBaseline, samples: [(t: Double, kw: Double)], window: Double, fallback: Double?) {

@@ -14,8 +14,9 @@ final class LiveSignals: Sendable {
     private struct State {
         /// From files, given at start.
         var base: SiteSignals
-        /// The VTN's events, mapped (replaced on every successful poll).
-        var openADREvents: [SiteDREvent] = []
+        /// The VTN's events, mapped on demand (replaced on every successful poll; a paid reduction's
+        /// measured baseline may arrive later, see `refreshOpenADR`).
+        var openADREvents: (@Sendable () -> [SiteDREvent])?
         /// Each HTTP feed's points (loop seconds, value), sorted, and where its latest payload ends.
         var feeds: [SeriesFeedKind: (points: [(at: Double, value: Double)], end: Double)] = [:]
         var host: LoopHost?
@@ -37,11 +38,14 @@ final class LiveSignals: Sendable {
         push()
     }
 
-    /// Replaces the VTN's events.
-    func setOpenADREvents(_ events: [SiteDREvent]) {
+    /// Replaces the VTN's events (a pass in flight yields to them).
+    func setOpenADREvents(_ events: @escaping @Sendable () -> [SiteDREvent]) {
         state.withLock { $0.openADREvents = events }
-        push()
+        push(eventsChanged: true)
     }
+
+    /// Maps the VTN's events again (a baseline they wait for is now measured).
+    func refreshOpenADR() { push(eventsChanged: true) }
 
     /// Merges one successful poll of a feed: its points replace the feed's earlier points from its first
     /// point on; earlier feed points are kept for a day before it (so "now" stays valued if the new payload starts
@@ -55,14 +59,16 @@ final class LiveSignals: Sendable {
         push()
     }
 
-    private func push() {
+    private func push(eventsChanged: Bool = false) {
         let (signals, host) = state.withLock { (Self.compose($0), $0.host) }
-        (host?.current.signals as? SiteSignalSource)?.update { $0 = signals }
+        guard let loop = host?.current else { return }
+        (loop.signals as? SiteSignalSource)?.update { $0 = signals }
+        if eventsChanged { loop.inputsChanged() }
     }
 
     private static func compose(_ s: State) -> SiteSignals {
         var out = s.base
-        out.drEvents += s.openADREvents
+        out.drEvents += s.openADREvents?() ?? []
         for (kind, feed) in s.feeds {
             guard let first = feed.points.first?.at else { continue }
             let end = max(feed.end, feed.points.last?.at ?? first)

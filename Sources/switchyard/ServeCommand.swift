@@ -169,14 +169,18 @@ extension Switchyard {
                 throw ExitCode(ExitCodes.usage)
             }
             let recorder = api.recorder
+            // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves
+            // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its
+            // trigger, its duration and what it wrote. (Ticks are recorded below, with their poll time.)
+            recorder.tracePasses(of: host, logger: logger) { if !view { LiveView.logLine($0) } }
             var services: [any Service] = [
                 FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
                 HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
                     recorder.tick(report, duration: took, loop: host.current)
-                    ledger?.record(at: report.at, siteKW: report.siteKW)
+                    if ledger?.record(at: report.at, siteKW: report.siteKW) == true { live.refreshOpenADR() }
                     if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
                 },
-                FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) { LiveView.logLine($0) } },
+                FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
                 FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             ] + api.services
             if let venConfig, let ledger {
@@ -214,7 +218,7 @@ enum LiveView {
         out += "  site import  \(mw(siteKW)) / cap \(mw(r.limitKW))  [\(bar)] \(Int(frac * 100))%\n"
         out += "  mining       \(mw(r.miningKW))\n"
         out += "  inference    \(mw(r.inferenceKW))\n"
-        out += "  price        $\(String(format: "%.2f", r.priceUsdPerMWh))/MWh\(r.hashpriceUsdPerPHDay.map { String(format: "   hashprice $%.2f/PH/day", $0) } ?? "")      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (infeasible)")\n"
+        out += "  price        \(price(r))/MWh\(r.hashpriceUsdPerPHDay.map { String(format: "   hashprice $%.2f/PH/day", $0) } ?? "")      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (infeasible)")\n"
         out += "  objective    $\(String(format: "%.0f", r.objective.total))/h\n"
         out += "  events       \(r.events.isEmpty ? "none" : r.events.joined(separator: "; "))\n"
         if !r.interventions.isEmpty {
@@ -226,9 +230,20 @@ enum LiveView {
         fflushStdout()
     }
 
+    /// "$42", or where a price came from when the signals had none: "$42 (no price yet: last known …)", "none (… mining held …)".
+    static func price(_ r: TickReport) -> String {
+        let p = String(format: "$%.0f", r.priceUsdPerMWh)
+        switch r.priceBasis {
+        case .series: return p
+        case .none: return "none (\(r.priceBasis.note ?? ""))"
+        default: return "\(p) (\(r.priceBasis.note ?? ""))"
+        }
+    }
+
     static func logLine(_ r: TickReport) {
         let siteKW = r.siteKW.map { mw($0) } ?? "   n/a"
-        print("\(isoTime(r.at))\(r.fastPath.map { " FAST[\($0)]" } ?? "") site \(siteKW) cap \(mw(r.limitKW)) mining \(mw(r.miningKW)) inference \(mw(r.inferenceKW)) price $\(String(format: "%.0f", r.priceUsdPerMWh))\(r.hashpriceUsdPerPHDay.map { String(format: " hashprice $%.2f", $0) } ?? "") mode \(r.mode.rawValue) writes \(r.writes.count)"
+        let fast = r.fastPath.map { " FAST[\($0)] \(String(format: "%.0f", r.durationMS)) ms, \(r.writesSummary);" } ?? ""
+        print("\(isoTime(r.at))\(fast) site \(siteKW) cap \(mw(r.limitKW)) mining \(mw(r.miningKW)) inference \(mw(r.inferenceKW)) price \(price(r))\(r.hashpriceUsdPerPHDay.map { String(format: " hashprice $%.2f", $0) } ?? "") mode \(r.mode.rawValue) writes \(r.writes.count)"
               + (r.events.isEmpty ? "" : " events: " + r.events.joined(separator: "; ")))
         fflushStdout()
     }

@@ -26,20 +26,27 @@ func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoin
 }
 
 /// Maps the Signals module's events (manual or OpenADR) to the site's caps and paid reductions.
-func appendEvents(_ events: [Signals.DREvent], to signals: inout SiteSignals) {
+/// A paid reduction is measured against its own baseline, else `baseline(event)` (serve's OpenADR events:
+/// the curtailment ledger's figure, the one its report sends); with neither it is left out until one is
+/// known, never valued against 0 kW. Returns the ids left out.
+@discardableResult
+func appendEvents(_ events: [Signals.DREvent], to signals: inout SiteSignals,
+                  baseline: (Signals.DREvent) -> Double? = { _ in nil }) -> [String] {
+    var waiting: [String] = []
     for e in events {
         let start = e.start.timeIntervalSince1970
         let end = e.end?.timeIntervalSince1970 ?? .infinity
         switch e.action {
         case .importCap(let kw):
             signals.drEvents.append(.init(id: e.id, start: start, end: end, kind: .importCap(kw: kw)))
-        case .paidReduction(let usd, let baseline):
-            signals.drEvents.append(.init(id: e.id, start: start, end: end,
-                                          kind: .paidReduction(baselineKw: baseline ?? 0, usdPerMWh: usd)))
+        case .paidReduction(let usd, let own):
+            guard let b = baseline(e) ?? own else { waiting.append(e.id); continue }
+            signals.drEvents.append(.init(id: e.id, start: start, end: end, kind: .paidReduction(baselineKw: b, usdPerMWh: usd)))
         default:
             continue  // price and level events are not caps; the price feed carries prices
         }
     }
+    return waiting
 }
 
 /// `--openadr FILE` (JSON): where the VTN is and how to authenticate.
@@ -109,16 +116,21 @@ struct OpenADRService<C: Clock>: Service where C.Duration == Duration {
             while !Task.isCancelled {
                 do {
                     let snapshot = try await ven.poll()
-                    var mapped = SiteSignals()
-                    appendEvents(snapshot.drEvents, to: &mapped)
-                    signals.setOpenADREvents(mapped.drEvents)
                     let now = time.now
-                    ledger.observe(snapshot.drEvents, explicitBaselines: explicitBaselines(snapshot), now: now)
+                    let explicit = explicitBaselines(snapshot)
+                    ledger.observe(snapshot.drEvents, explicitBaselines: explicit, now: now)
+                    // Paid reductions are valued against the same baseline the curtailment report sends:
+                    // the event's own, else the measured mean import before it (re-mapped once the ledger has it).
+                    let events = snapshot.drEvents
+                    signals.setOpenADREvents { [ledger] in
+                        var mapped = SiteSignals()
+                        appendEvents(events, to: &mapped) { ledger.baselineKW(for: $0, explicit: explicit) }
+                        return mapped.drEvents
+                    }
                     for e in snapshot.drEvents where e.isActive(at: Date(timeIntervalSince1970: now)) && !announced.contains(e.id) {
                         announced.insert(e.id)
                         logger.notice("OpenADR event in force", metadata: ["event.id": "\(e.id)", "event.reason": "\(e.reason)"])
-                        let r = await host.current.fastPath(now: now, reason: "OpenADR event \(e.id)")
-                        LiveView.logLine(r)
+                        await host.current.fastPath(now: now, reason: "OpenADR event \(e.id)")
                     }
                 } catch {
                     logger.warning("OpenADR poll failed", metadata: ["error": "\(error)"])

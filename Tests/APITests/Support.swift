@@ -121,7 +121,7 @@ struct Harness: Sendable {
     /// Ticks the current loop (swapping a queued config first, as the service does).
     @discardableResult
     func tick() async -> TickReport {
-        host.swapPending()
+        await host.swapPending()
         let r = await host.current.tick(now: clock.now)
         sim.step(.seconds(1))
         clock.advance(1)

@@ -151,9 +151,10 @@ struct ServePriceFeedTests {
                                       logsIn: dir, name: "serve")
         defer { serve.stop() }
 
-        // No other price source: the loop starts at $0, then uses the feed's $777.25.
+        // No other price source: the loop starts with no price (mining held, and the tick line says so), then uses the feed's $777.25.
         try await waitUntil("a tick priced by the feed") { serve.stdout.contains("price $777 ") }
-        #expect(serve.stdout.split(separator: "\n").first { $0.contains(" site ") }?.contains("price $0 ") == true, "\(serve.stdout.prefix(400))")
+        #expect(serve.stdout.split(separator: "\n").first { $0.contains(" site ") }?.contains("price none (no price yet: mining held at its current level)") == true,
+                "\(serve.stdout.prefix(400))")
         #expect(serve.stderr.contains("price feed: first prices"), "\(serve.stderr)")
 
         // The endpoint fails (HTTP 500): one warning per failed poll, the last good prices stay in use.

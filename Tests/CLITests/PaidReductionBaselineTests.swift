@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+import TestSupport
+
+// Issue 12 §7: an OpenADR paid reduction without a baseline of its own is valued in `serve` against the
+// mean measured import before it — the figure its curtailment report sends — not against 0 kW.
+// (In the OpenADR suite: its tests share the simulated demo site's ports, so they run one at a time.)
+extension ServeOpenADRTests {
+    @Test func paidReductionIsValuedAgainstTheReportedBaseline() async throws {
+        let vtn = try await PeerProcess.python("vtn_standin.py", ["--client-id", "ven-1", "--client-secret", "pw"])
+        defer { vtn.stop() }
+        let base = "http://127.0.0.1:\(vtn.port)"
+        // PRICE in the DR program ($/kWh from the program's descriptor): a paid reduction, no BASELINE payload,
+        // no baseline configured for the program.
+        _ = try await httpJSON(base + "/_test/events", post: """
+            {"id": "evt-paid", "objectType": "EVENT", "programID": "prog-ercot-dr", "eventName": "paid reduction",
+             "intervalPeriod": {"start": "2025-08-14T18:00:08Z", "duration": "PT12S"},
+             "intervals": [{"id": 0, "payloads": [{"type": "PRICE", "values": [0.5]}]}]}
+            """)
+        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet"], readyPrefix: "switchyard sim:")
+        defer { sim.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-paid-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("openadr.json").path
+        try """
+        {"vtn_url": "\(base)/openadr3/3.0.1", "token_url": "\(base)/auth/token",
+         "client_id": "ven-1", "client_secret": "pw", "programs": ["ERCOT-ERS"], "poll_s": 1, "report_s": 0, "baseline_window_s": 600}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let serve = try LoggedProcess(exe, ["serve", "--site", site, "--openadr", config, "--listen", "127.0.0.1:0",
+                                            "--start-at", "2025-08-14T18:00:00Z", "--state-dir", dir.appendingPathComponent("state").path],
+                                      logsIn: dir, name: "serve")
+        defer { serve.stop() }
+        try await waitUntil("the final report at the VTN", within: .seconds(90)) {
+            try await StoredReport.all(vtnPort: vtn.port).contains { $0.name == "curtailment evt-paid#0 final" }
+        }
+        let report = try #require(try await StoredReport.all(vtnPort: vtn.port).first { $0.name == "curtailment evt-paid#0 final" })
+        // The demo site draws about 35 MW before the event.
+        #expect((25_000...40_000).contains(report.baselineKW), "\(report)")
+        // Every tick line while the event was in force shows the baseline it was valued against.
+        let valued = serve.stdout.split(separator: "\n").compactMap { line -> Double? in
+            guard let r = line.range(of: "DR evt-paid#0: paid reduction below ") else { return nil }
+            let rest = line[r.upperBound...].split(separator: " ")
+            guard rest.count >= 2, let v = Double(rest[0]) else { return nil }
+            return rest[1] == "MW" ? v * 1000 : v
+        }
+        #expect(!valued.isEmpty, "no tick valued the paid reduction: \(serve.stdout.suffix(3000))")
+        for kw in valued {
+            // fmtKW shows MW to 0.1: the same figure as the report's BASELINE.
+            #expect(abs(kw - report.baselineKW) <= 50, "serve valued the reduction below \(kw) kW; the report says \(report.baselineKW) kW")
+        }
+    }
+}
