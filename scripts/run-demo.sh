@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make run: a simulated 40 MW site (switchyard sim) and the controller (switchyard serve)
 # against it over Modbus TCP on loopback, with a compact live view refreshed each second.
-# The bundled signals put a price spike 60 s in and a demand-response cap 6 minutes in.
+# The bundled signals put a 22 MW demand-response cap 2 minutes in (for 4 minutes) and a price
+# spike 8 minutes in.
 # Ctrl-C stops both cleanly. DEMO_SECONDS=N stops after N seconds (for scripted runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,37 @@ WORK=$(mktemp -d /tmp/switchyard-demo.XXXXXX)
 VIEW=--view
 [ -t 1 ] || VIEW=""
 
-"$BIN" sim --site "$SITE" --quiet > "$WORK/sim.log" 2>&1 &
+API_PORT=${API_PORT:-8443}
+
+# Ports: the site file's device ports (15020–15057 for the demo) must be free. If any is taken, say
+# which and serve the devices from the first free block of as many ports (the controller then runs on
+# a copy of the site file that points there); if there is none, fail with one line.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+PORTS=$(grep -o '127\.0\.0\.1:[0-9]*' "$SITE" | cut -d: -f2)
+NPORTS=$(echo "$PORTS" | wc -l)
+TAKEN=""
+for p in $PORTS; do port_taken "$p" && TAKEN="$TAKEN $p"; done
+SIM_ARGS=()
+if [ -n "$TAKEN" ]; then
+  BASE=""
+  for b in $(seq 20000 100 29900); do
+    free=1
+    for k in $(seq 0 $((NPORTS - 1))); do port_taken $((b + k)) && { free=0; break; }; done
+    [ "$free" = 1 ] && { BASE=$b; break; }
+  done
+  if [ -z "$BASE" ]; then
+    echo "error: port(s)${TAKEN} of $SITE are in use and no block of $NPORTS free ports was found in 20000–29999" >&2
+    exit 1
+  fi
+  echo "port(s)${TAKEN} in use: serving the simulated devices on $BASE–$((BASE + NPORTS - 1)) instead"
+  SIM_ARGS=(--listen-base-port "$BASE" --write-site "$WORK/site.yaml")
+fi
+if port_taken "$API_PORT"; then
+  echo "error: API port $API_PORT is in use; run with API_PORT=<free port>" >&2
+  exit 1
+fi
+
+"$BIN" sim --site "$SITE" --start-at "$START" "${SIM_ARGS[@]}" --quiet > "$WORK/sim.log" 2>&1 &
 SIM=$!
 cleanup() {
   trap - INT TERM EXIT
@@ -32,7 +63,17 @@ for _ in $(seq 1 100); do
 done
 echo "simulator up: $(grep -c '127.0.0.1' "$WORK/sim.log") devices on loopback (log: $WORK/sim.log)"
 
-"$BIN" serve --site "$SITE" --signals "$SIGNALS" --start-at "$START" --state-dir "$WORK/state" $VIEW &
+if [ ${#SIM_ARGS[@]} -gt 0 ]; then
+  for _ in $(seq 1 100); do grep -q "^wrote " "$WORK/sim.log" 2>/dev/null && break; sleep 0.1; done
+  SITE="$WORK/site.yaml"
+fi
+
+# An operator token for the remote tour (README: "The remote tour against make run").
+TOKEN=$("$BIN" token create --state-dir "$WORK/state" --role operator --name demo 2>/dev/null)
+printf 'export SWITCHYARD_SERVER=http://127.0.0.1:%s\nexport SWITCHYARD_TOKEN=%s\n' "$API_PORT" "$TOKEN" > "$WORK/env"
+echo "API: http://127.0.0.1:$API_PORT · state dir: $WORK/state · remote commands from another terminal: source $WORK/env"
+
+"$BIN" serve --site "$SITE" --signals "$SIGNALS" --start-at "$START" --state-dir "$WORK/state" --listen "127.0.0.1:$API_PORT" $VIEW &
 SERVE=$!
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"

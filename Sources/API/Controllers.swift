@@ -133,11 +133,14 @@ struct EventsController {
     func create(_ req: Request, _ ctx: APIRequestContext) async throws -> JSONResponse<EventDTO> {
         let body = try await Body.decode(CreateEventRequest.self, from: req)
         let now = deps.runtime.now()
-        let from = body.from ?? now
+        // Relative times ("now", "+2h") are resolved here, on the daemon's clock.
+        let from = body.from?.resolve(now: now) ?? now
+        let until = body.until.resolve(now: now)
+        guard from.isFinite, until.isFinite else { throw APIError(.unprocessableContent, "from and until must be finite times") }
         guard body.capKw.isFinite, body.capKw >= 0, body.capKw <= 10_000_000 else { throw APIError(.unprocessableContent, "cap_kw must be 0…10000000 kW") }
-        guard body.until > from else { throw APIError(.unprocessableContent, "until must be after from") }
-        guard body.until > now else { throw APIError(.unprocessableContent, "until is in the past") }
-        guard body.until - from <= 31 * 86_400 else { throw APIError(.unprocessableContent, "an event may last at most 31 days") }
+        guard until > from else { throw APIError(.unprocessableContent, "until must be after from") }
+        guard until > now else { throw APIError(.unprocessableContent, "until is in the past") }
+        guard until - from <= 31 * 86_400 else { throw APIError(.unprocessableContent, "an event may last at most 31 days") }
         let reason = body.reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty, reason.count <= 200 else { throw APIError(.unprocessableContent, "reason must be 1…200 characters") }
         let id = body.id ?? "ev-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -163,7 +166,7 @@ struct EventsController {
         } else if let condition {
             throw APIError(.preconditionFailed, "If-Match \(condition) given, but there is no event '\(id)' to replace")
         }
-        let event = ManualEvent(id: id, capKW: body.capKw, from: from, until: body.until, reason: "\(reason) [\(ctx.identity?.name ?? "?")]")
+        let event = ManualEvent(id: id, capKW: body.capKw, from: from, until: until, reason: "\(reason) [\(ctx.identity?.name ?? "?")]")
         if from <= now {
             // In force now: the fast path applies the cap at once, without waiting for the next tick.
             await loop.fastPath(now: now, reason: "DR event \(id)", event: event)
@@ -175,7 +178,7 @@ struct EventsController {
                                                  message: "\(verb) by \(ctx.identity?.actor ?? "?"): cap \(body.capKw) kW — \(reason)")])
         let tag = Self.etag(event)
         return JSONResponse(status: existing == nil ? .created : .ok, headers: [.eTag: tag],
-                            body: EventDTO(id: id, capKw: body.capKw, from: from, until: body.until, reason: event.reason, active: from <= now,
+                            body: EventDTO(id: id, capKw: body.capKw, from: from, until: until, reason: event.reason, active: from <= now,
                                            etag: tag))
     }
 

@@ -77,11 +77,78 @@ public struct EventDTO: Codable, Sendable {
 public struct CreateEventRequest: Codable, Sendable {
     public var id: String?
     public var capKw: Double
-    public var from: Double?
-    public var until: Double
+    public var from: EventTime?
+    public var until: EventTime
     public var reason: String
     public init(id: String?, capKw: Double, from: Double?, until: Double, reason: String) {
+        self.init(id: id, capKw: capKw, from: from.map(EventTime.at), until: .at(until), reason: reason)
+    }
+    public init(id: String?, capKw: Double, from: EventTime?, until: EventTime, reason: String) {
         self.id = id; self.capKw = capKw; self.from = from; self.until = until; self.reason = reason
+    }
+}
+
+/// A time in an event request: seconds since 1970 (a JSON number), or, as a string, "now" or
+/// "+DURATION" ("+2h", "+30m", "+1h30m", "+90s", "+1d"), which the server resolves against its own
+/// clock (the loop's time, which a daemon started with --start-at sets), not the client's.
+public enum EventTime: Codable, Sendable, Equatable {
+    case at(Double)
+    case now
+    case after(seconds: Double)
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let v = try? c.decode(Double.self) { self = .at(v); return }
+        let s = try c.decode(String.self)
+        guard let t = EventTime(text: s) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "'\(s)' is not a time: give seconds since 1970, \"now\" or \"+DURATION\" like \"+2h\"")
+        }
+        self = t
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .at(let v): try c.encode(v)
+        case .now: try c.encode("now")
+        case .after(let s): try c.encode("+\(s == s.rounded() ? String(Int(s)) : String(s))s")
+        }
+    }
+
+    /// "now" or "+DURATION"; nil for anything else.
+    public init?(text: String) {
+        if text == "now" { self = .now; return }
+        guard text.hasPrefix("+"), let d = EventTime.duration(String(text.dropFirst())) else { return nil }
+        self = .after(seconds: d)
+    }
+
+    /// The absolute time, against `now` (the server's clock).
+    public func resolve(now: Double) -> Double {
+        switch self {
+        case .at(let v): v
+        case .now: now
+        case .after(let s): now + s
+        }
+    }
+
+    /// "2h", "30m", "90s", "1d", "1h30m" → seconds.
+    static func duration(_ s: String) -> Double? {
+        var total = 0.0, num = "", any = false
+        for ch in s {
+            if ch.isNumber || ch == "." { num.append(ch); continue }
+            guard let n = Double(num) else { return nil }
+            switch ch {
+            case "s": total += n
+            case "m": total += n * 60
+            case "h": total += n * 3600
+            case "d": total += n * 86_400
+            default: return nil
+            }
+            num = ""
+            any = true
+        }
+        guard num.isEmpty, any, total.isFinite else { return nil }
+        return total
     }
 }
 

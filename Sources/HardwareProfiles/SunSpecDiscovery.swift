@@ -27,6 +27,13 @@ public struct SunSpecDiscoveryResult: Sendable, Equatable {
     public var endMarkerFound: Bool
     public var note: String?
 
+    public init(base: Int, models: [SunSpecModelInstance], endMarkerFound: Bool, note: String? = nil) {
+        self.base = base
+        self.models = models
+        self.endMarkerFound = endMarkerFound
+        self.note = note
+    }
+
     public func first(_ id: Int) -> SunSpecModelInstance? { models.first { $0.id == id } }
 }
 

@@ -369,7 +369,7 @@ struct HourTracker {
         if s.priceUsdPerMWh > maxPrice {
             maxPrice = s.priceUsdPerMWh
             // Only worth rendering if this hour can still make the list.
-            if let make, top.count < keep || s.priceUsdPerMWh > (top.last?.averagePriceUsdPerMWh ?? -.infinity) { actions = make() }
+            if let make, top.count < keep || s.priceUsdPerMWh >= (top.last?.averagePriceUsdPerMWh ?? -.infinity) { actions = make() }
         }
     }
 
@@ -382,8 +382,13 @@ struct HourTracker {
         let avg = sumPriceS / sumS
         let note = HourNote(hourStart: hour, averagePriceUsdPerMWh: avg, siteMW: siteKWs / sumS / 1000, miningMW: miningKWs / sumS / 1000,
                             inferenceMW: inferenceKWs / sumS / 1000, energyCostUsd: cost, netUsd: net, actions: actions)
-        if top.count < keep || avg > top.last!.averagePriceUsdPerMWh {
-            let at = top.firstIndex { $0.averagePriceUsdPerMWh < avg } ?? top.count
+        // Ranked by average price; at the same price, by cost impact (energy cost), so ties are not
+        // broken by the order of the hours.
+        func above(_ a: HourNote, _ b: HourNote) -> Bool {
+            a.averagePriceUsdPerMWh != b.averagePriceUsdPerMWh ? a.averagePriceUsdPerMWh > b.averagePriceUsdPerMWh : a.energyCostUsd > b.energyCostUsd
+        }
+        if top.count < keep || above(note, top.last!) {
+            let at = top.firstIndex { above(note, $0) } ?? top.count
             top.insert(note, at: at)
             if top.count > keep { top.removeLast() }
         }

@@ -1,7 +1,8 @@
 // The replay report: one self-contained HTML file (inline CSS and SVG, no external
-// resources). Charts: power by class over time (stacked) with the price overlaid; daily
-// revenue by class; the energy price against the mining value; and the ten most expensive
-// hours with what the controller did in each. Long traces are drawn as bucket averages.
+// resources). Charts: cumulative net $ of every policy (controller and baselines) on one
+// chart; net $ per day, one bar per policy; power by class over time (stacked) with the price
+// overlaid, switchable between policies; daily revenue by class; the energy price against the
+// mining value; and the ten most expensive hours with what the controller did in each. Long traces are drawn as bucket averages.
 // A few lines of script record, once the page is laid out, the size of each chart in
 // `data-rendered` attributes, so a headless browser's DOM dump shows what was drawn.
 
@@ -24,6 +25,9 @@ public enum ReplayReport {
         svg{background:#fff;border:1px solid #ddd}.legend span{display:inline-block;margin-right:14px}
         .sw{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
         .note{color:#666;font-size:12px}
+        .power-run{display:none}.power-run.shown{display:block}
+        .switch button{font:inherit;margin:0 6px 6px 0;padding:3px 10px;border:1px solid #bbb;background:#f8f8f8;border-radius:3px;cursor:pointer}
+        .switch button.on{background:#222;color:#fff;border-color:#222}
         </style></head><body>
         <h1>Replay of site <code>\(esc(s.site))</code></h1>
         <p>\(esc(s.from)) … \(esc(s.to)) · \(s.ticks) ticks of \(Int(s.tickS)) s · physics step \(Int(s.physicsStepS)) s · seed \(s.seed)<br>
@@ -38,9 +42,25 @@ public enum ReplayReport {
         h += "<p class=\"note\">Money is counted from what the simulated site did (docs/replay.md). Costs are negative.</p>\n"
 
         let samples = r.policy.samples
+        let runs = [r.policy] + r.baselines
+        h += "<h2>Cumulative net $, every policy</h2>\n"
+        h += legend(runs.enumerated().map { (policyColor($0.offset), $0.element.summary.label) })
+        h += cumulativeChart(runs, from: r.config.from, to: r.config.to)
+        h += "<h2>Net $ per day, every policy</h2>\n"
+        h += legend(runs.enumerated().map { (policyColor($0.offset), $0.element.summary.label) })
+        h += dailyPolicyChart(runs)
         h += "<h2>Power by class, with the energy price</h2>\n"
+        h += "<div class=\"switch\" id=\"power-switch\">" + runs.map {
+            "<button type=\"button\" data-run=\"\(esc($0.summary.id))\"\($0.summary.id == r.policy.summary.id ? " class=\"on\"" : "")>\(esc($0.summary.label))</button>"
+        }.joined() + "</div>\n"
         h += legend([("#f2a33a", "mining"), ("#4a7fd0", "inference"), ("#9aa5b1", "auxiliary"), ("#c0392b", "price $/MWh (right axis)")])
-        h += powerChart(samples, from: r.config.from, to: r.config.to)
+        for run in runs {
+            let own = run.summary.id == r.policy.summary.id
+            h += "<div class=\"power-run\(own ? " shown" : "")\" data-run=\"\(esc(run.summary.id))\">"
+            h += "<p class=\"note\">Showing: \(esc(run.summary.label))</p>\n"
+            h += powerChart(run.samples, from: r.config.from, to: r.config.to, id: own ? "chart-power" : "chart-power-\(run.summary.id)")
+            h += "</div>\n"
+        }
         h += "<h2>Daily revenue by class</h2>\n"
         h += legend([("#f2a33a", "mining"), ("#4a7fd0", "inference"), ("#222", "net (after energy, DR, penalties)")])
         h += dailyChart(samples)
@@ -51,6 +71,11 @@ public enum ReplayReport {
         h += legend(items)
         h += valueChart(samples, from: r.config.from, to: r.config.to, strike: strike)
         h += "<h2>The 10 most expensive hours, and what the controller did</h2>\n"
+        let hourly = hourlyPrices(samples)
+        if let lo = hourly.min(), let hi = hourly.max(), hi - lo < 0.005 {
+            h += "<p id=\"top-hours-flat\">The energy price has no spread over this replay: every hour averaged \(String(format: "%.2f", hi)) $/MWh, so no hour is more expensive than another.</p>\n"
+        } else {
+        h += "<p class=\"note\">Ranked by average price; hours at the same price are ranked by their energy cost (the larger cost impact first).</p>\n"
         h += "<table id=\"top-hours\"><tr><th>hour (UTC)</th><th>avg price $/MWh</th><th>site MW</th><th>mining MW</th><th>inference MW</th><th>energy cost</th><th>net</th><th class=\"actions\">what the controller did</th></tr>\n"
         for n in r.policy.topHours {
             h += "<tr><td>\(esc(ISO8601.format(n.hourStart)))</td><td>\(String(format: "%.2f", n.averagePriceUsdPerMWh))</td>"
@@ -59,13 +84,28 @@ public enum ReplayReport {
             h += "<td class=\"actions\">\(n.actions.map(esc).joined(separator: "<br>"))</td></tr>\n"
         }
         h += "</table>\n"
+        }
         let incidents = ([r.policy] + r.baselines).flatMap { run in run.incidents.prefix(5).map { "\(run.summary.label): \($0)" } }
         if !incidents.isEmpty {
             h += "<h2>Incidents</h2><ul>" + incidents.map { "<li>\(esc($0))</li>" }.joined() + "</ul>\n"
         }
         h += """
         <script>
+        function showPower(id) {
+          var found = false;
+          document.querySelectorAll('.power-run').forEach(function (d) {
+            var on = d.getAttribute('data-run') === id; d.classList.toggle('shown', on); found = found || on;
+          });
+          if (!found) return;
+          document.querySelectorAll('#power-switch button').forEach(function (b) { b.classList.toggle('on', b.getAttribute('data-run') === id); });
+          document.body.setAttribute('data-power-shown', id);
+        }
+        document.querySelectorAll('#power-switch button').forEach(function (b) {
+          b.addEventListener('click', function () { showPower(b.getAttribute('data-run')); });
+        });
         window.addEventListener('load', function () {
+          var m = /power=([A-Za-z0-9_-]+)/.exec(location.hash);
+          showPower(m ? m[1] : 'policy');
           var n = 0;
           document.querySelectorAll('svg.chart').forEach(function (svg) {
             var b = svg.getBBox();
@@ -148,7 +188,99 @@ public enum ReplayReport {
         "<svg class=\"chart\" id=\"\(id)\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(W))\" height=\"\(Int(H))\" viewBox=\"0 0 \(Int(W)) \(Int(H))\" role=\"img\"><title>\(esc(title))</title>"
     }
 
-    static func powerChart(_ all: [TickSample], from: Double, to: Double) -> String {
+    static let policyColors = ["#222222", "#e67e22", "#8e44ad", "#16a085", "#c0392b", "#7f8c8d"]
+    static func policyColor(_ k: Int) -> String { policyColors[k % policyColors.count] }
+    /// Baselines are dashed, each differently, so two policies that earn the same stay visible.
+    static func policyDash(_ k: Int) -> String { ["", "8,4", "3,3", "12,3,3,3", "2,6", "6,2"][k % 6] }
+
+    /// Average price of each UTC hour the samples cover.
+    static func hourlyPrices(_ s: [TickSample]) -> [Double] {
+        var sum: [Double: (Double, Double)] = [:]
+        for p in s {
+            let hr = (p.at / 3600).rounded(.down)
+            let old = sum[hr] ?? (0, 0)
+            sum[hr] = (old.0 + p.priceUsdPerMWh * p.seconds, old.1 + p.seconds)
+        }
+        return sum.values.compactMap { $0.1 > 0 ? $0.0 / $0.1 : nil }
+    }
+
+    /// Cumulative net $ of every run over time, one line each.
+    static func cumulativeChart(_ runs: [RunResult], from: Double, to: Double) -> String {
+        let span = max(to - from, 1)
+        var series: [[(Double, Double)]] = []
+        for run in runs {
+            var acc = 0.0
+            var pts: [(Double, Double)] = [(from, 0)]
+            for p in run.samples { acc += p.netUsd; pts.append((p.at + p.seconds, acc)) }
+            // At most ~1200 points per line.
+            let per = max(1, pts.count / 1200)
+            series.append(pts.enumerated().filter { $0.offset % per == 0 || $0.offset == pts.count - 1 }.map(\.element))
+        }
+        let values = series.flatMap { $0.map(\.1) }
+        let hi = (values.max() ?? 0) > 0 ? niceMax(values.max()!) : 0
+        let lo = (values.min() ?? 0) < 0 ? -niceMax(-values.min()!) : 0
+        let range = max(hi - lo, 1)
+        func x(_ t: Double) -> Double { L + (t - from) / span * (W - L - R) }
+        func y(_ v: Double) -> Double { H - B - (H - B - T) * (v - lo) / range }
+        var out = svgOpen("chart-cumulative", "Cumulative net $ of every policy")
+        for k in 0...4 {
+            let v = lo + range * Double(k) / 4
+            out += "<line x1=\"\(f(L))\" y1=\"\(f(y(v)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(v)))\" stroke=\"#eee\"/>"
+            out += "<text x=\"\(f(L - 4))\" y=\"\(f(y(v) + 3))\" font-size=\"10\" text-anchor=\"end\">$\(esc(short(v)))</text>"
+        }
+        if lo < 0 { out += "<line x1=\"\(f(L))\" y1=\"\(f(y(0)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(0)))\" stroke=\"#999\"/>" }
+        out += timeAxis(from: from, to: to)
+        // End labels, spread apart so that policies that finish close together stay readable.
+        var labelY = series.map { y($0.last?.1 ?? 0) + 3 }
+        let order = labelY.indices.sorted { labelY[$0] < labelY[$1] }
+        for j in order.indices.dropFirst() where labelY[order[j]] < labelY[order[j - 1]] + 11 {
+            labelY[order[j]] = labelY[order[j - 1]] + 11
+        }
+        for (k, pts) in series.enumerated() {
+            let id = runs[k].summary.id
+            out += "<polyline class=\"cumulative\" data-run=\"\(esc(id))\" data-final=\"\(String(format: "%.2f", pts.last?.1 ?? 0))\" points=\"\(pts.map { "\(f(x($0.0))),\(f(y($0.1)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(policyColor(k))\" stroke-width=\"\(k == 0 ? "2.2" : "1.6")\"\(k == 0 ? "" : " stroke-dasharray=\"\(policyDash(k))\"")><title>\(esc(runs[k].summary.label))</title></polyline>"
+            if let last = pts.last {
+                out += "<text x=\"\(f(W - R + 4))\" y=\"\(f(labelY[k]))\" font-size=\"10\" fill=\"\(policyColor(k))\">$\(esc(short(last.1)))</text>"
+            }
+        }
+        return out + "</svg>\n"
+    }
+
+    /// Net $ per UTC day, one bar per run, grouped by day.
+    static func dailyPolicyChart(_ runs: [RunResult]) -> String {
+        let perRun = runs.map { days($0.samples) }
+        let starts = Array(Set(perRun.flatMap { $0.map(\.start) })).sorted()
+        guard let first = starts.first, let last = starts.last else { return "<p>no data</p>" }
+        let values = perRun.flatMap { $0.map(\.net) }
+        let hi = (values.max() ?? 0) > 0 ? niceMax(values.max()!) : 0
+        let lo = (values.min() ?? 0) < 0 ? -niceMax(-values.min()!) : 0
+        let range = max(hi - lo, 1)
+        let from = first, to = last + 86_400
+        func x(_ t: Double) -> Double { L + (t - from) / (to - from) * (W - L - R) }
+        func y(_ v: Double) -> Double { H - B - (H - B - T) * (v - lo) / range }
+        var out = svgOpen("chart-daily-policies", "Net $ per day, one bar per policy")
+        for k in 0...4 {
+            let v = lo + range * Double(k) / 4
+            out += "<line x1=\"\(f(L))\" y1=\"\(f(y(v)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(v)))\" stroke=\"#eee\"/>"
+            out += "<text x=\"\(f(L - 4))\" y=\"\(f(y(v) + 3))\" font-size=\"10\" text-anchor=\"end\">$\(esc(short(v)))</text>"
+        }
+        out += "<line x1=\"\(f(L))\" y1=\"\(f(y(0)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(0)))\" stroke=\"#999\"/>"
+        let dayW = (W - L - R) / Double(starts.count)
+        let bw = max(1, dayW * 0.8 / Double(runs.count))
+        for (di, d) in starts.enumerated() {
+            let label = String(ISO8601.format(d).prefix(10))
+            out += "<text x=\"\(f(L + dayW * (Double(di) + 0.5)))\" y=\"\(f(H - 8))\" font-size=\"10\" text-anchor=\"middle\">\(esc(label))</text>"
+            for (k, run) in runs.enumerated() {
+                guard let day = perRun[k].first(where: { $0.start == d }) else { continue }
+                let x0 = x(d) + dayW * 0.1 + bw * Double(k)
+                let top = y(max(0, day.net)), bottom = y(min(0, day.net))
+                out += "<rect class=\"day-net\" data-run=\"\(esc(run.summary.id))\" x=\"\(f(x0))\" y=\"\(f(top))\" width=\"\(f(bw))\" height=\"\(f(max(0.5, bottom - top)))\" fill=\"\(policyColor(k))\"><title>\(esc(label + " " + run.summary.label + " " + SummaryTable.usd(day.net)))</title></rect>"
+            }
+        }
+        return out + "</svg>\n"
+    }
+
+    static func powerChart(_ all: [TickSample], from: Double, to: Double, id: String = "chart-power") -> String {
         let s = buckets(all)
         guard !s.isEmpty else { return "<p>no data</p>" }
         let span = max(to - from, 1)
@@ -167,7 +299,7 @@ public enum ReplayReport {
             }
             return "<path class=\"\(cls)\" d=\"M" + (top + bottom.reversed()).joined(separator: " L") + " Z\" fill=\"\(color)\" stroke=\"none\"/>"
         }
-        var out = svgOpen("chart-power", "Power by class (MW), stacked, with the energy price")
+        var out = svgOpen(id, "Power by class (MW), stacked, with the energy price")
         out += yAxis(max: mwMax, unit: "MW") + yAxis(max: pMax, unit: "$/MWh", right: true) + timeAxis(from: from, to: to)
         out += area({ _ in 0 }, { $0.miningKW }, "#f2a33a", "mining")
         out += area({ $0.miningKW }, { $0.miningKW + $0.inferenceKW }, "#4a7fd0", "inference")

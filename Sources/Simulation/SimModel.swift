@@ -135,15 +135,53 @@ public struct SimSiteSpec: Sendable {
     public var nominalVoltage: Double
     public var nominalFrequency: Double
     public var powerFactor: Double
+    /// Scenario time at simulated t = 0, in Unix seconds (UTC). The GPU demand curve reads its hour
+    /// of day from `startSeconds + t`, so a simulator started for `--start-at 14:01Z` sees the
+    /// afternoon's demand, not midnight's. 0: t = 0 is midnight UTC.
+    public var startSeconds: Double
+    /// Nodes whose cap is above this are metered at medium voltage (through PTs and CTs);
+    /// the others at low voltage. See `MeterWiring`.
+    public var mediumVoltageAboveKW: Double
 
     public init(id: String, nodes: [SimNode], devices: [SimDevice], nominalVoltage: Double = 277,
-                nominalFrequency: Double = 60, powerFactor: Double = 0.98) {
+                nominalFrequency: Double = 60, powerFactor: Double = 0.98, startSeconds: Double = 0,
+                mediumVoltageAboveKW: Double = 2500) {
         self.id = id
         self.nodes = nodes
         self.devices = devices
         self.nominalVoltage = nominalVoltage
         self.nominalFrequency = nominalFrequency
         self.powerFactor = powerFactor
+        self.startSeconds = startSeconds
+        self.mediumVoltageAboveKW = mediumVoltageAboveKW
+    }
+}
+
+/// How a simulated meter is wired, which fixes what its volts and amps read for a given power.
+///
+/// - Low voltage: connected directly to a 480 V wye system (277 V line-to-neutral).
+/// - Medium voltage: connected through PTs (13 800 V : 120 V) and CTs (sized to the node's cap, secondary
+///   5 A), with the ratios programmed into the meter, so it reads primary values: 7 967 V line-to-neutral
+///   and primary amps.
+///
+/// In both cases P = Σ Vₚₕ·Iₚₕ·PF = √3·V_LL·I·PF (balanced phases), the apparent power is P / PF, and a
+/// single-inlet PDU (Raritan PX3) reports its line-to-line voltage and line current.
+public struct MeterWiring: Sendable, Equatable {
+    public var lineToNeutralV: Double
+    public var ptRatio: Double?
+    public var ctPrimaryA: Double?
+
+    public var lineToLineV: Double { lineToNeutralV * 3.0.squareRoot() }
+
+    public static func lowVoltage(lineToNeutralV: Double = 277) -> MeterWiring {
+        MeterWiring(lineToNeutralV: lineToNeutralV, ptRatio: nil, ctPrimaryA: nil)
+    }
+
+    /// 13.8 kV through PTs and CTs whose primary covers `capKW` at `powerFactor`, rounded up to 100 A.
+    public static func mediumVoltage(capKW: Double, powerFactor: Double, lineToLineV: Double = 13_800) -> MeterWiring {
+        let ln = lineToLineV / 3.0.squareRoot()
+        let amps = capKW * 1000 / (3 * ln * powerFactor)
+        return MeterWiring(lineToNeutralV: ln, ptRatio: lineToLineV / 120, ctPrimaryA: (amps / 100).rounded(.up) * 100)
     }
 }
 

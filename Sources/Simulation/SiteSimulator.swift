@@ -179,6 +179,7 @@ enum PointKind: Sendable, Equatable {
     case inletTemperature, coolantTemperature, hashrate, gpuPowerCap, inferenceDemand
     case watchdogRemaining, fallbackActive, deviceEnergy, rampRate, minersTotal, minersOnline, gpusTotal, gpusOnline
     case importEnergy, exportEnergy, voltage, current, phasePower, frequency, powerFactor, totalEnergy
+    case apparentPower, reactivePower
     case outletPower(Int), outletState(Int)
     case unknown
 
@@ -210,8 +211,10 @@ enum PointKind: Sendable, Equatable {
         case "current_l1_a", "current_l2_a", "current_l3_a": self = .current
         case "x_power_l1_w", "x_power_l2_w", "x_power_l3_w": self = .phasePower
         case "frequency_hz": self = .frequency
-        case "power_factor": self = .powerFactor
-        case "x_total_energy_kwh": self = .totalEnergy
+        case "power_factor", "x_cos_phi_l1", "x_cos_phi_l2", "x_cos_phi_l3": self = .powerFactor
+        case "x_total_energy_kwh", "x_real_energy_kwh": self = .totalEnergy
+        case "x_apparent_power_va": self = .apparentPower
+        case "x_reactive_power_var": self = .reactivePower
         default:
             let parts = name.split(separator: "_")
             if parts.count >= 2, parts[0] == "outlet", let n = Int(parts[1]) {
@@ -232,6 +235,10 @@ struct ServedPoint: Sendable {
     var count: Int
     var writable: Bool
     var encoding: PointEncoder.Encoding
+    /// Registers that never change (SunSpec's "SunS" marker, model headers, scale factors, end marker).
+    var fixed: [UInt16]? = nil
+    /// The SunSpec scale factor the point's value is served with.
+    var sunSpecSF: Int16? = nil
 }
 
 /// The physics parameters of one device, flat (no profile), for the stepping loop.
@@ -260,6 +267,8 @@ public final class SiteSimulator: Sendable {
     /// Node indices from the device's node up to the root.
     let deviceAncestors: [[Int]]
     let nodeAncestors: [[Int]]
+    /// Meters, PDUs and metered loads: how the meter is wired (nil for containers and unmetered loads).
+    let wiring: [MeterWiring?]
     let state: Mutex<SimState>
 
     public init(spec: SimSiteSpec, seed: UInt64 = 1) throws(SimSpecError) {
@@ -293,13 +302,22 @@ public final class SiteSimulator: Sendable {
         var dIndex: [String: Int] = [:]
         var devAnc: [[Int]] = []
         var layouts: [DeviceLayout] = []
+        var wiring: [MeterWiring?] = []
         for (i, d) in spec.devices.enumerated() {
             guard dIndex[d.id] == nil else { throw SimSpecError(message: "device '\(d.id)' is defined twice") }
             dIndex[d.id] = i
             guard let ni = nIndex[d.node] else { throw SimSpecError(message: "device '\(d.id)': node '\(d.node)' does not exist") }
             devAnc.append(nodeAnc[ni])
-            layouts.append(try Self.layout(for: d))
+            let cap = spec.nodes[ni].capKW
+            var w: MeterWiring?
+            if d.profile != nil, ![.asicContainer, .gpuContainer].contains(d.role) {
+                w = cap > spec.mediumVoltageAboveKW ? .mediumVoltage(capKW: cap, powerFactor: spec.powerFactor)
+                    : .lowVoltage(lineToNeutralV: spec.nominalVoltage)
+            }
+            wiring.append(w)
+            layouts.append(try Self.layout(for: d, wiring: w, capKW: cap, powerFactor: spec.powerFactor))
         }
+        self.wiring = wiring
         // PDU outlets feed the load devices of the PDU's node, in file order.
         for (i, d) in spec.devices.enumerated() where d.role == .pdu {
             let fed = spec.devices.indices.filter {
@@ -350,21 +368,78 @@ public final class SiteSimulator: Sendable {
         }
     }
 
-    static func layout(for d: SimDevice) throws(SimSpecError) -> DeviceLayout {
+    static func layout(for d: SimDevice, wiring: MeterWiring? = nil, capKW: Double = 0,
+                       powerFactor: Double = 0.98) throws(SimSpecError) -> DeviceLayout {
         guard let profile = d.profile else { return DeviceLayout(points: [], ranges: [:], stateCodes: [:], commandLabels: [:]) }
         let points: [ResolvedPoint]
+        // A SunSpec device is laid out as a real one is: "SunS" at 40000, model 1 (common), the
+        // profile's models in id order, then the end marker; scale factors sized to the wiring.
+        var fixedPoints: [ServedPoint] = []
+        var sfByAddress: [Int: Int16] = [:]
+        let sunSpecIDs = Set(profile.points.compactMap { p -> Int? in
+            if case .sunSpec(let model, _) = p.location { return model } else { return nil }
+        }).sorted()
         do {
-            points = try profile.resolvedPoints().filter { $0.unavailable == nil }
+            if sunSpecIDs.isEmpty {
+                points = try profile.resolvedPoints().filter { $0.unavailable == nil }
+            } else {
+                let base = 40000
+                var models = [SunSpecModelInstance(id: 1, address: base + 2, length: 66)]
+                var at = base + 2 + 2 + 66
+                for id in sunSpecIDs {
+                    guard let m = profile.sunSpecModels[id] else {
+                        throw SimSpecError(message: "device '\(d.id)': SunSpec model \(id) is not in the model library")
+                    }
+                    models.append(SunSpecModelInstance(id: id, address: at, length: m.length))
+                    at += 2 + m.length
+                }
+                func fixed(_ address: Int, _ words: [UInt16]) -> ServedPoint {
+                    ServedPoint(name: "sunspec@\(address)", kind: .unknown, table: .holding, address: address, count: words.count,
+                                writable: false, encoding: PointEncoder.Encoding(ResolvedPoint(
+                                    definition: PointDefinition(name: "sunspec@\(address)", location: .register(table: .holding, address: address), type: .uint16,
+                                                                definedAt: SourceLocation(file: profile.id, line: 0, column: 0)),
+                                    table: .holding, address: address, type: .uint16, order: .ABCD, scaleFactorAddress: nil,
+                                    zeroIsMissing: false, unavailable: nil)),
+                                fixed: words)
+                }
+                fixedPoints.append(fixed(base, SunSpecDiscovery.marker))
+                for m in models { fixedPoints.append(fixed(m.address, [UInt16(m.id), UInt16(m.length)])) }
+                fixedPoints.append(fixed(at, [UInt16(SunSpecDiscovery.endID), 0]))
+                let discovery = SunSpecDiscoveryResult(base: base, models: models, endMarkerFound: true, note: nil)
+                points = try profile.resolvedPoints(discovery: discovery).filter { $0.unavailable == nil }
+                // Each scale factor holds the largest value any of its points can take (3 × the node's cap).
+                let w = wiring ?? .lowVoltage()
+                let maxW = 3 * max(capKW, 1) * 1000
+                for p in points {
+                    guard let sfAddress = p.scaleFactorAddress else { continue }
+                    let engineering: Double
+                    switch PointKind(p.name) {
+                    case .voltage: engineering = 1.2 * w.lineToLineV
+                    case .current: engineering = maxW / (3 * w.lineToNeutralV * powerFactor)
+                    case .frequency: engineering = 100
+                    case .powerFactor: engineering = 1
+                    case .importEnergy, .exportEnergy, .totalEnergy: engineering = maxW / 3 * 24 * 3650 / 1000  // kWh, ten years at cap
+                    default: engineering = maxW
+                    }
+                    let raw = engineering / (p.definition.scale ?? 1)
+                    let limit = p.type.registerCount == 2 ? 4.0e9 : 32_000.0
+                    let sf = Int16(max(-3, Int((log10(raw / limit)).rounded(.up))))
+                    sfByAddress[sfAddress] = max(sfByAddress[sfAddress] ?? -3, sf)
+                }
+                for (a, sf) in sfByAddress { fixedPoints.append(fixed(a, [UInt16(bitPattern: sf)])) }
+            }
+        } catch let e as SimSpecError {
+            throw e
         } catch {
-            throw SimSpecError(message: "device '\(d.id)': profile \(profile.id) cannot be simulated without SunSpec discovery: \(error)")
+            throw SimSpecError(message: "device '\(d.id)': profile \(profile.id) cannot be laid out: \(error)")
         }
         var ranges: [ModbusTable: Range<Int>] = [:]
-        for p in points {
-            let r = p.address..<(p.address + p.type.registerCount)
-            if let old = ranges[p.table] {
-                ranges[p.table] = min(old.lowerBound, r.lowerBound)..<max(old.upperBound, r.upperBound)
+        for r in points.map({ ($0.table, $0.address..<($0.address + $0.type.registerCount)) })
+            + fixedPoints.map({ ($0.table, $0.address..<($0.address + $0.count)) }) {
+            if let old = ranges[r.0] {
+                ranges[r.0] = min(old.lowerBound, r.1.lowerBound)..<max(old.upperBound, r.1.upperBound)
             } else {
-                ranges[p.table] = r
+                ranges[r.0] = r.1
             }
         }
         var codes: [String: Int] = [:]
@@ -377,8 +452,9 @@ public final class SiteSimulator: Sendable {
         }
         let served = points.map {
             ServedPoint(name: $0.name, kind: PointKind($0.name), table: $0.table, address: $0.address, count: $0.type.registerCount,
-                        writable: $0.definition.access.isWritable, encoding: PointEncoder.Encoding($0))
-        }
+                        writable: $0.definition.access.isWritable, encoding: PointEncoder.Encoding($0),
+                        sunSpecSF: $0.scaleFactorAddress.flatMap { sfByAddress[$0] })
+        } + fixedPoints
         return DeviceLayout(points: points, served: served, ranges: ranges, stateCodes: codes, commandLabels: commands)
     }
 
@@ -422,7 +498,8 @@ public final class SiteSimulator: Sendable {
     func demandKW(_ i: Int, at t: Double) -> Double {
         let d = physics[i]
         let curve = d.demandCurve
-        let hour = (t / 3600).truncatingRemainder(dividingBy: 24)
+        let dayT = (spec.startSeconds + t).truncatingRemainder(dividingBy: 86_400)
+        let hour = ((dayT < 0 ? dayT + 86_400 : dayT) / 3600).truncatingRemainder(dividingBy: 24)
         let h0 = Int(hour) % curve.count, h1 = (h0 + 1) % curve.count
         let frac = hour - Double(Int(hour))
         return d.maxKW * (curve[h0] * (1 - frac) + curve[h1] * frac)
@@ -491,6 +568,9 @@ public final class SiteSimulator: Sendable {
             computeLoads(&s)
         }
         for n in spec.nodes.indices { s.nodeEnergyKWh[n] += s.nodeLoadKW[n] * dt / 3600 }
+        for i in s.devices.indices where physics[i].role == .auxiliary || physics[i].role == .fixedLoad {
+            s.devices[i].energyKWh += max(0, s.devices[i].powerKW) * dt / 3600
+        }
     }
 
     private func applySchedule(_ s: inout SimState) {
@@ -550,6 +630,27 @@ public final class SiteSimulator: Sendable {
         }
     }
 
+    /// What a meter wired as `w` reads for `kw` (its phases balanced), `pf` and `energyKWh`; nil for a
+    /// quantity it does not measure. De-energised (an upstream breaker open), it reads 0 V, 0 A, 0 Hz.
+    func meterValue(_ kind: PointKind, kw: Double, energyKWh: Double, energised: Bool, wiring w: MeterWiring,
+                    singleInlet: Bool, frequency: Double) -> Double? {
+        let pf = spec.powerFactor
+        let watts = energised ? max(0, kw) * 1000 : 0
+        switch kind {
+        case .activePower: return watts
+        case .phasePower: return watts / 3
+        case .apparentPower: return watts / pf
+        case .reactivePower: return watts * (1 - pf * pf).squareRoot() / pf
+        case .powerFactor: return pf
+        case .voltage: return energised ? (singleInlet ? w.lineToLineV : w.lineToNeutralV) : 0
+        case .current: return watts / (3 * w.lineToNeutralV * pf)
+        case .frequency: return energised ? frequency : 0
+        case .importEnergy, .totalEnergy: return energyKWh
+        case .exportEnergy: return 0
+        default: return nil
+        }
+    }
+
     // MARK: Canonical values
 
     /// The engineering value of a canonical (or known vendor) point of a device now.
@@ -602,8 +703,7 @@ public final class SiteSimulator: Sendable {
         case .meter, .pdu:
             let n = deviceAncestors[i][0]
             let kw = s.nodeLoadKW[n]
-            let v = spec.nominalVoltage
-            let pf = spec.powerFactor
+            let energised = !deviceAncestors[i].contains { s.nodeTripped[$0] }
             switch kind {
             case .outletState(let o):
                 guard let di = layouts[i].outletDevice[o] else { return nil }
@@ -611,18 +711,16 @@ public final class SiteSimulator: Sendable {
             case .outletPower(let o):
                 guard let di = layouts[i].outletDevice[o] else { return nil }
                 return max(0, s.devices[di].powerKW + s.devices[di].noiseKW) * 1000
-            case .activePower: return kw * 1000
-            case .importEnergy, .totalEnergy: return s.nodeEnergyKWh[n]
-            case .exportEnergy: return 0
-            case .voltage: return s.nodeTripped[n] ? 0 : v
-            case .current: return kw * 1000 / 3 / (v * pf)
-            case .phasePower: return kw * 1000 / 3
-            case .frequency: return dev.frequencyOverride?.hz ?? spec.nominalFrequency
-            case .powerFactor: return pf
-            default: return nil
+            default:
+                return meterValue(kind, kw: kw, energyKWh: s.nodeEnergyKWh[n], energised: energised,
+                                  wiring: wiring[i] ?? .lowVoltage(lineToNeutralV: spec.nominalVoltage), singleInlet: d.role == .pdu,
+                                  frequency: dev.frequencyOverride?.hz ?? spec.nominalFrequency)
             }
         case .auxiliary, .fixedLoad:
-            return kind == .activePower ? dev.powerKW * 1000 : nil
+            // A load with its own meter (the demo's cooling plant on an SDM630) reads like any meter.
+            guard let w = wiring[i] else { return kind == .activePower ? dev.powerKW * 1000 : nil }
+            return meterValue(kind, kw: dev.powerKW, energyKWh: dev.energyKWh, energised: !deviceAncestors[i].contains { s.nodeTripped[$0] },
+                              wiring: w, singleInlet: false, frequency: dev.frequencyOverride?.hz ?? spec.nominalFrequency)
         }
     }
 
@@ -667,7 +765,12 @@ public final class SiteSimulator: Sendable {
     /// One point's registers now, written into `out` (register `base + k` at `out[k]`); a value the
     /// point cannot hold reads as 0.
     func encode(_ p: ServedPoint, device i: Int, in s: SimState, into out: inout [UInt16], base: Int) {
-        let v = value(of: p.kind, name: p.name, device: i, in: s) ?? 0
+        if let words = p.fixed {
+            for (k, w) in words.enumerated() where p.address + k - base >= 0 && p.address + k - base < out.count { out[p.address + k - base] = w }
+            return
+        }
+        var v = value(of: p.kind, name: p.name, device: i, in: s) ?? 0
+        if let sf = p.sunSpecSF { v /= pow(10, Double(sf)) }
         do {
             try p.encoding.encode(v, at: p.address, into: &out, base: base)
         } catch {

@@ -80,9 +80,32 @@ func fail(_ error: ModbusError) -> ExitCode {
     }
 }
 
+/// Set by `main` when the command line has `--json`: error lines then go out as JSON objects.
+nonisolated(unsafe) var errorsAsJSON = false
+
+/// Prints one line to stderr. An error line ("error: …", or "FILE:LINE:COL: error: …") is printed as
+/// `{"error": "…"}` when the command runs with `--json`; other lines (notices, warnings) stay text.
 func printError(_ line: String) {
     var stderr = StandardError()
-    print(line, to: &stderr)
+    if errorsAsJSON, let json = errorJSON(line) {
+        print(json, to: &stderr)
+    } else {
+        print(line, to: &stderr)
+    }
+}
+
+/// `{"error": message}` for an error line, nil for any other line.
+func errorJSON(_ line: String) -> String? {
+    let message: String
+    if line.hasPrefix("error: ") {
+        message = String(line.dropFirst("error: ".count))
+    } else if line.contains(": error: ") {
+        message = line
+    } else {
+        return nil
+    }
+    let data = (try? JSONSerialization.data(withJSONObject: ["error": message], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    return String(decoding: data, as: UTF8.self)
 }
 
 struct StandardError: TextOutputStream {

@@ -22,16 +22,17 @@ extension Switchyard {
 
             func validate() throws {
                 if !(capKW.isFinite && capKW >= 0) { throw ValidationError("--cap-kw must be a number ≥ 0") }
-                if parseTimeArg(from) == nil { throw ValidationError("--from '\(from)' is not now, +DURATION or ISO 8601 UTC") }
-                if parseTimeArg(until) == nil { throw ValidationError("--until '\(until)' is not +DURATION or ISO 8601 UTC") }
+                if EventTime(text: from) == nil && parseISOTime(from) == nil { throw ValidationError("--from '\(from)' is not now, +DURATION or ISO 8601 UTC") }
+                if EventTime(text: until) == nil && parseISOTime(until) == nil { throw ValidationError("--until '\(until)' is not +DURATION or ISO 8601 UTC") }
                 if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must not be empty") }
             }
 
             func run() async throws {
                 let c = try remote.client()
-                let now = Date().timeIntervalSince1970
-                let body = CreateEventRequest(id: id, capKw: capKW, from: from == "now" ? nil : parseTimeArg(from, now: now),
-                                              until: parseTimeArg(until, now: now)!, reason: reason)
+                // "now" and "+2h" go to the server as they are: it resolves them on its own clock (a daemon
+                // started with --start-at runs on virtual time, not this machine's).
+                func time(_ s: String) -> EventTime { EventTime(text: s) ?? .at(parseISOTime(s)!) }
+                let body = CreateEventRequest(id: id, capKw: capKW, from: from == "now" ? nil : time(from), until: time(until), reason: reason)
                 var headers: [String: String] = [:]
                 if let ifMatch { headers["If-Match"] = ifMatch.hasPrefix("\"") || ifMatch == "*" ? ifMatch : "\"\(ifMatch)\"" }
                 let r = try await c.call("POST", "/v1/events", body: body, headers: headers)

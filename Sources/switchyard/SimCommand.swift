@@ -34,6 +34,9 @@ extension Switchyard {
         @Option(name: .long, help: "Stop after this many simulated seconds (default: run until Ctrl-C).")
         var duration: Double?
 
+        @Option(name: .customLong("start-at"), help: ArgumentHelp("Scenario time at simulated t = 0, ISO 8601 UTC (default: now). The GPU inference demand follows this clock; give serve the same --start-at.", valueName: "TIME"))
+        var startAt: String?
+
         @Option(name: .long, help: "Random seed for measurement noise.")
         var seed: UInt64 = 1
 
@@ -45,15 +48,17 @@ extension Switchyard {
             if let p = listenBasePort, !(1024...65000).contains(p) { throw ValidationError("--listen-base-port must be 1024…65000") }
             if gateway, listenBasePort == nil { throw ValidationError("--gateway needs --listen-base-port") }
             guard (1...247).contains(unitsPerGateway) else { throw ValidationError("--units-per-gateway must be 1…247") }
+            if let startAt, parseISOTime(startAt) == nil { throw ValidationError("--start-at '\(startAt)' is not an ISO 8601 UTC time like 2026-07-15T13:59:00Z") }
         }
 
         func run() async throws {
             let (site, profiles) = try siteOptions.load()
-            let spec: SimSiteSpec
+            var spec: SimSiteSpec
             do { spec = try SimSiteSpec(site: site, profiles: profiles) } catch {
                 printError("\(siteOptions.site): error: \(error)")
                 throw ExitCode(ExitCodes.validation)
             }
+            spec.startSeconds = startAt.flatMap(parseISOTime) ?? Date().timeIntervalSince1970
             let sim = try SiteSimulator(spec: spec, seed: seed)
             var scenarioSignals: [ScenarioSignal] = []
             if let scenario {

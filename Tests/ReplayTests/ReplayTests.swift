@@ -1,6 +1,6 @@
 import Foundation
 import HardwareProfiles
-import Replay
+@testable import Replay
 import Simulation
 import Site
 import Testing
@@ -158,6 +158,51 @@ struct ReplayTests {
         #expect(html.contains("2025-01-06T03:00:00Z"))
         #expect(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"))  // self-contained
     }
+
+    @Test func theReportComparesEveryPolicy() async throws {
+        let r = try await Backtest.run(try tinyConfig())
+        let html = ReplayReport.html(r)
+        let runs = [r.policy] + r.baselines
+        #expect(runs.count == 4)
+        for run in runs {
+            // One cumulative line per policy, ending at that policy's net.
+            let total = run.samples.reduce(0) { $0 + $1.netUsd }
+            #expect(close(total, run.summary.netUsd, 1e-9))
+            #expect(html.contains("class=\"cumulative\" data-run=\"\(run.summary.id)\" data-final=\"\(String(format: "%.2f", total))\""), "\(run.summary.id)")
+            // One bar per policy per day (the trace is one day).
+            #expect(html.components(separatedBy: "class=\"day-net\" data-run=\"\(run.summary.id)\"").count - 1 == 1)
+            // A power chart per policy, behind the switch.
+            #expect(html.contains("<button type=\"button\" data-run=\"\(run.summary.id)\""))
+        }
+        #expect(html.contains("<svg class=\"chart\" id=\"chart-power\""))
+        for b in r.baselines { #expect(html.contains("<svg class=\"chart\" id=\"chart-power-\(b.summary.id)\"")) }
+        // The policies differ, so the lines do not all end at the same place.
+        #expect(Set(runs.map { String(format: "%.2f", $0.summary.netUsd) }).count > 1)
+    }
+
+    @Test func aFlatPriceHasNoMostExpensiveHours() async throws {
+        var c = try tinyConfig()
+        c.prices = c.prices.map { TraceInterval(start: $0.start, end: $0.end, value: 20) }
+        let html = ReplayReport.html(try await Backtest.run(c))
+        #expect(html.contains("id=\"top-hours-flat\""))
+        #expect(html.contains("no spread"))
+        #expect(!html.contains("id=\"top-hours\""))
+    }
+
+    /// Hours at the same average price are ranked by their energy cost, not by which came first.
+    @Test func tiedHoursAreRankedByCostImpact() {
+        var tracker = HourTracker(keep: 2)
+        func sample(_ hour: Double, price: Double, kw: Double) -> TickSample {
+            TickSample(at: day0 + hour * 3600, seconds: 3600, priceUsdPerMWh: price, miningValueUsdPerMWh: 0, siteKW: kw, miningKW: kw,
+                       inferenceKW: 0, auxiliaryKW: 0, miningUsd: 0, inferenceUsd: 0, energyUsd: kw / 1000 * price, drCreditUsd: 0, penaltyUsd: 0)
+        }
+        tracker.add(sample(0, price: 20, kw: 100), actions: nil)
+        tracker.add(sample(1, price: 20, kw: 900), actions: nil)
+        tracker.add(sample(2, price: 20, kw: 500), actions: nil)
+        tracker.add(sample(3, price: 10, kw: 5000), actions: nil)
+        let top = tracker.finish()
+        #expect(top.map(\.hourStart) == [day0 + 3600, day0 + 7200], "\(top.map { ($0.hourStart - day0) / 3600 })")
+    }
 }
 
 /// Headless Chromium renders the report; the page's own script counts the charts it laid out.
@@ -177,14 +222,31 @@ struct ReplayBrowserTests {
         let page = dir.appendingPathComponent("report.html")
         try ReplayReport.html(r).write(to: page, atomically: true, encoding: .utf8)
         let dom = try runChromium(["--dump-dom", page.absoluteString], home: dir)
-        #expect(dom.contains("data-charts-rendered=\"3\""), "Chromium did not lay out 3 charts")
-        let sizes = dom.matches(of: /data-rendered="(\d+)x(\d+) marks=(\d+)"/).map { (Int($0.1)!, Int($0.2)!, Int($0.3)!) }
-        #expect(sizes.count == 3)
-        #expect(sizes.allSatisfy { $0.0 > 500 && $0.1 > 200 && $0.2 > 0 }, "\(sizes)")
+        // Cumulative net (all policies), net per day (all policies), power (the shown policy), daily by class, value.
+        #expect(dom.contains("data-charts-rendered=\"5\""), "Chromium did not lay out 5 charts")
+        #expect(dom.contains("data-power-shown=\"policy\""))
+        func rendered(_ dom: String, _ id: String) -> (Int, Int, Int)? {
+            guard let m = dom.firstMatch(of: try! Regex("id=\"\(id)\"[^>]*data-rendered=\"(\\d+)x(\\d+) marks=(\\d+)\"", as: (Substring, Substring, Substring, Substring).self)) else { return nil }
+            return (Int(m.1)!, Int(m.2)!, Int(m.3)!)
+        }
+        for id in ["chart-cumulative", "chart-daily-policies", "chart-power", "chart-daily", "chart-value"] {
+            let size = try #require(rendered(dom, id), "\(id) not in the DOM")
+            #expect(size.0 > 500 && size.1 > 200 && size.2 > 0, "\(id): \(size)")
+        }
+        // The baselines' power charts are there but hidden until chosen.
+        for b in r.baselines { #expect(rendered(dom, "chart-power-\(b.summary.id)")?.0 == 0, "\(b.summary.id) shown by default") }
+        // Chosen through the page's switch (the URL fragment selects as a click does): only that run's chart is laid out.
+        let chosen = URL(string: page.absoluteString + "#power=always-on")!
+        let dom2 = try runChromium(["--dump-dom", chosen.absoluteString], home: dir)
+        #expect(dom2.contains("data-power-shown=\"always-on\""))
+        #expect((rendered(dom2, "chart-power-always-on")?.0 ?? 0) > 500)
+        #expect(rendered(dom2, "chart-power")?.0 == 0)
+        #expect(dom2.contains("data-charts-rendered=\"5\""))
         let shot = dir.appendingPathComponent("shot.png")
-        _ = try runChromium(["--screenshot=\(shot.path)", "--window-size=1200,2400", page.absoluteString], home: dir)
+        _ = try runChromium(["--screenshot=\(shot.path)", "--window-size=1200,2600", page.absoluteString], home: dir)
         let png = try Data(contentsOf: shot)
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 20_000)
+        if let keep = ProcessInfo.processInfo.environment["SWITCHYARD_KEEP_REPORT_SHOT"] { try? png.write(to: URL(fileURLWithPath: keep)) }
     }
 
     func runChromium(_ args: [String], home: URL) throws -> String {

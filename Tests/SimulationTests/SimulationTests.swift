@@ -71,7 +71,10 @@ struct PhysicsTests {
         #expect(abs(e - sim.nodeLoadKW("xfmr-1") / 6) < 0.01 * e)
         // Per-phase split and current.
         let i1 = sim.pointValue("xfmr-1-meter", "current_l1_a")!
-        #expect(abs(i1 - sim.nodeLoadKW("xfmr-1") * 1000 / 3 / (277 * 0.98)) < 1e-6)
+        // xfmr-1 (3 MW) is metered at medium voltage, through PTs: 13.8 kV line to line, 7 967 V line to neutral.
+        let v1 = sim.pointValue("xfmr-1-meter", "voltage_l1_v")!
+        #expect(abs(v1 - 13_800 / 3.0.squareRoot()) < 1e-6)
+        #expect(abs(i1 - sim.nodeLoadKW("xfmr-1") * 1000 / 3 / (v1 * 0.98)) < 1e-6)
         #expect(sim.trips.isEmpty)
     }
 
