@@ -271,11 +271,15 @@ public struct DeviceState: Sendable, Hashable {
     public var isOn: Bool
     /// How long the device has been in its current on/off state.
     public var stateForS: Double
+    /// `false` when the snapshot does not mention the device at all: it is then budgeted at its
+    /// maximum (`setpointKw`), and its reason says so.
+    public var inSnapshot: Bool
 
     public init(
         measuredKw: Double? = nil, setpointKw: Double, available: Bool = true, dataAgeS: Double = 0,
-        isOn: Bool? = nil, stateForS: Double = .infinity
+        isOn: Bool? = nil, stateForS: Double = .infinity, inSnapshot: Bool = true
     ) {
+        self.inSnapshot = inSnapshot
         self.measuredKw = measuredKw
         self.setpointKw = setpointKw
         self.available = available
@@ -463,6 +467,24 @@ public struct DispatchPlan: Sendable {
     public var miningCurtailed: Bool
     /// Value of each device in $/MWh as used (contract rate, spot, or hashprice-derived).
     public var valueUsdPerMWh: [Double]
+    /// A proven upper bound ($/h) on the objective of any plan that keeps the rules: the
+    /// relaxation with start blocks allowed in part, tightened by the exact search when it ran.
+    /// With a price forecast the objective here charges each start block at its start price.
+    public var boundUsdPerH: Double
+    /// `boundUsdPerH` minus this plan's objective: how far below the optimum it can be, at most.
+    /// Not an estimate: the optimum lies between the plan and the bound. NaN when infeasible.
+    public var gapBoundUsdPerH: Double
+    /// Whether the exact search (branch and bound) ran: sites up to `Broker.exactSearchMaxDevices`.
+    public var exactSearch: Bool
+    /// The exact search finished (proved its target gap) rather than stopping at its work budget.
+    public var searchComplete: Bool
+    /// The gap bound in words, for explain output.
+    public var optimality: String
+    /// Nodes the exact search evaluated (0 when it did not run).
+    public var searchNodes: Int
+
+    /// The gap bound as a fraction of the bound.
+    public var gapBoundFraction: Double { gapBoundUsdPerH / max(1, abs(boundUsdPerH)) }
 
     let explainer: Explainer
 
