@@ -409,9 +409,9 @@ def run(inst, time_limit):
         out["setpoints_kw"] = {prob.devs[d]["id"]: best[1][d] for d in range(prob.nD)}
     bx = inst.get("broker_setpoints_kw")
     if bx is not None:
-        x = [bx[dv["id"]] for dv in prob.devs]
         out["broker_feasible"] = inst.get("broker_feasible", True)
         if out["broker_feasible"]:
+            x = [bx[dv["id"]] for dv in prob.devs]
             out["broker_violations"] = prob.violations(x)
             out["broker_objective_usd_per_h"] = prob.decision_objective(x)
             if best is not None:
@@ -419,6 +419,17 @@ def run(inst, time_limit):
                 ref = best[0] if status == "optimal" else out["bound_usd_per_h"]
                 out["gap"] = (ref - out["broker_objective_usd_per_h"]) / max(1.0, abs(ref))
     return out
+
+
+def clean(v):
+    """JSON has no NaN or infinity: those become null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [clean(x) for x in v]
+    return v
 
 
 def main() -> int:
@@ -433,12 +444,12 @@ def main() -> int:
         with open(args[1]) as f:
             for line in f:
                 if line.strip():
-                    print(json.dumps(run(json.loads(line), time_limit)), flush=True)
+                    print(json.dumps(clean(run(json.loads(line), time_limit))), flush=True)
         return 0
     with open(args[0]) as f:
         inst = json.load(f)
     out = run(inst, time_limit)
-    print(json.dumps(out))
+    print(json.dumps(clean(out)))
     return 0 if "objective_usd_per_h" in out else 1
 
 

@@ -427,9 +427,9 @@ struct Engine: Sendable {
         var nodes = 0
         for r in regimes {
             guard let base = mandatory(r) else { continue }
-            let model = makeModel(r, base: base)
             let x: [Double]
             if exact {
+                let model = makeModel(r, base: base)
                 var search = Decomposed(model, budget: Broker.exactWorkBudget, targetGap: Broker.exactTargetGap)
                 guard let res = search.solve() else { continue }
                 x = res.x
@@ -437,7 +437,7 @@ struct Engine: Sendable {
                 complete = complete && search.complete
                 nodes += search.nodes
             } else {
-                let (st, b) = solveLarge(r, base: base, model: model)
+                let (st, b) = solveLarge(r, base: base)
                 x = st.x
                 bound = max(bound, b)
                 complete = false
@@ -701,17 +701,17 @@ struct Engine: Sendable {
     /// The budgeted search for sites above `exactSearchMaxDevices`: greedy (with the restore
     /// multiplier) plus local moves over whole start blocks, then a last greedy pass that takes any
     /// piece still worth taking. Returns the plan and the relaxation's bound on it.
-    func solveLarge(_ r: Regime, base: PassState, model: Model) -> (PassState, Double) {
+    func solveLarge(_ r: Regime, base: PassState) -> (PassState, Double) {
         let none = Array(repeating: false, count: nD)
         let plain = buildItems(r, lambda: 0)
         let first = pass(plain, base: base, forbidden: none, boost: [], enforceRestore: true)
         // Greedy with the start blocks relaxed is the relaxation's optimum when nothing else couples
         // the devices (no restore limit reached, no start surcharge, one multiplier per node), and its
         // objective bounds every plan (the plan's objective is concave on each start block).
-        let cheap = model.uniformMultipliers && startSurcharge(hi) == 0
+        let cheap = plant.uniformMultipliers && startSurcharge(hi) == 0
         if !(first.restoreHit && restoreRate.isFinite) {
             let relaxed = pass(plain, base: base, forbidden: none, boost: [], enforceRestore: true, relaxMinStable: true)
-            let bound = cheap && !relaxed.restoreHit ? relaxed.total : Search(model).lagrangeBound()
+            let bound = cheap && !relaxed.restoreHit ? relaxed.total : Search(makeModel(r, base: base)).lagrangeBound()
             // Within 0.01 %: nothing worth a local search.
             if bound - first.total <= 1e-4 * max(1, abs(first.total)) { return (first, bound) }
             let better = improve(base: base, start: first) { f, b in
@@ -726,7 +726,7 @@ struct Engine: Sendable {
             let p2 = pass(plain, base: base, forbidden: f, boost: b, enforceRestore: true)
             return p2.total > p1.total ? p2 : p1
         }
-        return (topUp(better, plain), Search(model).lagrangeBound())
+        return (topUp(better, plain), Search(makeModel(r, base: base)).lagrangeBound(iterations: nD > 2000 ? 10 : 24))
     }
 
     /// Greedy again from a plan: any piece still worth taking that fits is taken (a start block

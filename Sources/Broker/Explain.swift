@@ -90,11 +90,27 @@ extension Engine {
 
     /// What one kW of device d costs in the plan's regime: the price (the forecast start price for
     /// a start block), plus the DR payment forgone below a baseline, times its auxiliary load.
+    func costPerKw(_ d: Int, _ f: Facts, start: Bool) -> Double {
+        ((start && startPrice[d] > price ? startPrice[d] : price) + f.regime.extra) * plant.rootMult[d]
+    }
+
+    /// What a kW of device d earns ($/MWh) just below x: the start block's average for a start.
+    func grossPerKw(_ d: Int, at x: Double) -> Double {
+        let c = servedCommit(d)
+        if status[d] == .free && minStable[d] > 0 && x <= minStable[d] + eps {
+            let m = minStable[d]
+            if c >= m - eps { return rate[d] + pen[d] }
+            if c <= eps { return value[d] }
+            return (c * (rate[d] + pen[d]) + (m - c) * value[d]) / m
+        }
+        return c > 0 && x <= c + eps ? rate[d] + pen[d] : value[d]
+    }
+
     func cost(_ d: Int, _ f: Facts, start: Bool) -> (term: Term, note: String) {
         let forecast = start && startPrice[d] > price
         let base = forecast ? startPrice[d] : price
         let m = plant.rootMult[d]
-        let total = (base + f.regime.extra) * m
+        let total = costPerKw(d, f, start: start)
         var parts: [String] = []
         if f.regime.extra > 0 || m > 1 + 1e-9 {
             var comp = Fmt.price(base)
@@ -280,7 +296,7 @@ extension Engine {
         // Start blocks worth starting that do not fit, by the node (or -2: restore) that refuses them.
         var refused: [Int32: (d: Int, room: Double)] = [:]
         for d in plant.byRank where status[d] == .free && minStable[d] > 0 && x[d] <= eps {
-            guard grossTerms(d, at: minStable[d]).value > cost(d, f, start: true).term.value else { continue }
+            guard grossPerKw(d, at: minStable[d]) > costPerKw(d, f, start: true) else { continue }
             let (code, room) = rejecter(d, need: minStable[d], f)
             guard code != -1 else { continue }
             if let r = refused[code], minStable[r.d] <= minStable[d] { continue }
@@ -328,9 +344,7 @@ extension Engine {
         } else {
             optimality = "budgeted search (\(nD) devices > \(Broker.exactSearchMaxDevices)): \(within)"
         }
-        if startSurcharge(x) > 0 || sig.priceForecast.isEmpty == false && startSurcharge(hi) > 0 {
-            optimality += "; objective with each start block at its start price"
-        }
+        if startSurcharge(hi) > 0 { optimality += "; objective with each start block at its start price" }
         return DispatchPlan(
             setpointsKw: x, commanded: status.map { $0 != .pinned }, objective: objective(x),
             binding: bindingTexts(x, f), feasible: true, infeasibleReason: nil, nodeLoadKw: f.load, nodeCapKw: effCap,

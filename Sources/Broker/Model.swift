@@ -108,6 +108,9 @@ public struct Plant: Sendable {
     /// loop: node n's path is nodePath[nodePathStart[n]..<nodePathStart[n+1]].
     let nodePath: [PathEntry]
     let nodePathStart: [Int]
+    /// Every device below a node sees the same multiplier there (auxiliary fractions only at
+    /// nodes whose devices all share them): greedy is then exact for the continuous relaxation.
+    let uniformMultipliers: Bool
     let deviceIndexByID: [String: Int]
     let nodeIndexByID: [String: Int]
     // Device limits as plain arrays (no String-holding structs in the hot loops).
@@ -226,6 +229,9 @@ public struct Plant: Sendable {
         }
         self.nodePath = np
         self.nodePathStart = nps
+        var mu = [Double](repeating: .infinity, count: sortedNodes.count)
+        for e in np where e.mult < mu[Int(e.node)] { mu[Int(e.node)] = e.mult }
+        self.uniformMultipliers = np.allSatisfy { abs(mu[Int($0.node)] - $0.mult) <= 1e-12 * $0.mult }
         self.deviceIndexByID = devIndex
         self.nodeIndexByID = nodeIndex
         self.maxKw = devices.map(\.maxKw)

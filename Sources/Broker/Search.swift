@@ -226,7 +226,6 @@ extension Model {
 
 /// The branch-and-bound and its passes. A class: it owns scratch buffers reused by every pass.
 final class Search {
-    nonisolated(unsafe) static var trace = false
     let m: Model
     /// Work done, in item visits (each one walks a device's path to the root).
     var work = 0
@@ -686,9 +685,7 @@ final class Search {
             r.g == 0 ? r.used <= m.restoreLeft + 1e-6 : abs(r.used - m.restoreLeft) <= 1e-6
         }
 
-        if Self.trace { print("root start") }
         guard let root = bestRelax(from: 0) else { return nil }
-        if Self.trace { print("root", root) }
         // Incumbents from the greedy orders, and the continuous optimum of their on/off choices.
         for g in Set([0, root.g]).sorted() where primal(order(g)) {
             offer(x)
@@ -720,7 +717,6 @@ final class Search {
                 break
             }
             apply(nodes, i, touched: &touched)
-            if Self.trace { print("pop", i, bound, "best", bestV, "work", work) }
             guard let r = bestRelax(from: Int(nodes[i].g)) else { continue }
             var d = fractional()
             let fractionalAtBest = d >= 0

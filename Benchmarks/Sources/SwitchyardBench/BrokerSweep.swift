@@ -246,7 +246,10 @@ func runMILPBatch(_ lines: [[String: Any]], _ o: SweepOptions, tag: String) thro
     guard proc.terminationStatus == 0 else { throw BenchError("milp_dispatch.py failed (exit \(proc.terminationStatus))") }
     var results: [String: [String: Any]] = [:]
     for line in out.split(separator: 0x0A) {
-        guard let obj = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let id = obj["id"] as? String else { continue }
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let id = obj["id"] as? String else {
+            print("  unreadable result line: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            continue
+        }
         results[id] = obj
     }
     return results
