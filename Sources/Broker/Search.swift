@@ -236,6 +236,8 @@ final class Search {
     var orders: [Int: Order] = [:]
     /// After `bestRelax`: the grid point on the other side of the budget's crossing, or -1.
     var across = -1
+    /// Branch first on start blocks that use the restore budget.
+    var restoreFirst = false
     let eps = 1e-7
 
     init(_ m: Model) {
@@ -426,7 +428,9 @@ final class Search {
             let xd = x[d]
             if xd > 1e-6 && xd < m.ms[d] - 1e-6 {
                 // The block with the most value at stake.
-                let w = m.fVal[d] * m.ms[d]
+                // The block with the most value at stake; with the restore budget binding, blocks
+                // that would use it first (the budget couples them all).
+                let w = m.fVal[d] * m.ms[d] + (restoreFirst && m.fRest[d] > 0 ? 1e12 : 0)
                 if w > bestW {
                     bestW = w
                     best = d
@@ -686,6 +690,7 @@ final class Search {
         }
 
         guard let root = bestRelax(from: 0) else { return nil }
+        restoreFirst = root.g > 0
         // Incumbents from the greedy orders, and the continuous optimum of their on/off choices.
         for g in Set([0, root.g]).sorted() where primal(order(g)) {
             offer(x)
@@ -823,6 +828,7 @@ struct Decomposed {
     /// top when the budget binds): the search with the budget then starts from this plan, and
     /// its bound is never above this one.
     var priced: (x: [Double], bound: Double)? = nil
+    var pricedDone = false
 
     mutating func solve() -> Search.Result? {
         let all = [Bool](repeating: true, count: m.nD)
@@ -835,38 +841,67 @@ struct Decomposed {
     /// keep the budget, is the incumbent of the search that enforces it.
     mutating func priceRestore() {
         let s = Search(m)
-        let (lambda, _) = s.lagrangeMultiplier()
+        let (lambda0, _) = s.lagrangeMultiplier()
         work += s.work
-        guard lambda > 0 else { return }
-        var sub = Decomposed(m.priced(lambda: lambda), budget: max(0, budget - work) / 2, targetGap: targetGap)
-        guard let r = sub.solve() else { return }
-        work += sub.work
-        nodes += sub.nodes
-        let bound = r.bound + lambda * m.restoreLeft / 1000
+        guard lambda0 > 0 else { return }
+        // A few multipliers around the relaxation's, bisecting on the priced plans' restore use:
+        // each priced optimum (+ λ × budget) is a bound, each one repaired a plan.
+        var lambda = lambda0
+        var lo = 0.0
+        var hi = Double.infinity
+        var best: (x: [Double], value: Double)? = nil
+        var bound = Double.infinity
         let fixer = Search(m)
-        let x = fixer.repair(r.x)
+        for step in 0..<4 {
+            let share = max(0, budget - work) / (2 * (4 - step))
+            var sub = Decomposed(m.priced(lambda: lambda), budget: share, targetGap: targetGap)
+            guard let r = sub.solve() else { break }
+            work += sub.work
+            nodes += sub.nodes
+            bound = min(bound, r.bound + lambda * m.restoreLeft / 1000)
+            if let x = fixer.repair(r.x, fixer.order(lambda: lambda)) {
+                let v = m.value(x)
+                if best == nil || v > best!.value { best = (x, v) }
+            }
+            if m.restoreUse(r.x) > m.restoreLeft + 1e-6 { lo = lambda } else { hi = lambda }
+            lambda = hi.isFinite ? (lo + hi) / 2 : lambda * 2
+        }
         work += fixer.work
-        if let x { priced = (x, bound) }
+        if let best {
+            let x = priced.map { m.value($0.x) > best.value ? $0.x : best.x } ?? best.x
+            priced = (x, max(bound, m.value(x)))
+        }
     }
 
     /// Whole search over `keep` with the caps in `lift` removed (and the restore budget unless top).
     mutating func whole(_ keep: [Bool], _ lift: [Bool], top: Bool) -> Search.Result? {
         let sub = m.restricted(keep: keep, lift: lift, liftRestore: !top)
         let s = Search(sub)
-        if top && m.restoreLeft.isFinite && priced == nil && keep.allSatisfy({ $0 }) {
+        if top && m.restoreLeft.isFinite && keep.allSatisfy({ $0 }) && !pricedDone {
+            pricedDone = true
             // The budget couples everything: price it first.
             let probe = Search(m)
             if let r0 = probe.relax(probe.order(0)), r0.used > m.restoreLeft + 1e-6 { priceRestore() }
             work += probe.work
         }
         let usePriced = top && keep.allSatisfy { $0 } && lift.allSatisfy { !$0 }
+        // With the restore budget binding, keep some work for swapping starts at the end.
+        let swaps = usePriced && priced != nil
         let r = s.run(
-            workBudget: max(0, budget - work), targetGap: targetGap, initial: usePriced ? priced?.x : nil,
+            workBudget: max(0, budget - work - (swaps ? budget / 6 : 0)), targetGap: targetGap, initial: usePriced ? priced?.x : nil,
             boundCap: usePriced ? priced?.bound ?? .infinity : .infinity)
         work += s.work
-        if let r {
-            nodes += r.nodes
-            complete = complete && r.complete
+        guard var r else { return nil }
+        nodes += r.nodes
+        complete = complete && r.complete
+        if swaps && !r.complete {
+            let fixer = Search(m)
+            if let better = fixer.swapStarts(r.x, workBudget: max(0, budget - work)) {
+                r.x = better
+                r.value = m.value(better)
+                r.bound = max(r.bound, r.value)
+            }
+            work += fixer.work
         }
         return r
     }
@@ -928,9 +963,9 @@ struct Decomposed {
                     load[Int(m.path[k].node)] += (x[d] - m.x0[d]) * m.path[k].mult
                 }
             }
-            var fits = shared.allSatisfy { load[$0] <= max(0, m.resid0[$0]) + 1e-6 }
-            if top && m.restoreLeft.isFinite && m.restoreUse(x) > m.restoreLeft + 1e-6 { fits = false }
-            if fits { return Search.Result(x: x, value: value, bound: max(bound, value), nodes: 0, complete: true) }
+            let capsFit = shared.allSatisfy { load[$0] <= max(0, m.resid0[$0]) + 1e-6 }
+            let restoreFits = !(top && m.restoreLeft.isFinite && m.restoreUse(x) > m.restoreLeft + 1e-6)
+            if capsFit && restoreFits { return Search.Result(x: x, value: value, bound: max(bound, value), nodes: 0, complete: true) }
         }
         guard var r = whole(keep, lift, top: top) else { return nil }
         if ok { r.bound = max(r.value, min(r.bound, bound)) }
@@ -1016,9 +1051,10 @@ extension Search {
         return (hi, best)
     }
 
-    /// Makes the plan in `x` keep the restore budget: its started blocks (dropping the ones that
-    /// earn least per kW of ramp-up until the rest fit), then the best continuous plan.
-    func repair(_ xs: [Double]) -> [Double]? {
+    /// Makes the plan `xs` keep the restore budget: its started blocks (dropping those that earn
+    /// least per kW until the rest fit), any other start block greedy in order `o` still fits,
+    /// then the best continuous plan of those starts.
+    func repair(_ xs: [Double], _ o: Order) -> [Double]? {
         for d in 0..<m.nD { dec[d] = 0 }
         var prealloc = 0.0
         var on: [Int] = []
@@ -1028,8 +1064,6 @@ extension Search {
                 dec[d] = 1
                 on.append(d)
                 prealloc += m.fRest[d] * m.ms[d]
-            } else {
-                dec[d] = -1
             }
         }
         if m.restoreLeft.isFinite && prealloc > m.restoreLeft + 1e-6 {
@@ -1040,9 +1074,93 @@ extension Search {
                 if prealloc <= m.restoreLeft + 1e-6 { break }
             }
         }
+        // Starts that still fit, greedy; then the exact continuous part for the starts chosen.
+        guard primal(o) else {
+            for d in 0..<m.nD { dec[d] = 0 }
+            return nil
+        }
+        for b in m.binaries { dec[Int(b)] = x[Int(b)] > 1e-6 ? 1 : -1 }
         let l = leaf()
         for d in 0..<m.nD { dec[d] = 0 }
         return l?.x
+    }
+}
+
+extension Search {
+    /// Local search for a plan under a binding restore budget: start one device that is off (its
+    /// start uses the budget) and turn off one running start block that shares its nearest full
+    /// cap, the other devices below that cap re-decided greedily and everything else kept; a move
+    /// is kept when the best continuous plan of its starts beats the plan. The budget's knapsack
+    /// is where the search stops short; these are the moves that close it.
+    func swapStarts(_ start: [Double], workBudget: Int) -> [Double]? {
+        guard m.restoreLeft.isFinite else { return nil }
+        var best = start
+        var bestV = m.value(start)
+        var improved = false
+        let o = order(lambda: 0)
+        // Residual room per node in the plan, to find each candidate's nearest full cap.
+        func resid(_ x: [Double]) -> [Double] {
+            var r = m.resid0
+            for d in 0..<m.nD where x[d] != m.x0[d] {
+                for k in Int(m.k0[d])..<Int(m.k1[d]) { r[Int(m.path[k].node)] -= (x[d] - m.x0[d]) * m.path[k].mult }
+            }
+            return r
+        }
+        for _ in 0..<3 {
+            let room = resid(best)
+            var moves: [(c: Int, b: Int, key: Double)] = []
+            for c32 in m.binaries where best[Int(c32)] <= 1e-6 && m.fRest[Int(c32)] > 0 && m.fVal[Int(c32)] > 0 {
+                let c = Int(c32)
+                guard m.fRest[c] * m.ms[c] <= m.restoreLeft + 1e-6 else { continue }
+                // Its nearest full cap: the node where it would not fit.
+                var node = -1
+                for k in Int(m.k0[c])..<Int(m.k1[c]) where room[Int(m.path[k].node)] < m.ms[c] * m.path[k].mult - 1e-6 {
+                    node = Int(m.path[k].node)
+                    break
+                }
+                for b32 in m.binaries where best[Int(b32)] > 1e-6 {
+                    let b = Int(b32)
+                    if node >= 0 && !(Int(m.k0[b])..<Int(m.k1[b])).contains(where: { Int(m.path[$0].node) == node }) { continue }
+                    moves.append((c, b, m.fVal[c] - m.fVal[b]))
+                }
+            }
+            moves.sort { $0.key > $1.key || ($0.key == $1.key && ($0.c, $0.b) < ($1.c, $1.b)) }
+            var moved = false
+            for mv in moves {
+                if work > workBudget { break }
+                // Decisions: as the plan, c on, b off; devices sharing c's path re-decided.
+                for d in 0..<m.nD { dec[d] = 0 }
+                for b32 in m.binaries {
+                    let d = Int(b32)
+                    let shares = (Int(m.k0[d])..<Int(m.k1[d])).contains { k in Int(m.path[k].node) == Int(m.path[Int(m.k0[mv.c])].node) }
+                    dec[d] = shares ? 0 : (best[d] > 1e-6 ? 1 : -1)
+                }
+                dec[mv.c] = 1
+                dec[mv.b] = -1
+                guard primal(o) else { continue }
+                for b32 in m.binaries where dec[Int(b32)] == 0 { dec[Int(b32)] = x[Int(b32)] > 1e-6 ? 1 : -1 }
+                // Greedy with the budget enforced first; the exact continuous part only if promising.
+                guard primal(o), m.feasible(x) else { continue }
+                let quick = m.value(x)
+                guard quick > bestV - 0.002 * max(1, abs(bestV)) else { continue }
+                var cand = x
+                var v = quick
+                if let l = leaf(), l.value > v, m.feasible(l.x) {
+                    cand = l.x
+                    v = l.value
+                }
+                if v > bestV + 1e-9 * max(1, abs(bestV)) {
+                    best = cand
+                    bestV = v
+                    improved = true
+                    moved = true
+                    break
+                }
+            }
+            if !moved { break }
+        }
+        for d in 0..<m.nD { dec[d] = 0 }
+        return improved ? best : nil
     }
 }
 

@@ -246,10 +246,10 @@ func runMILPBatch(_ lines: [[String: Any]], _ o: SweepOptions, tag: String) thro
     guard proc.terminationStatus == 0 else { throw BenchError("milp_dispatch.py failed (exit \(proc.terminationStatus))") }
     var results: [String: [String: Any]] = [:]
     for line in out.split(separator: 0x0A) {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], let id = obj["id"] as? String else {
-            print("  unreadable result line: \(String(decoding: line.prefix(200), as: UTF8.self))")
-            continue
-        }
+        // HiGHS sometimes writes a line of its own to stdout: only JSON lines are results.
+        guard line.first == UInt8(ascii: "{"), let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+            let id = obj["id"] as? String
+        else { continue }
         results[id] = obj
     }
     return results
@@ -267,11 +267,28 @@ func runBrokerSweep(arguments: [String]) throws {
         var provenGap: [String: Double] = [:]
         var complete: [String: Bool] = [:]
         var brokerFeasible: [String: Bool] = [:]
+        var about: [String: String] = [:]
         var times: [Double] = []
         for k in 0..<o.perClass {
             let n = cls.lowerBound + Int(rng.next() % UInt64(cls.upperBound - cls.lowerBound + 1))
             let p = sweepInstance(&rng, devices: n, knapsack: k % 2 == 1)
             let id = "c\(ci)-\(k)"
+            if let only = o.only {
+                // One instance, timed, with its MILP.
+                guard k == only else { continue }
+                let t0 = clock.now
+                let plan = Broker.dispatch(p)
+                print("\(id): \(clock.now - t0), \(plan.optimality), nodes \(plan.searchNodes)")
+                var line = rawInstanceJSON(p, id: id)
+                var sp: [String: Double] = [:]
+                for (i, dv) in p.plant.devices.enumerated() { sp[dv.id] = plan.setpointsKw[i] }
+                line["broker_setpoints_kw"] = sp
+                line["broker_feasible"] = plan.feasible
+                if o.exact, let r = try runMILPBatch([line], o, tag: "only")[id] {
+                    print("  MILP \(r["objective_usd_per_h"] ?? "-"), Broker \(r["broker_objective_usd_per_h"] ?? "-"), gap \(r["gap"] ?? "-")")
+                }
+                return
+            }
             let t0 = clock.now
             let plan = Broker.dispatch(p)
             let d = clock.now - t0
@@ -288,6 +305,8 @@ func runBrokerSweep(arguments: [String]) throws {
                 line["broker_setpoints_kw"] = [String: Double]()
             }
             brokerFeasible[id] = plan.feasible
+            about[id] =
+                "\(n) devices\(k % 2 == 1 ? ", knapsack-like" : "")\(p.plant.restoreRateKwPerTick != nil ? ", restore rate" : "")\(p.signals.paidReduction != nil ? ", paid DR" : "")\(p.signals.priceForecast.isEmpty ? "" : ", forecast"); \(plan.optimality)"
             lines.append(line)
         }
         let results = try runMILPBatch(lines, o, tag: "sweep-\(ci)")
@@ -316,7 +335,10 @@ func runBrokerSweep(arguments: [String]) throws {
             if complete[id] == false { incomplete += 1 }
             worstProven = max(worstProven, provenGap[id] ?? 0)
             if let g = r["gap"] as? Double {
-                if g > 0.001 { over += 1 }
+                if g > 0.001 {
+                    over += 1
+                    print("  above 0.1 %: \(id) \(String(format: "%.4f", g * 100)) % (\(about[id] ?? ""))")
+                }
                 if g > worst {
                     worst = g
                     worstID = id
