@@ -147,6 +147,8 @@ struct Engine: Sendable {
     var curtailNow = false
     var restoreRate = Double.infinity
     var strikeState = StrikeState.none
+    /// Some device's start block is charged above the price now (the forecast start rule).
+    var anyStartSurcharge = false
     var devConst: [DevConst] = []
 
     init(_ p: DispatchProblem) {
@@ -286,6 +288,7 @@ struct Engine: Sendable {
                     // worse of the price now and the forecast average over that time.
                     if forecast && !on && minOn[d] > 0 && msKw[d] > 0 {
                         startPrice[d] = max(price, windowAverage(minOn[d]))
+                        if startPrice[d] > price { anyStartSurcharge = true }
                     }
                 }
             }
@@ -419,14 +422,14 @@ struct Engine: Sendable {
                     price: price + pr.usdPerMWh, rootCap: min(effCap[0], pr.baselineKw), below: true, extra: pr.usdPerMWh,
                     constant: pr.usdPerMWh * pr.baselineKw / 1000))
         }
-        guard mandatory(regimes[0]) != nil else { return infeasiblePlan() }
+        guard let base0 = mandatory(regimes[0]) else { return infeasiblePlan() }
         let exact = nD <= Broker.exactSearchMaxDevices
         var best: (x: [Double], value: Double, regime: Regime)? = nil
         var bound = -Double.infinity
         var complete = true
         var nodes = 0
-        for r in regimes {
-            guard let base = mandatory(r) else { continue }
+        for (i, r) in regimes.enumerated() {
+            guard let base = i == 0 ? base0 : mandatory(r) else { continue }
             let x: [Double]
             if exact {
                 let model = makeModel(r, base: base)
@@ -452,6 +455,7 @@ struct Engine: Sendable {
     /// Value of a start block's kW above the plan's price (the forecast start rule), $/h: the
     /// objective the search maximises is the plan's objective minus these.
     func startSurcharge(_ x: [Double]) -> Double {
+        guard anyStartSurcharge else { return 0 }
         var s = 0.0
         for d in 0..<nD where status[d] == .free && minStable[d] > 0 && x[d] > eps && startPrice[d] > price {
             s += (startPrice[d] - price) * plant.rootMult[d] * minStable[d] / 1000

@@ -334,7 +334,8 @@ extension Engine {
         var x = xIn
         for d in 0..<nD where abs(x[d]) < eps { x[d] = 0 }
         let f = facts(x, regime)
-        let planValue = decisionObjective(x)
+        let objectiveNow = objective(x)
+        let planValue = objectiveNow.total - startSurcharge(x)
         let gap = max(0, bound - planValue)
         let share = gap / max(1, abs(bound))
         var optimality: String
@@ -346,7 +347,7 @@ extension Engine {
         }
         if startSurcharge(hi) > 0 { optimality += "; objective with each start block at its start price" }
         return DispatchPlan(
-            setpointsKw: x, commanded: status.map { $0 != .pinned }, objective: objective(x),
+            setpointsKw: x, commanded: status.map { $0 != .pinned }, objective: objectiveNow,
             binding: bindingTexts(x, f), feasible: true, infeasibleReason: nil, nodeLoadKw: f.load, nodeCapKw: effCap,
             miningCurtailed: curtailNow,
             valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] },
