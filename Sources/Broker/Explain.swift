@@ -330,7 +330,9 @@ extension Engine {
         return binding
     }
 
-    func makePlan(_ xIn: [Double], regime: Regime, bound: Double, exact: Bool, complete: Bool, nodes: Int) -> DispatchPlan {
+    func makePlan(
+        _ xIn: [Double], regime: Regime, bound: Double, exact: Bool, complete: Bool, nodes: Int, keep: PassState? = nil
+    ) -> DispatchPlan {
         var x = xIn
         for d in 0..<nD where abs(x[d]) < eps { x[d] = 0 }
         let f = facts(x, regime)
@@ -352,7 +354,7 @@ extension Engine {
             miningCurtailed: curtailNow,
             valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] },
             boundUsdPerH: bound, gapBoundUsdPerH: gap, exactSearch: exact, searchComplete: exact && complete,
-            optimality: optimality, searchNodes: nodes, explainer: .engine(self, f))
+            optimality: optimality, searchNodes: nodes, explainer: .engine(self, f, keep))
     }
 }
 
