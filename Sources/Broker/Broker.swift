@@ -986,21 +986,18 @@ struct Engine: Sendable {
             miningCurtailed: curtailNow,
             valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] }, boundUsdPerH: .nan,
             gapBoundUsdPerH: .nan, exactSearch: false, searchComplete: false, optimality: "no feasible plan", searchNodes: 0,
-            explainer: .fixed(reasons))
+            explainer: .fixed(reasons), kept: nil)
     }
 }
 
 /// Renders reasons on demand from the facts the dispatch kept.
 enum Explainer: Sendable {
-    /// The engine and the plan's facts; `PassState`: the large search's last state, kept with
-    /// the plan (released with it rather than mid-dispatch: at 10,000 devices freeing it early
-    /// let glibc trim the heap each dispatch and fault the pages back in, +40 % time).
-    case engine(Engine, Facts, PassState?)
+    case engine(Engine, Facts)
     case fixed([String])
 
     func reason(_ d: Int, _ x: Double) -> String {
         switch self {
-        case .engine(let e, let f, _): return e.reason(d, x, f)
+        case .engine(let e, let f): return e.reason(d, x, f)
         case .fixed(let r): return r[d]
         }
     }

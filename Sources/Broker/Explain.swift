@@ -354,8 +354,14 @@ extension Engine {
             miningCurtailed: curtailNow,
             valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] },
             boundUsdPerH: bound, gapBoundUsdPerH: gap, exactSearch: exact, searchComplete: exact && complete,
-            optimality: optimality, searchNodes: nodes, explainer: .engine(self, f, keep))
+            optimality: optimality, searchNodes: nodes, explainer: .engine(self, f), kept: keep.map(Kept.init))
     }
+}
+
+/// A reference to the large search's last state (a class, so the plan stays small to copy).
+final class Kept: Sendable {
+    let state: PassState
+    init(_ state: PassState) { self.state = state }
 }
 
 extension String {
