@@ -831,6 +831,15 @@ struct Decomposed {
     var pricedDone = false
 
     mutating func solve() -> Search.Result? {
+        // Most ticks: the relaxation is already a plan (every start block whole, the restore
+        // budget not binding) and so the optimum; nothing to search.
+        let s = Search(m)
+        if let r = s.bestRelax(from: 0), r.g == 0, s.fractional() < 0, m.feasible(s.x) {
+            work += s.work
+            nodes += 1
+            return Search.Result(x: s.x, value: m.value(s.x), bound: r.bound, nodes: 1, complete: true)
+        }
+        work += s.work
         let all = [Bool](repeating: true, count: m.nD)
         var lift = [Bool](repeating: false, count: m.nN)
         return solve(node: 0, keep: all, lift: &lift, top: true)
