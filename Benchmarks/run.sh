@@ -13,6 +13,12 @@ echo
 echo "== Broker dispatch, 10,000 devices (issue 5) =="
 $B broker
 echo
+echo "== Broker exact search, 300 devices, 200 sites (issue 13) =="
+$B broker-300
+echo
+echo "== Broker vs exact MILP, 2,000 sites per size class (issue 13; about 15 minutes) =="
+$B broker-sweep
+echo
 echo "== Simulator, one day of the large site (issue 4) =="
 $B sim-day examples/large-site.yaml
 echo

@@ -4,21 +4,31 @@
 //  1. Per device, turn limits, dwell, ramp, stale data and the strike rule into an allowed range
 //     and an on/off status: pinned (unavailable), forced on (inside min-on dwell), forced off,
 //     or free.
-//  2. Split each device's allowed range into blocks of constant value in $/MWh (contract
+//  2. Split each device's allowed range into pieces of constant value in $/MWh (contract
 //     commitment at rate + penalty, the rest at spot or hashprice value), net of the energy price
 //     times the kW of site import each device kW causes (auxiliary load such as cooling included).
-//  3. Greedy by net value under the residual caps of the laminar capacity tree. For continuous
-//     blocks this is optimal (the caps form a polymatroid). A free device with a min-stable block
-//     is admitted only when its whole min-stable block fits, as one piece with its first block.
-//  4. The site restore rate couples all upward moves: a Lagrange multiplier on it (found by
-//     bisection) reorders blocks so that scarce ramp-up goes where it earns most.
-//  5. Local improvement for min-stable blocks: try turning off admitted blocks that crowd out
-//     others, and try admitting rejected blocks first; keep any change that raises the objective.
-//  6. A paid-reduction DR event makes the energy cost concave; both sides of the baseline are
+//     A free device with a min-stable power has a start block [0, min-stable]: all or nothing.
+//  3. Relaxing the start blocks (they may be taken in part) leaves greedy by value under the
+//     laminar caps, which is exact (the caps form a polymatroid); a Lagrange multiplier handles the
+//     site restore rate. That relaxation bounds every plan from above.
+//  4. Up to `exactSearchMaxDevices` devices: branch and bound over the start blocks (Search.swift),
+//     bounded by the relaxation, until the plan is proven within `exactTargetGap` of the optimum or
+//     the work budget is spent. Larger sites: greedy plus a budgeted local search over whole blocks.
+//  5. A paid-reduction DR event makes the energy cost concave; both sides of the baseline are
 //     solved and the better plan kept.
+//  6. Every plan reports the gap its bound proves (bound minus plan), and reasons derived from the
+//     plan itself (Explain.swift): which cap is full, which comparison of value and price decided.
 // Ties are broken by device id, so the same problem always gives the same plan.
 
 public enum Broker {
+    /// Sites with at most this many devices get the exact search.
+    public static let exactSearchMaxDevices = 300
+    /// The exact search stops when the best plan is proven within this fraction of the optimum.
+    public static let exactTargetGap = 1e-7
+    /// Work budget of the exact search, in item visits (each walks one device's path in the tree):
+    /// about 10 ms on the benchmark machine.
+    public static let exactWorkBudget = 1_000_000
+
     /// One-shot dispatch. Pure and deterministic.
     public static func dispatch(_ problem: DispatchProblem) -> DispatchPlan {
         var engine = Engine(problem)
@@ -51,10 +61,27 @@ enum OffWhy: UInt8, Sendable {
     case cannotReachMinStable
 }
 
+/// One side of a paid-reduction baseline (or the only regime without one).
 struct Regime: Sendable {
+    /// Energy price with adders, plus the DR payment forgone per MWh in the below-baseline regime.
     var price: Double
     var rootCap: Double
-    var label: String?
+    /// True in the below-baseline regime of a paid reduction.
+    var below = false
+    /// The DR payment per MWh in the below-baseline regime (0 otherwise).
+    var extra = 0.0
+    /// $/h the regime adds whatever the plan: the payment on the whole baseline when below it.
+    var constant = 0.0
+}
+
+enum StrikeState: UInt8, Sendable {
+    case none
+    /// Price at or above the strike.
+    case atStrike
+    /// Curtailed before, price below the strike but not below strike − hysteresis.
+    case hysteresis
+    /// Curtailed before, price below strike − hysteresis, minimum off time not over.
+    case minOff
 }
 
 struct PassState: Sendable {
@@ -119,7 +146,9 @@ struct Engine: Sendable {
     var rootCapLabel = ""
     var curtailNow = false
     var restoreRate = Double.infinity
-    var strikeWhy = ""
+    var strikeState = StrikeState.none
+    /// Some device's start block is charged above the price now (the forecast start rule).
+    var anyStartSurcharge = false
     var devConst: [DevConst] = []
 
     init(_ p: DispatchProblem) {
@@ -139,21 +168,16 @@ struct Engine: Sendable {
 
         // Strike rule.
         if let s = sig.strike {
-            if !snap.miningCurtailed {
-                curtailNow = price >= s.strikeUsdPerMWh
-                strikeWhy = "curtailed: price \(Fmt.price(price)) ≥ strike \(Fmt.price(s.strikeUsdPerMWh)) $/MWh"
-            } else {
-                let release = s.strikeUsdPerMWh - s.hysteresisUsdPerMWh
-                if price >= release {
+            if price >= s.strikeUsdPerMWh {
+                curtailNow = true
+                strikeState = .atStrike
+            } else if snap.miningCurtailed {
+                if price >= s.strikeUsdPerMWh - s.hysteresisUsdPerMWh {
                     curtailNow = true
-                    strikeWhy =
-                        "curtailed: strike hysteresis, price \(Fmt.price(price)) ≥ \(Fmt.price(release)) $/MWh (strike \(Fmt.price(s.strikeUsdPerMWh)) − \(Fmt.price(s.hysteresisUsdPerMWh)))"
+                    strikeState = .hysteresis
                 } else if snap.miningCurtailedForS < s.minOffS {
                     curtailNow = true
-                    strikeWhy =
-                        "curtailed: strike minimum off time, \(Fmt.seconds(s.minOffS - snap.miningCurtailedForS)) left (price \(Fmt.price(price)) $/MWh)"
-                } else {
-                    curtailNow = false
+                    strikeState = .minOff
                 }
             }
         }
@@ -259,8 +283,12 @@ struct Engine: Sendable {
                 } else {
                     status[d] = .free
                     hi[d] = h
-                    if forecast && !on && minOn[d] > 0 {
+                    // The start rule: a device held on for its minimum on time once started (only
+                    // devices with a min-stable power have dwell) pays for its start block at the
+                    // worse of the price now and the forecast average over that time.
+                    if forecast && !on && minOn[d] > 0 && msKw[d] > 0 {
                         startPrice[d] = max(price, windowAverage(minOn[d]))
+                        if startPrice[d] > price { anyStartSurcharge = true }
                     }
                 }
             }
@@ -387,19 +415,150 @@ struct Engine: Sendable {
     // MARK: run
 
     mutating func run() -> DispatchPlan {
-        let normal = Regime(price: price, rootCap: effCap[0], label: nil)
-        guard let base = mandatory(normal) else { return infeasiblePlan() }
-        var best = solve(normal, base: base)
+        var regimes = [Regime(price: price, rootCap: effCap[0])]
         if let pr = sig.paidReduction, pr.usdPerMWh > 0 {
-            let below = Regime(
-                price: price + pr.usdPerMWh, rootCap: min(effCap[0], pr.baselineKw),
-                label: "\(pr.label) baseline \(Fmt.mw(pr.baselineKw))")
-            if let b2 = mandatory(below) {
-                let alt = solve(below, base: b2)
-                if alt.total > best.total + 1e-9 * max(1, abs(best.total)) { best = alt }
+            regimes.append(
+                Regime(
+                    price: price + pr.usdPerMWh, rootCap: min(effCap[0], pr.baselineKw), below: true, extra: pr.usdPerMWh,
+                    constant: pr.usdPerMWh * pr.baselineKw / 1000))
+        }
+        guard let base0 = mandatory(regimes[0]) else { return infeasiblePlan() }
+        let exact = nD <= Broker.exactSearchMaxDevices
+        var best: (x: [Double], value: Double, regime: Regime)? = nil
+        var bound = -Double.infinity
+        var complete = true
+        var nodes = 0
+        var finalState: PassState? = nil
+        for (i, r) in regimes.enumerated() {
+            guard let base = i == 0 ? base0 : mandatory(r) else { continue }
+            let x: [Double]
+            if exact {
+                let model = makeModel(r, base: base)
+                var search = Decomposed(model, budget: Broker.exactWorkBudget, targetGap: Broker.exactTargetGap)
+                guard let res = search.solve() else { continue }
+                x = res.x
+                bound = max(bound, res.bound)
+                complete = complete && search.complete
+                nodes += search.nodes
+            } else {
+                let (st, b) = solveLarge(r, base: base)
+                x = st.x
+                finalState = st
+                bound = max(bound, b)
+                complete = false
+            }
+            let v = decisionObjective(x)
+            if best == nil || v > best!.value + 1e-9 * max(1, abs(best!.value)) { best = (x, v, r) }
+        }
+        guard let best else { return infeasiblePlan() }
+        return makePlan(best.x, regime: best.regime, bound: max(bound, best.value), exact: exact, complete: complete, nodes: nodes, keep: finalState)
+    }
+
+    /// Value of a start block's kW above the plan's price (the forecast start rule), $/h: the
+    /// objective the search maximises is the plan's objective minus these.
+    func startSurcharge(_ x: [Double]) -> Double {
+        guard anyStartSurcharge else { return 0 }
+        var s = 0.0
+        for d in 0..<nD where status[d] == .free && minStable[d] > 0 && x[d] > eps && startPrice[d] > price {
+            s += (startPrice[d] - price) * plant.rootMult[d] * minStable[d] / 1000
+        }
+        return s
+    }
+
+    /// The objective the search maximises: the plan's objective, with each start block charged
+    /// at its start price (the same as the objective without a price forecast).
+    func decisionObjective(_ x: [Double]) -> Double { objective(x).total - startSurcharge(x) }
+
+    /// The objective on one side of a paid-reduction baseline (the regime's price on the whole
+    /// import, plus its constant): never above the plan's objective, equal on that side.
+    func regimeValue(_ x: [Double], _ r: Regime) -> Double {
+        let o = objective(x)
+        var site = fixedSub[0]
+        for d in 0..<nD { site += x[d] * plant.rootMult[d] }
+        return o.mining + o.inference + o.penalty - r.price * site / 1000 + r.constant
+    }
+
+    /// The search's view of one regime: pieces of constant value per device above its threshold.
+    func makeModel(_ r: Regime, base: PassState) -> Model {
+        var cls = [SearchClass](repeating: .fixed, count: nD)
+        var ms = [Double](repeating: 0, count: nD)
+        var fVal = [Double](repeating: 0, count: nD)
+        var fRest = [Double](repeating: 0, count: nD)
+        var pStart = [Int](repeating: 0, count: nD + 1)
+        var pa: [Double] = []
+        var pb: [Double] = []
+        var pv: [Double] = []
+        var pr: [Bool] = []
+        var binaries: [Int32] = []
+        pa.reserveCapacity(nD * 2)
+        pb.reserveCapacity(nD * 2)
+        pv.reserveCapacity(nD * 2)
+        pr.reserveCapacity(nD * 2)
+        let rootMult = plant.rootMult
+        for d in 0..<nD {
+            pStart[d] = pa.count
+            let st = status[d]
+            guard st == .free || st == .forcedOn else { continue }
+            let from = st == .free ? 0.0 : lo[d]
+            let top = hi[d]
+            if top <= from + eps { continue }
+            let c = servedCommit(d)
+            let sd = rampBase[d]
+            let cost = r.price * rootMult[d]
+            var start = from
+            if st == .free && minStable[d] > 0 {
+                let m = minStable[d]
+                cls[d] = .binary
+                ms[d] = m
+                binaries.append(Int32(d))
+                // Per-kW values are computed from the rates, not from integrals, so that equal
+                // values are equal to the last bit (greedy's ties then fall to the id order).
+                let startCost = (startPrice[d] + r.extra) * rootMult[d]
+                let gross: Double
+                if c <= 0 {
+                    gross = value[d]
+                } else if c >= m {
+                    gross = rate[d] + pen[d]
+                } else {
+                    gross = (c * (rate[d] + pen[d]) + (m - c) * value[d]) / m
+                }
+                fVal[d] = gross - startCost
+                fRest[d] = max(0, m - sd) / m
+                start = m
+            } else {
+                cls[d] = .continuous
+            }
+            // Pieces [start, top] split where the value (commitment) or the restore use (ramp base) changes.
+            guard top > start + eps else { continue }
+            var cuts = [start]
+            for v in [c, sd].sorted() where v > start + eps && v < top - eps && v > cuts.last! + eps { cuts.append(v) }
+            cuts.append(top)
+            for k in 0..<(cuts.count - 1) {
+                let a = cuts[k]
+                let b = cuts[k + 1]
+                pa.append(a)
+                pb.append(b)
+                // Pieces are cut at the commitment: each is all committed or all above it.
+                pv.append((c > 0 && b <= c + eps ? rate[d] + pen[d] : value[d]) - cost)
+                pr.append(a >= sd - eps)
             }
         }
-        return makePlan(best)
+        pStart[nD] = pa.count
+        // The relaxation's multiplier at each node: the smallest any device below it sees there.
+        var mu = [Double](repeating: .infinity, count: nN)
+        for e in plant.nodePath where e.mult < mu[Int(e.node)] { mu[Int(e.node)] = e.mult }
+        var uniform = true
+        let boundPath = plant.nodePath.map { e -> PathEntry in
+            let m = mu[Int(e.node)]
+            if abs(m - e.mult) > 1e-12 * e.mult { uniform = false }
+            return PathEntry(node: e.node, inv: 1 / m, mult: m)
+        }
+        return Model(
+            nD: nD, nN: nN, restoreLeft: restoreRate.isFinite ? base.restoreLeft : .infinity,
+            c0: regimeValue(base.x, r), resid0: base.residual, x0: base.x, cls: cls, s: rampBase, ms: ms, fVal: fVal,
+            fRest: fRest, pStart: pStart, pa: pa, pb: pb, pv: pv, pr: pr, binaries: binaries,
+            k0: devConst.map(\.k0), k1: devConst.map(\.k1), path: plant.nodePath, boundPath: boundPath,
+            byRank: plant.byRank, uniformMultipliers: uniform, nodeParent: plant.nodeParent)
     }
 
     /// Pass state after the mandatory allocation (pinned draw and forced-on minimum), or nil if
@@ -545,34 +704,48 @@ struct Engine: Sendable {
         return st
     }
 
-    /// Greedy (with the restore multiplier) plus local improvement, in one regime.
-    func solve(_ r: Regime, base: PassState) -> PassState {
+    /// The budgeted search for sites above `exactSearchMaxDevices`: greedy (with the restore
+    /// multiplier) plus local moves over whole start blocks, then a last greedy pass that takes any
+    /// piece still worth taking. Returns the plan and the relaxation's bound on it.
+    func solveLarge(_ r: Regime, base: PassState) -> (PassState, Double) {
         let none = Array(repeating: false, count: nD)
         let plain = buildItems(r, lambda: 0)
         let first = pass(plain, base: base, forbidden: none, boost: [], enforceRestore: true)
-        guard first.restoreHit && restoreRate.isFinite else {
-            if nD > 16 && sig.paidReduction == nil && sig.priceForecast.isEmpty {
-                // Without the restore coupling, greedy with min-stable relaxed is the optimum of the
-                // continuous relaxation: an upper bound. If it is within 0.01% there is nothing
-                // worth a local search.
-                let bound = pass(plain, base: base, forbidden: none, boost: [], enforceRestore: true, relaxMinStable: true)
-                if bound.total - first.total <= 1e-4 * max(1, abs(first.total)) { return first }
+        // Greedy with the start blocks relaxed is the relaxation's optimum when nothing else couples
+        // the devices (no restore limit reached, no start surcharge, one multiplier per node), and its
+        // objective bounds every plan (the plan's objective is concave on each start block).
+        let cheap = plant.uniformMultipliers && startSurcharge(hi) == 0
+        if !(first.restoreHit && restoreRate.isFinite) {
+            let relaxed = pass(plain, base: base, forbidden: none, boost: [], enforceRestore: true, relaxMinStable: true)
+            let bound = cheap && !relaxed.restoreHit ? relaxed.total : Search(makeModel(r, base: base)).lagrangeBound()
+            // Within 0.01 %: nothing worth a local search.
+            if bound - first.total <= 1e-4 * max(1, abs(first.total)) { return (first, bound) }
+            let better = improve(base: base, start: first) { f, b in
+                pass(plain, base: base, forbidden: f, boost: b, enforceRestore: true)
             }
-            return improve(base: base, start: first) { f, b in pass(plain, base: base, forbidden: f, boost: b, enforceRestore: true) }
+            return (topUp(better, plain), bound)
         }
         let (best, lambdaItems) = restoreSearch(r, plain: plain, base: base, forbidden: none, boost: [])
-        if nD <= 16 {
-            // Small problems: every local move re-runs the full multiplier search.
-            return improve(base: base, start: best) { f, b in
-                restoreSearch(r, plain: plain, base: base, forbidden: f, boost: b).0
-            }
-        }
-        // Large problems: local moves use the two fixed orders (multiplier and plain value).
-        return improve(base: base, start: best) { f, b in
+        // Local moves use the two fixed orders (multiplier and plain value).
+        let better = improve(base: base, start: best) { f, b in
             let p1 = pass(lambdaItems, base: base, forbidden: f, boost: b, enforceRestore: true)
             let p2 = pass(plain, base: base, forbidden: f, boost: b, enforceRestore: true)
             return p2.total > p1.total ? p2 : p1
         }
+        return (topUp(better, plain), Search(makeModel(r, base: base)).lagrangeBound(iterations: nD > 2000 ? 10 : 24))
+    }
+
+    /// Greedy again from a plan: any piece still worth taking that fits is taken (a start block
+    /// only whole), so no reason can say "does not fit" of something that fits.
+    func topUp(_ st: PassState, _ items: Items) -> PassState {
+        var base = st
+        for d in 0..<nD {
+            base.saturated[d] = false
+            base.rejectedBy[d] = -1
+            base.admitted[d] = base.admitted[d] || st.x[d] > eps
+        }
+        let p = pass(items, base: base, forbidden: Array(repeating: false, count: nD), boost: [], enforceRestore: true)
+        return p.total >= st.total ? p : st
     }
 
     /// The site restore budget couples every upward move. Bisection on its multiplier gives two
@@ -769,152 +942,6 @@ struct Engine: Sendable {
         return load
     }
 
-    func capLabel(_ n: Int) -> String {
-        n == 0 ? rootCapLabel : "\(plant.nodes[n].id) cap \(Fmt.mw(plant.nodes[n].capKw)) − margin \(Fmt.mw(plant.safetyMarginKw))"
-    }
-
-    func limitText(_ code: Int32, _ st: PassState) -> String {
-        if code >= 0 {
-            let n = Int(code)
-            return "\(capLabel(n)) binding"
-        }
-        if code == -2 { return "site restore rate \(Fmt.mw(restoreRate))/tick used up" }
-        return "no room"
-    }
-
-    func valueText(_ d: Int) -> String {
-        let cls = plant.isMining[d] ? "mining value" : "inference value"
-        return "\(cls) \(Fmt.price(value[d]))"
-    }
-
-    func priceText(_ d: Int) -> String {
-        let m = plant.rootMult[d]
-        if m > 1 + 1e-9 {
-            return "price \(Fmt.price(price * m)) (\(Fmt.price(price)) + \(Fmt.price((m - 1) * 100))% auxiliary load)"
-        }
-        return "price \(Fmt.price(price))"
-    }
-
-    func makePlan(_ st: PassState) -> DispatchPlan {
-        var x = st.x
-        for d in 0..<nD where abs(x[d]) < eps { x[d] = 0 }
-        let load = nodeLoads(x)
-        var caps = effCap
-        var binding: [String] = []
-        for n in 0..<nN {
-            let tight = load[n] >= effCap[n] - max(0.5, 1e-6 * effCap[n])
-            if st.nodeHits[n] > 0 || tight {
-                binding.append("\(capLabel(n)) binding (load \(Fmt.mw(load[n])))")
-            }
-        }
-        if let pr = sig.paidReduction, pr.usdPerMWh > 0, abs(load[0] - pr.baselineKw) < 0.5 {
-            binding.append("\(pr.label) baseline \(Fmt.mw(pr.baselineKw)) binding (paid \(Fmt.price(pr.usdPerMWh)) $/MWh below it)")
-        }
-        if st.restoreHit {
-            binding.append("site restore rate \(Fmt.mw(restoreRate))/tick binding (ramp-up \(Fmt.mw(st.restoreUsed)))")
-        }
-        caps[0] = effCap[0]
-        return DispatchPlan(
-            setpointsKw: x, commanded: status.map { $0 != .pinned }, objective: objective(x),
-            binding: binding, feasible: true, infeasibleReason: nil, nodeLoadKw: load, nodeCapKw: caps,
-            miningCurtailed: curtailNow,
-            valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] },
-            explainer: .engine(self, st))
-    }
-
-    func reason(_ d: Int, _ x: Double, _ st: PassState) -> String {
-        let spec = plant.devices[d]
-        let mining = plant.isMining[d]
-        var contract = ""
-        if let c = contractLabel[d] {
-            contract =
-                "contract \(c) (\(Fmt.power(commitKw[d])) committed at \(Fmt.price(rate[d])) $/MWh, penalty \(Fmt.price(pen[d]))): "
-            if spotOverContract[d] {
-                contract +=
-                    "spot \(Fmt.price(value[d])) ≥ rate + penalty \(Fmt.price(rate[d] + pen[d])) $/MWh, selling spot and paying the penalty; "
-            }
-        }
-        let net = value[d] - price * plant.rootMult[d]
-        switch status[d] {
-        case .pinned:
-            return "unavailable: last known draw \(Fmt.power(held[d])) held in the budget; not commanded"
-        case .forcedOff:
-            let off: String
-            switch offWhy[d] {
-            case .minOff: off = "off: minimum off time, \(Fmt.seconds(spec.minOffS - snap.devices[d].stateForS)) left"
-            case .strike: off = strikeWhy
-            case .stale: off = "off: stale data (\(Fmt.seconds(snap.devices[d].dataAgeS)) old), not started"
-            case .cannotReachMinStable:
-                off = "off: cannot reach min-stable \(Fmt.power(minStable[d])) this tick"
-            case .none: off = "off"
-            }
-            return contract + off
-        case .forcedOn:
-            if offWhy[d] == .strike {
-                let why = strikeWhy
-                return contract
-                    + "held on at min-stable \(Fmt.power(x)): minimum on time, \(Fmt.seconds(spec.minOnS - snap.devices[d].stateForS)) left; \(why)"
-            }
-            if x <= lo[d] + eps {
-                let why: String
-                if st.limitedBy[d] >= 0 || st.limitedBy[d] == -2 {
-                    why = limitText(st.limitedBy[d], st)
-                } else if net <= 0 && servedCommit(d) <= eps {
-                    why = "\(priceText(d)) > \(valueText(d)) $/MWh"
-                } else {
-                    why = "\(valueText(d)) vs \(priceText(d)) $/MWh"
-                }
-                return contract
-                    + "held on at min-stable \(Fmt.power(x)): minimum on time, \(Fmt.seconds(spec.minOnS - snap.devices[d].stateForS)) left; \(why)"
-            }
-        case .free:
-            break
-        }
-        if x <= eps {
-            if st.rejectedBy[d] == -3 {
-                return contract
-                    + "off: its min-stable \(Fmt.power(minStable[d])) block would crowd out higher-value load"
-            }
-            if st.rejectedBy[d] != -1 {
-                return contract
-                    + "off: min-stable \(Fmt.power(minStable[d])) does not fit (\(limitText(st.rejectedBy[d], st)))"
-            }
-            if st.limitedBy[d] != -1 { return contract + "off: \(limitText(st.limitedBy[d], st))" }
-            let verb = mining ? "curtailed" : "idle"
-            if startPrice[d] > price + 1e-9 && net > 0 {
-                return contract
-                    + "\(verb): forecast price \(Fmt.price(startPrice[d])) over its minimum on time > \(valueText(d)) $/MWh"
-            }
-            if servedCommit(d) > 0 {
-                return contract + "\(verb): \(priceText(d)) > rate \(Fmt.price(rate[d])) + penalty \(Fmt.price(pen[d])) $/MWh"
-            }
-            return "\(verb): \(priceText(d)) > \(valueText(d)) $/MWh"
-        }
-        let econ: String
-        if servedCommit(d) > 0 && x <= commitKw[d] + eps && net <= 0 {
-            econ = "rate + penalty \(Fmt.price(rate[d] + pen[d])) > \(priceText(d)) $/MWh; above it \(valueText(d)) does not pay"
-        } else {
-            econ = "\(valueText(d)) > \(priceText(d)) $/MWh"
-        }
-        if x >= spec.maxKw - eps { return contract + "full \(Fmt.power(x)): " + econ }
-        if st.limitedBy[d] != -1 {
-            return contract
-                + "\(Fmt.power(x)) of \(Fmt.power(spec.maxKw)): \(limitText(st.limitedBy[d], st)); " + econ
-        }
-        if stale[d] && x >= hi[d] - eps {
-            return contract
-                + "held at \(Fmt.power(x)): stale data (\(Fmt.seconds(snap.devices[d].dataAgeS)) old), no ramp-up; " + econ
-        }
-        if rampLimited[d] && x >= hi[d] - eps {
-            let from = rampBase[d]
-            return contract
-                + "ramping \(Fmt.power(from)) → \(Fmt.power(x)) (ramp \(Fmt.price(spec.rampKwPerS)) kW/s × \(Fmt.seconds(plant.tickSeconds))); "
-                + econ
-        }
-        if servedCommit(d) > 0 && abs(x - commitKw[d]) <= eps { return contract + "at its commitment: " + econ }
-        return contract + "\(Fmt.power(x)): " + econ
-    }
-
     func infeasiblePlan() -> DispatchPlan {
         var x = Array(repeating: 0.0, count: nD)
         for d in 0..<nD where status[d] == .pinned || status[d] == .forcedOn { x[d] = lo[d] }
@@ -945,7 +972,7 @@ struct Engine: Sendable {
         for d in 0..<nD {
             switch status[d] {
             case .pinned:
-                reasons[d] = "unavailable: last known draw \(Fmt.power(held[d])) held in the budget; not commanded"
+                reasons[d] = pinnedText(d)
             case .forcedOn:
                 reasons[d] =
                     "infeasible, held at min-stable \(Fmt.power(x[d])): minimum on time, \(Fmt.seconds(plant.devices[d].minOnS - snap.devices[d].stateForS)) left"
@@ -957,18 +984,20 @@ struct Engine: Sendable {
             setpointsKw: x, commanded: status.map { $0 != .pinned }, objective: objective(x),
             binding: binding, feasible: false, infeasibleReason: why, nodeLoadKw: load, nodeCapKw: effCap,
             miningCurtailed: curtailNow,
-            valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] }, explainer: .fixed(reasons))
+            valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] }, boundUsdPerH: .nan,
+            gapBoundUsdPerH: .nan, exactSearch: false, searchComplete: false, optimality: "no feasible plan", searchNodes: 0,
+            explainer: .fixed(reasons), kept: nil)
     }
 }
 
 /// Renders reasons on demand from the facts the dispatch kept.
 enum Explainer: Sendable {
-    case engine(Engine, PassState)
+    case engine(Engine, Facts)
     case fixed([String])
 
     func reason(_ d: Int, _ x: Double) -> String {
         switch self {
-        case .engine(let e, let st): return e.reason(d, x, st)
+        case .engine(let e, let f): return e.reason(d, x, f)
         case .fixed(let r): return r[d]
         }
     }

@@ -57,3 +57,89 @@ enum Fmt {
 
     static func seconds(_ s: Double) -> String { fixed(ceilPos(s), 0) + " s" }
 }
+
+/// One labelled number in a printed comparison ("mining value 136", "− hysteresis 25").
+struct Term: Sendable {
+    var label: String
+    var value: Double
+    /// Subtracted rather than added.
+    var minus = false
+    init(_ label: String, _ value: Double, minus: Bool = false) {
+        self.label = label
+        self.value = value
+        self.minus = minus
+    }
+}
+
+/// Comparisons that hold as printed: "price 54.2 > mining value 36 $/MWh" is checked on the
+/// printed numbers, so decimals are added until the printed sides compare as the true ones do.
+enum Cmp {
+    enum Style { case price, kw }
+
+    /// "lhs REL rhs unit", REL the true relation of the two sums (">", "<", or `tie` when equal).
+    /// If the printed sides stay equal although the true ones differ, REL becomes "≥" or "≤".
+    /// `prefer` ("≥", say) is used instead when it holds for the true values.
+    static func text(
+        _ lhs: [Term], _ rhs: [Term], unit: String = "$/MWh", style: Style = .price, tie: String = "=", prefer: String? = nil
+    ) -> String {
+        let l = sum(lhs.map { ($0.value, $0.minus) })
+        let r = sum(rhs.map { ($0.value, $0.minus) })
+        var rel = l > r ? ">" : (l < r ? "<" : tie)
+        if let p = prefer, holds(l, p, r) { rel = p }
+        let weak = l > r ? "≥" : (l < r ? "≤" : tie)
+        let suffix = unit.isEmpty ? "" : " " + unit
+        var fallback: String? = nil
+        var last = ""
+        for extra in 0...4 {
+            let ls = lhs.map { render($0, style, extra) }
+            let rs = rhs.map { render($0, style, extra) }
+            let pl = sum(ls.map { ($0.1, $0.2) })
+            let pr = sum(rs.map { ($0.1, $0.2) })
+            let lt = join(ls.map { ($0.0, $0.2) })
+            let rt = join(rs.map { ($0.0, $0.2) })
+            if holds(pl, rel, pr) { return lt + " " + rel + " " + rt + suffix }
+            if fallback == nil && holds(pl, weak, pr) { fallback = lt + " " + weak + " " + rt + suffix }
+            last = lt + " " + rel + " " + rt + suffix
+        }
+        return fallback ?? last
+    }
+
+    static func holds(_ a: Double, _ rel: String, _ b: Double) -> Bool {
+        switch rel {
+        case ">": return a > b
+        case "<": return a < b
+        case "≥": return a >= b
+        case "≤": return a <= b
+        default: return a == b
+        }
+    }
+
+    static func sum(_ t: [(Double, Bool)]) -> Double { t.reduce(0) { $0 + ($1.1 ? -$1.0 : $1.0) } }
+
+    /// (text, printed value, minus)
+    static func render(_ t: Term, _ style: Style, _ extra: Int) -> (String, Double, Bool) {
+        let s: String
+        switch style {
+        case .price:
+            let base = abs(t.value) >= 100 || abs(t.value - Fmt.near(t.value)) < 0.05 ? 0 : 1
+            s = extra == 0 ? Fmt.price(t.value) : Fmt.fixed(t.value, max(base, extra))
+        case .kw:
+            let base = abs(t.value - Fmt.near(t.value)) < 0.05 || abs(t.value) >= 100 ? 0 : 1
+            s = (extra == 0 ? Fmt.fixed(t.value, base) : Fmt.fixed(t.value, max(base, extra))) + " kW"
+        }
+        let num = Double(s.hasSuffix(" kW") ? String(s.dropLast(3)) : s) ?? t.value
+        return ((t.label.isEmpty ? "" : t.label + " ") + s, num, t.minus)
+    }
+
+    static func join(_ parts: [(String, Bool)]) -> String {
+        var out = ""
+        for (i, p) in parts.enumerated() {
+            if i == 0 {
+                out = p.1 ? "− " + p.0 : p.0
+            } else {
+                out += (p.1 ? " − " : " + ") + p.0
+            }
+        }
+        return out
+    }
+}

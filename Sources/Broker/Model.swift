@@ -108,6 +108,9 @@ public struct Plant: Sendable {
     /// loop: node n's path is nodePath[nodePathStart[n]..<nodePathStart[n+1]].
     let nodePath: [PathEntry]
     let nodePathStart: [Int]
+    /// Every device below a node sees the same multiplier there (auxiliary fractions only at
+    /// nodes whose devices all share them): greedy is then exact for the continuous relaxation.
+    let uniformMultipliers: Bool
     let deviceIndexByID: [String: Int]
     let nodeIndexByID: [String: Int]
     // Device limits as plain arrays (no String-holding structs in the hot loops).
@@ -226,6 +229,9 @@ public struct Plant: Sendable {
         }
         self.nodePath = np
         self.nodePathStart = nps
+        var mu = [Double](repeating: .infinity, count: sortedNodes.count)
+        for e in np where e.mult < mu[Int(e.node)] { mu[Int(e.node)] = e.mult }
+        self.uniformMultipliers = np.allSatisfy { abs(mu[Int($0.node)] - $0.mult) <= 1e-12 * $0.mult }
         self.deviceIndexByID = devIndex
         self.nodeIndexByID = nodeIndex
         self.maxKw = devices.map(\.maxKw)
@@ -271,11 +277,15 @@ public struct DeviceState: Sendable, Hashable {
     public var isOn: Bool
     /// How long the device has been in its current on/off state.
     public var stateForS: Double
+    /// `false` when the snapshot does not mention the device at all: it is then budgeted at its
+    /// maximum (`setpointKw`), and its reason says so.
+    public var inSnapshot: Bool
 
     public init(
         measuredKw: Double? = nil, setpointKw: Double, available: Bool = true, dataAgeS: Double = 0,
-        isOn: Bool? = nil, stateForS: Double = .infinity
+        isOn: Bool? = nil, stateForS: Double = .infinity, inSnapshot: Bool = true
     ) {
+        self.inSnapshot = inSnapshot
         self.measuredKw = measuredKw
         self.setpointKw = setpointKw
         self.available = available
@@ -463,8 +473,30 @@ public struct DispatchPlan: Sendable {
     public var miningCurtailed: Bool
     /// Value of each device in $/MWh as used (contract rate, spot, or hashprice-derived).
     public var valueUsdPerMWh: [Double]
+    /// A proven upper bound ($/h) on the objective of any plan that keeps the rules: the
+    /// relaxation with start blocks allowed in part, tightened by the exact search when it ran.
+    /// With a price forecast the objective here charges each start block at its start price.
+    public var boundUsdPerH: Double
+    /// `boundUsdPerH` minus this plan's objective: how far below the optimum it can be, at most.
+    /// Not an estimate: the optimum lies between the plan and the bound. NaN when infeasible.
+    public var gapBoundUsdPerH: Double
+    /// Whether the exact search (branch and bound) ran: sites up to `Broker.exactSearchMaxDevices`.
+    public var exactSearch: Bool
+    /// The exact search finished (proved its target gap) rather than stopping at its work budget.
+    public var searchComplete: Bool
+    /// The gap bound in words, for explain output.
+    public var optimality: String
+    /// Nodes the exact search evaluated (0 when it did not run).
+    public var searchNodes: Int
+
+    /// The gap bound as a fraction of the bound.
+    public var gapBoundFraction: Double { gapBoundUsdPerH / max(1, abs(boundUsdPerH)) }
 
     let explainer: Explainer
+    /// The large search's last state, released with the plan rather than mid-dispatch: at 10,000
+    /// devices freeing it early let glibc trim the heap every dispatch and fault the pages back
+    /// in (+40 % time).
+    let kept: Kept?
 
     /// Why device `d` got its setpoint, in words: the binding constraint or the price comparison.
     public func reason(_ d: Int) -> String { explainer.reason(d, setpointsKw[d]) }

@@ -74,7 +74,8 @@ public enum SiteDispatch {
                         isOn: s.on ?? (sp > 0), stateForS: s.stateForS ?? .infinity))
             } else {
                 // No data at all: unavailable, worst case (full power) held in the budget.
-                states.append(DeviceState(measuredKw: nil, setpointKw: spec.maxKw, available: false, dataAgeS: .infinity))
+                states.append(
+                    DeviceState(measuredKw: nil, setpointKw: spec.maxKw, available: false, dataAgeS: .infinity, inSnapshot: false))
             }
         }
         var measured: [Double?] = plant.nodes.map { _ in nil }

@@ -83,6 +83,14 @@ extension Switchyard {
                 "mining_curtailed": plan.miningCurtailed,
             ]
             if let why = plan.infeasibleReason { out["infeasible_reason"] = why }
+            if plan.feasible {
+                // The proven gap: the optimum lies between the plan's objective and the bound.
+                out["optimality"] = [
+                    "search": plan.exactSearch ? "exact" : "budgeted", "complete": plan.searchComplete,
+                    "bound_usd_per_h": r(plan.boundUsdPerH), "gap_bound_usd_per_h": (plan.gapBoundUsdPerH * 1e4).rounded() / 1e4,
+                    "gap_bound_pct": (plan.gapBoundFraction * 100 * 1e4).rounded() / 1e4, "text": plan.optimality,
+                ] as [String: Any]
+            }
             let data = try! JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             return String(decoding: data, as: UTF8.self)
         }
@@ -128,6 +136,7 @@ extension Switchyard {
             )
             lines.append(plan.binding.isEmpty ? "binding: none" : "binding:")
             for b in plan.binding { lines.append("  \(b)") }
+            if plan.feasible { lines.append("optimality: \(plan.optimality)") }
             if plan.miningCurtailed { lines.append("mining strike state: curtailed") }
             return lines.joined(separator: "\n")
         }

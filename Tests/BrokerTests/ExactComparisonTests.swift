@@ -30,12 +30,80 @@ struct ExactComparisonTests {
                 #expect(gap <= 0.001, "seed \(seed): Broker \(got) vs exact \(exact.objective) $/h")
                 // The exact solver is an upper bound: beating it means one of them is wrong.
                 #expect(got <= exact.objective + 1e-6 * scale, "seed \(seed): Broker beat the exact solver")
+                #expect(exact.objective <= plan.boundUsdPerH + 1e-6 * scale, "seed \(seed): optimum above the proven bound")
             } else {
                 #expect(!plan.feasible, "seed \(seed): Broker found a plan the exact solver says cannot exist")
                 #expect(!oracle.mandatoryFits, "seed \(seed)")
             }
         }
         #expect(worst <= 0.001)
+    }
+
+    /// Knapsack-like sites, where greedy by value fails most: 10–40 devices under tight 2–3 level
+    /// trees, start blocks of half a device or more (often all of it), values close together, and
+    /// the other rules (restore rate, DR, paid reductions, forecasts, contracts) at moderate rates.
+    static let knapsackSeeds: [UInt64] = Array(1...500).map { UInt64($0) &* 7727 }
+
+    @Test("knapsack-like sites of 10–40 devices: within 0.1 % of the optimum, every plan feasible", arguments: 0..<10)
+    func knapsackLike(batch: Int) {
+        var worst = 0.0
+        var compared = 0
+        for seed in Self.knapsackSeeds[(batch * 50)..<((batch + 1) * 50)] {
+            var rng = SplitMix64(seed: seed)
+            let inst = Instance.random(&rng, .knapsack)
+            let oracle = Oracle(inst)
+            let plan = Broker.dispatch(inst.problem())
+            guard let exact = oracle.exact() else {
+                #expect(!plan.feasible, "seed \(seed): Broker found a plan the exact solver says cannot exist")
+                continue
+            }
+            #expect(plan.feasible, "seed \(seed): exact solver found a plan, Broker said infeasible")
+            guard plan.feasible else { continue }
+            compared += 1
+            let v = oracle.violations(plan.setpointsKw)
+            #expect(v.isEmpty, "seed \(seed): \(v)")
+            // The objective the search maximises (start blocks at their start price with a forecast).
+            let got = oracle.decisionObjective(plan.setpointsKw)
+            let scale = max(1, abs(exact.objective))
+            let gap = (exact.objective - got) / scale
+            worst = max(worst, gap)
+            #expect(gap <= 0.001, "seed \(seed): Broker \(got) vs exact \(exact.objective) $/h")
+            #expect(got <= exact.objective + 1e-6 * scale, "seed \(seed): Broker beat the exact solver")
+            // The bound the plan reports is a bound: the optimum is never above it.
+            #expect(exact.objective <= plan.boundUsdPerH + 1e-6 * scale, "seed \(seed): optimum above the proven bound")
+            #expect(plan.gapBoundUsdPerH >= -1e-9)
+        }
+        #expect(compared >= 40)
+        #expect(worst <= 0.001)
+    }
+
+    @Test("the exact solver's branch and bound agrees with trying every on/off choice", arguments: 0..<4)
+    func oracleAgainstEnumeration(batch: Int) {
+        for i in 0..<50 {
+            let seed = UInt64(90_000 + batch * 50 + i)
+            var rng = SplitMix64(seed: seed)
+            let inst = Instance.random(&rng, InstanceOptions(devices: 2...7, restore: 0.4, paidReduction: 0.3, forecast: 0.3))
+            let oracle = Oracle(inst)
+            let binaries = oracle.kind.indices.filter { oracle.kind[$0] == .free && oracle.lo[$0] > 0 }
+            // Every subset on, the rest off: the LP of each, on both sides of a paid-reduction baseline.
+            var best: Double? = nil
+            for mask in 0..<(1 << binaries.count) {
+                var dec = Array(repeating: 0, count: inst.devices.count)
+                for (k, d) in binaries.enumerated() { dec[d] = mask & (1 << k) != 0 ? 1 : -1 }
+                var regimes: [(Double, Double?)] = [(oracle.price, nil)]
+                if let pr = inst.signals.paidReduction, pr.usdPerMWh > 0 { regimes.append((oracle.price + pr.usdPerMWh, pr.baselineKw)) }
+                for (p, baseline) in regimes {
+                    guard let sol = oracle.lp(dec: dec, price: p, baseline: baseline) else { continue }
+                    let v = oracle.decisionObjective(sol.x)
+                    if oracle.violations(sol.x).isEmpty, best == nil || v > best! { best = v }
+                }
+            }
+            let exact = oracle.exact()
+            #expect((best == nil) == (exact == nil), "seed \(seed)")
+            if let best, let exact {
+                #expect(abs(best - exact.objective) <= 1e-6 * max(1, abs(best)), "seed \(seed): enumeration \(best) vs branch and bound \(exact.objective)")
+            }
+        }
     }
 
     @Test("the exact solver itself: brute force agrees on tiny continuous instances")

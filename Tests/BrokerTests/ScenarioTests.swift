@@ -223,6 +223,24 @@ struct ScenarioTests {
                 Self.plant([a, b], xfmr2Cap: 1300), [DeviceState(setpointKw: 1000), DeviceState(setpointKw: 0, isOn: false)],
                 DispatchSignals(energyPriceUsdPerMWh: 30, hashpriceUsdPerPHDay: 50)))
         #expect(plan.setpointsKw == [1000, 0])
-        #expect(plan.reasons[1] == "off: min-stable 400 kW does not fit (xfmr-2 cap 1.3 MW − margin 0.0 MW binding)")
+        #expect(plan.reasons[1] == "off: min-stable 400 kW does not fit (xfmr-2 cap 1.3 MW − margin 0.0 MW: room 300 kW < 400 kW)")
+    }
+
+    /// Issue 13's hand-reduced case: the optimum admits a's 600 kW min-stable block by trimming c's
+    /// continuous kW a little (500 → 480). Whole-block moves alone never find it: admitting a first
+    /// leaves no room for b's block, and turning b off loses more than a brings.
+    @Test func trimToAdmitAMinStableBlock() {
+        func dev(_ id: String, max: Double, ms: Double, value: Double) -> DeviceSpec {
+            DeviceSpec(id: id, deviceClass: .mining, nodeID: "xfmr-1", maxKw: max, minStableKw: ms, valueUsdPerMWh: value)
+        }
+        let devs = [dev("a", max: 600, ms: 600, value: 81.7), dev("b", max: 750, ms: 750, value: 120), dev("c", max: 500, ms: 300, value: 130)]
+        let plant = Self.plant(devs, rootCap: 1830)
+        let states = [DeviceState(setpointKw: 0, isOn: false), DeviceState(setpointKw: 750), DeviceState(setpointKw: 500)]
+        let plan = Broker.dispatch(Self.problem(plant, states, DispatchSignals(energyPriceUsdPerMWh: 30)))
+        #expect(plan.setpointsKw.map { ($0 * 1000).rounded() / 1000 } == [600, 750, 480], "\(plan.setpointsKw)")
+        // 600 × 51.7 + 750 × 90 + 480 × 100 = 146,520 $/MWh·kW → 146.52 $/h.
+        #expect(abs(plan.objective.total - 146.52) < 1e-6, "\(plan.objective.total)")
+        #expect(plan.gapBoundUsdPerH < 1e-6)
+        #expect(plan.reasons[2].contains("site cap 1.83 MW − margin 0.0 MW binding"), "\(plan.reasons[2])")
     }
 }

@@ -189,7 +189,20 @@ struct SiteFileTests {
         let bare = try SiteSnapshot.parse(text: "{\"at\": \"2026-07-15T15:00:00Z\", \"signals\": {\"energy_prices\": [{\"at\": \"2026-07-15T00:00:00Z\", \"usd_per_mwh\": 1}]}}")
         let pb = try SiteDispatch.problem(site: site, snapshot: bare)
         #expect(pb.snapshot.devices.allSatisfy { !$0.available })
-        #expect(Broker.dispatch(pb).setpointsKw == [1300, 1000])
+        let bareplan = Broker.dispatch(pb)
+        #expect(bareplan.setpointsKw == [1300, 1000])
+        // Its max, not a draw: the reason says where the number comes from.
+        #expect(bareplan.reason(0) == "not in the snapshot: budgeted at max 1300 kW; not commanded")
+        #expect(bareplan.reason(1) == "not in the snapshot: budgeted at max 1000 kW; not commanded")
+        // A device that is in the snapshot but does not answer keeps its last measured draw.
+        let dead = try SiteSnapshot.parse(
+            text: """
+                {"at": "2026-07-15T15:00:00Z", "devices": {"asic-1": {"available": false, "measured_kw": 950, "setpoint_kw": 1000},
+                 "gpu-1": {"measured_kw": 0, "setpoint_kw": 0}},
+                 "signals": {"energy_prices": [{"at": "2026-07-15T00:00:00Z", "usd_per_mwh": 1}]}}
+                """)
+        let pd = try SiteDispatch.problem(site: site, snapshot: dead)
+        #expect(Broker.dispatch(pd).reason(0) == "unavailable: last known draw 950 kW held in the budget; not commanded")
     }
 
     @Test func iso8601() {

@@ -147,37 +147,8 @@ func makeBenchInstance(_ o: BrokerBenchOptions) throws -> BenchInstance {
         uncontrolledKw: plant.nodes.map { uncontrolled[$0.id] ?? 0 })
     let problem = DispatchProblem(plant: plant, snapshot: snap, signals: sig)
 
-    // The same instance for the MILP, in plain terms (see milp_dispatch.py for the rules it applies).
-    let nodeIndex = Dictionary(uniqueKeysWithValues: plant.nodes.enumerated().map { ($1.id, $0) })
-    var rootCap = plant.nodes[0].capKw
-    for c in sig.importCaps { rootCap = min(rootCap, c.capKw) }
-    let json: [String: Any] = [
-        "tick_s": plant.tickSeconds,
-        "price_usd_per_mwh": sig.energyPriceUsdPerMWh,
-        "hashprice_usd_per_ph_day": sig.hashpriceUsdPerPHDay!,
-        "inference_usd_per_gpu_hour": sig.inferenceSpotUsdPerGpuHour!,
-        "restore_kw_per_tick": restore as Any? ?? NSNull(),
-        "nodes": plant.nodes.enumerated().map { i, n in
-            [
-                "id": n.id, "parent": plant.parentIndex(ofNode: i), "cap_kw": i == 0 ? rootCap : n.capKw,
-                "uncontrolled_kw": uncontrolled[n.id] ?? 0,
-            ] as [String: Any]
-        },
-        "devices": devices.enumerated().map { d, s in
-            [
-                "id": s.id, "class": s.deviceClass.rawValue, "node": nodeIndex[s.nodeID]!, "max_kw": s.maxKw,
-                "min_stable_kw": s.minStableKw, "ramp_kw_per_s": s.rampKwPerS, "min_on_s": s.minOnS,
-                "min_off_s": s.minOffS, "efficiency_j_per_th": s.efficiencyJPerTH ?? 0, "kw_per_gpu": s.kwPerGpu ?? 0,
-                "setpoint_kw": states[d].setpointKw, "on": states[d].isOn, "state_for_s": states[d].stateForS,
-            ] as [String: Any]
-        },
-        "commitments": sig.commitments.map {
-            [
-                "device": plant.deviceIndex($0.deviceID)!, "committed_kw": $0.committedKw, "rate_usd_per_mwh": $0.rateUsdPerMWh,
-                "penalty_usd_per_mwh": $0.penaltyUsdPerMWh,
-            ] as [String: Any]
-        },
-    ]
+    // The same instance for the MILP, in plain terms (milp_dispatch.py applies the rules itself).
+    let json = rawInstanceJSON(problem, id: "bench-\(o.seed)")
     return BenchInstance(problem: problem, json: json)
 }
 
@@ -210,6 +181,7 @@ func runBrokerBenchmark(arguments: [String]) throws {
     print("  dispatch: median \(fmt3(median)) ms, p99 \(fmt3(percentile(times, 0.99))) ms, min \(fmt3(times[0])) ms over \(o.iterations) runs")
     let on = plan.setpointsKw.filter { $0 > 0 }.count
     print("  plan: feasible \(plan.feasible), \(on) devices running, \(fmt3(plan.setpointsKw.reduce(0, +) / 1000)) MW, objective \(fmt3(plan.objective.total)) $/h, \(plan.binding.count) binding constraints")
+    print("  optimality: \(plan.optimality)")
 
     guard o.exact else { return }
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-broker-bench-\(o.seed).json")

@@ -3,7 +3,9 @@
 //
 //   SwitchyardBench serve SERVERS            start SERVERS Modbus TCP servers, print "READY p1,p2,…"
 //   SwitchyardBench poll DEVICES SECONDS REGISTERS PORTS   poll like the baselines, print one JSON line
-//   SwitchyardBench broker [ARGS]            the broker dispatch benchmark
+//   SwitchyardBench broker [ARGS]            the broker dispatch benchmark (10,000 devices)
+//   SwitchyardBench broker-300 [ARGS]        the exact search's time at 300 devices, and the MILP's
+//   SwitchyardBench broker-sweep [ARGS]      the broker against the exact MILP, 2,000 sites per size class
 //   SwitchyardBench sim-day [SITE]           one simulated day at 1 s steps
 //   SwitchyardBench fast-path [SITE [N]]     DR event → all containers written over loopback
 //   SwitchyardBench steady [N [SECONDS]]     the 1 Hz loop over N containers behind gateways
@@ -81,6 +83,10 @@ case "poll" where args.count >= 6:
                ports: args[5].split(separator: ",").compactMap { Int($0) })
 case "broker":
     try runBrokerBenchmark(arguments: Array(args.dropFirst(2)))
+case "broker-300":
+    try runBrokerExactTiming(arguments: Array(args.dropFirst(2)))
+case "broker-sweep":
+    try runBrokerSweep(arguments: Array(args.dropFirst(2)))
 case "sim-day":
     try runSimDayBenchmark(arguments: Array(args.dropFirst(2)))
 case "fast-path":
@@ -92,6 +98,6 @@ case "replay":
 case "steady":
     try await runSteadyBenchmark(arguments: Array(args.dropFirst(2)))
 default:
-    FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | sim-day | fast-path | steady | replay PRICES [SITE]\n".utf8))
+    FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE]\n".utf8))
     exit(64)
 }

@@ -2,8 +2,11 @@ import Broker
 
 /// An independent statement of the dispatch rules (docs/dispatch.md), written without reusing any
 /// Broker internals: allowed ranges, feasibility checks, the objective, and an exact solver
-/// (branch over on/off of min-stable devices, a dense simplex for the continuous part).
+/// (LP-based branch and bound over on/off of min-stable devices, a bounded-variable simplex for
+/// each LP). It shares no code, and no theory, with the Broker's greedy: every LP is solved as an
+/// LP, and a node is closed only when its LP optimum is a plan that keeps every rule.
 struct Oracle {
+    nonisolated(unsafe) static var debug = false
     enum Kind { case pinned, forcedOn, forcedOff, free }
 
     let inst: Instance
@@ -26,6 +29,10 @@ struct Oracle {
     var curtailed = false
     /// mult[d][n]: kW counted at node n per kW of device d (0 when n is not an ancestor).
     var mult: [[Double]] = []
+    /// The forecast start rule (docs/dispatch.md): a device that is off, has a min-stable power and
+    /// a minimum on time pays for its start block at the worse of the price now and the forecast
+    /// average over its minimum on time. `surcharge[d]` is what that adds, $/h, when it starts.
+    var surcharge: [Double] = []
 
     init(_ inst: Instance) {
         self.inst = inst
@@ -92,7 +99,9 @@ struct Oracle {
                 let s = on ? min(st.setpointKw, spec.maxKw) : 0
                 b = s
                 let up = spec.rampKwPerS > 0 ? spec.rampKwPerS * inst.tick : .infinity
-                h = on ? min(spec.maxKw, s + up) : min(spec.maxKw, max(spec.minStableKw, up))
+                // Below min-stable (or at 0) a rise is a start: straight to min-stable, or the ramp if more.
+                let starting = s <= 0 || s < spec.minStableKw
+                h = starting ? min(spec.maxKw, max(spec.minStableKw, up)) : min(spec.maxKw, s + up)
                 let stale = st.dataAgeS > inst.staleAfter
                 if stale { h = on ? min(h, s) : 0 }
                 let ms = spec.minStableKw
@@ -111,6 +120,12 @@ struct Oracle {
                     l = ms
                 }
             }
+            var sc = 0.0
+            if k == .free && l > 0 && !(st.isOn && st.setpointKw > 0) && spec.minOnS > 0 && !sig.priceForecast.isEmpty {
+                let start = max(price, Self.windowAverage(sig, seconds: spec.minOnS) + (price - sig.energyPriceUsdPerMWh))
+                sc = (start - price) * m[0] * l / 1000
+            }
+            surcharge.append(sc)
             kind.append(k)
             lo.append(l)
             hi.append(h)
@@ -158,6 +173,29 @@ struct Oracle {
         cap = nodes.map { $0.capKw - inst.margin }
         cap[0] = min(cap[0], inst.importLimit - inst.margin)
         for c in sig.importCaps { cap[0] = min(cap[0], c.capKw - inst.margin) }
+    }
+
+    /// Average of the price step function (now, then the forecast points) over the next `seconds`.
+    static func windowAverage(_ sig: DispatchSignals, seconds: Double) -> Double {
+        var points: [(Double, Double)] = [(0, sig.energyPriceUsdPerMWh)]
+        for f in sig.priceForecast where f.offsetS > 0 { points.append((f.offsetS, f.usdPerMWh)) }
+        var acc = 0.0
+        for (i, p) in points.enumerated() {
+            let from = p.0
+            let to = i + 1 < points.count ? points[i + 1].0 : Double.infinity
+            let a = min(from, seconds)
+            let b = min(to, seconds)
+            if b > a { acc += p.1 * (b - a) }
+        }
+        return acc / seconds
+    }
+
+    /// The objective the dispatch maximises: the plan's, with each start block charged at its
+    /// start price (equal to `objective` without a forecast).
+    func decisionObjective(_ x: [Double]) -> Double {
+        var t = objective(x)
+        for d in x.indices where surcharge[d] > 0 && x[d] > 1e-9 { t -= surcharge[d] }
+        return t
     }
 
     func revenue(_ d: Int, _ x: Double) -> Double {
@@ -222,103 +260,139 @@ struct Oracle {
 
     // MARK: exact solver
 
-    /// The exact optimum: nil when no plan is feasible.
+    /// The exact optimum of the decision objective, nil when no plan is feasible. Branch and bound
+    /// over the on/off choice of every free device with a min-stable power; at each node an LP
+    /// (bounded-variable simplex) with the undecided devices allowed anywhere in [0, hi], their
+    /// start surcharge spread over their first min-stable kW: a relaxation, exact once every
+    /// choice is made. Paid reductions: solved on both sides of the baseline.
     func exact() -> (objective: Double, x: [Double])? {
-        let free = kind.indices.filter { kind[$0] == .free && lo[$0] > 0 }
+        let binaries = kind.indices.filter { kind[$0] == .free && lo[$0] > 0 }
         var best: (Double, [Double])? = nil
-        let regimes: [(Double, Double?)] = {
-            var r: [(Double, Double?)] = [(price, nil)]
-            if let pr = inst.signals.paidReduction, pr.usdPerMWh > 0 { r.append((price + pr.usdPerMWh, pr.baselineKw)) }
-            return r
-        }()
-        // Branch and bound over on/off of free min-stable devices. Bound: the LP with every free
-        // device allowed anywhere in [0, hi] (min-stable relaxed) is an upper bound.
-        func solveSet(_ on: [Bool]) -> (Double, [Double])? {
-            var bestHere: (Double, [Double])? = nil
-            for (p, baseline) in regimes {
-                guard let x = lp(on: on, price: p, baseline: baseline) else { continue }
-                let o = objective(x)
-                if bestHere == nil || o > bestHere!.0 { bestHere = (o, x) }
-            }
-            return bestHere
+        var regimes: [(price: Double, baseline: Double?, constant: Double)] = [(price, nil, 0)]
+        if let pr = inst.signals.paidReduction, pr.usdPerMWh > 0 {
+            regimes.append((price + pr.usdPerMWh, pr.baselineKw, pr.usdPerMWh * pr.baselineKw / 1000))
         }
-        var on = Array(repeating: true, count: kind.count)
-        func branch(_ k: Int) {
-            if k == free.count {
-                if let r = solveSet(on), best == nil || r.0 > best!.0 { best = r }
-                return
-            }
-            // Bound with the remaining devices relaxed.
-            if let b = best {
-                var relaxedOn = on
-                for j in k..<free.count { relaxedOn[free[j]] = true }
-                if let ub = solveSetRelaxed(relaxedOn, from: k), ub < b.0 - 1e-9 { return }
-            }
-            let d = free[k]
-            on[d] = true
-            branch(k + 1)
-            on[d] = false
-            branch(k + 1)
-            on[d] = true
-        }
-        func solveSetRelaxed(_ on: [Bool], from k: Int) -> Double? {
-            // Devices free[k...] get lower bound 0; the LP value is then an upper bound.
-            var best: Double? = nil
-            for (p, baseline) in regimes {
-                guard let x = lp(on: on, price: p, baseline: baseline, relaxFrom: Set(free[k...])) else {
-                    continue
+        for r in regimes {
+            // Best first over nodes (decision vectors: -1 off, 0 undecided, 1 on).
+            var open: [(bound: Double, dec: [Int])] = []
+            let root = Array(repeating: 0, count: kind.count)
+            guard let rootLP = lp(dec: root, price: r.price, baseline: r.baseline) else { continue }
+            open.append((rootLP.value + r.constant, root))
+            var iterations = 0
+            while let top = open.indices.max(by: { open[$0].bound < open[$1].bound }) {
+                let node = open.remove(at: top)
+                if let b = best, node.bound <= b.0 + 1e-9 * max(1, abs(b.0)) { break }
+                iterations += 1
+                precondition(iterations < 200_000, "oracle branch and bound did not finish")
+                guard let sol = lp(dec: node.dec, price: r.price, baseline: r.baseline) else { continue }
+                let bound = sol.value + r.constant
+                if let b = best, bound <= b.0 + 1e-9 * max(1, abs(b.0)) { continue }
+                // Branch on a device strictly inside (0, min-stable), else on any undecided one whose
+                // LP value could differ from the true one (a start surcharge), else it is solved.
+                var branch = -1
+                for d in binaries where node.dec[d] == 0 && sol.x[d] > 1e-7 && sol.x[d] < lo[d] - 1e-7 {
+                    branch = d
+                    break
                 }
-                // In the below-baseline regime the LP objective equals the true one; in the other the
-                // true objective is at least the LP's, so take the true objective as the bound.
-                let o = objective(x) + 1e-9
-                best = max(best ?? -.infinity, o)
+                if branch < 0 {
+                    let trueValue = regimeObjective(sol.x, price: r.price, constant: r.constant)
+                    if abs(trueValue - bound) > 1e-7 * max(1, abs(bound)) {
+                        branch = binaries.first { node.dec[$0] == 0 && sol.x[$0] > 1e-7 } ?? -1
+                    }
+                    if branch < 0 {
+                        let v = decisionObjective(sol.x)
+                        if best == nil || v > best!.0 { best = (v, sol.x) }
+                        continue
+                    }
+                }
+                for side in [1, -1] {
+                    var dec = node.dec
+                    dec[branch] = side
+                    if let c = lp(dec: dec, price: r.price, baseline: r.baseline) {
+                        let cb = min(bound, c.value + r.constant)
+                        if best == nil || cb > best!.0 + 1e-9 * max(1, abs(best!.0)) { open.append((cb, dec)) }
+                    }
+                }
             }
-            return best
         }
-        branch(0)
         return best
     }
 
-    /// The LP for a fixed on/off choice. Pieces between breakpoints {lower, commit, ramp base, hi}
-    /// each get a variable; pieces below the lower bound are fixed.
-    func lp(on: [Bool], price p: Double, baseline: Double?, relaxFrom: Set<Int> = []) -> [Double]? {
+    /// The objective on one side of a paid-reduction baseline, start surcharges included: the
+    /// regime's price on the whole import plus its constant, no other DR credit.
+    func regimeObjective(_ x: [Double], price p: Double, constant: Double) -> Double {
+        var t = constant
+        for d in x.indices {
+            t += revenue(d, x[d])
+            if commit[d] > 0 { t -= pen[d] * max(0, commit[d] - x[d]) / 1000 }
+            t -= fullPenalty[d]
+            if surcharge[d] > 0 && x[d] > 1e-9 { t -= surcharge[d] }
+        }
+        return t - p * siteLoad(x) / 1000
+    }
+
+    /// The LP for decisions `dec` (binary devices: -1 off, 1 on, 0 relaxed to [0, hi]) at energy
+    /// price `p`, the root capped at `baseline` too when given. Returns the regime objective
+    /// without its constant, and the plan; nil when the fixed load alone breaks a limit.
+    func lp(dec: [Int], price p: Double, baseline: Double?) -> (value: Double, x: [Double])? {
         var x = Array(repeating: 0.0, count: kind.count)
         var resid = cap
         if let b = baseline { resid[0] = min(resid[0], b) }
         for n in nodes.indices { resid[n] -= fixedSub[n] }
         var restore = inst.restore ?? Double.infinity
+        var constant = 0.0
         struct Piece { var d: Int; var len: Double; var val: Double; var restore: Bool }
         var pieces: [Piece] = []
         for d in kind.indices {
             var l = 0.0
             var h = 0.0
+            var breaks: [Double] = [commit[d], base[d]]
+            var spread = 0.0
+            // A device held at 0 still pays its commitment's penalty.
+            let atZero = -(commit[d] > 0 ? pen[d] * commit[d] / 1000 : 0) - fullPenalty[d]
             switch kind[d] {
             case .pinned, .forcedOn:
                 l = lo[d]
                 h = kind[d] == .pinned ? lo[d] : hi[d]
-            case .forcedOff: continue
+            case .forcedOff:
+                constant += atZero
+                continue
             case .free:
-                if !on[d] { continue }
-                l = relaxFrom.contains(d) ? 0 : lo[d]
+                if lo[d] > 0 && dec[d] == -1 {
+                    constant += atZero
+                    continue
+                }
                 h = hi[d]
+                if lo[d] > 0 && dec[d] == 1 {
+                    l = lo[d]
+                    constant -= surcharge[d]
+                } else if lo[d] > 0 {
+                    // Relaxed: the start surcharge spread over the first min-stable kW.
+                    breaks.append(lo[d])
+                    spread = surcharge[d] * 1000 / lo[d]
+                }
             }
             x[d] = l
             for n in nodes.indices { resid[n] -= l * mult[d][n] }
             if kind[d] != .pinned { restore -= max(0, l - base[d]) }
+            // The value of [0, l]: revenue, penalty avoided, energy.
+            constant += revenue(d, l) - (commit[d] > 0 ? pen[d] * max(0, commit[d] - l) / 1000 : 0) - fullPenalty[d]
+            constant -= p * l * mult[d][0] / 1000
             var pts = [l, h]
-            for b in [commit[d], base[d]] where b > l && b < h { pts.append(b) }
+            for b in breaks where b > l && b < h { pts.append(b) }
             pts.sort()
             for i in 0..<(pts.count - 1) where pts[i + 1] > pts[i] + 1e-12 {
                 let mid = (pts[i] + pts[i + 1]) / 2
-                let v = mid < commit[d] ? rate[d] + pen[d] : value[d]
+                var v = (mid < commit[d] ? rate[d] + pen[d] : value[d]) - p * mult[d][0]
+                if spread > 0 && mid < lo[d] { v -= spread }
                 pieces.append(
-                    Piece(d: d, len: pts[i + 1] - pts[i], val: v - p * mult[d][0], restore: kind[d] != .pinned && mid > base[d]))
+                    Piece(d: d, len: pts[i + 1] - pts[i], val: v, restore: kind[d] != .pinned && mid > base[d]))
             }
         }
+        constant -= p * fixedSub[0] / 1000
         if resid.contains(where: { $0 < -1e-7 }) || restore < -1e-7 { return nil }
-        // maximize sum val*y  s.t. node rows, restore row, y_k <= len_k
         let nv = pieces.count
-        if nv == 0 { return x }
+        if nv == 0 { return (constant, x) }
         var A: [[Double]] = []
         var b: [Double] = []
         for n in nodes.indices {
@@ -329,61 +403,105 @@ struct Oracle {
             A.append(pieces.map { $0.restore ? 1 : 0 })
             b.append(max(0, restore))
         }
+        let y = Simplex.maximize(c: pieces.map(\.val), A: A, b: b, upper: pieces.map(\.len))
+        var v = constant
         for k in 0..<nv {
-            var row = Array(repeating: 0.0, count: nv)
-            row[k] = 1
-            A.append(row)
-            b.append(pieces[k].len)
+            x[pieces[k].d] += y[k]
+            v += pieces[k].val * y[k] / 1000
+            if Oracle.debug { print("piece", pieces[k].d, pieces[k].len, pieces[k].val, y[k]) }
         }
-        let y = Simplex.maximize(c: pieces.map(\.val), A: A, b: b)
-        for k in 0..<nv { x[pieces[k].d] += y[k] }
-        return x
+        if Oracle.debug { print("constant", constant) }
+        return (v, x)
     }
 }
 
-/// Dense tableau simplex for max c·y, A y <= b, y >= 0 with b >= 0 (y = 0 is feasible). Bland's rule.
+/// Bounded-variable primal simplex for max c·y, A y <= b, 0 <= y <= u, with b >= 0 (y = 0 is
+/// feasible). Dense tableau, Bland's rule (smallest index enters, smallest basis index leaves on
+/// ties): no cycling. Fails loudly rather than return a plan it has not proven optimal.
 enum Simplex {
-    static func maximize(c: [Double], A: [[Double]], b: [Double]) -> [Double] {
+    static func maximize(c: [Double], A: [[Double]], b: [Double], upper: [Double]) -> [Double] {
         let m = A.count
         let n = c.count
-        let w = n + m + 1
-        var t = Array(repeating: Array(repeating: 0.0, count: w), count: m + 1)
-        var basis = Array(repeating: 0, count: m)
+        let w = n + m  // columns: structurals, then slacks
+        var t = [Double](repeating: 0, count: m * w)
+        var d = [Double](repeating: 0, count: w)  // reduced costs (to maximise: enter while d_j > 0 at lower, < 0 at upper)
+        var beta = b  // values of the basic variables
+        var basis = Array(n..<w)
+        var isBasic = [Bool](repeating: false, count: w)
+        for j in n..<w { isBasic[j] = true }
+        var atUpper = [Bool](repeating: false, count: w)
+        var ub = upper + [Double](repeating: .infinity, count: m)
+        for j in 0..<n where ub[j] < 0 { ub[j] = 0 }
         for i in 0..<m {
-            for j in 0..<n { t[i][j] = A[i][j] }
-            t[i][n + i] = 1
-            t[i][w - 1] = b[i]
-            basis[i] = n + i
+            for j in 0..<n { t[i * w + j] = A[i][j] }
+            t[i * w + n + i] = 1
         }
-        for j in 0..<n { t[m][j] = -c[j] }
-        let eps = 1e-11
-        for _ in 0..<10_000 {
+        for j in 0..<n { d[j] = c[j] }
+        let tol = 1e-9
+        var iter = 0
+        while true {
+            iter += 1
+            precondition(iter < 100_000, "simplex did not converge")
+            // Entering: Bland's rule.
             var enter = -1
-            for j in 0..<(n + m) where t[m][j] < -eps {
-                enter = j
-                break
-            }
-            if enter < 0 { break }
-            var leave = -1
-            var bestRatio = Double.infinity
-            for i in 0..<m where t[i][enter] > eps {
-                let r = t[i][w - 1] / t[i][enter]
-                if r < bestRatio - 1e-12 || (abs(r - bestRatio) <= 1e-12 && leave >= 0 && basis[i] < basis[leave]) {
-                    bestRatio = r
-                    leave = i
+            for j in 0..<w {
+                if isBasic[j] { continue }
+                if (!atUpper[j] && d[j] > tol && ub[j] > 0) || (atUpper[j] && d[j] < -tol) {
+                    enter = j
+                    break
                 }
             }
-            if leave < 0 { break }  // unbounded cannot happen: every variable has an upper-bound row
-            let pv = t[leave][enter]
-            for j in 0..<w { t[leave][j] /= pv }
-            for i in 0...m where i != leave {
-                let f = t[i][enter]
-                if f != 0 { for j in 0..<w { t[i][j] -= f * t[leave][j] } }
+            if enter < 0 { break }
+            let dir: Double = atUpper[enter] ? -1 : 1
+            // Ratio test: how far can the entering variable move?
+            var theta = ub[enter]
+            var leave = -1
+            var leaveToUpper = false
+            for i in 0..<m {
+                let a = dir * t[i * w + enter]
+                var limit = Double.infinity
+                var toUpper = false
+                if a > tol {
+                    limit = max(0, beta[i]) / a
+                } else if a < -tol, ub[basis[i]].isFinite {
+                    limit = max(0, ub[basis[i]] - beta[i]) / -a
+                    toUpper = true
+                } else {
+                    continue
+                }
+                if limit < theta - 1e-12 || (abs(limit - theta) <= 1e-12 && leave >= 0 && basis[i] < basis[leave]) {
+                    theta = limit
+                    leave = i
+                    leaveToUpper = toUpper
+                }
             }
+            precondition(theta.isFinite, "unbounded LP: every variable has an upper bound or a cap")
+            for i in 0..<m { beta[i] -= dir * theta * t[i * w + enter] }
+            if leave < 0 {
+                // Bound flip: the entering variable crosses to its other bound.
+                atUpper[enter].toggle()
+                continue
+            }
+            let old = basis[leave]
+            atUpper[old] = leaveToUpper
+            let enteringValue = dir > 0 ? theta : ub[enter] - theta
+            atUpper[enter] = false
+            isBasic[old] = false
+            isBasic[enter] = true
             basis[leave] = enter
+            beta[leave] = enteringValue
+            let pv = t[leave * w + enter]
+            for j in 0..<w { t[leave * w + j] /= pv }
+            for i in 0..<m where i != leave {
+                let f = t[i * w + enter]
+                if f != 0 { for j in 0..<w { t[i * w + j] -= f * t[leave * w + j] } }
+            }
+            let fd = d[enter]
+            if fd != 0 { for j in 0..<w { d[j] -= fd * t[leave * w + j] } }
         }
-        var y = Array(repeating: 0.0, count: n)
-        for i in 0..<m where basis[i] < n { y[basis[i]] = max(0, t[i][w - 1]) }
+        var y = [Double](repeating: 0, count: n)
+        for j in 0..<n where atUpper[j] { y[j] = ub[j] }
+        for i in 0..<m where basis[i] < n { y[basis[i]] = min(max(0, beta[i]), ub[basis[i]]) }
         return y
     }
 }

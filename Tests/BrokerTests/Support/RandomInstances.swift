@@ -14,6 +14,13 @@ struct InstanceOptions {
     var aux = 0.3
     var minStable = 0.7
     var forecast = 0.0
+    /// Knapsack-like: tight caps on 2–3 level trees, large min-stable blocks (half of max or more,
+    /// often all of it) and values close together, where greedy by value fails most.
+    var knapsack = false
+
+    /// 10–40 devices, knapsack-like, every feature at moderate rates.
+    static let knapsack = InstanceOptions(
+        devices: 10...40, restore: 0.25, dr: 0.15, paidReduction: 0.1, unavailable: 0.03, stale: 0.03, forecast: 0.15, knapsack: true)
 }
 
 struct Instance {
@@ -49,12 +56,12 @@ struct Instance {
         // Tree: root -> 1..3 transformers -> 0..2 PDUs each (up to 3 levels of caps above devices).
         var nodes = [NodeSpec(id: "site", parentID: nil, capKw: 0)]
         var leaves: [String] = ["site"]
-        let nx = rng.int(1, 3)
+        let nx = o.knapsack ? rng.int(2, 4) : rng.int(1, 3)
         leaves = []
         for t in 0..<nx {
             let xid = "xfmr-\(t)"
             nodes.append(NodeSpec(id: xid, parentID: "site", capKw: 0))
-            let np = rng.int(0, 2)
+            let np = o.knapsack ? rng.int(0, 3) : rng.int(0, 2)
             if np == 0 { leaves.append(xid) }
             for q in 0..<np {
                 let pid = "pdu-\(t)-\(q)"
@@ -70,7 +77,8 @@ struct Instance {
             let mining = rng.chance(0.6)
             let leaf = leaves[rng.int(0, leaves.count - 1)]
             let maxKw = (rng.range(200, 1500)).rounded()
-            let ms = rng.chance(o.minStable) ? (maxKw * rng.range(0.2, 0.6)).rounded() : 0
+            var ms = rng.chance(o.minStable) ? (maxKw * rng.range(0.2, 0.6)).rounded() : 0
+            if o.knapsack { ms = rng.chance(0.85) ? (rng.chance(0.3) ? maxKw : (maxKw * rng.range(0.5, 1.0)).rounded()) : 0 }
             let ramp = rng.chance(0.5) ? rng.range(5, 100).rounded() : 0
             let minOn = rng.chance(0.5) ? 300.0 : 0
             let minOff = rng.chance(0.5) ? 300.0 : 0
@@ -79,7 +87,8 @@ struct Instance {
                 DeviceSpec(
                     id: id, deviceClass: mining ? .mining : .inference, nodeID: leaf, maxKw: maxKw, minStableKw: ms,
                     rampKwPerS: ramp, minOnS: minOn, minOffS: minOff,
-                    efficiencyJPerTH: mining ? rng.range(15, 35) : nil, kwPerGpu: mining ? nil : rng.range(0.7, 1.4)))
+                    efficiencyJPerTH: mining ? (o.knapsack ? rng.range(18, 22) : rng.range(15, 35)) : nil,
+                    kwPerGpu: mining ? nil : (o.knapsack ? rng.range(0.9, 1.1) : rng.range(0.7, 1.4))))
             let on = rng.chance(0.6)
             let sp = on ? (ms > 0 ? rng.range(ms, maxKw) : rng.range(1, maxKw)).rounded() : 0
             let available = !rng.chance(o.unavailable)
@@ -95,10 +104,10 @@ struct Instance {
             }
         }
         var uncontrolled: [String: Double] = [:]
-        for n in nodes where rng.chance(0.3) { uncontrolled[n.id] = rng.range(0, 300).rounded() }
+        for n in nodes where rng.chance(o.knapsack ? 0.15 : 0.3) { uncontrolled[n.id] = rng.range(0, o.knapsack ? 100 : 300).rounded() }
         for i in nodes.indices {
             let sum = sumUnder[nodes[i].id] ?? 0
-            nodes[i].capKw = (sum * rng.range(0.3, 1.2) + 300).rounded()
+            nodes[i].capKw = o.knapsack ? (sum * rng.range(0.3, 0.75) + 300).rounded() : (sum * rng.range(0.3, 1.2) + 300).rounded()
         }
         if rng.chance(o.aux) { nodes[0].auxFraction = rng.range(0.03, 0.2) }
         var measured: [String: Double] = [:]
@@ -107,9 +116,13 @@ struct Instance {
             let explained = states.reduce(0) { $0 + ($1.measuredKw ?? 0) } + uncontrolled.values.reduce(0, +)
             measured["site"] = explained + rng.range(0, 200)
         }
-        var sig = DispatchSignals(energyPriceUsdPerMWh: rng.range(-20, 300).rounded())
-        sig.hashpriceUsdPerPHDay = rng.range(30, 80)
-        if rng.chance(0.5) { sig.inferenceSpotUsdPerMWh = rng.range(40, 260) } else {
+        var sig = DispatchSignals(energyPriceUsdPerMWh: (o.knapsack ? rng.range(-10, 80) : rng.range(-20, 300)).rounded())
+        sig.hashpriceUsdPerPHDay = o.knapsack ? 50 : rng.range(30, 80)
+        if o.knapsack {
+            sig.inferenceSpotUsdPerGpuHour = 0.11
+        } else if rng.chance(0.5) {
+            sig.inferenceSpotUsdPerMWh = rng.range(40, 260)
+        } else {
             sig.inferenceSpotUsdPerGpuHour = rng.range(0.05, 0.3)
         }
         for d in devices where d.deviceClass == .inference && rng.chance(o.contracts) {
