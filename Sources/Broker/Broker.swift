@@ -144,6 +144,8 @@ struct Engine: Sendable {
     var fixedSub: [Double] = []
     var effCap: [Double] = []
     var rootCapLabel = ""
+    /// Inference headroom lent at each node (kW; `Snapshot.headroomCreditKw`), empty when none.
+    var headroomLent: [Double] = []
     var curtailNow = false
     var restoreRate = Double.infinity
     var strikeState = StrikeState.none
@@ -351,6 +353,14 @@ struct Engine: Sendable {
         for c in sig.importCaps where c.capKw - margin < effCap[0] {
             effCap[0] = c.capKw - margin
             rootCapLabel = "\(c.label) import cap \(Fmt.mw(c.capKw)) − margin \(Fmt.mw(margin))"
+        }
+        // Inference headroom that the safety governor lends (docs/governor.md): kW that inference
+        // containers are told but do not draw, covered by mining that can be shed. Not while a paid
+        // reduction is in force: its baseline is metered import, which headroom does not change.
+        if let credit = snap.headroomCreditKw, credit.count == nN, sig.paidReduction == nil, credit.contains(where: { $0 > 0 }) {
+            headroomLent = credit.map { max(0, $0) }
+            for n in 0..<nN { effCap[n] += headroomLent[n] }
+            if headroomLent[0] > 0 { rootCapLabel += " + inference headroom \(Fmt.mw(headroomLent[0]))" }
         }
     }
 

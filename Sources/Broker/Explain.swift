@@ -77,7 +77,9 @@ extension Engine {
     }
 
     func capLabel(_ n: Int) -> String {
-        n == 0 ? rootCapLabel : "\(plant.nodes[n].id) cap \(Fmt.mw(plant.nodes[n].capKw)) − margin \(Fmt.mw(plant.safetyMarginKw))"
+        if n == 0 { return rootCapLabel }
+        let lent = headroomLent.isEmpty || headroomLent[n] <= 0 ? "" : " + inference headroom \(Fmt.mw(headroomLent[n]))"
+        return "\(plant.nodes[n].id) cap \(Fmt.mw(plant.nodes[n].capKw)) − margin \(Fmt.mw(plant.safetyMarginKw))" + lent
     }
 
     func limitText(_ code: Int32, _ f: Facts) -> String {

@@ -306,11 +306,16 @@ public struct Snapshot: Sendable {
     /// Strike-price state carried from the previous tick.
     public var miningCurtailed: Bool
     public var miningCurtailedForS: Double
+    /// Inference headroom the safety governor lends at each node (kW, parallel to `plant.nodes`):
+    /// power inference containers are told but do not draw, that mining under the node could be shed
+    /// to cover. The broker plans on `cap + credit` there. nil: none.
+    public var headroomCreditKw: [Double]?
 
     public init(
         devices: [DeviceState], nodeMeasuredKw: [Double?], uncontrolledKw: [Double], miningCurtailed: Bool = false,
-        miningCurtailedForS: Double = .infinity
+        miningCurtailedForS: Double = .infinity, headroomCreditKw: [Double]? = nil
     ) {
+        self.headroomCreditKw = headroomCreditKw
         self.devices = devices
         self.nodeMeasuredKw = nodeMeasuredKw
         self.uncontrolledKw = uncontrolledKw

@@ -521,8 +521,15 @@ public final class ControlLoop: Sendable {
             sig.importCaps.append(ImportCap(label: "DR \(e.id)", capKw: e.capKW))
         }
         let curtailedFor = st.miningCurtailedSince.map { now - $0 } ?? 0
+        // Inference headroom the governor will lend (Headroom.swift), so the broker plans the mining it pays for.
+        let reserve = inferenceReserveKW(), demand = inferenceDemandKW(now: now)
+        let lastCommanded = plant.devices.enumerated().map { i, d in st.commandedKW[d.id] ?? measured[i] ?? 0 }
+        let credit = headroomCreditKW(now: now, measured: measured, commanded: lastCommanded,
+                                      reachable: zip(reachable, following.notFollowing).map { $0 && !$1 },
+                                      nodeMeasured: nodeMeasured, reserve: reserve, demand: demand)
         let snapshot = Snapshot(devices: states, nodeMeasuredKw: nodeMeasured, uncontrolledKw: uncontrolled,
-                                miningCurtailed: st.miningCurtailedSince != nil, miningCurtailedForS: curtailedFor)
+                                miningCurtailed: st.miningCurtailedSince != nil, miningCurtailedForS: curtailedFor,
+                                headroomCreditKw: credit)
         let problem = DispatchProblem(plant: plant, snapshot: snapshot, signals: sig)
         // A policy (replay baselines) replaces the broker: it is not run at all then.
         let custom = options.policy?(problem)
@@ -536,7 +543,7 @@ public final class ControlLoop: Sendable {
             extraNotes.append("under-frequency: mining shed until \(Int(until - now)) s from now")
         }
         var overrides: [Double?] = plant.devices.map { d in st.overrides.first { $0.device == d.id }?.kw }
-        let commanded = plant.devices.enumerated().map { i, d in st.commandedKW[d.id] ?? measured[i] ?? 0 }
+        let commanded = lastCommanded
         // A container not following is not raised (the governor would hold it, and call it stale data).
         for i in proposed.indices where following.notFollowing[i] { proposed[i] = min(proposed[i] ?? commanded[i], commanded[i]) }
         if case .none = priceBasis {
@@ -559,10 +566,10 @@ public final class ControlLoop: Sendable {
                                   nodeMeasuredKW: nodeMeasured,
                                   nodeAgeS: nodeAges, importCaps: sig.importCaps.map { ($0.label, $0.capKw) })
         // Value order, contracts and inference headroom (Headroom.swift).
-        let valueOrder = valueOrder(plan: plan, signals: sig), reserve = inferenceReserveKW()
+        let valueOrder = valueOrder(plan: plan, signals: sig)
         var governed = input
         (governed.valueUsdPerMWh, governed.underContract) = (valueOrder.values, valueOrder.underContract)
-        (governed.inferenceReserveKW, governed.inferenceDemandKW) = (reserve, inferenceDemandKW(now: now))
+        (governed.inferenceReserveKW, governed.inferenceDemandKW) = (reserve, demand)
         let out = SafetyGovernor.govern(safety, governed)
         recordHeadroom(out, reserve: reserve)
 

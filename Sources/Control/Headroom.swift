@@ -81,3 +81,33 @@ extension ControlLoop {
         return nil
     }
 }
+
+extension ControlLoop {
+    /// Cap the broker may plan on at each node because of inference headroom: the kW that inference
+    /// containers are told but neither draw nor report as demand (less their reserve), summed under
+    /// each node and bounded by the mining under it that could be shed to cover them. It is the
+    /// governor's own rule (`U + Σ setpoints − min(Σ headroom, Σ mining)`, docs/governor.md), taken
+    /// from the last commands, so the broker plans the mining that the governor will allow instead of
+    /// leaving the room unused. nil when there is none (comm loss, stale meters, no reserve).
+    func headroomCreditKW(now: Double, measured: [Double?], commanded: [Double], reachable: [Bool],
+                          nodeMeasured: [Double?], reserve: [Double], demand: [Double?]) -> [Double]? {
+        let nN = plant.nodes.count
+        if safety.nodes[safety.root].metered && nodeMeasured[safety.root] == nil { return nil }  // comm loss
+        var credit = [Double](repeating: 0, count: nN), mining = credit
+        var any = false
+        for (d, dev) in safety.devices.enumerated() where reachable[d] {
+            let ancestors = safety.deviceAncestors[d]
+            if dev.loadClass == .mining {
+                for n in ancestors { mining[n] += dev.maxKW }
+                continue
+            }
+            guard dev.loadClass == .inference, reserve[d].isFinite, reserve[d] >= 0, let m = measured[d],
+                  ancestors.allSatisfy({ !safety.nodes[$0].metered || nodeMeasured[$0] != nil }) else { continue }
+            let lent = commanded[d] - (max(0, m, demand[d] ?? 0) + reserve[d])
+            guard lent > 0 else { continue }
+            any = true
+            for n in ancestors { credit[n] += lent }
+        }
+        return any ? zip(credit, mining).map { min($0, $1) } : nil
+    }
+}
