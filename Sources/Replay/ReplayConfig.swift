@@ -24,6 +24,17 @@ public struct TraceInterval: Sendable, Equatable {
     }
 }
 
+/// A paid reduction without a baseline of its own (see `ReplayConfig.measuredPaidReductions`).
+public struct MeasuredPaidReduction: Sendable, Equatable {
+    public var id: String
+    public var start: Double
+    public var end: Double
+    public var usdPerMWh: Double
+    public init(id: String, start: Double, end: Double, usdPerMWh: Double) {
+        self.id = id; self.start = start; self.end = end; self.usdPerMWh = usdPerMWh
+    }
+}
+
 public struct ReplayConfig: Sendable {
     public var site: Site
     public var profiles: [String: DeviceProfile]
@@ -56,6 +67,11 @@ public struct ReplayConfig: Sendable {
     public var staticMiningShare: Double
     /// Where the inputs came from (shown in the report).
     public var sources: [String]
+    /// Paid reductions that bring no baseline: each is valued, as `serve` values an OpenADR event,
+    /// against the mean measured import over `baselineWindowS` before it (`MeasuredBaseline`).
+    public var measuredPaidReductions: [MeasuredPaidReduction] = []
+    /// The window before such an event whose mean import is its baseline (serve's `baseline_window_s`).
+    public var baselineWindowS: Double = 900
 
     public init(site: Site, profiles: [String: DeviceProfile], prices: [TraceInterval], hashprice: [TraceInterval]? = nil,
                 drEvents: [DREvent] = [], peakWindows: [PeakWindow] = [], contracts: [Contract] = [],

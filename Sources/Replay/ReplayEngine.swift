@@ -10,6 +10,7 @@ import HardwareProfiles
 import Modbus
 import Simulation
 import Site
+import enum Signals.MeasuredBaseline
 
 /// One control tick's interval, as it happened (averages over the interval; money in $).
 public struct TickSample: Sendable, Equatable {
@@ -83,6 +84,8 @@ public struct RunResult: Sendable {
     public var topHours: [HourNote]
     /// Breaker trips and the first cap violations, in words.
     public var incidents: [String]
+    /// The measured baseline of each paid reduction that brought none (kW, and how it was found).
+    public var measuredBaselines: [String: MeasuredBaseline.Settled] = [:]
 }
 
 public enum ReplayEngine {
@@ -162,6 +165,7 @@ public enum ReplayEngine {
         var devOnHours = [Double](repeating: 0, count: nD)
 
         while t < config.to - 1e-9 {
+            source.settleBaselines(at: t, samples: samples)
             let report = await loop.tick(now: t)
             let sig = source.signals(at: t)
             let (basePrice, priceEnd) = source.price(at: t)
@@ -277,7 +281,8 @@ public enum ReplayEngine {
             miningUptime: miningUp, inferenceUptime: infUp, curtailedMiningMWh: acc.curtailedMining,
             curtailedInferenceMWh: acc.curtailedInference, capViolations: acc.capViolations, breakerTrips: trips.count,
             peakSiteKW: acc.peakSiteKW, averagePriceUsdPerMWh: acc.importMWh > 0 ? acc.energy / acc.importMWh : 0)
-        return RunResult(summary: summary, samples: samples, topHours: hours.finish(), incidents: incidents)
+        return RunResult(summary: summary, samples: samples, topHours: hours.finish(), incidents: incidents,
+                         measuredBaselines: source.measuredBaselines)
     }
 
     static func power(_ r: SimReadings, _ i: Int) -> Double { i >= 0 ? r.powerKW[i] : 0 }

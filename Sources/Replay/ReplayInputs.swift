@@ -112,8 +112,9 @@ public enum ReplayInputs {
                 config.drEvents.append(SiteDREvent(id: e.id, start: start, end: end, kind: .importCap(kw: kw)))
             case .paidReduction(let usd, let baseline?):
                 config.drEvents.append(SiteDREvent(id: e.id, start: start, end: end, kind: .paidReduction(baselineKw: baseline, usdPerMWh: usd)))
-            case .paidReduction(_, nil):
-                throw ReplayError("\(path): error: event '\(e.id)' is a paid reduction without a baseline_kw")
+            case .paidReduction(let usd, nil):
+                // Valued as serve values it: against the mean measured import before the event.
+                config.measuredPaidReductions.append(MeasuredPaidReduction(id: e.id, start: start, end: end, usdPerMWh: usd))
             case .price, .level:
                 throw ReplayError("\(path): error: event '\(e.id)': only import caps and paid reductions can be replayed")
             }

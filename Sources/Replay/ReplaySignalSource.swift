@@ -6,6 +6,7 @@
 
 import Broker
 import Control
+import enum Signals.MeasuredBaseline
 import Site
 import Synchronization
 
@@ -22,6 +23,10 @@ final class ReplaySignalSource: SignalSource {
     let contractStarts: [Double]
     let maxContractLength: Double
     let horizonS: Double
+    /// Paid reductions without a baseline: each is in the signals once its measured baseline is settled.
+    let measured: [MeasuredPaidReduction]
+    let baselineWindowS: Double
+    let settled = Mutex<[String: MeasuredBaseline.Settled]>([:])
 
     struct Cursor {
         var price = 0
@@ -52,6 +57,45 @@ final class ReplaySignalSource: SignalSource {
             return .infinity
         }
         horizonS = config.forecastHorizonS
+        measured = config.measuredPaidReductions
+        baselineWindowS = config.baselineWindowS
+    }
+
+    /// Settles the baseline of every measured paid reduction that has started by `t`, from the
+    /// replay's measured site import so far (one sample per tick, as serve's ledger records them):
+    /// the same `MeasuredBaseline` rule serve applies. The first tick's import is the fallback when
+    /// nothing was measured before the event.
+    func settleBaselines(at t: Double, samples: [TickSample]) {
+        guard !measured.isEmpty else { return }
+        let changed = settled.withLock { done -> Bool in
+            var changed = false
+            for e in measured where done[e.id] == nil && e.start <= t {
+                let first = samples.last(where: { $0.at >= e.start })?.siteKW
+                if let b = MeasuredBaseline.settle(samples: samples.lazy.map { (t: $0.at, kw: $0.siteKW) },
+                                                   before: e.start, windowS: baselineWindowS, fallback: first) {
+                    done[e.id] = b
+                    changed = true
+                }
+            }
+            return changed
+        }
+        if changed { cursor.withLock { $0.cachedAt = .nan } }
+    }
+
+    /// The settled baselines of the measured paid reductions, by event id.
+    var measuredBaselines: [String: MeasuredBaseline.Settled] { settled.withLock { $0 } }
+
+    /// Events in force at `t`: the configured ones and the measured paid reductions whose baseline is known.
+    func eventsInForce(at t: Double) -> [SiteDREvent] {
+        var out: [SiteDREvent] = drEvents.filter { t >= $0.start && t < $0.end }
+        if !measured.isEmpty {
+            let b = settled.withLock { $0 }
+            for e in measured where t >= e.start && t < e.end {
+                guard let kw = b[e.id]?.kw else { continue }
+                out.append(SiteDREvent(id: e.id, start: e.start, end: e.end, kind: .paidReduction(baselineKw: kw, usdPerMWh: e.usdPerMWh)))
+            }
+        }
+        return out
     }
 
     /// Index of the interval containing `t` (or the last one starting at or before it).
@@ -80,7 +124,7 @@ final class ReplaySignalSource: SignalSource {
                 c.hash = Self.index({ hp[$0].start }, count: hp.count, at: t, from: c.hash)
                 sig.hashpriceUsdPerPHDay = hp[c.hash].value
             }
-            sig.drEvents = drEvents.filter { t >= $0.start && t < $0.end }
+            sig.drEvents = eventsInForce(at: t)
             sig.peakWindows = peakWindows.filter { t >= $0.start && t < $0.end }
             sig.contracts = activeContracts(at: t)
             let resolved: DispatchSignals
@@ -117,7 +161,7 @@ final class ReplaySignalSource: SignalSource {
 
     func describe(at t: Double) -> [String] {
         var out: [String] = []
-        for e in drEvents where t >= e.start && t < e.end {
+        for e in eventsInForce(at: t) {
             switch e.kind {
             case .importCap(let kw): out.append("DR \(e.id): import cap \(Int(kw)) kW")
             case .paidReduction(let b, let usd): out.append("DR \(e.id): paid reduction below \(Int(b)) kW at $\(Int(usd))/MWh")

@@ -52,7 +52,7 @@ public struct DREvent: Sendable, Hashable, Identifiable {
     public var capKW: Double? { if case .importCap(let kw) = action { kw } else { nil } }
 }
 
-/// Operator-created events: a file of `{id, cap_kw, from, until, reason}` entries.
+/// Operator-created events: a file of `{id, cap_kw | usd_per_mwh [baseline_kw], from, until, reason}` entries.
 public enum ManualEvents {
     /// Reads a YAML or JSON file: a list of events, or a mapping with an `events:` list.
     public static func load(path: String) throws(SignalsError) -> [DREvent] {
@@ -84,13 +84,36 @@ public enum ManualEvents {
 
     /// One manual event (also used by an API that accepts a single event as JSON).
     static func parseOne(_ item: TreeNode) throws(SignalsError) -> DREvent {
-        let m = try item.map("an event", allowed: ["id", "cap_kw", "from", "until", "reason"])
+        let m = try item.map("an event", allowed: ["id", "cap_kw", "usd_per_mwh", "baseline_kw", "from", "until", "reason"])
         let idNode = try m.required("id", in: item)
         let id = try idNode.string("id")
         guard !id.isEmpty else { throw idNode.fail(.badValue, "id must not be empty") }
-        let capNode = try m.required("cap_kw", in: item)
-        let cap = try capNode.number("cap_kw")
-        guard cap >= 0 else { throw capNode.fail(.badValue, "cap_kw must be ≥ 0, not \(cap)") }
+        // An import cap (`cap_kw`), or a paid reduction (`usd_per_mwh` for each MWh below `baseline_kw`; without
+        // a baseline, the mean measured import before the event, as for an OpenADR event: MeasuredBaseline).
+        let action: DREvent.Action
+        switch (m.optional("cap_kw"), m.optional("usd_per_mwh")) {
+        case (let capNode?, nil):
+            let cap = try capNode.number("cap_kw")
+            guard cap >= 0 else { throw capNode.fail(.badValue, "cap_kw must be ≥ 0, not \(cap)") }
+            if let b = m.optional("baseline_kw") {
+                throw b.fail(.badValue, "baseline_kw belongs to a paid reduction (usd_per_mwh), not to an import cap")
+            }
+            action = .importCap(kW: cap)
+        case (nil, let priceNode?):
+            let usd = try priceNode.number("usd_per_mwh")
+            guard usd >= 0 else { throw priceNode.fail(.badValue, "usd_per_mwh must be ≥ 0, not \(usd)") }
+            var baseline: Double?
+            if let b = m.optional("baseline_kw") {
+                let kw = try b.number("baseline_kw")
+                guard kw >= 0 else { throw b.fail(.badValue, "baseline_kw must be ≥ 0, not \(kw)") }
+                baseline = kw
+            }
+            action = .paidReduction(usdPerMWh: usd, baselineKW: baseline)
+        case (_?, let priceNode?):
+            throw priceNode.fail(.badValue, "an event is an import cap (cap_kw) or a paid reduction (usd_per_mwh), not both")
+        case (nil, nil):
+            throw item.fail(.missingField, "an event needs cap_kw (an import cap) or usd_per_mwh (a paid reduction)")
+        }
         let from = try m.required("from", in: item).timestamp("from")
         var until: Date?
         if let u = m.optional("until") {
@@ -99,6 +122,6 @@ public enum ManualEvents {
             until = t
         }
         let reason = try m.optional("reason")?.string("reason") ?? "manual event \(id)"
-        return DREvent(id: id, origin: .manual, action: .importCap(kW: cap), start: from, end: until, reason: reason)
+        return DREvent(id: id, origin: .manual, action: action, start: from, end: until, reason: reason)
     }
 }

@@ -171,6 +171,24 @@ final class CurtailmentLedger: Sendable {
         }
     }
 
+    /// Measures a baseline for an event that brings none and is not an OpenADR event (a paid reduction of
+    /// `--events`): the window before its start, or before `now` if it is already in force (settled by the
+    /// first tick after that). Keyed apart from OpenADR event ids. Nothing is reported for it.
+    func watchBaseline(fileEventID id: String, start: Double, now: Double) {
+        state.withLock { s in
+            let key = "file:" + id
+            guard s.baselines[key] == nil else { return }
+            var b = EventBaseline(before: start > now ? start : now)
+            if start <= now { Self.settle(&b, samples: s.samples, window: options.baselineWindowS, fallback: nil) }
+            s.baselines[key] = b
+        }
+    }
+
+    /// The measured baseline of an `--events` paid reduction (nil until measured).
+    func measuredBaselineKW(fileEventID id: String) -> Double? {
+        state.withLock { $0.baselines["file:" + id]?.kw }
+    }
+
     /// The baseline an OpenADR event interval is measured against, as its report will send it: the
     /// interval's BASELINE payload, else the program's configured baseline of a paid reduction, else
     /// the event's measured mean import over `baseline_window_s` (nil until measured).
@@ -182,13 +200,9 @@ final class CurtailmentLedger: Sendable {
     }
 
     private static func settle(_ b: inout EventBaseline, samples: [(t: Double, kw: Double)], window: Double, fallback: Double?) {
-        let pre = samples.filter { $0.t >= b.before - window && $0.t < b.before }
-        if !pre.isEmpty {
-            b.kw = pre.map(\.kw).reduce(0, +) / Double(pre.count)
-            b.how = "mean measured import over \(pre.count) ticks before the event"
-        } else if let fallback {
-            b.kw = fallback
-            b.how = "first measured import once the event was known (no measurement before it)"
+        if let m = MeasuredBaseline.settle(samples: samples, before: b.before, windowS: window, fallback: fallback) {
+            b.kw = m.kw
+            b.how = m.how
         }
     }
 

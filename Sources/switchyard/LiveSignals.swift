@@ -17,6 +17,9 @@ final class LiveSignals: Sendable {
         /// The VTN's events, mapped on demand (replaced on every successful poll; a paid reduction's
         /// measured baseline may arrive later, see `refreshOpenADR`).
         var openADREvents: (@Sendable () -> [SiteDREvent])?
+        /// The `--events` paid reductions without a baseline of their own, mapped on demand: each is in the
+        /// signals once its measured baseline is known (see `refreshOpenADR`).
+        var measuredFileEvents: (@Sendable () -> [SiteDREvent])?
         /// Each HTTP feed's points (loop seconds, value), sorted, and where its latest payload ends.
         var feeds: [SeriesFeedKind: (points: [(at: Double, value: Double)], end: Double)] = [:]
         var host: LoopHost?
@@ -44,7 +47,13 @@ final class LiveSignals: Sendable {
         push(eventsChanged: true)
     }
 
-    /// Maps the VTN's events again (a baseline they wait for is now measured).
+    /// Sets the `--events` paid reductions that wait for a measured baseline.
+    func setMeasuredFileEvents(_ events: @escaping @Sendable () -> [SiteDREvent]) {
+        state.withLock { $0.measuredFileEvents = events }
+        push(eventsChanged: true)
+    }
+
+    /// Maps the VTN's and the files' waiting events again (a baseline they wait for is now measured).
     func refreshOpenADR() { push(eventsChanged: true) }
 
     /// Merges one successful poll of a feed: its points replace the feed's earlier points from its first
@@ -69,6 +78,7 @@ final class LiveSignals: Sendable {
     private static func compose(_ s: State) -> SiteSignals {
         var out = s.base
         out.drEvents += s.openADREvents?() ?? []
+        out.drEvents += s.measuredFileEvents?() ?? []
         for (kind, feed) in s.feeds {
             guard let first = feed.points.first?.at else { continue }
             let end = max(feed.end, feed.points.last?.at ?? first)

@@ -61,6 +61,11 @@ extension Switchyard {
         @Option(name: .customLong("mining-share"), help: "Mining's share of the budget in the static-split baseline (0…1).")
         var miningShare: Double = 0.5
 
+        @Option(name: .customLong("baseline-window"), help: ArgumentHelp(
+            "Seconds before a paid reduction without a baseline_kw whose mean measured import is its baseline (serve's baseline_window_s).",
+            valueName: "S"))
+        var baselineWindow: Double = 900
+
         @Flag(name: .customLong("no-baselines"), help: "Run the controller only.")
         var noBaselines = false
 
@@ -70,6 +75,7 @@ extension Switchyard {
         func validate() throws {
             guard tick > 0, tick <= 86_400 else { throw ValidationError("--tick must be in (0, 86400] seconds") }
             if let p = physicsStep, !(p > 0) { throw ValidationError("--physics-step must be > 0") }
+            guard baselineWindow >= 1, baselineWindow <= 86_400 else { throw ValidationError("--baseline-window must be 1…86400 seconds") }
             guard (0...1).contains(miningShare) else { throw ValidationError("--mining-share must be within 0…1") }
             if let f = from, parseISOTime(f) == nil { throw ValidationError("--from: '\(f)' is not an ISO 8601 time (2025-08-14T00:00:00-05:00)") }
             if let t = to, parseISOTime(t) == nil { throw ValidationError("--to: '\(t)' is not an ISO 8601 time (2025-08-15T00:00:00-05:00)") }
@@ -90,6 +96,7 @@ extension Switchyard {
             }
             config.baselineStrikeUsdPerMWh = strike
             config.staticMiningShare = miningShare
+            config.baselineWindowS = baselineWindow
 
             let showProgress = progress ?? (isatty(2) == 1)
             let bar = ProgressBar(from: config.from, to: config.to, enabled: showProgress)

@@ -103,7 +103,8 @@ extension Switchyard {
                     throw ExitCode(ExitCodes.validation)
                 }
             }
-            do { try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events, hashprice: hashprice) } catch {
+            let awaitingBaseline: [Signals.DREvent]
+            do { awaitingBaseline = try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events, hashprice: hashprice) } catch {
                 printError("\(error)")
                 throw ExitCode(ExitCodes.validation)
             }
@@ -159,9 +160,19 @@ extension Switchyard {
                                 options: ControlOptions(commWatchdogS: watchdog), restoring: state)
             }
             live.attach(host)
-            // Measured site import of every tick, for OpenADR curtailment reports.
-            let ledger = venConfig.map {
-                CurtailmentLedger(options: $0.reports, journal: URL(fileURLWithPath: stateDir).appendingPathComponent("openadr-reports.json"))
+            // Measured site import of every tick: the baselines of paid reductions that bring none (OpenADR events
+            // and --events alike, one rule with replay's: MeasuredBaseline), and OpenADR curtailment reports.
+            let ledger = CurtailmentLedger(
+                options: venConfig?.reports ?? .init(),
+                journal: venConfig.map { _ in URL(fileURLWithPath: stateDir).appendingPathComponent("openadr-reports.json") })
+            if !awaitingBaseline.isEmpty {
+                let startedAt = time.now
+                for e in awaitingBaseline { ledger.watchBaseline(fileEventID: e.id, start: e.start.timeIntervalSince1970, now: startedAt) }
+                live.setMeasuredFileEvents { [ledger] in
+                    var mapped = SiteSignals()
+                    appendEvents(awaitingBaseline, to: &mapped) { ledger.measuredBaselineKW(fileEventID: $0.id) }
+                    return mapped.drEvents
+                }
             }
             let api: RemoteServe.APIStack
             do { api = try RemoteServe.services(options: apiOptions, store: prepared.store, host: host, now: { time.now }, logger: logger) } catch {
@@ -177,13 +188,13 @@ extension Switchyard {
                 FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
                 HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
                     recorder.tick(report, duration: took, loop: host.current)
-                    if ledger?.record(at: report.at, siteKW: report.siteKW) == true { live.refreshOpenADR() }
+                    if ledger.record(at: report.at, siteKW: report.siteKW) == true { live.refreshOpenADR() }
                     if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
                 },
                 FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
                 FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             ] + api.services
-            if let venConfig, let ledger {
+            if let venConfig {
                 services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven), signals: live, ledger: ledger, host: host,
                                                time: time, period: .milliseconds(Int(venConfig.pollS * 1000)), logger: logger))
             }

@@ -10,8 +10,11 @@ import Signals
 import Site
 
 /// Adds the price series and events of `--prices` / `--events` to `signals`.
-/// Errors are one line with file and line (from the Signals loaders).
-func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoint: String?, events: String?, hashprice: String? = nil) throws {
+/// Errors are one line with file and line (from the Signals loaders). Returns the paid reductions of
+/// `--events` that bring no baseline: they wait for a measured one (`CurtailmentLedger.watchBaseline`).
+@discardableResult
+func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoint: String?, events: String?,
+                hashprice: String? = nil) throws -> [Signals.DREvent] {
     if let hashprice {
         let series = try SeriesLoader.load(path: hashprice, options: SeriesOptions(quantity: .hashprice))
         signals.hashpriceSeries += series.points.map { .init(at: $0.start.timeIntervalSince1970, usdPerPHDay: $0.value) }
@@ -22,7 +25,10 @@ func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoin
         signals.energyPrices += series.points.map { .init(at: $0.start.timeIntervalSince1970, usdPerMWh: $0.value) }
         signals.energyPrices.sort { $0.at < $1.at }
     }
-    if let events { appendEvents(try ManualEvents.load(path: events), to: &signals) }
+    guard let events else { return [] }
+    let loaded = try ManualEvents.load(path: events)
+    let waiting = Set(appendEvents(loaded, to: &signals))
+    return loaded.filter { waiting.contains($0.id) }
 }
 
 /// Maps the Signals module's events (manual or OpenADR) to the site's caps and paid reductions.

@@ -52,3 +52,54 @@ extension ServeOpenADRTests {
         }
     }
 }
+
+// Issue 12 §7: a paid reduction of `--events` without a baseline_kw is valued in serve by the same rule as an
+// OpenADR event's and as replay values it (MeasuredBaseline): the mean measured import before it.
+extension ServeOpenADRTests {
+    @Test func manualPaidReductionWithoutBaselineIsValuedAgainstTheMeanImportBeforeIt() async throws {
+        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet"], readyPrefix: "switchyard sim:")
+        defer { sim.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-paidm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let events = dir.appendingPathComponent("events.yaml").path
+        try """
+        events:
+          - id: pay-m
+            usd_per_mwh: 400
+            from: 2025-08-14T18:00:10Z
+            until: 2025-08-14T18:00:40Z
+        """.write(toFile: events, atomically: true, encoding: .utf8)
+        let serve = try LoggedProcess(exe, ["serve", "--site", site, "--events", events, "--listen", "127.0.0.1:0",
+                                            "--start-at", "2025-08-14T18:00:00Z", "--state-dir", dir.appendingPathComponent("state").path],
+                                      logsIn: dir, name: "serve")
+        defer { serve.stop() }
+        try await waitUntil("a tick valuing the paid reduction", within: .seconds(90)) {
+            serve.stdout.contains("DR pay-m: paid reduction below ")
+        }
+        let lines = serve.stdout.split(separator: "\n").map(String.init)
+        // The site import serve measured on each tick before the event (its tick lines: "… site  35.12 MW cap …").
+        func siteKW(_ line: String) -> Double? {
+            guard let r = line.range(of: " site ") else { return nil }
+            let rest = line[r.upperBound...].split(separator: " ")
+            guard rest.count >= 2, rest[1] == "MW", let v = Double(rest[0]) else { return nil }
+            return v * 1000
+        }
+        let before = lines.filter { $0.hasPrefix("2025-08-14T18:00:0") && !$0.contains("FAST[") }.compactMap(siteKW)
+        #expect(!before.isEmpty, "\(serve.stdout.prefix(3000))")
+        let mean = before.reduce(0, +) / Double(before.count)
+        let valued = lines.compactMap { line -> Double? in
+            guard let r = line.range(of: "DR pay-m: paid reduction below ") else { return nil }
+            let rest = line[r.upperBound...].split(separator: " ")
+            guard rest.count >= 2, let v = Double(rest[0]) else { return nil }
+            return rest[1] == "MW" ? v * 1000 : v
+        }
+        #expect(!valued.isEmpty)
+        for kw in valued {
+            // The events text shows MW to 0.1 and the tick lines to 0.01: 50 kW + 5 kW of rounding.
+            #expect(abs(kw - mean) <= 55, "serve valued the reduction below \(kw) kW; the mean import before it was \(mean) kW over \(before.count) ticks")
+        }
+        #expect(!lines.contains { $0.hasPrefix("2025-08-14T18:00:0") && $0.contains("DR pay-m") }, "not in force before its start")
+    }
+}

@@ -321,3 +321,40 @@ struct ReplayInputErrorTests {
         #expect(throws: ReplayError.self) { try ReplayInputs.load(site: c.site, profiles: c.profiles, files: ReplayFiles(prices: prices), to: day0 + 3 * 86_400) }
     }
 }
+
+/// Issue 12 §7: a paid reduction without a baseline is valued in replay as serve values it: against the mean
+/// measured import over the baseline window before it (`MeasuredBaseline`, the rule of serve's ledger).
+@Suite("Replay: measured baselines")
+struct ReplayMeasuredBaselineTests {
+    @Test func measuredBaselineIsTheMeanImportBeforeTheEventAndValuesItLikeAnExplicitOne() async throws {
+        let explicit = try tinyConfig()
+        var measured = explicit
+        measured.drEvents = []
+        measured.measuredPaidReductions = [MeasuredPaidReduction(id: "pay-1", start: day0 + 3600, end: day0 + 7200, usdPerMWh: 50)]
+        measured.baselineWindowS = 3600
+        let m = try await ReplayEngine.run(measured, policy: .controller)
+        let settled = try #require(m.measuredBaselines["pay-1"])
+        // Independently: the replay's own hourly samples in [start − 1 h, start) — hour 1, all on, 1.5 MW.
+        let window = m.samples.filter { $0.at >= day0 && $0.at < day0 + 3600 }
+        #expect(window.count == 1)
+        #expect(close(settled.kw, window.map(\.siteKW).reduce(0, +) / Double(window.count)))
+        #expect(close(settled.kw, 1500), "the hand figure: ASIC 1000 kW + GPU 500 kW in hour 1")
+        // Valued as the same event with that baseline given explicitly: the same run to the cent.
+        let e = try await ReplayEngine.run(explicit, policy: .controller)
+        #expect(close(m.summary.drCreditsUsd, e.summary.drCreditsUsd))
+        #expect(m.summary.drCreditsUsd > 0)
+        #expect(close(m.summary.netUsd, e.summary.netUsd))
+    }
+
+    @Test func anEventAtTheStartWaitsForItsFirstMeasurement() async throws {
+        var c = try tinyConfig()
+        c.drEvents = []
+        c.measuredPaidReductions = [MeasuredPaidReduction(id: "pay-0", start: day0, end: day0 + 7200, usdPerMWh: 50)]
+        let r = try await ReplayEngine.run(c, policy: .controller)
+        // Nothing was measured before it: the first tick's import is its baseline (never 0 kW), settled after that tick.
+        let b = try #require(r.measuredBaselines["pay-0"])
+        #expect(close(b.kw, r.samples[0].siteKW))
+        #expect(b.how.hasPrefix("first measured import"))
+        #expect(r.samples[0].drCreditUsd == 0, "not valued before its baseline is known")
+    }
+}
