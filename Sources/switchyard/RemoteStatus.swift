@@ -20,12 +20,25 @@ extension Switchyard {
             print("inference    \(kw(s.inferenceKw)) kW")
             print("price        \(s.priceUsdPerMwh.map { String(format: "$%.2f/MWh", $0) } ?? "-")   mode \(s.mode ?? "-")\(s.brokerFeasible == false ? "  (infeasible)" : "")")
             print("devices      \(s.devicesUp)/\(s.devicesTotal) up")
+            if let nf = s.notFollowing, !nf.isEmpty {
+                print("NOT FOLLOWING \(nf.count): \(terminalSafe(nf.joined(separator: ", "))) (budgeted at measured draw, retried with backoff)")
+            }
+            if let sm = s.suspectMeters, !sm.isEmpty {
+                print("SUSPECT METERS \(sm.count): \(terminalSafe(sm.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))) (counted as stale)")
+            }
             print("events       \(s.events.isEmpty ? "none" : terminalSafe(s.events.joined(separator: "; ")))")
             for i in s.interventions { print("governor     \(terminalSafe(i))") }
         }
     }
 
     struct Devices: AsyncParsableCommand {
+        /// A device's actuation or meter judgement: "not-following", "frozen", "inconsistent", else "ok" ("-" when none).
+        static func health(_ d: DeviceDTO) -> String {
+            if let a = d.actuation, a == "not-following" { return a }
+            if let m = d.meter, m != "ok" { return m }
+            return d.actuation == nil && d.meter == nil ? "-" : "ok"
+        }
+
         static let configuration = CommandConfiguration(commandName: "devices", abstract: "List devices: power, setpoint, override, health.")
         @OptionGroup var remote: RemoteOptions
 
@@ -34,9 +47,9 @@ extension Switchyard {
             let r = try await c.call("GET", "/v1/devices")
             if remote.json { printJSON(r.body); return }
             let ds = try c.decode([DeviceDTO].self, r)
-            printTable(["DEVICE", "CLASS", "UP", "POWER_KW", "SETPOINT_KW", "OVERRIDE", "LAST_ERROR"], ds.map { d in
+            printTable(["DEVICE", "CLASS", "UP", "POWER_KW", "SETPOINT_KW", "OVERRIDE", "HEALTH", "LAST_ERROR"], ds.map { d in
                 [d.id, d.deviceClass, d.up ? "yes" : "NO", kw(d.powerKw), kw(d.setpointKw),
-                 d.override.map { "\(kw($0.kw)) until \(isoTime($0.until))" } ?? "-", d.lastError ?? "-"]
+                 d.override.map { "\(kw($0.kw)) until \(isoTime($0.until))" } ?? "-", Self.health(d), d.lastError ?? "-"]
             })
         }
     }
