@@ -435,7 +435,10 @@ public enum SafetyGovernor {
             if (pass == 0 && !input.startingUp) || !shedNames.isEmpty { notes.append("\(model.nodes[n].id): predicted \(fmtKW(before))\(measuredNote) > \(capLabel) − margin \(fmtKW(model.marginKW)); \(how)"
                          + shedNames.prefix(6).joined(separator: ", ") + (shedNames.count > 6 ? " and \(shedNames.count - 6) more" : "")) }
             excess = nodeLoad(n) - limit[n]
-            if excess > 1e-6, input.startingUp {
+            // Starting, with a device or meter under this node not read yet: an excess is a gap in the data.
+            let unread = (model.nodes[n].metered && input.nodeMeasuredKW[n] == nil)
+                || devicesUnder[n].contains { !input.reachable[$0] && input.measuredKW[$0] == nil }
+            if excess > 1e-6, input.startingUp, unread {
                 // Devices not read yet are budgeted at their maximum: that is a gap in the data, not an overload.
                 if infeasibleNoted.insert(n).inserted {
                     notes.append("starting: \(model.nodes[n].id) would be \(fmtKW(excess)) over its limit if every device not read yet drew its maximum; "
