@@ -96,7 +96,9 @@ public enum LiveFrame {
 
     /// The binding constraint of the moment (the first reported), and how many more bind.
     static func bindingLines(_ r: TickReport) -> String {
-        guard let first = r.binding.first else { return "  binding      none: every setpoint is where its value puts it\n" }
+        guard let first = r.binding.first else {
+            return r.startup != nil ? "  binding      none reported yet (waiting for first poll)\n" : "  binding      none: every setpoint is where its value puts it\n"
+        }
         var out = "  binding      \(first.text)  [\(first.source.rawValue)]\n"
         for b in r.binding.dropFirst().prefix(2) { out += "               \(b.text)  [\(b.source.rawValue)]\n" }
         if r.binding.count > 3 { out += "               (+\(r.binding.count - 3) more)\n" }

@@ -355,6 +355,8 @@ public enum SafetyGovernor {
         var infeasibleNoted: Set<Int> = []
         // The caps trimmed at (listed before the ramp-up limits: they bind harder).
         var capBinding: [String] = []
+        // Starting: nodes over their limit only on the budgets of devices and meters not read yet.
+        var unreadOver: [String] = []
         // Shedding mining at an ancestor can take away the mining that covered inference headroom
         // below it: passes repeat (setpoints only fall) until no node is over its limit.
         for pass in 0...nN {
@@ -440,10 +442,7 @@ public enum SafetyGovernor {
                 || devicesUnder[n].contains { !input.reachable[$0] && input.measuredKW[$0] == nil }
             if excess > 1e-6, input.startingUp, unread {
                 // Devices not read yet are budgeted at their maximum: that is a gap in the data, not an overload.
-                if infeasibleNoted.insert(n).inserted {
-                    notes.append("starting: \(model.nodes[n].id) would be \(fmtKW(excess)) over its limit if every device not read yet drew its maximum; "
-                                 + "checked again as they answer")
-                }
+                if infeasibleNoted.insert(n).inserted { unreadOver.append(model.nodes[n].id) }
             } else if excess > 1e-6 {
                 infeasible = true
                 if !infeasibleNoted.insert(n).inserted { continue }
@@ -451,6 +450,10 @@ public enum SafetyGovernor {
             }
           }
           if !changed { break }
+        }
+        if !unreadOver.isEmpty {
+            notes.append("starting: \(unreadOver.joined(separator: ", ")) not checked yet: the devices not read yet are counted at their "
+                         + "maximum until they answer")
         }
         // Predictions after all shedding (a deeper shed lowers its ancestors).
         let predicted = (0..<nN).map(nodeLoad)
