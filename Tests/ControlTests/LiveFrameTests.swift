@@ -130,7 +130,7 @@ struct LiveFrameTests {
 /// The demo (`make run`) in process: the demo site simulated from its fallback setpoints, the loop on the
 /// demo signals, on a ManualClock, ticking each second as `serve` does. The first pass runs before the
 /// first poll has finished (serve polls on its own schedule). With SWITCHYARD_CAPTURE_DIR set, the first
-/// frame and the price spike frame are written there.
+/// frame, a frame in the DR window and the price spike frame are written there.
 @Suite("Live view: frames from the demo run")
 struct LiveFrameDemoRunTests {
     @Test func demoRunFrames() async throws {
