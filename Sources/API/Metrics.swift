@@ -131,7 +131,7 @@ public final class MetricsRegistry: Sendable {
         gauge("switchyard_meter_state", "1 for a node meter's health: ok, frozen (unchanged while its node moved) or inconsistent (disagrees with its children); frozen and inconsistent count as stale.", meterRows)
         let mode = r?.mode.rawValue
         gauge("switchyard_governor_mode", "1 for the governor's current mode.",
-              ["normal", "shedding", "over-cap", "comm-loss"].map { (m: String) -> (String, Double) in ("\(base),mode=\"\(m)\"", mode == m ? 1 : 0) })
+              ["normal", "shedding", "over-cap", "comm-loss", "starting"].map { (m: String) -> (String, Double) in ("\(base),mode=\"\(m)\"", mode == m ? 1 : 0) })
         histogram("switchyard_poll_latency_seconds", "Time to poll one device.",
                   loop.poller.targets.map(\.id).compactMap { id in s.pollLatency[id].map { ("\(base),device=\"\(esc(id))\"", $0) } })
         var errs: [(String, Double)] = []

@@ -996,7 +996,7 @@ struct Engine: Sendable {
             miningCurtailed: curtailNow,
             valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] }, boundUsdPerH: .nan,
             gapBoundUsdPerH: .nan, exactSearch: false, searchComplete: false, optimality: "no feasible plan", searchNodes: 0,
-            explainer: .fixed(reasons), kept: nil)
+            strike: strikeStatus(), dwell: dwellHolds(), explainer: .fixed(reasons), kept: nil)
     }
 }
 

@@ -186,6 +186,34 @@ extension Engine {
         }
     }
 
+    /// The strike rule's state for the plan; nil when it does not curtail.
+    func strikeStatus() -> StrikeStatus? {
+        guard let s = sig.strike else { return nil }
+        let hold: StrikeHold
+        switch strikeState {
+        case .none: return nil
+        case .atStrike: hold = .atStrike
+        case .hysteresis: hold = .hysteresis
+        case .minOff: hold = .minOffTime
+        }
+        let curtailedFor = snap.miningCurtailed ? snap.miningCurtailedForS : 0
+        return StrikeStatus(hold: hold, priceUsdPerMWh: price, policy: s, minOffLeftS: max(0, s.minOffS - curtailedFor),
+                            reason: strikeText())
+    }
+
+    /// Devices held by their dwell: forced on inside their minimum on time, forced off inside their minimum off time.
+    func dwellHolds() -> [DwellHold] {
+        var out: [DwellHold] = []
+        for d in 0..<nD {
+            if status[d] == .forcedOn {
+                out.append(DwellHold(device: d, kind: .minOn, leftS: max(0, plant.devices[d].minOnS - snap.devices[d].stateForS)))
+            } else if status[d] == .forcedOff && offWhy[d] == .minOff {
+                out.append(DwellHold(device: d, kind: .minOff, leftS: max(0, plant.devices[d].minOffS - snap.devices[d].stateForS)))
+            }
+        }
+        return out
+    }
+
     func pinnedText(_ d: Int) -> String {
         let st = snap.devices[d]
         if !st.inSnapshot {
@@ -356,7 +384,8 @@ extension Engine {
             miningCurtailed: curtailNow,
             valueUsdPerMWh: (0..<nD).map { servedCommit($0) > 0 ? rate[$0] : value[$0] },
             boundUsdPerH: bound, gapBoundUsdPerH: gap, exactSearch: exact, searchComplete: exact && complete,
-            optimality: optimality, searchNodes: nodes, explainer: .engine(self, f), kept: keep.map(Kept.init))
+            optimality: optimality, searchNodes: nodes, strike: strikeStatus(), dwell: dwellHolds(),
+            explainer: .engine(self, f), kept: keep.map(Kept.init))
     }
 }
 

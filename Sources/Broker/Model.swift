@@ -387,6 +387,59 @@ public struct StrikePolicy: Sendable, Hashable {
     }
 }
 
+/// Why the strike rule holds mining off.
+public enum StrikeHold: String, Sendable, Hashable {
+    /// The price is at or above the strike.
+    case atStrike = "at-strike"
+    /// Curtailed before; the price is below the strike but not below strike − hysteresis.
+    case hysteresis
+    /// Curtailed before; the price is below strike − hysteresis, the strike's minimum off time not over.
+    case minOffTime = "min-off-time"
+}
+
+/// The strike rule's state in one dispatch: mining is off, why, and how long at least it stays off.
+public struct StrikeStatus: Sendable, Hashable {
+    public var hold: StrikeHold
+    /// The energy price the rule compared (with adders), $/MWh.
+    public var priceUsdPerMWh: Double
+    public var policy: StrikePolicy
+    /// Seconds of the strike's minimum off time left, counted from the start of the curtailment (a
+    /// curtailment that starts in this dispatch has all of it left). Mining restarts no earlier than
+    /// this from now, and then only once the price is below strike − hysteresis.
+    public var minOffLeftS: Double
+    /// The broker's words, as in the mining devices' reasons ("curtailed: price 950 ≥ strike 180").
+    public var reason: String
+
+    public init(hold: StrikeHold, priceUsdPerMWh: Double, policy: StrikePolicy, minOffLeftS: Double, reason: String) {
+        self.hold = hold
+        self.priceUsdPerMWh = priceUsdPerMWh
+        self.policy = policy
+        self.minOffLeftS = minOffLeftS
+        self.reason = reason
+    }
+}
+
+/// A device held by its dwell time in one dispatch.
+public struct DwellHold: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        /// Held on (at least at min-stable) until its minimum on time is over.
+        case minOn = "min-on"
+        /// Held off until its minimum off time is over.
+        case minOff = "min-off"
+    }
+    /// Index into `plant.devices`.
+    public var device: Int
+    public var kind: Kind
+    /// Seconds of the dwell left.
+    public var leftS: Double
+
+    public init(device: Int, kind: Kind, leftS: Double) {
+        self.device = device
+        self.kind = kind
+        self.leftS = leftS
+    }
+}
+
 /// Prices and events, already resolved to the dispatch instant.
 public struct DispatchSignals: Sendable {
     public var energyPriceUsdPerMWh: Double
@@ -493,6 +546,10 @@ public struct DispatchPlan: Sendable {
     public var optimality: String
     /// Nodes the exact search evaluated (0 when it did not run).
     public var searchNodes: Int
+    /// Mining off on price (the strike rule), as this dispatch found it; nil when the rule does not curtail.
+    public var strike: StrikeStatus? = nil
+    /// Devices this dispatch held by their dwell: on for their minimum on time, off for their minimum off time.
+    public var dwell: [DwellHold] = []
 
     /// The gap bound as a fraction of the bound.
     public var gapBoundFraction: Double { gapBoundUsdPerH / max(1, abs(boundUsdPerH)) }

@@ -210,6 +210,7 @@ extension ControlLoop {
         let latest = old.persistentState
         state.withLock { $0 = latest }
         frequencyLow.withLock { $0 = old.frequencyLow.withLock { $0 } }
+        startupBox.withLock { $0 = old.startupBox.withLock { $0 } }
         lastReportBox.withLock { $0 = old.lastReport }
         poller.adoptTelemetry(from: old.poller)
         let writer = old.writer

@@ -122,6 +122,77 @@ public struct TickReport: Sendable {
     public var preempted: [String] = []
     /// Where the energy price came from (see `PriceBasis`).
     public var priceBasis: PriceBasis = .series
+    /// Start-up: some device has not answered its first poll yet (nil once every device has, or once
+    /// the comm-loss limit since the loop's first pass is over).
+    public var startup: StartupProgress?
+    /// Devices that have not answered a single poll since the loop started, once start-up is over.
+    public var neverAnswered: [String] = []
+    /// Mining off on price, from the broker's plan (nil when the strike rule does not curtail).
+    public var strike: StrikeReport?
+    /// Devices the broker held by their dwell time (and the governor let stand), with when each is released.
+    public var dwell: [DwellRelease] = []
+    /// What limited the setpoints this pass: the governor's limits first (what it trimmed or held),
+    /// then the broker's binding constraints and the strike.
+    public var binding: [BindingConstraint] = []
+}
+
+/// Start-up progress: how many of the polled devices have answered at least once.
+public struct StartupProgress: Sendable, Equatable {
+    public var answered: Int
+    public var total: Int
+    /// The devices still waiting for their first answer.
+    public var waiting: [String]
+    /// Loop time at which start-up ends whatever happens (first pass + the comm-loss limit): a
+    /// device silent until then is no longer "starting" but lost.
+    public var endsAt: Double
+
+    public init(answered: Int, total: Int, waiting: [String], endsAt: Double) {
+        self.answered = answered
+        self.total = total
+        self.waiting = waiting
+        self.endsAt = endsAt
+    }
+}
+
+/// The strike rule holding mining off, with its times in loop time.
+public struct StrikeReport: Sendable, Equatable {
+    public var status: StrikeStatus
+    /// When the curtailment began (this pass, for one that begins now).
+    public var since: Double
+    /// The earliest time mining may restart: the start of the curtailment plus the strike's minimum
+    /// off time. It restarts then only if the price is below strike − hysteresis.
+    public var earliestEnd: Double
+
+    public init(status: StrikeStatus, since: Double, earliestEnd: Double) {
+        self.status = status
+        self.since = since
+        self.earliestEnd = earliestEnd
+    }
+}
+
+/// A device held by its dwell time, and when the dwell releases it.
+public struct DwellRelease: Sendable, Equatable {
+    public var device: String
+    public var kind: DwellHold.Kind
+    public var until: Double
+
+    public init(device: String, kind: DwellHold.Kind, until: Double) {
+        self.device = device
+        self.kind = kind
+        self.until = until
+    }
+}
+
+/// A constraint that limited this pass, and who reported it.
+public struct BindingConstraint: Sendable, Equatable {
+    public enum Source: String, Sendable { case governor, broker }
+    public var source: Source
+    public var text: String
+
+    public init(_ source: Source, _ text: String) {
+        self.source = source
+        self.text = text
+    }
 }
 
 extension TickReport {
@@ -290,6 +361,10 @@ public final class ControlLoop: Sendable {
     public let meterWatch: MeterWatch
     /// What the governor last budgeted (Headroom.swift: the inference-rise watch).
     let headroomBox = Mutex(HeadroomState())
+    /// Start-up: the loop time of the first pass, and whether start-up is over (every device has
+    /// answered once, or the comm-loss limit since the first pass has passed). Not persisted: a
+    /// restart is a start-up; a config swap carries it over with the telemetry.
+    let startupBox = Mutex<(firstPassAt: Double?, over: Bool)>((nil, false))
     /// The writer (shared with the loops that replace this one) and, once retired by a config swap, the loop that replaced it.
     let handover = Mutex<(writer: LoopWriter, successor: ControlLoop?)>((LoopWriter(), nil))
 
@@ -309,7 +384,8 @@ public final class ControlLoop: Sendable {
             guard let profile = profiles[pid] else { throw ControlError("device \(d.id): profile '\(pid)' is not loaded") }
             targets.append(Poller.Target(id: d.id, profile: profile, bus: bus))
             if d.isControllable {
-                actTargets.append(try Actuator.Target(id: d.id, profile: profile, bus: bus, watchdogS: options.commWatchdogS, fallbackKW: 0))
+                actTargets.append(try Actuator.Target(id: d.id, profile: profile, bus: bus, watchdogS: options.commWatchdogS,
+                                                  fallbackKW: SiteDevice.fallbackSetpointKw))
             }
         }
         poller = try Poller(targets: targets, serial: options.serialPolling)
@@ -467,6 +543,16 @@ public final class ControlLoop: Sendable {
             return s
         }
         let nD = plant.devices.count
+        // Start-up: until every polled device has answered once, within the comm-loss limit (docs/governor.md).
+        let silent = poller.neverAnswered
+        let startup: StartupProgress? = startupBox.withLock { b in
+            let first = b.firstPassAt ?? now
+            b.firstPassAt = first
+            if !b.over, silent.isEmpty || now - first >= options.commLossAfterS { b.over = true }
+            if b.over { return nil }
+            return StartupProgress(answered: poller.targets.count - silent.count, total: poller.targets.count, waiting: silent,
+                                   endsAt: first + options.commLossAfterS)
+        }
         // Telemetry into the broker's snapshot.
         var measured = [Double?](repeating: nil, count: nD)
         var ages = [Double](repeating: .infinity, count: nD)
@@ -570,6 +656,7 @@ public final class ControlLoop: Sendable {
         var governed = input
         (governed.valueUsdPerMWh, governed.underContract) = (valueOrder.values, valueOrder.underContract)
         (governed.inferenceReserveKW, governed.inferenceDemandKW) = (reserve, demand)
+        governed.startingUp = startup != nil
         let out = SafetyGovernor.govern(safety, governed)
         recordHeadroom(out, reserve: reserve)
 
@@ -590,15 +677,35 @@ public final class ControlLoop: Sendable {
         }
 
         // Remember what the devices were told.
-        state.withLock { s in
+        let curtailedSince = state.withLock { s -> Double? in
             for w in writes where w.verified {
                 let old = s.commandedKW[w.device]
-                if old == nil || (old! > 0) != (w.kw > 0) { s.changedAt[w.device] = now }
+                // A container found at rest (never commanded, measured off) and told 0 kW was not switched off:
+                // no minimum off time starts (its start waits only for the restore budget, as on a site started
+                // from rest). Any other first write starts its dwell, as before.
+                var keptAtRest = false
+                if old == nil, w.kw <= 0, let i = deviceIndex[w.device], let m = measured[i] {
+                    keptAtRest = m < max(options.deadbandKW, plant.devices[i].minStableKw / 2)
+                }
+                if !keptAtRest, old == nil || (old! > 0) != (w.kw > 0) { s.changedAt[w.device] = now }
                 s.commandedKW[w.device] = w.kw
             }
             if case .series = priceBasis { s.lastPrice = LastPrice(usdPerMWh: sig.energyPriceUsdPerMWh, at: now) }
             if plan?.miningCurtailed ?? false { if s.miningCurtailedSince == nil { s.miningCurtailedSince = now } } else { s.miningCurtailedSince = nil }
+            return s.miningCurtailedSince
         }
+        // The strike and the dwell holds, as the broker decided them; a hold counts only where the governor let it stand.
+        let strike = plan?.strike.map { st in
+            StrikeReport(status: st, since: curtailedSince ?? now, earliestEnd: now + st.minOffLeftS)
+        }
+        let dwell = (plan?.dwell ?? []).compactMap { h -> DwellRelease? in
+            let allowed = out.setpointsKW[h.device]
+            guard reachable[h.device], h.kind == .minOn ? allowed > 0 : allowed <= 0 else { return nil }
+            return DwellRelease(device: deviceIDs[h.device], kind: h.kind, until: now + h.leftS)
+        }
+        var binding = out.binding.map { BindingConstraint(.governor, $0) }
+        binding += (plan?.binding ?? []).map { BindingConstraint(.broker, $0) }
+        if let st = plan?.strike { binding.append(BindingConstraint(.broker, "strike: mining \(st.reason)")) }
 
         var mining = 0.0, inference = 0.0
         for (i, d) in plant.devices.enumerated() {
@@ -625,7 +732,8 @@ public final class ControlLoop: Sendable {
             brokerFeasible: (plan?.feasible ?? true) && !out.infeasible && out.overCapNodes.isEmpty,
             objective: plan?.objective ?? Objective(), nodeKW: nodeKW, nodeLimitKW: nodeLimit,
             explainer: options.explainEveryTick ? nil : explainer,
-            trigger: fastPath.map { "fast path: \($0)" } ?? "tick", preempted: dropped.withLock { $0 }.sorted(), priceBasis: priceBasis)
+            trigger: fastPath.map { "fast path: \($0)" } ?? "tick", preempted: dropped.withLock { $0 }.sorted(), priceBasis: priceBasis,
+            startup: startup, neverAnswered: startup == nil ? silent : [], strike: strike, dwell: dwell, binding: binding)
         return report
     }
 }

@@ -190,6 +190,11 @@ public final class Poller: Sendable {
         tick == 1 || tick % slowEvery == 1 ? 2 : tick % normalEvery == 1 ? 1 : 0
     }
 
+    /// Devices that have not answered a single poll yet, in target order.
+    public var neverAnswered: [String] {
+        state.withLock { s in targets.indices.filter { s.telemetry[$0].lastSuccess == nil }.map { targets[$0].id } }
+    }
+
     /// Attempts per device so far (for tests and metrics).
     public func attempts(_ id: String) -> Int {
         guard let i = indexByID[id] else { return 0 }

@@ -13,6 +13,8 @@
 //   4. feedback: a fresh meter over its cap forces more shedding, whatever the plan says, and the
 //      mode stays `over-cap` until the meter reads under the cap in force;
 //   5. comm loss: with the site meter lost, mining sheds to its safe level and nothing ramps up.
+//      Start-up is not comm loss: until every device has answered once (the loop says so, within
+//      the comm-loss limit) nothing ramps up where a meter has not been read, and mining is not shed.
 // Ramp-down is never limited: shedding is always allowed.
 
 import Broker
@@ -129,6 +131,10 @@ public struct GovernorInput: Sendable {
     /// inference container may be budgeted instead of its setpoint, when mining under the same
     /// node can be shed to cover the rest. nil, or a non-finite entry: budget at the setpoint.
     public var inferenceReserveKW: [Double]?
+    /// Start-up: some device has not answered its first poll yet, and the comm-loss limit since the
+    /// loop's first pass is not over (`ControlLoop`). A meter not read yet then holds ramp-up below it
+    /// as a stale one does, but is not comm loss; the mode is `starting`.
+    public var startingUp = false
     /// Inference demand each container reports (kW, fresh readings only): headroom is counted
     /// from the larger of draw and demand, so a rise the container already sees is budgeted.
     public var inferenceDemandKW: [Double?]?
@@ -157,7 +163,8 @@ public struct GovernorInput: Sendable {
 
 public struct GovernorOutput: Sendable, Equatable {
     /// `over-cap`: a fresh meter reads above the cap in force (the devices have not got there yet).
-    public enum Mode: String, Sendable, Equatable { case normal, shedding, overCap = "over-cap", commLoss = "comm-loss" }
+    /// `starting`: some device has not answered its first poll yet (see `GovernorInput.startingUp`).
+    public enum Mode: String, Sendable, Equatable { case normal, shedding, overCap = "over-cap", commLoss = "comm-loss", starting }
     public var setpointsKW: [Double]
     public var interventions: [String]
     /// Predicted load per node with these setpoints (budgeted as the governor does).
@@ -172,17 +179,22 @@ public struct GovernorOutput: Sendable, Equatable {
     /// What each device was budgeted at in the caps: its setpoint, its last known draw when
     /// unreachable, or (inference headroom) its measured draw plus the reserve.
     public var budgetKW: [Double] = []
+    /// What limited the setpoints this pass, in words, most pressing first: each cap the governor
+    /// had to trim at, a spent restore budget, ramp-up held on missing or stale readings, comm loss.
+    public var binding: [String] = []
 }
 
 public enum SafetyGovernor {
     public static func govern(_ model: SafetyModel, _ input: GovernorInput) -> GovernorOutput {
         let nD = model.devices.count, nN = model.nodes.count
         var notes: [String] = []
+        var binding: [String] = []
         var sp = [Double](repeating: 0, count: nD)
 
         // Comm loss: the site meter is silent.
         let rootAge = input.nodeAgeS[model.root]
-        let commLoss = model.nodes[model.root].metered && (input.nodeMeasuredKW[model.root] == nil || rootAge > model.commLossAfterS)
+        let commLoss = !input.startingUp && model.nodes[model.root].metered
+            && (input.nodeMeasuredKW[model.root] == nil || rootAge > model.commLossAfterS)
         // A stale meter blocks ramp-up in its own subtree only; its ancestors' shared budget is
         // protected by the caps (step 3 budgets the stale node at worst case).
         var staleNode = [Bool](repeating: false, count: nN)
@@ -240,13 +252,22 @@ public enum SafetyGovernor {
         if !heldForStale.isEmpty {
             if commLoss {
                 notes.append("comm loss: site meter silent \(fmtS(rootAge)); no ramp-up for \(heldForStale.count) device(s)")
+                binding.append("comm loss: site meter silent \(fmtS(rootAge)), no ramp-up")
+            } else if input.startingUp {
+                let names = staleNodesHolding.sorted().map { model.nodes[$0].id }.joined(separator: ", ")
+                notes.append("starting: meters under \(names) not read yet: no ramp-up for \(heldForStale.count) device(s) there")
+                binding.append("starting: no ramp-up until the meters are read")
             } else {
                 let names = staleNodesHolding.sorted().map { model.nodes[$0].id }.joined(separator: ", ")
                 notes.append("stale meter data under \(names): no ramp-up for \(heldForStale.count) device(s) there ("
                              + heldForStale.prefix(4).joined(separator: ", ") + (heldForStale.count > 4 ? " …)" : ")"))
+                binding.append("stale meter data under \(names): no ramp-up there")
             }
         }
         if model.restoreKWPerTick.isFinite {
+            if budget <= 0 || startsRefused > 0 {
+                binding.append("site restore rate \(fmtKW(model.restoreKWPerTick))/tick")
+            }
             if budget <= 0 {
                 notes.append("restore staggered: \(fmtKW(model.restoreKWPerTick)) ramp-up per tick used"
                              + (startsRefused > 0 ? "; \(startsRefused) start(s) wait for the next tick" : ""))
@@ -332,6 +353,10 @@ public enum SafetyGovernor {
         var shedding = false
         var overCap: [String] = []
         var infeasibleNoted: Set<Int> = []
+        // The caps trimmed at (listed before the ramp-up limits: they bind harder).
+        var capBinding: [String] = []
+        // Starting: nodes over their limit only on the budgets of devices and meters not read yet.
+        var unreadOver: [String] = []
         // Shedding mining at an ancestor can take away the mining that covered inference headroom
         // below it: passes repeat (setpoints only fall) until no node is over its limit.
         for pass in 0...nN {
@@ -405,16 +430,30 @@ public enum SafetyGovernor {
                 shedNames.append("\(model.devices[d].id)\(value) \(fmtKW(old))→\(fmtKW(new))")
             }
             let how = values != nil ? "shed least valuable first: " : "shed "
-            if pass == 0 || !shedNames.isEmpty { notes.append("\(model.nodes[n].id): predicted \(fmtKW(before))\(measuredNote) > \(capLabel) − margin \(fmtKW(model.marginKW)); \(how)"
+            if !shedNames.isEmpty, !capBinding.contains(capLabel + " − margin \(fmtKW(model.marginKW))") {
+                capBinding.append(capLabel + " − margin \(fmtKW(model.marginKW))")
+            }
+            // Starting: budgets at the maximum of devices not read yet are not an overload to report; with nothing shed, no note.
+            if (pass == 0 && !input.startingUp) || !shedNames.isEmpty { notes.append("\(model.nodes[n].id): predicted \(fmtKW(before))\(measuredNote) > \(capLabel) − margin \(fmtKW(model.marginKW)); \(how)"
                          + shedNames.prefix(6).joined(separator: ", ") + (shedNames.count > 6 ? " and \(shedNames.count - 6) more" : "")) }
             excess = nodeLoad(n) - limit[n]
-            if excess > 1e-6 {
+            // Starting, with a device or meter under this node not read yet: an excess is a gap in the data.
+            let unread = (model.nodes[n].metered && input.nodeMeasuredKW[n] == nil)
+                || devicesUnder[n].contains { !input.reachable[$0] && input.measuredKW[$0] == nil }
+            if excess > 1e-6, input.startingUp, unread {
+                // Devices not read yet are budgeted at their maximum: that is a gap in the data, not an overload.
+                if infeasibleNoted.insert(n).inserted { unreadOver.append(model.nodes[n].id) }
+            } else if excess > 1e-6 {
                 infeasible = true
                 if !infeasibleNoted.insert(n).inserted { continue }
                 notes.append("\(model.nodes[n].id): cannot get under the limit: \(fmtKW(excess)) of uncontrollable or unreachable load remains over it")
             }
           }
           if !changed { break }
+        }
+        if !unreadOver.isEmpty {
+            notes.append("starting: \(unreadOver.joined(separator: ", ")) not checked yet: the devices not read yet are counted at their "
+                         + "maximum until they answer")
         }
         // Predictions after all shedding (a deeper shed lowers its ancestors).
         let predicted = (0..<nN).map(nodeLoad)
@@ -436,9 +475,13 @@ public enum SafetyGovernor {
             notes.append("inference headroom: \(fmtKW(granted)) of inference setpoints budgeted at measured draw + reserve, covered by mining that can be shed")
         }
 
-        let mode: GovernorOutput.Mode = commLoss ? .commLoss : !overCap.isEmpty ? .overCap : shedding ? .shedding : .normal
+        let mode: GovernorOutput.Mode = commLoss ? .commLoss : !overCap.isEmpty ? .overCap : input.startingUp ? .starting
+            : shedding ? .shedding : .normal
+        if commLoss, !binding.contains(where: { $0.hasPrefix("comm loss") }) {
+            binding.append("comm loss: site meter silent \(fmtS(rootAge))")
+        }
         return GovernorOutput(setpointsKW: sp, interventions: notes, predictedNodeKW: predicted, limitKW: limit,
-                              mode: mode, infeasible: infeasible, overCapNodes: overCap, budgetKW: budgetKW)
+                              mode: mode, infeasible: infeasible, overCapNodes: overCap, budgetKW: budgetKW, binding: capBinding + binding)
     }
 
     /// Worst case of uncontrolled load under `n`: its own configured worst case or, if larger, the children's.

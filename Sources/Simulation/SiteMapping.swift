@@ -7,8 +7,12 @@ import Site
 extension SimSiteSpec {
     /// Builds the simulation of `site`, with each device's profile from `profiles` (by id).
     /// Meters are the devices the tree names as a node's meter; a meter whose profile is
-    /// a PDU reports its node's loads as outlets. Container physics use the site limits.
-    public init(site: Site, profiles: [String: DeviceProfile], servePortsFromSite: Bool = true) throws(SimSpecError) {
+    /// a PDU reports its node's loads as outlets. Container physics use the site limits; each
+    /// container's fallback setpoint is the one the controller writes (`SiteDevice.fallbackSetpointKw`).
+    /// Containers start at `start`: their full power (the default, for tests that begin on a loaded
+    /// site) or their fallback setpoint (`switchyard sim`: the safe state a site starts in).
+    public init(site: Site, profiles: [String: DeviceProfile], servePortsFromSite: Bool = true,
+                start: SimStart = .fullPower) throws(SimSpecError) {
         var nodes: [SimNode] = []
         for n in site.nodes { nodes.append(SimNode(id: n.id, parent: n.parentID, capKW: n.capKw)) }
         var meterNode: [String: String] = [:]
@@ -31,7 +35,9 @@ extension SimSiteSpec {
                 devices.append(SimDevice(
                     id: d.id, role: isGPU ? .gpuContainer : .asicContainer, node: node, profile: profile, address: address,
                     maxKW: limits.maxKw, rampKWPerS: limits.rampKwPerS > 0 ? limits.rampKwPerS : 100, lagSeconds: 2,
-                    noiseFraction: 0.002, efficiencyJPerTH: d.efficiencyJPerTH ?? 20, gpus: gpus, commWatchdogS: 0, fallbackKW: 0))
+                    noiseFraction: 0.002, efficiencyJPerTH: d.efficiencyJPerTH ?? 20, gpus: gpus,
+                    initialSetpointKW: start == .fallback ? SiteDevice.fallbackSetpointKw : nil,
+                    commWatchdogS: 0, fallbackKW: SiteDevice.fallbackSetpointKw))
             case .auxiliary:
                 devices.append(SimDevice(id: d.id, role: d.fractionOfIT != nil ? .auxiliary : .fixedLoad, node: d.nodeID ?? root,
                                          profile: profile, address: address, auxFraction: d.fractionOfIT ?? 0, baseKW: d.fixedKw ?? 0))
@@ -43,6 +49,14 @@ extension SimSiteSpec {
         }
         self.init(id: site.id, nodes: nodes, devices: devices)
     }
+}
+
+/// Where a simulated site's containers start.
+public enum SimStart: String, Sendable, CaseIterable {
+    /// At full power (`max_kw`; a GPU container at its inference demand).
+    case fullPower = "full-power"
+    /// At the fallback setpoint the controller writes with the comm watchdog (`SiteDevice.fallbackSetpointKw`).
+    case fallback
 }
 
 /// Loads every profile a site names, from the standard search path.

@@ -93,6 +93,11 @@ public struct SiteDevice: Sendable, Equatable {
 
     public var isControllable: Bool { deviceClass == .mining || deviceClass == .inference }
 
+    /// The fallback setpoint the controller writes to every container together with its comm
+    /// watchdog: where a container goes when the controller falls silent, its safe state (kW).
+    /// The simulator (`switchyard sim`) starts its containers here.
+    public static let fallbackSetpointKw = 0.0
+
     public init(
         id: String, deviceClass: SiteDeviceClass, profile: String? = nil, address: DeviceAddress? = nil,
         nodeID: String? = nil, limits: DeviceLimits? = nil, efficiencyJPerTH: Double? = nil, gpus: Int? = nil,

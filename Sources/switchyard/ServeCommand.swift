@@ -218,38 +218,14 @@ extension Switchyard {
     }
 }
 
-/// The compact terminal view of `make run`, and the one-line log form.
+/// The compact terminal view of `make run` (rendered by `LiveFrame`, Sources/Control/LiveFrame.swift), and the one-line log form.
 enum LiveView {
     static func render(_ r: TickReport, site: String) {
-        var out = "\u{1B}[H\u{1B}[2J"
-        out += "Switchyard — site \(site) — \(isoTime(r.at))\(r.fastPath.map { "  FAST PATH: \($0)" } ?? "")\n\n"
-        let siteKW = r.siteKW ?? r.nodeKW.values.max() ?? 0
-        let frac = r.limitKW > 0 ? min(1, siteKW / r.limitKW) : 0
-        let bar = String(repeating: "█", count: Int(frac * 40)) + String(repeating: "·", count: 40 - Int(frac * 40))
-        out += "  site import  \(mw(siteKW)) / cap \(mw(r.limitKW))  [\(bar)] \(Int(frac * 100))%\n"
-        out += "  mining       \(mw(r.miningKW))\n"
-        out += "  inference    \(mw(r.inferenceKW))\n"
-        out += "  price        \(price(r))/MWh\(r.hashpriceUsdPerPHDay.map { String(format: "   hashprice $%.2f/PH/day", $0) } ?? "")      mode: \(r.mode.rawValue)\(r.brokerFeasible ? "" : "  (infeasible)")\n"
-        out += "  objective    $\(String(format: "%.0f", r.objective.total))/h\n"
-        out += "  events       \(r.events.isEmpty ? "none" : r.events.joined(separator: "; "))\n"
-        if !r.interventions.isEmpty {
-            out += "\n  governor:\n" + r.interventions.prefix(4).map { "   • \($0)" }.joined(separator: "\n") + "\n"
-        }
-        let failed = r.writes.filter { !$0.verified }
-        out += "\n  writes \(r.writes.count) (\(failed.count) failed)   Ctrl-C to stop\n"
-        print(out, terminator: "")
+        print("\u{1B}[H\u{1B}[2J" + LiveFrame.render(r, site: site), terminator: "")
         fflushStdout()
     }
 
-    /// "$42", or where a price came from when the signals had none: "$42 (no price yet: last known …)", "none (… mining held …)".
-    static func price(_ r: TickReport) -> String {
-        let p = String(format: "$%.0f", r.priceUsdPerMWh)
-        switch r.priceBasis {
-        case .series: return p
-        case .none: return "none (\(r.priceBasis.note ?? ""))"
-        default: return "\(p) (\(r.priceBasis.note ?? ""))"
-        }
-    }
+    static func price(_ r: TickReport) -> String { LiveFrame.price(r) }
 
     static func logLine(_ r: TickReport) {
         let siteKW = r.siteKW.map { mw($0) } ?? "   n/a"

@@ -43,18 +43,22 @@ extension Switchyard {
         @Flag(name: .long, help: "Print only the address map and trips, not the one-line summary each second.")
         var quiet = false
 
+        @Option(name: .customLong("start-power"), help: "Where containers start: fallback (the fallback setpoint serve writes, 0 kW: a site at rest) or full-power.")
+        var startPower: String = SimStart.fallback.rawValue
+
         func validate() throws {
             guard speed > 0, speed <= 10_000 else { throw ValidationError("--speed must be in (0, 10000]") }
             if let p = listenBasePort, !(1024...65000).contains(p) { throw ValidationError("--listen-base-port must be 1024…65000") }
             if gateway, listenBasePort == nil { throw ValidationError("--gateway needs --listen-base-port") }
             guard (1...247).contains(unitsPerGateway) else { throw ValidationError("--units-per-gateway must be 1…247") }
             if let startAt, parseISOTime(startAt) == nil { throw ValidationError("--start-at '\(startAt)' is not an ISO 8601 UTC time like 2026-07-15T13:59:00Z") }
+            if SimStart(rawValue: startPower) == nil { throw ValidationError("--start-power must be fallback or full-power") }
         }
 
         func run() async throws {
             let (site, profiles) = try siteOptions.load()
             var spec: SimSiteSpec
-            do { spec = try SimSiteSpec(site: site, profiles: profiles) } catch {
+            do { spec = try SimSiteSpec(site: site, profiles: profiles, start: SimStart(rawValue: startPower) ?? .fallback) } catch {
                 printError("\(siteOptions.site): error: \(error)")
                 throw ExitCode(ExitCodes.validation)
             }

@@ -131,7 +131,7 @@ struct ServeOpenADRTests {
         let vtn = try await PeerProcess.python("vtn_standin.py", ["--client-id", "ven-1", "--client-secret", "pw"])
         defer { vtn.stop() }
         let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
-        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet"], readyPrefix: "switchyard sim:")
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
         defer { sim.stop() }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-adr-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -18,7 +18,7 @@ extension ServeOpenADRTests {
              "intervals": [{"id": 0, "payloads": [{"type": "PRICE", "values": [0.5]}]}]}
             """)
         let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
-        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet"], readyPrefix: "switchyard sim:")
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
         defer { sim.stop() }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-paid-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

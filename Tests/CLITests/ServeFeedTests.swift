@@ -248,7 +248,7 @@ extension ServeOpenADRTests {
             """)
         _ = try await httpJSON(base + "/_test/fail_reports", post: #"{"fail": true}"#)
         let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
-        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet"], readyPrefix: "switchyard sim:")
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
         defer { sim.stop() }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-adr-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -201,6 +201,42 @@ struct GovernorTests {
         #expect(out.setpointsKW[1] == 500, "\(out.interventions)")
     }
 
+    /// `binding` names what limited the pass (the live view's binding line): the cap it trimmed at, a spent restore budget.
+    @Test func bindingNamesTheCapTrimmedAtAndTheRestoreBudget() {
+        let capped = SafetyGovernor.govern(twoDeviceSite(), input(proposed: [800, 800], commanded: [800, 800], siteKW: 1800, xfmrKW: 1600,
+                                                                  caps: [("DR ers-1", 1200)]))
+        #expect(capped.binding == ["DR ers-1 cap 1.2 MW − margin 100 kW"], "\(capped.binding)")
+        let free = SafetyGovernor.govern(twoDeviceSite(), input(proposed: [800, 800], commanded: [800, 800], siteKW: 1800, xfmrKW: 1600))
+        #expect(free.binding.isEmpty, "\(free.binding)")
+        var model = twoDeviceSite()
+        model.restoreKWPerTick = 50
+        let restoring = SafetyGovernor.govern(model, input(proposed: [900, 900], commanded: [800, 800], siteKW: 1800, xfmrKW: 1600))
+        #expect(restoring.setpointsKW == [800, 850])
+        #expect(restoring.binding == ["site restore rate 50 kW/tick"], "\(restoring.binding)")
+    }
+
+    /// Start-up (`startingUp`): a site meter not read yet is not comm loss; nothing rises, mining is not shed,
+    /// and an excess that only the unread budgets make is a note, not an infeasible pass.
+    @Test func startingIsNotCommLoss() {
+        var i = input(proposed: [1500, 1000], commanded: [1500, 500], siteKW: 0, xfmrKW: 2000, siteAge: .infinity)
+        i.nodeMeasuredKW[0] = nil
+        i.reachable = [true, false]
+        i.measuredKW = [1500, nil]
+        i.startingUp = true
+        let out = SafetyGovernor.govern(twoDeviceSite(), i)
+        #expect(out.mode == .starting)
+        // The caps still hold (gpu-1, not read yet, budgeted at its 1 MW maximum: xfmr-1 leaves asic-1 900 kW), but
+        // mining is not shed to its safe level.
+        #expect(out.setpointsKW[0] == 900, "\(out.interventions)")
+        #expect(!out.infeasible && !out.interventions.contains { $0.contains("comm loss") }, "\(out.interventions)")
+        #expect(out.binding == ["xfmr-1 cap 2.0 MW − margin 100 kW", "starting: no ramp-up until the meters are read"], "\(out.binding)")
+        // The same readings after start-up: comm loss, mining to its safe level.
+        i.startingUp = false
+        let lost = SafetyGovernor.govern(twoDeviceSite(), i)
+        #expect(lost.mode == .commLoss && lost.setpointsKW[0] == 0)
+        #expect(lost.binding.contains { $0.hasPrefix("comm loss: site meter silent") }, "\(lost.binding)")
+    }
+
     @Test func measuredOverCapForcesSheddingEvenIfThePlanFits() {
         // The plan fits (1000 + 500) but the meter reads 2100 on xfmr-1: devices are not following.
         var i = input(proposed: [1000, 500], commanded: [1000, 500], siteKW: 2300, xfmrKW: 2100)

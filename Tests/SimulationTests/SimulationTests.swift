@@ -328,6 +328,36 @@ struct ExampleTests {
     }
 }
 
+@Suite("Simulated site start")
+struct SimStartTests {
+    /// `switchyard sim` starts every container at the fallback setpoint the controller writes with the
+    /// comm watchdog (its safe state), so the demo site starts at rest, not at full power over its PDU caps.
+    @Test func containersStartAtTheirFallbackSetpoint() async throws {
+        let site = try Site.load(path: packageRoot.appendingPathComponent("examples/demo-site.yaml").path)
+        let registry = ProfileRegistry(searchPaths: [packageRoot.appendingPathComponent("hardware-profiles")])
+        let profiles = try loadProfiles(for: site, registry: registry)
+        let spec = try SimSiteSpec(site: site, profiles: profiles, start: .fallback)
+        let sim = try SiteSimulator(spec: spec, seed: 1)
+        let containers = spec.devices.filter { $0.role == .asicContainer || $0.role == .gpuContainer }
+        #expect(containers.count == 30)
+        for d in containers {
+            let bus = try #require(SimulatedBus(simulator: sim, device: d.id))
+            let profile = try #require(d.profile)
+            #expect(try await readPoint(bus, profile, "power_setpoint_w") == SiteDevice.fallbackSetpointKw * 1000, "\(d.id)")
+            #expect(try await readPoint(bus, profile, "fallback_setpoint_w") == SiteDevice.fallbackSetpointKw * 1000, "\(d.id)")
+            #expect(sim.powerKW(d.id) == SiteDevice.fallbackSetpointKw, "\(d.id)")
+        }
+        // Left alone, the site stays at rest: nothing draws but the fixed loads, no breaker trips.
+        sim.run(for: .seconds(60))
+        #expect(sim.summary().miningKW == 0 && sim.summary().inferenceKW == 0)
+        #expect(sim.summary().siteKW < 100, "\(sim.summary().siteKW) kW")
+        #expect(sim.trips.isEmpty)
+        // The default start (tests that begin on a loaded site) is full power.
+        let loaded = try SiteSimulator(spec: try SimSiteSpec(site: site, profiles: profiles), seed: 1)
+        #expect(loaded.summary().miningKW > 25_000)
+    }
+}
+
 @Suite("In-memory bus: a whole read plan under one lock")
 struct SimulatedBusPlanTests {
     /// `SimulatedBus.execute` reads a plan in one hold of the simulator's lock; it must answer
