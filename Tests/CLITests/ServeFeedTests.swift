@@ -296,9 +296,12 @@ extension ServeOpenADRTests {
         #expect((25_000...40_000).contains(r.baselineKW), "\(r)")
         #expect(r.demandKW > 0 && r.demandKW < r.baselineKW - 1000, "\(r)")
         #expect(abs(r.deltaKWh - (r.demandKW - r.baselineKW) * 10 / 3600) < 0.01, "\(r)")
-        let sent = try #require(serve.stderr.split(separator: "\n").first {
-            $0.contains("OpenADR curtailment report sent") && $0.contains("event.id=evt-short ") && $0.contains("report.final=true")
-        })
+        // The log line follows the journal write: wait for it rather than race it.
+        let isSent = { (line: Substring) in
+            line.contains("OpenADR curtailment report sent") && line.contains("event.id=evt-short ") && line.contains("report.final=true")
+        }
+        try await waitUntil("the final report's log line") { serve.stderr.split(separator: "\n").contains(where: isSent) }
+        let sent = try #require(serve.stderr.split(separator: "\n").first(where: isSent))
         #expect(sent.contains("report.baseline=mean measured import over"), "\(sent)")
     }
 }
