@@ -57,14 +57,17 @@ let package = Package(
         .target(name: "Signals", dependencies: [.product(name: "Yams", package: "Yams")]),
         // I2C on the box: temperature sensors and the heartbeat relay (libi2c), and a fake bus.
         .target(name: "I2C", dependencies: ["CI2C", .product(name: "NIOPosix", package: "swift-nio")]),
-        // Pure dispatch. No I/O, no clock reads, no dependencies.
-        .target(name: "Broker"),
+        // The safety governor: a pure function from proposals and telemetry to the setpoints that may be
+        // written, and the ramp rule it shares with the broker. No I/O, no clock reads, no dependencies.
+        .target(name: "Safety"),
+        // Pure dispatch. No I/O, no clock reads; it plans within the safety core's ramp rule.
+        .target(name: "Broker", dependencies: ["Safety"]),
 
         // The controller: poller, safety governor, actuators, control loop, fast path.
         .target(
             name: "Control",
             dependencies: [
-                "Broker", "Site", "Modbus", "HardwareProfiles", "Signals", "I2C",
+                "Safety", "Broker", "Site", "Modbus", "HardwareProfiles", "I2C",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -74,7 +77,7 @@ let package = Package(
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics; the tick recorder.
         .target(name: "API", dependencies: [
-            "Control", "Store", "Site", "HardwareProfiles",
+            "Control", "Store", "Site",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Yams", package: "Yams"),
@@ -109,7 +112,7 @@ let package = Package(
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
         .testTarget(name: "ControlTests", dependencies: [
-            "Control", "Simulation", "HardwareProfiles", "Modbus", "Site", "I2C", "TestSupport",
+            "Control", "Safety", "Simulation", "HardwareProfiles", "Modbus", "Site", "I2C", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),

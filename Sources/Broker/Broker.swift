@@ -20,6 +20,8 @@
 //     plan itself (Explain.swift): which cap is full, which comparison of value and price decided.
 // Ties are broken by device id, so the same problem always gives the same plan.
 
+import Safety
+
 public enum Broker {
     /// Sites with at most this many devices get the exact search.
     public static let exactSearchMaxDevices = 300

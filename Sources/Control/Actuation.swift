@@ -10,6 +10,7 @@
 // telemetry the poller already has, with no extra reads on the wire.
 
 import Broker
+import Safety
 import Site
 
 /// How closely a device must follow, and how a not-following device is retried.

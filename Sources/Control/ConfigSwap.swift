@@ -118,7 +118,7 @@ public final class LoopHost: Sendable {
     }
 }
 
-/// `ControlLoopService` for a `LoopHost`: ticks the current loop, and swaps in new
+/// The control loop as a service, for a `LoopHost`: ticks the current loop, and swaps in new
 /// configurations between ticks. On shutdown, leaves the current loop's containers safe.
 public struct HostedControlLoopService<C: Clock>: Service where C.Duration == Duration {
     public let host: LoopHost

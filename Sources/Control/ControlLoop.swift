@@ -18,6 +18,7 @@
 import Broker
 import HardwareProfiles
 import Modbus
+import Safety
 import Site
 import Synchronization
 

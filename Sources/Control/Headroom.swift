@@ -6,6 +6,7 @@
 // which budgets the GPU higher and sheds mining for it at once.
 
 import Broker
+import Safety
 import Site
 import Synchronization
 

@@ -13,6 +13,7 @@
 // the loop and feeds it from the poller.
 
 import Broker
+import Safety
 import Site
 import Synchronization
 

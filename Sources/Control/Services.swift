@@ -4,6 +4,7 @@
 import Broker
 import Foundation
 import Logging
+import Safety
 import ServiceLifecycle
 
 /// Loop time: seconds since 1970 on the injected clock. Production anchors a
@@ -24,47 +25,6 @@ public struct LoopTime<C: Clock>: Sendable where C.Duration == Duration {
     public var now: Double {
         let d = origin.duration(to: clock.now)
         return originSeconds + speed * (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
-    }
-}
-
-/// Runs `ControlLoop.tick` every tick; on shutdown leaves the containers in their safe state.
-public struct ControlLoopService<C: Clock>: Service where C.Duration == Duration {
-    public let loop: ControlLoop
-    public let time: LoopTime<C>
-    public let period: Duration
-    public let logger: Logger
-    public let onTick: @Sendable (TickReport) -> Void
-    /// True when a PollerService polls; the tick then uses the latest telemetry.
-    public let externalPolling: Bool
-
-    public init(loop: ControlLoop, time: LoopTime<C>, period: Duration, logger: Logger, externalPolling: Bool = false,
-                onTick: @escaping @Sendable (TickReport) -> Void = { _ in }) {
-        self.loop = loop
-        self.externalPolling = externalPolling
-        self.time = time
-        self.period = period
-        self.logger = logger
-        self.onTick = onTick
-    }
-
-    public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            var next = time.clock.now
-            while !Task.isCancelled {
-                let report = await loop.tick(now: time.now, poll: !externalPolling)
-                for note in report.interventions {
-                    logger.notice("governor intervention", metadata: ["governor.note": "\(note)"])
-                }
-                for w in report.writes where !w.verified {
-                    logger.warning("setpoint write failed", metadata: ["device.id": "\(w.device)", "error": "\(w.error ?? "")"])
-                }
-                onTick(report)
-                next = next.advanced(by: period)
-                do { try await time.clock.sleep(until: next, tolerance: nil) } catch { break }
-            }
-        }
-        let writes = await loop.enterSafeState(now: time.now)
-        loop.logShutdown(writes, logger: logger)
     }
 }
 

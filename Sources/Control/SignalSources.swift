@@ -3,6 +3,7 @@
 // same code the one-shot `dispatch` command uses.
 
 import Broker
+import Safety
 import Site
 import Synchronization
 

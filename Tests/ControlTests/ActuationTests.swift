@@ -1,6 +1,7 @@
 import Foundation
 import HardwareProfiles
 import Modbus
+import Safety
 import Site
 import Testing
 import TestSupport

@@ -1,4 +1,5 @@
 import Broker
+import Safety
 import Testing
 import TestSupport
 @testable import Control

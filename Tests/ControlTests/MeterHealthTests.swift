@@ -1,4 +1,5 @@
 import Foundation
+import Safety
 import Testing
 import TestSupport
 @testable import Control

@@ -16,8 +16,8 @@
 //      Start-up is not comm loss: until every device has answered once (the loop says so, within
 //      the comm-loss limit) nothing ramps up where a meter has not been read, and mining is not shed.
 // Ramp-down is never limited: shedding is always allowed.
-
-import Broker
+//
+// This target has no dependencies: the compiler holds it to pure functions of plain data.
 
 public enum LoadClass: String, Sendable, Hashable, CaseIterable, Codable {
     case mining, inference, auxiliary
@@ -492,12 +492,12 @@ public enum SafetyGovernor {
     }
 }
 
-func fmtKW(_ kw: Double) -> String {
+package func fmtKW(_ kw: Double) -> String {
     if !kw.isFinite { return "∞" }
     if abs(kw) >= 1000 { return "\((kw / 100).rounded() / 10) MW" }
     return "\(Int(kw.rounded())) kW"
 }
 
-func fmtUSD(_ v: Double) -> String { v.isFinite ? "\(Int(v.rounded()))" : "∞" }
+package func fmtUSD(_ v: Double) -> String { v.isFinite ? "\(Int(v.rounded()))" : "∞" }
 
-func fmtS(_ s: Double) -> String { s.isFinite ? "\(Int(s.rounded())) s" : "ever" }
+package func fmtS(_ s: Double) -> String { s.isFinite ? "\(Int(s.rounded())) s" : "ever" }
