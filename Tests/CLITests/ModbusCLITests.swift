@@ -127,11 +127,18 @@ struct ServeInputTests {
 struct ServeOpenADRTests {
     let exe = switchyardExecutable()
 
+    /// The simulated demo site with every container at full power (the sim otherwise starts at rest): the
+    /// OpenADR tests measure baselines and curtailment on a loaded site.
+    func loadedDemoSim() async throws -> (site: String, sim: PeerProcess) {
+        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
+        return (site, sim)
+    }
+
     @Test func vtnEventRunsTheFastPathAndCapsTheSite() async throws {
         let vtn = try await PeerProcess.python("vtn_standin.py", ["--client-id", "ven-1", "--client-secret", "pw"])
         defer { vtn.stop() }
-        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
-        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
+        let (site, sim) = try await loadedDemoSim()
         defer { sim.stop() }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-adr-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -176,4 +183,11 @@ struct ServeOpenADRTests {
         // Reports cover the interval from its start up to the moment they are made: later ones are longer.
         #expect(reports.count >= 2 && reports.first!.duration != r.duration, "\(reports.map(\.duration))")
     }
+}
+
+/// A fresh directory under the system's temporary directory (the caller removes it).
+func scratchDir(_ prefix: String) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
 }

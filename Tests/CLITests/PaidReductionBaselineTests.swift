@@ -17,11 +17,9 @@ extension ServeOpenADRTests {
              "intervalPeriod": {"start": "2025-08-14T18:00:08Z", "duration": "PT12S"},
              "intervals": [{"id": 0, "payloads": [{"type": "PRICE", "values": [0.5]}]}]}
             """)
-        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
-        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
+        let (site, sim) = try await loadedDemoSim()
         defer { sim.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-paid-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDir("sy-paid")
         defer { try? FileManager.default.removeItem(at: dir) }
         let config = dir.appendingPathComponent("openadr.json").path
         try """
@@ -57,12 +55,9 @@ extension ServeOpenADRTests {
 // OpenADR event's and as replay values it (MeasuredBaseline): the mean measured import before it.
 extension ServeOpenADRTests {
     @Test func manualPaidReductionWithoutBaselineIsValuedAgainstTheMeanImportBeforeIt() async throws {
-        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
-        // A loaded site (the demo's sim otherwise starts at rest), so the baseline is tens of MW.
-        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
+        let (site, sim) = try await loadedDemoSim()
         defer { sim.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-paidm-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDir("sy-paidm")
         defer { try? FileManager.default.removeItem(at: dir) }
         let events = dir.appendingPathComponent("events.yaml").path
         try """

@@ -140,8 +140,7 @@ struct ServePriceFeedTests {
     @Test func feedPricesReachTheLoopAndAFailingEndpointKeepsTheLastGoodOnes() async throws {
         let feed = try await PeerProcess.python("price_standin.py", ["--price", "777.25"])
         defer { feed.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-prices-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDir("sy-prices")
         defer { try? FileManager.default.removeItem(at: dir) }
         let url = "http://127.0.0.1:\(feed.port)/prices"
         let serve = try LoggedProcess(exe, ["serve", "--site", try Self.closedSite(in: dir), "--state-dir", dir.appendingPathComponent("state").path,
@@ -193,8 +192,7 @@ struct ServePriceFeedTests {
     @Test func hashpriceFileThenFeed() async throws {
         let feed = try await PeerProcess.python("price_standin.py", ["--price", "30"])
         defer { feed.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-hash-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDir("sy-hash")
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("hashprice.csv")
         try "timestamp,hashprice_usd_per_ph_day\n2025-08-14T00:00:00Z,41.25\n2025-08-14T06:00:00Z,41.25\n".write(to: file, atomically: true, encoding: .utf8)
@@ -247,11 +245,9 @@ extension ServeOpenADRTests {
              "intervals": [{"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [20000]}]}]}
             """)
         _ = try await httpJSON(base + "/_test/fail_reports", post: #"{"fail": true}"#)
-        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
-        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-power", "full-power"], readyPrefix: "switchyard sim:")
+        let (site, sim) = try await loadedDemoSim()
         defer { sim.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-adr-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try scratchDir("sy-adr")
         defer { try? FileManager.default.removeItem(at: dir) }
         let config = dir.appendingPathComponent("openadr.json").path
         try """
