@@ -30,7 +30,8 @@ public struct MeterHealthSettings: Sendable, Equatable {
     public var frozenPolls: Int
     /// How much the other readings under the node must move in total over those polls (kW).
     public var minPeerMoveKW: Double
-    /// Disagreement tolerance: the larger of `toleranceMinKW` and `toleranceFraction` × the larger side.
+    /// Disagreement tolerance: the larger of `toleranceMinKW` and `toleranceFraction` × the larger side, plus
+    /// what the meter and the readings under it moved since the previous poll (they are read at different instants).
     public var toleranceFraction: Double
     public var toleranceMinKW: Double
     public var disagreePolls: Int
@@ -133,7 +134,10 @@ public struct MeterHealth: Sendable {
             // Consistency with what is under the node.
             var disagree: (expected: Double, tol: Double)?
             if !frozen, let expected = expectedKW(n, readings) {
-                let tol = max(settings.toleranceMinKW, settings.toleranceFraction * max(abs(v), abs(expected)))
+                // Devices are polled on their own schedules, up to a poll apart: a disagreement within what the
+                // meter and the readings under it moved since the previous poll is timing (a ramp), not a fault.
+                let skew = (moved[meter] ?? 0) + peerMove
+                let tol = max(settings.toleranceMinKW, settings.toleranceFraction * max(abs(v), abs(expected))) + skew
                 if abs(v - expected) > tol { disagree = (expected, tol) }
             }
             tr.disagreeing = disagree == nil ? 0 : tr.disagreeing + 1

@@ -84,6 +84,34 @@ struct MeterHealthTests {
         #expect(h2.status("xfmr-meter") == .inconsistent)
     }
 
+    /// Over the wire every device is polled on its own schedule, so a node meter and the devices under it are
+    /// read up to a poll apart. While the site ramps (a restore from rest, a DR shed) that skew is a large
+    /// disagreement that is timing, not a fault: the demo started from rest went `inconsistent` → comm loss →
+    /// every ASIC shed into its 600 s minimum off time. A disagreement within what the readings moved since the
+    /// previous poll is not counted.
+    @Test func aRampReadAtSkewedInstantsIsNotInconsistent() {
+        var h = meterTree()
+        var a = 0.0
+        var notes: [String] = []
+        for _ in 0..<12 {
+            a += 600  // each ASIC rises 600 kW per poll (the demo's restore: 6 MW/tick over the site)
+            var r = consistentReadings(a, a, 400)
+            // The meters were read half a poll before the containers.
+            let lagged = consistentReadings(a - 300, a - 300, 400)
+            r["xfmr-meter"] = lagged["xfmr-meter"]
+            r["site-meter"] = lagged["site-meter"]
+            notes += h.observe(r)
+            #expect(h.suspect.isEmpty, "at \(a) kW per ASIC: \(notes)")
+        }
+        // Steady again with the meter 20 % off: that is a fault, found as before.
+        for _ in 0..<4 {
+            var r = consistentReadings(a, a, 400)
+            r["xfmr-meter"]! *= 0.8
+            notes += h.observe(r)
+        }
+        #expect(h.status("xfmr-meter") == .inconsistent, "\(notes)")
+    }
+
     @Test func aMissingReadingSkipsTheCheck() {
         var h = meterTree()
         for _ in 0..<10 {
