@@ -100,3 +100,37 @@ extension ServeOpenADRTests {
         #expect(!lines.contains { $0.hasPrefix("2025-08-14T18:00:0") && $0.contains("DR pay-m") }, "not in force before its start")
     }
 }
+
+// Issue 16 / issue 12 §5: `make run`'s demo starts every container at rest and the controller brings the site up
+// over the wire, where each device is polled on its own schedule. A ramp read at skewed instants once made the
+// site meter "inconsistent", hence comm loss, and shed every ASIC into its 600 s minimum off time: the demo sat
+// dark for ten minutes. In process (one instant for all readings) it never showed.
+extension ServeOpenADRTests {
+    @Test func demoFromRestRampsUpOverTheWireWithoutCommLoss() async throws {
+        let site = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
+        let signals = packageRoot.appendingPathComponent("examples/demo-signals.json").path
+        let sim = try await PeerProcess.start(exe, ["sim", "--site", site, "--quiet", "--start-at", "2026-07-15T14:01:00Z"],
+                                              readyPrefix: "switchyard sim:")
+        defer { sim.stop() }
+        let dir = try scratchDir("sy-demo")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try LoggedProcess(exe, ["serve", "--site", site, "--signals", signals, "--listen", "127.0.0.1:0",
+                                            "--start-at", "2026-07-15T14:01:00Z", "--state-dir", dir.appendingPathComponent("state").path],
+                                      logsIn: dir, name: "serve")
+        defer { serve.stop() }
+        func siteKW(_ line: Substring) -> Double? {
+            guard let r = line.range(of: " site ") else { return nil }
+            let rest = line[r.upperBound...].split(separator: " ")
+            guard rest.count >= 2, rest[1] == "MW", let v = Double(rest[0]) else { return nil }
+            return v * 1000
+        }
+        // The restore rate is 6 MW a tick at a 1 s tick: the site (~34 MW of load at the demo's price) is up in
+        // well under a minute of loop time.
+        try await waitUntil("the site to ramp up past 25 MW", within: .seconds(90)) {
+            serve.stdout.split(separator: "\n").contains { (siteKW($0) ?? 0) > 25_000 }
+        }
+        let ticks = serve.stdout.split(separator: "\n").filter { $0.hasPrefix("2026-07-15T14:0") }
+        #expect(!ticks.contains { $0.contains("mode comm-loss") }, "\(ticks.prefix(40).joined(separator: "\n"))")
+        #expect(!serve.stderr.contains("inconsistent:"), "\(serve.stderr.suffix(2000))")
+    }
+}
