@@ -828,6 +828,10 @@ struct Decomposed {
     /// top when the budget binds): the search with the budget then starts from this plan, and
     /// its bound is never above this one.
     var priced: (x: [Double], bound: Double)? = nil
+    /// Multipliers tried by `priceRestore`.
+    static let priceSteps = 1
+    /// With the restore budget binding, 1/swapShare of the work budget is kept for `swapStarts`.
+    static let swapShare = 4
     var pricedDone = false
 
     mutating func solve() -> Search.Result? {
@@ -853,16 +857,21 @@ struct Decomposed {
         let (lambda0, _) = s.lagrangeMultiplier()
         work += s.work
         guard lambda0 > 0 else { return }
-        // A few multipliers around the relaxation's, bisecting on the priced plans' restore use:
-        // each priced optimum (+ λ × budget) is a bound, each one repaired a plan.
+        // Multipliers from the relaxation's, bisecting on the priced plans' restore use: each priced
+        // optimum (+ λ × budget) is a bound, each one repaired a plan. One (`priceSteps`): on the
+        // knapsack-like sites of the exactness sweep the relaxation's own multiplier gave the best
+        // bound every time, and the work of more steps (each repair alone is an exact continuous
+        // plan) is better spent in the search and in `swapStarts`.
         var lambda = lambda0
         var lo = 0.0
         var hi = Double.infinity
         var best: (x: [Double], value: Double)? = nil
         var bound = Double.infinity
         let fixer = Search(m)
-        for step in 0..<4 {
-            let share = max(0, budget - work) / (2 * (4 - step))
+        for step in 0..<Self.priceSteps {
+            // Half the budget at most, the repairs' work counted.
+            let share = max(0, budget / 2 - work - fixer.work) / (Self.priceSteps - step)
+            if share <= 0 { break }
             var sub = Decomposed(m.priced(lambda: lambda), budget: share, targetGap: targetGap)
             guard let r = sub.solve() else { break }
             work += sub.work
@@ -897,7 +906,7 @@ struct Decomposed {
         // With the restore budget binding, keep some work for swapping starts at the end.
         let swaps = usePriced && priced != nil
         let r = s.run(
-            workBudget: max(0, budget - work - (swaps ? budget / 6 : 0)), targetGap: targetGap, initial: usePriced ? priced?.x : nil,
+            workBudget: max(0, budget - work - (swaps ? budget / Self.swapShare : 0)), targetGap: targetGap, initial: usePriced ? priced?.x : nil,
             boundCap: usePriced ? priced?.bound ?? .infinity : .infinity)
         work += s.work
         guard var r else { return nil }
@@ -1096,17 +1105,31 @@ extension Search {
 }
 
 extension Search {
-    /// Local search for a plan under a binding restore budget: start one device that is off (its
-    /// start uses the budget) and turn off one running start block that shares its nearest full
-    /// cap, the other devices below that cap re-decided greedily and everything else kept; a move
-    /// is kept when the best continuous plan of its starts beats the plan. The budget's knapsack
-    /// is where the search stops short; these are the moves that close it.
+    /// Local search for a plan under a binding restore budget. Four kinds of move, each with the
+    /// devices below the leaves of the devices moved re-decided greedily and every other on/off
+    /// choice kept:
+    ///  - swap: start one device that is off (its start using the budget or not: a running block
+    ///    turned off earlier starts again for free) and turn off one running block that shares its
+    ///    nearest full cap (any running block when no cap on its path is full);
+    ///  - trim to admit: start it alone, its start block placed first and the kW it needs given
+    ///    up by the lowest-valued kW under that cap;
+    ///  - trade: start it and turn off a block elsewhere that uses the budget, when the budget so
+    ///    freed takes the start;
+    ///  - drop: turn off one block that uses the budget, which then goes to ramp-ups (or to a
+    ///    start in a later move: the budget couples the whole site).
+    /// Moves are ranked by an estimate of what they earn, with the budget priced at its multiplier
+    /// for the starting plan's on/off choice and each full cap at the value of the kW it could give
+    /// up. Each is then a plan: greedy at that price with the budget enforced, the budget it
+    /// leaves unspent filled in value order. The first plan that beats the plan is kept and the
+    /// moves ranked again; when none does, the closest few are filled again at prices around the
+    /// multiplier. Two thirds of the work for the greedy plans, a third for those refills, the
+    /// exact continuous plan of the final on/off choice if the budget still has it. The budget's
+    /// knapsack is where the search stops short; these are the moves that close it.
     func swapStarts(_ start: [Double], workBudget: Int) -> [Double]? {
         guard m.restoreLeft.isFinite else { return nil }
         var best = start
         var bestV = m.value(start)
         var improved = false
-        let o = order(lambda: 0)
         // Residual room per node in the plan, to find each candidate's nearest full cap.
         func resid(_ x: [Double]) -> [Double] {
             var r = m.resid0
@@ -1115,49 +1138,127 @@ extension Search {
             }
             return r
         }
-        for _ in 0..<3 {
+        func leafNode(_ d: Int) -> Int { Int(m.path[Int(m.k0[d])].node) }
+        func under(_ d: Int, _ node: Int) -> Bool {
+            (Int(m.k0[d])..<Int(m.k1[d])).contains { Int(m.path[$0].node) == node }
+        }
+        struct Move {
+            /// Device started (-1: none) and device turned off (-1: none).
+            var c: Int
+            var b: Int
+            var key: Double
+        }
+        func decideAsBest() {
+            for d in 0..<m.nD { dec[d] = 0 }
+            for b in m.binaries { dec[Int(b)] = best[Int(b)] > 1e-6 ? 1 : -1 }
+        }
+        var tried = Set<[Int32]>()
+        // The budget's price for the starting plan's on/off choice: moves are ranked, and plans
+        // filled, with each kW of restore use charged at it.
+        let w0 = work
+        decideAsBest()
+        let lambda = lagrangeMultiplier(iterations: 12).lambda
+        // The work of the exact continuous plan at the end (a guess): only if the budget has it.
+        let leafCost = 2 * (work - w0)
+        // Greedy at that price (and at prices around it), then what it leaves out (worth less
+        // than the price per kW of budget, but more than nothing) in value order: the budget
+        // left is spent, not lost.
+        let o0 = order(lambda: 0)
+        let orders = [1.0, 0.5, 0.8, 1.25, 2].map { f -> Order in
+            var o = order(lambda: lambda * f)
+            o.items += o0.items.filter { $0.key - lambda * f * $0.rf <= 0 }
+            return o
+        }
+        let oL = orders[0]
+        while work <= workBudget {
             let room = resid(best)
-            var moves: [(c: Int, b: Int, key: Double)] = []
-            for c32 in m.binaries where best[Int(c32)] <= 1e-6 && m.fRest[Int(c32)] > 0 && m.fVal[Int(c32)] > 0 {
+            let used = m.restoreUse(best)
+            func net(_ d: Int) -> Double { m.fVal[d] - lambda * m.fRest[d] }
+            // What a kW is worth at each node: the least net value ($/MWh) of the kW the plan could
+            // give up there (continuous kW above a threshold); none: the node cannot give any.
+            var mu = [Double](repeating: .infinity, count: m.nN)
+            for d in 0..<m.nD where m.cls[d] != .fixed {
+                let xd = best[d]
+                let floor = m.cls[d] == .binary ? m.ms[d] : m.x0[d]
+                guard xd > floor + 1e-6 else { continue }
+                var v = Double.infinity
+                for p in m.pStart[d]..<m.pStart[d + 1] where m.pa[p] < xd - 1e-9 && xd <= m.pb[p] + 1e-9 {
+                    v = m.pv[p] - (m.pr[p] ? lambda : 0)
+                }
+                guard v.isFinite else { continue }
+                for k in Int(m.k0[d])..<Int(m.k1[d]) where v < mu[Int(m.path[k].node)] { mu[Int(m.path[k].node)] = v }
+            }
+            // A running block's worth ($/h, net of the budget's price) and what its kW are worth at
+            // its nearest full cap once freed.
+            func worth(_ b: Int) -> Double { net(b) * best[b] / 1000 }
+            func freed(_ b: Int) -> Double {
+                for k in Int(m.k0[b])..<Int(m.k1[b]) where room[Int(m.path[k].node)] < 1 {
+                    let u = mu[Int(m.path[k].node)]
+                    return u.isFinite ? max(0, u) * best[b] / 1000 : 0
+                }
+                return 0
+            }
+            var moves: [Move] = []
+            let running = m.binaries.map(Int.init).filter { best[$0] > 1e-6 }
+            let restoreUsers = running.filter { m.fRest[$0] > 0 }
+            // Each move ranked by an estimate of what it earns ($/h).
+            for c32 in m.binaries where best[Int(c32)] <= 1e-6 && m.fVal[Int(c32)] > 0 {
                 let c = Int(c32)
-                guard m.fRest[c] * m.ms[c] <= m.restoreLeft + 1e-6 else { continue }
+                let need = m.fRest[c] * m.ms[c]
+                guard need <= m.restoreLeft + 1e-6 else { continue }
                 // Its nearest full cap: the node where it would not fit.
                 var node = -1
                 for k in Int(m.k0[c])..<Int(m.k1[c]) where room[Int(m.path[k].node)] < m.ms[c] * m.path[k].mult - 1e-6 {
                     node = Int(m.path[k].node)
                     break
                 }
-                for b32 in m.binaries where best[Int(b32)] > 1e-6 {
-                    let b = Int(b32)
-                    if node >= 0 && !(Int(m.k0[b])..<Int(m.k1[b])).contains(where: { Int(m.path[$0].node) == node }) { continue }
-                    moves.append((c, b, m.fVal[c] - m.fVal[b]))
+                let gain = net(c) * m.ms[c] / 1000
+                // Trim to admit: c's start block first, the kW it needs given up under its full cap.
+                let trim = node < 0 ? 0 : (mu[node].isFinite ? max(0, mu[node]) * m.ms[c] / 1000 : .infinity)
+                if need <= m.restoreLeft - used + 1e-6 || node >= 0 {
+                    moves.append(Move(c: c, b: -1, key: gain - trim))
+                }
+                for b in running where node < 0 || under(b, node) {
+                    let given = node < 0 ? 0 : (mu[node].isFinite ? max(0, mu[node]) * max(0, m.ms[c] - best[b]) / 1000 : 0)
+                    let back = node < 0 ? freed(b) : (mu[node].isFinite ? max(0, mu[node]) * max(0, best[b] - m.ms[c]) / 1000 : 0)
+                    moves.append(Move(c: c, b: b, key: gain - worth(b) - given + back))
+                }
+                if need > 0 {
+                    for b in restoreUsers where node >= 0 && !under(b, node) {
+                        if need > m.restoreLeft - used + m.fRest[b] * m.ms[b] + 1e-6 { continue }
+                        moves.append(Move(c: c, b: b, key: gain - trim - worth(b) + freed(b)))
+                    }
                 }
             }
+            for b in restoreUsers { moves.append(Move(c: -1, b: b, key: freed(b) - worth(b))) }
             moves.sort { $0.key > $1.key || ($0.key == $1.key && ($0.c, $0.b) < ($1.c, $1.b)) }
             var moved = false
+            // Moves whose greedy plans come close: their exact continuous plans are tried after.
+            var close: [(v: Double, on: [Int32])] = []
+            // Half the work left for the greedy plans of the moves, then the exact continuous plans
+            // of the closest ones.
+            let quickLimit = work + 2 * max(0, workBudget - work) / 3
             for mv in moves {
-                if work > workBudget { break }
-                // Decisions: as the plan, c on, b off; devices sharing c's path re-decided.
+                if work > quickLimit { break }
+                // Decisions: as the plan, c on, b off; devices sharing c's or b's leaf re-decided.
+                let leaves = [mv.c, mv.b].filter { $0 >= 0 }.map(leafNode)
                 for d in 0..<m.nD { dec[d] = 0 }
                 for b32 in m.binaries {
                     let d = Int(b32)
-                    let shares = (Int(m.k0[d])..<Int(m.k1[d])).contains { k in Int(m.path[k].node) == Int(m.path[Int(m.k0[mv.c])].node) }
+                    let shares = leaves.contains { under(d, $0) }
                     dec[d] = shares ? 0 : (best[d] > 1e-6 ? 1 : -1)
                 }
-                dec[mv.c] = 1
-                dec[mv.b] = -1
-                guard primal(o) else { continue }
-                for b32 in m.binaries where dec[Int(b32)] == 0 { dec[Int(b32)] = x[Int(b32)] > 1e-6 ? 1 : -1 }
-                // Greedy with the budget enforced first; the exact continuous part only if promising.
-                guard primal(o), m.feasible(x) else { continue }
-                let quick = m.value(x)
-                guard quick > bestV - 0.002 * max(1, abs(bestV)) else { continue }
-                var cand = x
-                var v = quick
-                if let l = leaf(), l.value > v, m.feasible(l.x) {
-                    cand = l.x
-                    v = l.value
-                }
+                if mv.c >= 0 { dec[mv.c] = 1 }
+                if mv.b >= 0 { dec[mv.b] = -1 }
+                // Greedy at the budget's price with the budget enforced: a plan.
+                guard primal(oL) else { continue }
+                // The same on/off choice is tried once.
+                let on = m.binaries.filter { x[Int($0)] > 1e-6 }
+                if tried.contains(on) { continue }
+                tried.insert(on)
+                guard m.feasible(x) else { continue }
+                let cand = x
+                let v = m.value(x)
                 if v > bestV + 1e-9 * max(1, abs(bestV)) {
                     best = cand
                     bestV = v
@@ -1165,8 +1266,35 @@ extension Search {
                     moved = true
                     break
                 }
+                if v > bestV - 0.003 * max(1, abs(bestV)) { close.append((v, on)) }
+            }
+            if !moved {
+                // The exact continuous plan of the closest moves' on/off choices.
+                close.sort { $0.v > $1.v || ($0.v == $1.v && $0.on.lexicographicallyPrecedes($1.on)) }
+                for c in close.prefix(16) {
+                    if work > workBudget { break }
+                    for d in 0..<m.nD { dec[d] = 0 }
+                    for b in m.binaries { dec[Int(b)] = -1 }
+                    for b in c.on { dec[Int(b)] = 1 }
+                    for o in orders.dropFirst() where primal(o) && m.feasible(x) {
+                        let v = m.value(x)
+                        if v > bestV + 1e-9 * max(1, abs(bestV)) {
+                            best = x
+                            bestV = v
+                            improved = true
+                            moved = true
+                            break
+                        }
+                    }
+                    if moved { break }
+                }
             }
             if !moved { break }
+        }
+        // The exact continuous plan of the final on/off choice.
+        if improved && work + leafCost <= workBudget {
+            decideAsBest()
+            if let l = leaf(), l.value > bestV, m.feasible(l.x) { best = l.x }
         }
         for d in 0..<m.nD { dec[d] = 0 }
         return improved ? best : nil

@@ -3,12 +3,17 @@
 //
 //   SwitchyardBench broker-sweep [--per-class 2000] [--classes 2-9,10-40,100-300] [--seed 1]
 //                                [--time-limit 60] [--keep FILE.jsonl]
+//                                [--ids c2-17,c2-301] [--incomplete-only] [--from-class 2]
 //     Random sites per size class (every rule of docs/dispatch.md in play; half of them
 //     knapsack-like: tight 2–3 level trees, large min-stable blocks, values close together).
 //     Each is dispatched by the Broker, then solved by the MILP, which also checks the Broker's
 //     plan against the rules and prices it by its own accounting. Prints, per class, how many
 //     plans are more than 0.1 % below the optimum, the worst gap, and the worst gap the Broker
 //     itself proved (its bound minus its plan).
+//     --ids: only those instances (the others are generated, to keep the stream, but not run);
+//     --incomplete-only: only searches stopped at their work budget go to the MILP (the only
+//     ones that can miss the optimum: a complete search proves its plan); --from-class k: skip
+//     the classes before the k-th (0-based; each class keeps its own stream).
 //
 //   SwitchyardBench broker-300 [--instances 200] [--devices 300] [--runs 5] [--seed 7] [--no-exact]
 //     Dispatch time with the exact search: each instance dispatched `runs` times (median kept),
@@ -190,6 +195,9 @@ struct SweepOptions {
     var runs = 5
     var exact = true
     var only: Int? = nil
+    var ids: Set<String>? = nil
+    var incompleteOnly = false
+    var fromClass = 0
 
     init(_ args: [String]) throws {
         var i = 0
@@ -217,6 +225,9 @@ struct SweepOptions {
             case "--runs": runs = max(1, Int(try value()) ?? runs)
             case "--no-exact": exact = false
             case "--only": only = Int(try value())
+            case "--ids": ids = Set(try value().split(separator: ",").map(String.init))
+            case "--incomplete-only": incompleteOnly = true
+            case "--from-class": fromClass = Int(try value()) ?? 0
             default: throw BenchError("unknown argument '\(args[i])'")
             }
             i += 1
@@ -261,7 +272,7 @@ func runBrokerSweep(arguments: [String]) throws {
     print("broker sweep: \(o.perClass) instances per class, classes \(o.classes.map { "\($0.lowerBound)–\($0.upperBound)" }.joined(separator: ", ")), seed \(o.seed)")
     print("| size | instances | feasible (both) | > 0.1 % below the optimum | worst gap | worst proven gap (Broker's bound) | incomplete searches | plan rule violations | feasibility disagreements | Broker p50 / p99 / max ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for (ci, cls) in o.classes.enumerated() {
+    for (ci, cls) in o.classes.enumerated() where ci >= o.fromClass {
         var rng = BenchRNG(state: o.seed &* 0x9E37_79B9 &+ UInt64(ci) &* 1_000_003)
         var lines: [[String: Any]] = []
         var provenGap: [String: Double] = [:]
@@ -273,6 +284,7 @@ func runBrokerSweep(arguments: [String]) throws {
             let n = cls.lowerBound + Int(rng.next() % UInt64(cls.upperBound - cls.lowerBound + 1))
             let p = sweepInstance(&rng, devices: n, knapsack: k % 2 == 1)
             let id = "c\(ci)-\(k)"
+            if let ids = o.ids, !ids.contains(id) { continue }
             if let only = o.only {
                 // One instance, timed, with its MILP.
                 guard k == only else { continue }
@@ -307,8 +319,13 @@ func runBrokerSweep(arguments: [String]) throws {
             brokerFeasible[id] = plan.feasible
             about[id] =
                 "\(n) devices\(k % 2 == 1 ? ", knapsack-like" : "")\(p.plant.restoreRateKwPerTick != nil ? ", restore rate" : "")\(p.signals.paidReduction != nil ? ", paid DR" : "")\(p.signals.priceForecast.isEmpty ? "" : ", forecast"); \(plan.optimality)"
+            if o.incompleteOnly && plan.feasible && (plan.searchComplete || !plan.exactSearch) { continue }
+            if o.ids != nil {
+                print("  \(id): \(String(format: "%.3f", times.last!)) ms, proven gap \(String(format: "%.4f", plan.gapBoundFraction * 100)) %, nodes \(plan.searchNodes), \(about[id] ?? "")")
+            }
             lines.append(line)
         }
+        if lines.isEmpty { continue }
         let results = try runMILPBatch(lines, o, tag: "sweep-\(ci)")
         var feasibleBoth = 0
         var over = 0
@@ -335,6 +352,7 @@ func runBrokerSweep(arguments: [String]) throws {
             if complete[id] == false { incomplete += 1 }
             worstProven = max(worstProven, provenGap[id] ?? 0)
             if let g = r["gap"] as? Double {
+                if o.ids != nil { print("  \(id): gap to the MILP \(String(format: "%.4f", g * 100)) %") }
                 if g > 0.001 {
                     over += 1
                     print("  above 0.1 %: \(id) \(String(format: "%.4f", g * 100)) % (\(about[id] ?? ""))")
