@@ -42,7 +42,8 @@ extension Switchyard {
 
             func run() async throws {
                 let (site, _) = try Config.validateLocally(path: file, profilesDir: profilesDir)
-                if json { print("{\"valid\": true, \"site\": \"\(site.id)\", \"devices\": \(site.devices.count)}") } else {
+                struct Valid: Encodable { var valid = true; var site: String; var devices: Int }
+                if json { printJSON(Valid(site: site.id, devices: site.devices.count)) } else {
                     print("\(file): valid — site \(site.id), \(site.devices.count) devices")
                 }
             }

@@ -170,6 +170,13 @@ struct RemoteClient: Sendable {
     }
 }
 
+/// Prints a value as JSON for --json (Codable: every string escaped; keys sorted, as `printJSON(_: Data)`).
+func printJSON(_ value: some Encodable) {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if let data = try? e.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}
+
 /// Prints raw JSON (pretty) for --json.
 func printJSON(_ data: Data) {
     if let obj = try? JSONSerialization.jsonObject(with: data),

@@ -59,7 +59,7 @@ extension Switchyard {
 
             func output(id: String, secret: String, expiresAt: Double?) {
                 if where_.remote.json {
-                    print("{\"id\": \"\(id)\", \"role\": \"\(role)\", \"name\": \"\(name)\", \"token\": \"\(secret)\"}")
+                    printJSON(["id": id, "role": role, "name": name, "token": secret])
                     return
                 }
                 print(secret)
@@ -109,7 +109,8 @@ extension Switchyard {
                     let c = try where_.remote.client()
                     _ = try await c.call("DELETE", "/v1/tokens/\(pathSegment(id))")
                 }
-                if where_.remote.json { print("{\"ok\": true, \"id\": \"\(id)\"}") } else { print("token \(id) revoked") }
+                struct Revoked: Encodable { var ok = true; var id: String }
+                if where_.remote.json { printJSON(Revoked(id: id)) } else { print("token \(id) revoked") }
             }
         }
     }
