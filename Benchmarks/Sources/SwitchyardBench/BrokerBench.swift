@@ -21,14 +21,8 @@ struct BrokerBenchOptions {
     var timeLimit = 600.0
 
     init(_ args: [String]) throws {
-        var i = 0
-        func value() throws -> String {
-            i += 1
-            guard i < args.count else { throw BenchError("\(args[i - 1]) needs a value") }
-            return args[i]
-        }
-        while i < args.count {
-            switch args[i] {
+        try parseBenchArgs(args) { flag, value in
+            switch flag {
             case "--devices": devices = Int(try value()) ?? devices
             case "--iterations": iterations = max(1, Int(try value()) ?? iterations)
             case "--scenario": scenario = try value()
@@ -37,11 +31,27 @@ struct BrokerBenchOptions {
             case "--milp": milp = try value()
             case "--seed": seed = UInt64(try value()) ?? seed
             case "--time-limit": timeLimit = Double(try value()) ?? timeLimit
-            default: throw BenchError("unknown argument '\(args[i])'")
+            default: return false
             }
-            i += 1
+            return true
         }
         guard ["normal", "restore"].contains(scenario) else { throw BenchError("scenario must be normal or restore") }
+    }
+}
+
+/// Walks `--flag [value]` arguments: `handle` gets each flag and a function that takes its value, and returns
+/// false for a flag it does not know (an error, as is a missing value).
+func parseBenchArgs(_ args: [String], _ handle: (String, () throws -> String) throws -> Bool) throws {
+    var i = 0
+    while i < args.count {
+        let flag = args[i]
+        let value = { () throws -> String in
+            i += 1
+            guard i < args.count else { throw BenchError("\(flag) needs a value") }
+            return args[i]
+        }
+        guard try handle(flag, value) else { throw BenchError("unknown argument '\(flag)'") }
+        i += 1
     }
 }
 

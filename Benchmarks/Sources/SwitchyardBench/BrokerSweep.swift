@@ -200,14 +200,8 @@ struct SweepOptions {
     var fromClass = 0
 
     init(_ args: [String]) throws {
-        var i = 0
-        func value() throws -> String {
-            i += 1
-            guard i < args.count else { throw BenchError("\(args[i - 1]) needs a value") }
-            return args[i]
-        }
-        while i < args.count {
-            switch args[i] {
+        try parseBenchArgs(args) { flag, value in
+            switch flag {
             case "--per-class": perClass = Int(try value()) ?? perClass
             case "--classes":
                 classes = try value().split(separator: ",").map { part in
@@ -228,9 +222,9 @@ struct SweepOptions {
             case "--ids": ids = Set(try value().split(separator: ",").map(String.init))
             case "--incomplete-only": incompleteOnly = true
             case "--from-class": fromClass = Int(try value()) ?? 0
-            default: throw BenchError("unknown argument '\(args[i])'")
+            default: return false
             }
-            i += 1
+            return true
         }
     }
 }

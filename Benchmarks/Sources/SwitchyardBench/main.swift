@@ -75,29 +75,35 @@ func poll(devices: Int, seconds: Double, registers: Int, ports: [Int]) async {
 }
 
 let args = CommandLine.arguments
-switch args.count > 1 ? args[1] : "" {
-case "serve":
-    try serve(args.count > 2 ? Int(args[2]) ?? 2 : 2)
-case "poll" where args.count >= 6:
-    await poll(devices: Int(args[2]) ?? 1, seconds: Double(args[3]) ?? 3, registers: Int(args[4]) ?? 16,
-               ports: args[5].split(separator: ",").compactMap { Int($0) })
-case "broker":
-    try runBrokerBenchmark(arguments: Array(args.dropFirst(2)))
-case "broker-300":
-    try runBrokerExactTiming(arguments: Array(args.dropFirst(2)))
-case "broker-sweep":
-    try runBrokerSweep(arguments: Array(args.dropFirst(2)))
-case "sim-day":
-    try runSimDayBenchmark(arguments: Array(args.dropFirst(2)))
-case "fast-path":
-    try await runFastPathBenchmark(arguments: Array(args.dropFirst(2)))
-case "sim-serve":
-    try await runSimServe(arguments: Array(args.dropFirst(2)))
-case "replay":
-    try await runReplayBenchmark(arguments: Array(args.dropFirst(2)))
-case "steady":
-    try await runSteadyBenchmark(arguments: Array(args.dropFirst(2)))
-default:
-    FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE]\n".utf8))
-    exit(64)
+do {
+    switch args.count > 1 ? args[1] : "" {
+    case "serve":
+        try serve(args.count > 2 ? Int(args[2]) ?? 2 : 2)
+    case "poll" where args.count >= 6:
+        await poll(devices: Int(args[2]) ?? 1, seconds: Double(args[3]) ?? 3, registers: Int(args[4]) ?? 16,
+                   ports: args[5].split(separator: ",").compactMap { Int($0) })
+    case "broker":
+        try runBrokerBenchmark(arguments: Array(args.dropFirst(2)))
+    case "broker-300":
+        try runBrokerExactTiming(arguments: Array(args.dropFirst(2)))
+    case "broker-sweep":
+        try runBrokerSweep(arguments: Array(args.dropFirst(2)))
+    case "sim-day":
+        try runSimDayBenchmark(arguments: Array(args.dropFirst(2)))
+    case "fast-path":
+        try await runFastPathBenchmark(arguments: Array(args.dropFirst(2)))
+    case "sim-serve":
+        try await runSimServe(arguments: Array(args.dropFirst(2)))
+    case "replay":
+        try await runReplayBenchmark(arguments: Array(args.dropFirst(2)))
+    case "steady":
+        try await runSteadyBenchmark(arguments: Array(args.dropFirst(2)))
+    default:
+        FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE]\n".utf8))
+        exit(64)
+    }
+} catch {
+    // A bad argument or a failed run: one line, not a crash report.
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
 }
