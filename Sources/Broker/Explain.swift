@@ -408,3 +408,17 @@ extension String {
         return out
     }
 }
+
+
+/// Renders reasons on demand from the facts the dispatch kept.
+enum Explainer: Sendable {
+    case engine(Engine, Facts)
+    case fixed([String])
+
+    func reason(_ d: Int, _ x: Double) -> String {
+        switch self {
+        case .engine(let e, let f): return e.reason(d, x, f)
+        case .fixed(let r): return r[d]
+        }
+    }
+}
