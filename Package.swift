@@ -104,13 +104,13 @@ let package = Package(
         // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
         .executableTarget(
             name: "SwitchyardBench",
-            dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay"],
+            dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay", "TestSupport"],
             path: "Benchmarks/Sources/SwitchyardBench"
         ),
 
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site"]),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site", "TestSupport"]),
         .testTarget(name: "ControlTests", dependencies: [
             "Control", "Safety", "Simulation", "HardwareProfiles", "Modbus", "Site", "I2C", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import Broker
+import TestSupport
 import Testing
 
 /// The Broker against an exact branch-and-bound (over min-stable on/off) with a simplex for the
@@ -11,7 +12,7 @@ struct ExactComparisonTests {
     func withinTolerance(batch: Int) {
         var worst = 0.0
         for seed in Self.seeds[(batch * 50)..<((batch + 1) * 50)] {
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             let inst = Instance.random(&rng)
             let oracle = Oracle(inst)
             let plan = Broker.dispatch(inst.problem())
@@ -55,7 +56,7 @@ struct ExactComparisonTests {
         var worst = 0.0
         var compared = 0
         for seed in Self.knapsackSeeds[(batch * 50)..<((batch + 1) * 50)] {
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             let inst = Instance.random(&rng, .knapsack)
             let oracle = Oracle(inst)
             let plan = Broker.dispatch(inst.problem())
@@ -81,7 +82,7 @@ struct ExactComparisonTests {
     func oracleAgainstEnumeration(batch: Int) {
         for i in 0..<50 {
             let seed = UInt64(90_000 + batch * 50 + i)
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             let inst = Instance.random(&rng, InstanceOptions(devices: 2...7, restore: 0.4, paidReduction: 0.3, forecast: 0.3))
             let oracle = Oracle(inst)
             let binaries = oracle.kind.indices.filter { oracle.kind[$0] == .free && oracle.lo[$0] > 0 }

@@ -1,4 +1,5 @@
 import Broker
+import TestSupport
 import Testing
 
 /// Properties over random sites and snapshots (seeded, reproducible).
@@ -10,7 +11,7 @@ struct PropertyTests {
     func limitsHold(batch: Int) {
         for i in 0..<50 {
             let seed = UInt64(10_000 + batch * 50 + i)
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             let inst = Instance.random(&rng, Self.bigger)
             let oracle = Oracle(inst)
             let plan = Broker.dispatch(inst.problem())
@@ -39,7 +40,7 @@ struct PropertyTests {
     func priceMonotone(batch: Int) {
         for i in 0..<50 {
             let seed = UInt64(20_000 + batch * 50 + i)
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             var inst = Instance.random(&rng, Self.bigger)
             let before = Broker.dispatch(inst.problem())
             inst.signals.energyPriceUsdPerMWh += rng.range(1, 150)
@@ -56,7 +57,7 @@ struct PropertyTests {
         var checked = 0
         for i in 0..<50 {
             let seed = UInt64(30_000 + batch * 50 + i)
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             var opts = Self.bigger
             opts.dr = 1
             let inst = Instance.random(&rng, opts)
@@ -79,7 +80,7 @@ struct PropertyTests {
     func deterministic(batch: Int) {
         for i in 0..<25 {
             let seed = UInt64(40_000 + batch * 25 + i)
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             let inst = Instance.random(&rng, Self.bigger)
             let a = Broker.dispatch(inst.problem())
             let b = Broker.dispatch(inst.problem())

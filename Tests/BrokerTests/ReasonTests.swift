@@ -1,5 +1,6 @@
 import Broker
 import Foundation
+import TestSupport
 import Testing
 
 /// Reasons that are true: every comparison a reason prints holds for the numbers it prints, and
@@ -179,7 +180,7 @@ struct ReasonTests {
         var checked = 0
         for i in 0..<100 {
             let seed = UInt64(70_000 + batch * 100 + i)
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             let inst = Instance.random(&rng, kinds[i % kinds.count])
             let plan = Broker.dispatch(inst.problem())
             for text in plan.reasons + plan.binding + [plan.optimality] {

@@ -1,4 +1,5 @@
 import Broker
+import TestSupport
 import Testing
 
 /// Knapsack-like sites of 100–300 devices with a restore rate always set (100–2,000 kW per tick, so
@@ -17,7 +18,7 @@ struct RestoreKnapsackTests {
         var stopped = 0
         for i in 0..<4 {
             let seed = UInt64(31_000 + batch * 4 + i)
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             let inst = Instance.random(&rng, Self.options)
             let oracle = Oracle(inst)
             let plan = Broker.dispatch(inst.problem())

@@ -9,6 +9,7 @@
 
 import Broker
 import Foundation
+import TestSupport
 
 struct BrokerBenchOptions {
     var devices = 10_000
@@ -60,27 +61,13 @@ struct BenchError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Deterministic generator for the bench instance.
-struct BenchRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func range(_ a: Double, _ b: Double) -> Double { a + (b - a) * unit() }
-}
-
 struct BenchInstance {
     var problem: DispatchProblem
     var json: [String: Any]
 }
 
 func makeBenchInstance(_ o: BrokerBenchOptions) throws -> BenchInstance {
-    var rng = BenchRNG(state: o.seed)
+    var rng = SeededRandom(seed: o.seed)
     let xfmrs = 4
     let feeders = 10
     let pdus = 10

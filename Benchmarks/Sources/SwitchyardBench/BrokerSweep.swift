@@ -21,6 +21,7 @@
 
 import Broker
 import Foundation
+import TestSupport
 
 /// A dispatch problem in plain terms for milp_dispatch.py (which applies the rules itself).
 func rawInstanceJSON(_ p: DispatchProblem, id: String) -> [String: Any] {
@@ -83,7 +84,7 @@ func rawInstanceJSON(_ p: DispatchProblem, id: String) -> [String: Any] {
 /// Random sites with every rule in play, like Tests/BrokerTests/Support/RandomInstances.swift
 /// (same spirit, its own stream). `knapsack`: tight 2–3 level trees, large min-stable blocks,
 /// values close together.
-func sweepInstance(_ rng: inout BenchRNG, devices nDev: Int, knapsack: Bool) -> DispatchProblem {
+func sweepInstance(_ rng: inout SeededRandom, devices nDev: Int, knapsack: Bool) -> DispatchProblem {
     func chance(_ p: Double) -> Bool { rng.unit() < p }
     func int(_ a: Int, _ b: Int) -> Int { a + Int(rng.next() % UInt64(b - a + 1)) }
     var nodes = [NodeSpec(id: "site", parentID: nil, capKw: 0)]
@@ -267,7 +268,7 @@ func runBrokerSweep(arguments: [String]) throws {
     print("| size | instances | feasible (both) | > 0.1 % below the optimum | worst gap | worst proven gap (Broker's bound) | incomplete searches | plan rule violations | feasibility disagreements | Broker p50 / p99 / max ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (ci, cls) in o.classes.enumerated() where ci >= o.fromClass {
-        var rng = BenchRNG(state: o.seed &* 0x9E37_79B9 &+ UInt64(ci) &* 1_000_003)
+        var rng = SeededRandom(seed: o.seed &* 0x9E37_79B9 &+ UInt64(ci) &* 1_000_003)
         var lines: [[String: Any]] = []
         var provenGap: [String: Double] = [:]
         var complete: [String: Bool] = [:]
@@ -367,7 +368,7 @@ func runBrokerSweep(arguments: [String]) throws {
 func runBrokerExactTiming(arguments: [String]) throws {
     let o = try SweepOptions(arguments)
     let clock = ContinuousClock()
-    var rng = BenchRNG(state: o.seed)
+    var rng = SeededRandom(seed: o.seed)
     var medians: [Double] = []
     var lines: [[String: Any]] = []
     var gaps: [Double] = []

@@ -1,4 +1,5 @@
 import Broker
+import TestSupport
 
 /// Random dispatch problems for property tests and the exact-solver comparison.
 struct InstanceOptions {
@@ -51,7 +52,7 @@ struct Instance {
         return DispatchProblem(plant: plant, snapshot: snap, signals: signals)
     }
 
-    static func random(_ rng: inout SplitMix64, _ o: InstanceOptions = InstanceOptions()) -> Instance {
+    static func random(_ rng: inout SeededRandom, _ o: InstanceOptions = InstanceOptions()) -> Instance {
         let nDev = rng.int(o.devices.lowerBound, o.devices.upperBound)
         // Tree: root -> 1..3 transformers -> 0..2 PDUs each (up to 3 levels of caps above devices).
         var nodes = [NodeSpec(id: "site", parentID: nil, capKw: 0)]
