@@ -184,6 +184,17 @@ public enum ReplayReport {
         abs(v) >= 1000 ? String(format: "%.0fk", v / 1000) : (v == v.rounded() ? String(format: "%.0f", v) : String(format: "%.1f", v))
     }
 
+    /// Five horizontal gridlines from `from` to `from + range`, each labelled at the left (`prefix` before the value).
+    static func valueGrid(from lo: Double, range: Double, prefix: String, y: (Double) -> Double) -> String {
+        var out = ""
+        for k in 0...4 {
+            let v = lo + range * Double(k) / 4
+            out += "<line x1=\"\(f(L))\" y1=\"\(f(y(v)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(v)))\" stroke=\"#eee\"/>"
+            out += "<text x=\"\(f(L - 4))\" y=\"\(f(y(v) + 3))\" font-size=\"10\" text-anchor=\"end\">\(prefix)\(esc(short(v)))</text>"
+        }
+        return out
+    }
+
     static func svgOpen(_ id: String, _ title: String) -> String {
         "<svg class=\"chart\" id=\"\(id)\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(W))\" height=\"\(Int(H))\" viewBox=\"0 0 \(Int(W)) \(Int(H))\" role=\"img\"><title>\(esc(title))</title>"
     }
@@ -223,11 +234,7 @@ public enum ReplayReport {
         func x(_ t: Double) -> Double { L + (t - from) / span * (W - L - R) }
         func y(_ v: Double) -> Double { H - B - (H - B - T) * (v - lo) / range }
         var out = svgOpen("chart-cumulative", "Cumulative net $ of every policy")
-        for k in 0...4 {
-            let v = lo + range * Double(k) / 4
-            out += "<line x1=\"\(f(L))\" y1=\"\(f(y(v)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(v)))\" stroke=\"#eee\"/>"
-            out += "<text x=\"\(f(L - 4))\" y=\"\(f(y(v) + 3))\" font-size=\"10\" text-anchor=\"end\">$\(esc(short(v)))</text>"
-        }
+        out += valueGrid(from: lo, range: range, prefix: "$", y: y)
         if lo < 0 { out += "<line x1=\"\(f(L))\" y1=\"\(f(y(0)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(0)))\" stroke=\"#999\"/>" }
         out += timeAxis(from: from, to: to)
         // End labels, spread apart so that policies that finish close together stay readable.
@@ -259,11 +266,7 @@ public enum ReplayReport {
         func x(_ t: Double) -> Double { L + (t - from) / (to - from) * (W - L - R) }
         func y(_ v: Double) -> Double { H - B - (H - B - T) * (v - lo) / range }
         var out = svgOpen("chart-daily-policies", "Net $ per day, one bar per policy")
-        for k in 0...4 {
-            let v = lo + range * Double(k) / 4
-            out += "<line x1=\"\(f(L))\" y1=\"\(f(y(v)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(v)))\" stroke=\"#eee\"/>"
-            out += "<text x=\"\(f(L - 4))\" y=\"\(f(y(v) + 3))\" font-size=\"10\" text-anchor=\"end\">$\(esc(short(v)))</text>"
-        }
+        out += valueGrid(from: lo, range: range, prefix: "$", y: y)
         out += "<line x1=\"\(f(L))\" y1=\"\(f(y(0)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(0)))\" stroke=\"#999\"/>"
         let dayW = (W - L - R) / Double(starts.count)
         let bw = max(1, dayW * 0.8 / Double(runs.count))
@@ -341,11 +344,7 @@ public enum ReplayReport {
         func x(_ t: Double) -> Double { L + (t - from) / (to - from) * (W - L - R) }
         func y(_ v: Double) -> Double { H - B - (H - B - T) * (v - bottom) / range }
         var out = svgOpen("chart-daily", "Daily revenue by class ($), with net")
-        for k in 0...4 {
-            let v = bottom + range * Double(k) / 4
-            out += "<line x1=\"\(f(L))\" y1=\"\(f(y(v)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(v)))\" stroke=\"#eee\"/>"
-            out += "<text x=\"\(f(L - 4))\" y=\"\(f(y(v) + 3))\" font-size=\"10\" text-anchor=\"end\">$\(esc(short(v)))</text>"
-        }
+        out += valueGrid(from: bottom, range: range, prefix: "$", y: y)
         out += timeAxis(from: from, to: to)
         let bw = max(1, (W - L - R) / Double(ds.count) * 0.8)
         var net: [String] = []
@@ -369,11 +368,7 @@ public enum ReplayReport {
         func x(_ t: Double) -> Double { L + (t - from) / span * (W - L - R) }
         func y(_ v: Double) -> Double { H - B - (H - B - T) * (Swift.max(low, Swift.min(v, top)) - low) / (top - low) }
         var out = svgOpen("chart-value", "Energy price against mining value ($/MWh)")
-        for k in 0...4 {
-            let v = low + (top - low) * Double(k) / 4
-            out += "<line x1=\"\(f(L))\" y1=\"\(f(y(v)))\" x2=\"\(f(W - R))\" y2=\"\(f(y(v)))\" stroke=\"#eee\"/>"
-            out += "<text x=\"\(f(L - 4))\" y=\"\(f(y(v) + 3))\" font-size=\"10\" text-anchor=\"end\">\(esc(short(v)))</text>"
-        }
+        out += valueGrid(from: low, range: top - low, prefix: "", y: y)
         out += timeAxis(from: from, to: to)
         func line(_ k: (TickSample) -> Double, _ color: String, _ cls: String) -> String {
             var pts: [String] = []
