@@ -178,10 +178,17 @@ final class CurtailmentLedger: Sendable {
         state.withLock { s in
             let key = "file:" + id
             guard s.baselines[key] == nil else { return }
-            var b = EventBaseline(before: start > now ? start : now)
-            if start <= now { Self.settle(&b, samples: s.samples, window: options.baselineWindowS, fallback: nil) }
-            s.baselines[key] = b
+            s.baselines[key] = newBaseline(start: start, now: now, samples: s.samples)
         }
+    }
+
+    /// The baseline of an event first seen at `now` that starts at `start`. Announced ahead: the window before
+    /// its start (settled by the first tick after it). Already in force: the window before now (serve was not
+    /// curtailing for it yet), settled at once from what was recorded.
+    private func newBaseline(start: Double, now: Double, samples: [(t: Double, kw: Double)]) -> EventBaseline {
+        var b = EventBaseline(before: start > now ? start : now)
+        if start <= now { Self.settle(&b, samples: samples, window: options.baselineWindowS, fallback: nil) }
+        return b
     }
 
     /// The measured baseline of an `--events` paid reduction (nil until measured).
@@ -242,12 +249,7 @@ final class CurtailmentLedger: Sendable {
                 for x in s.samples where x.t >= start && x.t < min(end, now) { tr.add(x.t, x.kw) }
                 s.tracked[key] = tr
                 if s.baselines[eventID] == nil {
-                    // Announced ahead: the window before its start (settled by the first tick after it).
-                    // Already in force: the window before now (serve was not curtailing for it yet).
-                    let first = eventStart[eventID] ?? start
-                    var b = EventBaseline(before: first > now ? first : now)
-                    if first <= now { Self.settle(&b, samples: s.samples, window: options.baselineWindowS, fallback: nil) }
-                    s.baselines[eventID] = b
+                    s.baselines[eventID] = newBaseline(start: eventStart[eventID] ?? start, now: now, samples: s.samples)
                 }
             }
             for (key, var tr) in s.tracked where !seen.contains(key) {

@@ -160,12 +160,13 @@ extension Switchyard {
                                 options: ControlOptions(commWatchdogS: watchdog), restoring: state)
             }
             live.attach(host)
-            // Measured site import of every tick: the baselines of paid reductions that bring none (OpenADR events
-            // and --events alike, one rule with replay's: MeasuredBaseline), and OpenADR curtailment reports.
-            let ledger = CurtailmentLedger(
+            // Measured site import of every tick, when something needs it: the baselines of paid reductions that
+            // bring none (OpenADR events and --events alike, one rule with replay's: MeasuredBaseline), and OpenADR
+            // curtailment reports. Without either, the tick records nothing.
+            let ledger = venConfig == nil && awaitingBaseline.isEmpty ? nil : CurtailmentLedger(
                 options: venConfig?.reports ?? .init(),
                 journal: venConfig.map { _ in URL(fileURLWithPath: stateDir).appendingPathComponent("openadr-reports.json") })
-            if !awaitingBaseline.isEmpty {
+            if let ledger, !awaitingBaseline.isEmpty {
                 let startedAt = time.now
                 for e in awaitingBaseline { ledger.watchBaseline(fileEventID: e.id, start: e.start.timeIntervalSince1970, now: startedAt) }
                 live.setMeasuredFileEvents { [ledger] in
@@ -188,13 +189,13 @@ extension Switchyard {
                 FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
                 HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
                     recorder.tick(report, duration: took, loop: host.current)
-                    if ledger.record(at: report.at, siteKW: report.siteKW) == true { live.refreshOpenADR() }
+                    if ledger?.record(at: report.at, siteKW: report.siteKW) == true { live.refreshOpenADR() }
                     if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
                 },
                 FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
                 FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             ] + api.services
-            if let venConfig {
+            if let venConfig, let ledger {
                 services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven), signals: live, ledger: ledger, host: host,
                                                time: time, period: .milliseconds(Int(venConfig.pollS * 1000)), logger: logger))
             }
