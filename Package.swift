@@ -88,10 +88,18 @@ let package = Package(
         // Backtests: the real control loop on virtual time over a historical trace, baselines, HTML report.
         .target(name: "Replay", dependencies: ["Control", "Simulation", "Site", "Signals", "HardwareProfiles", "Broker"]),
 
+        // The controller daemon `serve` runs: start-up, signals and live feeds (prices, OpenADR and its
+        // curtailment reports), the Modbus client pool, and the ServiceGroup. Never Simulation or Replay.
+        .target(name: "Daemon", dependencies: [
+            "Control", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay",
+                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay", "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,15 +1,7 @@
 import ArgumentParser
-import Control
+import Daemon
 import Foundation
-import HardwareProfiles
-import I2C
-import Signals
 import Logging
-import Modbus
-import ServiceLifecycle
-import Site
-import Simulation
-import API
 
 extension Switchyard {
     /// `switchyard serve`: the controller daemon.
@@ -91,148 +83,47 @@ extension Switchyard {
             if !(pollS >= 1 && pollS <= 86_400) { throw ValidationError("--\(option)-poll-s must be 1…86400") }
         }
 
+        /// The daemon's configuration, from the options (already validated).
+        var daemonConfig: DaemonConfig {
+            var c = DaemonConfig()
+            c.stateDir = stateDir
+            c.siteFile = siteOptions.siteFile
+            c.initialSite = siteOptions.initialSite
+            c.profilesDir = siteOptions.profilesDir
+            c.listen = apiOptions.listen
+            c.tlsCert = apiOptions.tlsCert
+            c.tlsKey = apiOptions.tlsKey
+            c.insecure = apiOptions.insecure
+            c.decisionRetentionDays = apiOptions.decisionRetentionDays
+            c.signalsFile = signals
+            c.prices = prices
+            c.settlementPoint = settlementPoint
+            c.hashprice = hashprice
+            c.events = events
+            c.pricesURL = pricesURL.flatMap { URL(string: $0) }
+            c.pricesPollS = pricesPollS
+            c.hashpriceURL = hashpriceURL.flatMap { URL(string: $0) }
+            c.hashpricePollS = hashpricePollS
+            c.openadr = openadr
+            c.startAt = startAt.flatMap(parseISOTime)
+            c.tickMs = tickMs
+            c.watchdogS = watchdogS
+            c.i2c = i2c
+            c.output = view ? .view : .logLines
+            return c
+        }
+
         func run() async throws {
             var logger = Logger(label: "switchyard")
             logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
-            let prepared = try RemoteServe.prepare(stateDir: stateDir, siteOptions: siteOptions, logger: logger)
-            let (site, profiles) = (prepared.site, prepared.profiles)
-            var siteSignals = SiteSignals()
-            if let signals {
-                do { siteSignals = try SiteSignals.load(path: signals) } catch {
-                    printError("\(error)")
-                    throw ExitCode(ExitCodes.validation)
+            do { try await SiteDaemon(config: daemonConfig, logger: logger).run() } catch let e as DaemonError {
+                printError(e.message)
+                switch e.kind {
+                case .validation: throw ExitCode(ExitCodes.validation)
+                case .usage: throw ExitCode(ExitCodes.usage)
+                case .unreachable: throw ExitCode(ExitCodes.unreachable)
                 }
             }
-            let awaitingBaseline: [Signals.DREvent]
-            do { awaitingBaseline = try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events, hashprice: hashprice) } catch {
-                printError("\(error)")
-                throw ExitCode(ExitCodes.validation)
-            }
-            var venConfig: OpenADRConfigFile.Loaded?
-            if let openadr {
-                do { venConfig = try OpenADRConfigFile.load(path: openadr) } catch {
-                    printError("\(error)")
-                    throw ExitCode(ExitCodes.validation)
-                }
-            }
-            let live = LiveSignals(base: siteSignals)
-            let source = try live.makeSource(site: site)
-            let pool = ModbusClientPool()
-            let buses = pool.buses(for: site)
-            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true)
-            let store = StateFile(directory: stateDir)
-            let restored: LoopState?
-            do { restored = try store.load() } catch {
-                printError("\(store.path): error: cannot read saved state: \(error)")
-                throw ExitCode(ExitCodes.validation)
-            }
-            let loop: ControlLoop
-            do {
-                loop = try ControlLoop(site: site, profiles: profiles, buses: buses, signals: source,
-                                       options: ControlOptions(commWatchdogS: watchdogS), restoring: restored ?? LoopState())
-            } catch {
-                printError("\(siteOptions.site): error: \(error)")
-                throw ExitCode(ExitCodes.validation)
-            }
-            if restored != nil { logger.notice("resumed from saved state", metadata: ["path": "\(store.path)"]) }
-            var i2cHardware: I2CHardware?
-            if let i2c {
-                do {
-                    let config = try JSONDecoder().decode(I2CConfig.self, from: Data(contentsOf: URL(fileURLWithPath: i2c)))
-                    i2cHardware = try await I2CHardware.open(config)
-                } catch {
-                    printError("\(i2c): error: \(error)")
-                    throw ExitCode(ExitCodes.validation)
-                }
-            } else {
-                logger.notice("I2C disabled: no --i2c config given")
-            }
-            let clock = ContinuousClock()
-            let time = LoopTime(clock: clock, startingAt: startAt.flatMap(parseISOTime) ?? Date().timeIntervalSince1970)
-            let period = Duration.milliseconds(tickMs ?? Int(site.tickSeconds * 1000))
-            let view = self.view
-            let siteID = site.id
-            let (profilesDir, watchdog, log) = (siteOptions.profilesDir, watchdogS, logger)
-            // A loop built for a new configuration starts from the live signals (files plus the feeds' latest data).
-            let host = LoopHost(loop: loop) { newSite, state in
-                try ControlLoop(site: newSite, profiles: try loadProfiles(for: newSite, registry: .standard(profilesDir: profilesDir)),
-                                buses: pool.buses(for: newSite), signals: try live.makeSource(site: newSite),
-                                options: ControlOptions(commWatchdogS: watchdog), restoring: state)
-            }
-            live.attach(host)
-            // Measured site import of every tick, when something needs it: the baselines of paid reductions that
-            // bring none (OpenADR events and --events alike, one rule with replay's: MeasuredBaseline), and OpenADR
-            // curtailment reports. Without either, the tick records nothing.
-            let ledger = venConfig == nil && awaitingBaseline.isEmpty ? nil : CurtailmentLedger(
-                options: venConfig?.reports ?? .init(),
-                journal: venConfig.map { _ in URL(fileURLWithPath: stateDir).appendingPathComponent("openadr-reports.json") })
-            if let ledger, !awaitingBaseline.isEmpty {
-                let startedAt = time.now
-                for e in awaitingBaseline { ledger.watchBaseline(fileEventID: e.id, start: e.start.timeIntervalSince1970, now: startedAt) }
-                live.setMeasuredFileEvents { [ledger] in
-                    var mapped = SiteSignals()
-                    appendEvents(awaitingBaseline, to: &mapped) { ledger.measuredBaselineKW(fileEventID: $0.id) }
-                    return mapped.drEvents
-                }
-            }
-            let api: RemoteServe.APIStack
-            do { api = try RemoteServe.services(options: apiOptions, store: prepared.store, host: host, now: { time.now }, logger: logger) } catch {
-                printError("error: \(error)")
-                throw ExitCode(ExitCodes.usage)
-            }
-            let recorder = api.recorder
-            // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves
-            // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its
-            // trigger, its duration and what it wrote. (Ticks are recorded below, with their poll time.)
-            recorder.tracePasses(of: host, logger: logger) { if !view { LiveView.logLine($0) } }
-            var services: [any Service] = [
-                FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
-                HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
-                    recorder.tick(report, duration: took, loop: host.current)
-                    if ledger?.record(at: report.at, siteKW: report.siteKW) == true { live.refreshOpenADR() }
-                    if view { LiveView.render(report, site: siteID) } else { LiveView.logLine(report) }
-                },
-                FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
-                FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
-            ] + api.services
-            if let venConfig, let ledger {
-                services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven), signals: live, ledger: ledger, host: host,
-                                               time: time, period: .milliseconds(Int(venConfig.pollS * 1000)), logger: logger))
-            }
-            if let pricesURL, let url = URL(string: pricesURL) {
-                services.append(PriceFeedService(url: url, pollS: pricesPollS, settlementPoint: settlementPoint, signals: live, logger: logger))
-            }
-            if let hashpriceURL, let url = URL(string: hashpriceURL) {
-                services.append(PriceFeedService(.hashprice, url: url, pollS: hashpricePollS, settlementPoint: nil, signals: live, logger: logger))
-            }
-            if let i2cHardware {
-                services.append(HeartbeatService(hardware: i2cHardware, loop: { host.current }, time: time,
-                                                 maxTickAgeS: 3 * Double(period.components.seconds == 0 ? 1 : period.components.seconds), logger: logger))
-            }
-            let group = ServiceGroup(configuration: .init(
-                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-            try await group.run()
         }
-
-    }
-}
-
-/// The compact terminal view of `make run` (rendered by `LiveFrame`, Sources/Control/LiveFrame.swift), and the one-line log form.
-enum LiveView {
-    static func render(_ r: TickReport, site: String) {
-        print("\u{1B}[H\u{1B}[2J" + LiveFrame.render(r, site: site), terminator: "")
-        fflushStdout()
-    }
-
-    static func price(_ r: TickReport) -> String { LiveFrame.price(r) }
-
-    static func logLine(_ r: TickReport) {
-        let siteKW = r.siteKW.map { mw($0) } ?? "   n/a"
-        let fast = r.fastPath.map { " FAST[\($0)] \(String(format: "%.0f", r.durationMS)) ms, \(r.writesSummary);" } ?? ""
-        print("\(isoTime(r.at))\(fast) site \(siteKW) cap \(mw(r.limitKW)) mining \(mw(r.miningKW)) inference \(mw(r.inferenceKW)) price \(price(r))\(r.hashpriceUsdPerPHDay.map { String(format: " hashprice $%.2f", $0) } ?? "") mode \(r.mode.rawValue) writes \(r.writes.count)"
-              + (r.events.isEmpty ? "" : " events: " + r.events.joined(separator: "; ")))
-        fflushStdout()
     }
 }

@@ -1,7 +1,6 @@
-// Feeds for `serve`: price series (ERCOT settlement-point CSV, generic CSV/JSON) and manual
+// Feeds for the daemon (`serve`): price series (ERCOT settlement-point CSV, generic CSV/JSON) and manual
 // DR events, loaded with the Signals module and merged into the site's signals.
 
-import ArgumentParser
 import Control
 import Foundation
 import Logging
@@ -80,24 +79,24 @@ struct OpenADRConfigFile: Decodable {
     static func load(path: String) throws -> Loaded {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ValidationError("\(path): error: cannot read the OpenADR config (\(error.localizedDescription))")
+            throw DaemonError(.validation, "\(path): error: cannot read the OpenADR config (\(error.localizedDescription))")
         }
         let c: OpenADRConfigFile
         do { c = try JSONDecoder().decode(OpenADRConfigFile.self, from: data) } catch {
-            throw ValidationError("\(path): error: not a valid OpenADR config: \(error)")
+            throw DaemonError(.validation, "\(path): error: not a valid OpenADR config: \(error)")
         }
         guard let vtn = URL(string: c.vtn_url), vtn.scheme != nil, let token = URL(string: c.token_url), token.scheme != nil else {
-            throw ValidationError("\(path): error: vtn_url and token_url must be absolute URLs")
+            throw DaemonError(.validation, "\(path): error: vtn_url and token_url must be absolute URLs")
         }
         guard let auth = OAuthClientAuth(rawValue: c.client_auth ?? "basic") else {
-            throw ValidationError("\(path): error: client_auth must be basic or body")
+            throw DaemonError(.validation, "\(path): error: client_auth must be basic or body")
         }
         let poll = c.poll_s ?? 30
-        guard poll >= 1 else { throw ValidationError("\(path): error: poll_s must be at least 1") }
+        guard poll >= 1 else { throw DaemonError(.validation, "\(path): error: poll_s must be at least 1") }
         let reports = CurtailmentLedger.Options(baselineWindowS: c.baseline_window_s ?? 900, reportEveryS: c.report_s ?? 300)
-        guard reports.reportEveryS == 0 || reports.reportEveryS >= 1 else { throw ValidationError("\(path): error: report_s must be 0 (final reports only) or at least 1") }
+        guard reports.reportEveryS == 0 || reports.reportEveryS >= 1 else { throw DaemonError(.validation, "\(path): error: report_s must be 0 (final reports only) or at least 1") }
         guard reports.baselineWindowS >= 1, reports.baselineWindowS <= 86_400 else {
-            throw ValidationError("\(path): error: baseline_window_s must be 1…86400")
+            throw DaemonError(.validation, "\(path): error: baseline_window_s must be 1…86400")
         }
         return Loaded(ven: VENConfig(vtnURL: vtn, tokenURL: token, clientID: c.client_id, clientSecret: c.client_secret, clientAuth: auth,
                                      venName: c.ven_name ?? "switchyard", programNames: c.programs.map(Set.init)),
