@@ -133,6 +133,12 @@ let package = Package(
         .testTarget(name: "SignalsTests", dependencies: ["Signals", "TestSupport"]),
         .testTarget(name: "I2CTests", dependencies: ["I2C"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "Site", "TestSupport"]),
+        // The daemon in-process against a simulated site over loopback, and the curtailment ledger.
+        .testTarget(name: "DaemonTests", dependencies: [
+            "Daemon", "Control", "Simulation", "Site", "Signals", "Store", "HardwareProfiles", "Modbus", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // Runs the built `switchyard` binary (make test builds it first).
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],

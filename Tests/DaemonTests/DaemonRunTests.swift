@@ -1,0 +1,219 @@
+import Control
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import HardwareProfiles
+import Logging
+import ServiceLifecycle
+import Simulation
+import Site
+import Store
+import Testing
+import TestSupport
+@testable import Daemon
+
+// The daemon started in-process against a simulated site served over loopback Modbus (any free ports),
+// on a manual clock: each tick is one `advance` of the clock, never a sleep.
+
+/// A small site: 6 MW import, three 1 MW ASIC containers under a 3.8 MW transformer, a 0.8 MW GPU container.
+/// `PORT(id)` is replaced by the simulator's port for that device.
+let daemonSiteYAML = """
+site: {id: daemon-test, import_limit_kw: 6000, safety_margin_kw: 200, tick_s: 1, stale_after_s: 3}
+tree:
+  id: site
+  cap_kw: 6000
+  meter: site-meter
+  children:
+    - {id: xfmr-1, cap_kw: 3800, meter: xfmr-1-meter}
+devices:
+  - {id: site-meter, class: meter, profile: janitza-umg604, address: {tcp: "127.0.0.1:PORT(site-meter)", unit: 1}}
+  - {id: xfmr-1-meter, class: meter, profile: eastron-sdm630, address: {tcp: "127.0.0.1:PORT(xfmr-1-meter)", unit: 1}}
+  - {id: asic-1, class: mining, profile: reference-asic-container, node: xfmr-1, address: {tcp: "127.0.0.1:PORT(asic-1)", unit: 1},
+     limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}, efficiency_j_per_th: 20}
+  - {id: asic-2, class: mining, profile: reference-asic-container, node: xfmr-1, address: {tcp: "127.0.0.1:PORT(asic-2)", unit: 1},
+     limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}, efficiency_j_per_th: 20}
+  - {id: asic-3, class: mining, profile: reference-asic-container, node: xfmr-1, address: {tcp: "127.0.0.1:PORT(asic-3)", unit: 1},
+     limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}, efficiency_j_per_th: 20}
+  - {id: gpu-1, class: inference, profile: reference-gpu-container, node: site, address: {tcp: "127.0.0.1:PORT(gpu-1)", unit: 1},
+     limits: {max_kw: 800, min_stable_kw: 100, ramp_kw_per_s: 400, min_on_s: 0, min_off_s: 0}, gpus: 800, kw_per_gpu: 1.0}
+  - {id: cooling, class: auxiliary, node: site, fraction_of_it: 0.05}
+economics:
+  hashprice_usd_per_ph_day: 50
+  strike: {price_usd_per_mwh: 150, hysteresis_usd_per_mwh: 20, min_off_s: 0}
+  inference_spot: {usd_per_mwh: 300}
+"""
+
+/// 2026-07-15T12:00:00Z
+let t0 = 1_784_116_800.0
+
+/// The simulated site on loopback (ports chosen by the system), and the site file pointing at it.
+struct SimulatedSite {
+    let sim: SiteSimulator
+    let wire: WireHost
+    let siteFile: String
+
+    init(in dir: URL) throws {
+        // Placeholder ports to build the simulator (it serves each device on a free port of its own).
+        let ids = ["site-meter", "xfmr-1-meter", "asic-1", "asic-2", "asic-3", "gpu-1"]
+        let site = try Site.parse(yaml: Self.yaml(ports: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, 20_001 + $0.offset) })),
+                                  file: "daemon-test.yaml")
+        let profiles = try loadProfiles(for: site, registry: ProfileRegistry(searchPaths: [packageRoot.appendingPathComponent("hardware-profiles")]))
+        var spec = try SimSiteSpec(site: site, profiles: profiles, servePortsFromSite: false, start: .fallback)
+        spec.startSeconds = t0
+        sim = try SiteSimulator(spec: spec, seed: 7)
+        wire = try WireHost(simulator: sim)
+        siteFile = dir.appendingPathComponent("site.yaml").path
+        try Self.yaml(ports: Dictionary(uniqueKeysWithValues: wire.endpoints.map { ($0.device, $0.port) }))
+            .write(toFile: siteFile, atomically: true, encoding: .utf8)
+    }
+
+    static func yaml(ports: [String: Int]) -> String {
+        var yaml = daemonSiteYAML
+        for (device, port) in ports { yaml = yaml.replacingOccurrences(of: "PORT(\(device))", with: "\(port)") }
+        return yaml
+    }
+
+    /// After a tick: the writes reach the physics, one second of physics, the measurements go out.
+    func step() async {
+        await wire.settle()
+        sim.step(.seconds(1))
+        wire.publish()
+    }
+
+    var miningSetpoints: [Double] { ["asic-1", "asic-2", "asic-3"].map { sim.setpointKW($0) } }
+}
+
+/// Events from the daemon's hooks, as streams the test waits on.
+final class DaemonWatch: Sendable {
+    let ticks: AsyncStream<TickReport>
+    let ticksIn: AsyncStream<TickReport>.Continuation
+    let ports: AsyncStream<Int>
+    let portsIn: AsyncStream<Int>.Continuation
+
+    init() {
+        (ticks, ticksIn) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        (ports, portsIn) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+    }
+
+    var hooks: DaemonHooks {
+        DaemonHooks(apiListening: { [portsIn] _, port in portsIn.yield(port) }, tick: { [ticksIn] r in ticksIn.yield(r) })
+    }
+}
+
+func getJSON(_ url: String, token: String) async throws -> (Int, [String: Any]) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = 10
+    request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+}
+
+@Suite("Daemon in-process", .serialized)
+struct DaemonRunTests {
+    func config(dir: URL, site: String) throws -> DaemonConfig {
+        let signals = dir.appendingPathComponent("signals.json").path
+        try #"{"energy_prices": [{"at": "2026-07-15T11:00:00Z", "usd_per_mwh": 40.0}]}"#.write(toFile: signals, atomically: true, encoding: .utf8)
+        var c = DaemonConfig()
+        c.stateDir = dir.appendingPathComponent("state").path
+        c.siteFile = site
+        c.profilesDir = packageRoot.appendingPathComponent("hardware-profiles").path
+        c.listen = "127.0.0.1:0"
+        c.signalsFile = signals
+        c.startAt = t0
+        c.watchdogS = 20
+        c.output = .silent
+        c.handlesSignals = false
+        return c
+    }
+
+    /// Starts, ticks on the manual clock, raises the containers from rest, answers the API with a viewer
+    /// token, and on a graceful shutdown leaves mining at 0 kW, the GPU container where it was, and its
+    /// state saved.
+    @Test func ticksWritesSetpointsAnswersTheAPIAndShutsDownSafe() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-daemon-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let site = try SimulatedSite(in: dir)
+        defer { site.wire.stop() }
+        let config = try config(dir: dir, site: site.siteFile)
+        let token: String
+        do {
+            let store = try Store.open(directory: config.stateDir)
+            token = try Tokens.create(in: store, name: "test", role: .viewer, createdBy: "test", creatorRole: "local", at: t0,
+                                      validForS: nil, action: "token create", status: 0).secret
+        }
+        #expect(site.miningSetpoints == [0, 0, 0], "the simulated site starts at rest")
+
+        let clock = ManualClock()
+        let watch = DaemonWatch()
+        var logger = Logger(label: "daemon-test")
+        logger.logLevel = .warning
+        let daemon = SiteDaemon(config: config, clock: clock, logger: logger, hooks: watch.hooks)
+        let group = ServiceGroup(services: [daemon], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var ticks = watch.ticks.makeAsyncIterator()
+            var ports = watch.ports.makeAsyncIterator()
+            let port = try #require(await ports.next())
+
+            // Tick by tick on loop time: t0, t0 + 1, … until every container runs.
+            var reports: [TickReport] = []
+            while reports.count < 40 {
+                let r = try #require(await ticks.next())
+                reports.append(r)
+                await site.step()
+                if site.miningSetpoints.allSatisfy({ $0 >= 200 }) && site.sim.setpointKW("gpu-1") > 0 { break }
+                clock.advance(by: .seconds(1))
+            }
+            #expect(reports.enumerated().allSatisfy { $0.element.at == t0 + Double($0.offset) }, "\(reports.map(\.at))")
+            #expect(site.miningSetpoints.allSatisfy { $0 >= 200 }, "mining runs at $40/MWh: \(site.miningSetpoints) after \(reports.count) ticks")
+            #expect(reports.count < 40)
+            let written = reports.flatMap(\.writes)
+            #expect(written.contains { $0.device == "asic-1" && $0.verified && $0.kw > 0 }, "\(written.map { "\($0.device) \($0.kw)" })")
+            #expect(reports.last?.siteKW != nil, "the site meter is read")
+
+            // The API, with the token issued into the same state directory.
+            let (status, body) = try await getJSON("http://127.0.0.1:\(port)/v1/status", token: token)
+            #expect(status == 200, "\(body)")
+            #expect(body["site"] as? String == "daemon-test", "\(body)")
+            let (unauthorised, _) = try await getJSON("http://127.0.0.1:\(port)/v1/status", token: "wrong")
+            #expect(unauthorised == 401)
+
+            let gpuBefore = site.sim.setpointKW("gpu-1")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            await site.wire.settle()
+            #expect(site.miningSetpoints == [0, 0, 0], "shutdown stops mining: \(site.miningSetpoints)")
+            #expect(site.sim.setpointKW("gpu-1") == gpuBefore, "inference is left to its comm watchdog")
+        }
+        // The loop state is saved on the way out (the state service stops before the loop's last pass, as in
+        // serve: it holds the setpoints of the last tick), and the configuration is stored as v1.
+        let saved = try #require(try StateFile(directory: config.stateDir).load())
+        #expect(Set(saved.commandedKW.keys) == ["asic-1", "asic-2", "asic-3", "gpu-1"], "\(saved.commandedKW)")
+        let store = try Store.open(directory: config.stateDir)
+        #expect(try store.latestConfig()?.version == 1)
+    }
+
+    /// Start-up failures come back as `DaemonError`s with the line `serve` prints, before anything runs.
+    @Test func startupErrorsNameTheFile() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-daemon-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = dir.appendingPathComponent("missing.yaml").path
+        var c = try config(dir: dir, site: missing)
+        let unreadable = await #expect(throws: DaemonError.self) { try await SiteDaemon(config: c, logger: Logger(label: "t")).run() }
+        #expect(unreadable?.kind == .validation && unreadable?.message.hasPrefix(missing + ": error: cannot read") == true, "\(String(describing: unreadable))")
+        c.siteFile = nil
+        let nothing = await #expect(throws: DaemonError.self) { try await SiteDaemon(config: c, logger: Logger(label: "t")).run() }
+        #expect(nothing?.kind == .usage && nothing?.message.contains("no --site given and no stored configuration") == true, "\(String(describing: nothing))")
+        let site = try SimulatedSite(in: dir)
+        site.wire.stop()
+        c.siteFile = site.siteFile
+        let openadr = dir.appendingPathComponent("openadr.json").path
+        c.openadr = openadr
+        try #"{"vtn_url": "nope", "token_url": "nope", "client_id": "a", "client_secret": "b"}"#.write(toFile: openadr, atomically: true, encoding: .utf8)
+        let badVTN = await #expect(throws: DaemonError.self) { try await SiteDaemon(config: c, logger: Logger(label: "t")).run() }
+        #expect(badVTN?.kind == .validation && badVTN?.message == "\(openadr): error: vtn_url and token_url must be absolute URLs", "\(String(describing: badVTN))")
+    }
+}
