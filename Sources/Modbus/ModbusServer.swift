@@ -102,6 +102,8 @@ public final class ModbusTCPServer: Sendable {
     private let writesYieldedCount = Atomic<Int>(0)
     /// Writes yielded to `writes` so far.
     public var writesYielded: Int { writesYieldedCount.load(ordering: .sequentiallyConsistent) }
+    /// Called on the serving thread with every write (see `setWriteObserver`).
+    private let writeObserver = Mutex<(@Sendable (ServerWrite) -> Void)?>(nil)
 
     /// - Parameters:
     ///   - port: 0 picks a free port; read `port` after `start()`.
@@ -138,6 +140,13 @@ public final class ModbusTCPServer: Sendable {
     /// Decides what happens to each request; nil answers everything normally.
     public func setHook(_ h: (@Sendable (ServedRequest) -> ServerAction)?) {
         hook.withLock { $0 = h }
+    }
+
+    /// Called with every write, on the serving thread, once it is in the tables and counted in `writesYielded`
+    /// and before `writes` yields it: for an owner that applies writes where they happen, without a task.
+    /// It must not block (the next request waits for it). nil: none.
+    public func setWriteObserver(_ f: (@Sendable (ServerWrite) -> Void)?) {
+        writeObserver.withLock { $0 = f }
     }
 
     // MARK: Register tables
@@ -360,8 +369,10 @@ public final class ModbusTCPServer: Sendable {
         if let table {
             let (address, count) = written
             let values = get(unit: unit, table, address: address, count: count)
+            let w = ServerWrite(unit: unit, table: table, address: address, values: values)
             writesYieldedCount.add(1, ordering: .sequentiallyConsistent)
-            writeContinuation.yield(ServerWrite(unit: unit, table: table, address: address, values: values))
+            writeObserver.withLock { $0 }?(w)
+            writeContinuation.yield(w)
         }
         return true
     }

@@ -13,18 +13,18 @@ public struct WireEndpoint: Sendable, Equatable {
 
 /// Serves a `SiteSimulator` over Modbus TCP. Call `publish()` after each
 /// physics step (the simulator's measurements go into the server's tables);
-/// writes by clients flow back into the physics as they arrive.
+/// writes by clients flow back into the physics as they arrive: each server applies them
+/// on its own serving thread (`ModbusTCPServer.setWriteObserver`), so the host starts no task.
 public final class WireHost: Sendable {
     public let simulator: SiteSimulator
     public let endpoints: [WireEndpoint]
     let servers: [ModbusTCPServer]
     /// For each server: unit id → device index.
     let unitsByServer: [[Int: Int]]
-    let writeTasks: Mutex<[Task<Void, Never>]>
     /// Every client write once the physics has applied it (device id, table, address, values).
     public let appliedWrites: AsyncStream<ServerWrite>
     private let appliedContinuation: AsyncStream<ServerWrite>.Continuation
-    let progress = ApplyProgress()
+    let progress: ApplyProgress
 
     /// - Parameters:
     ///   - basePort: with `gateway: false`, device k listens on basePort + k (0 = any free port);
@@ -42,6 +42,8 @@ public final class WireHost: Sendable {
         } else {
             groups = served.map { [$0] }
         }
+        let progress = ApplyProgress()
+        let (appliedStream, applied) = AsyncStream.makeStream(of: ServerWrite.self, bufferingPolicy: .bufferingNewest(10_000))
         var servers: [ModbusTCPServer] = []
         var unitsByServer: [[Int: Int]] = []
         var endpoints: [WireEndpoint] = []
@@ -58,12 +60,26 @@ public final class WireHost: Sendable {
             // With one port per device, a device's own configured port wins when basePort is 0.
             let port = basePort != 0 ? basePort + g : gateway ? 0 : (devices[members[0]].address.port ?? 0)
             let server = ModbusTCPServer(host: host, port: port, units: units)
+            // Before start: a client that knows the port may write at once.
+            let unitMap = map
+            server.setWriteObserver { w in
+                guard let i = unitMap[w.unit] else { return }
+                try? simulator.write(device: i, w.table, address: w.address, values: w.values)
+                applied.yield(w)
+                let ready = progress.state.withLock { p -> [CheckedContinuation<Void, Never>] in
+                    p.applied += 1
+                    let n = p.applied
+                    let done = p.waiters.filter { $0.target <= n }.map(\.continuation)
+                    p.waiters.removeAll { $0.target <= n }
+                    return done
+                }
+                for c in ready { c.resume() }
+            }
             let bound = try server.start()
             for (unit, i) in map.sorted(by: { $0.key < $1.key }) {
                 endpoints.append(WireEndpoint(device: devices[i].id, host: host, port: bound, unit: unit))
             }
             let sim = simulator
-            let unitMap = map
             server.setHook { request in
                 guard let i = unitMap[request.unit] else { return .reply }
                 switch sim.fault(of: i) {
@@ -85,32 +101,9 @@ public final class WireHost: Sendable {
         self.servers = servers
         self.unitsByServer = unitsByServer
         self.endpoints = endpoints.sorted { (simulator.index(of: $0.device) ?? 0) < (simulator.index(of: $1.device) ?? 0) }
-        self.writeTasks = Mutex([])
-        (appliedWrites, appliedContinuation) = AsyncStream.makeStream(of: ServerWrite.self, bufferingPolicy: .bufferingNewest(10_000))
+        self.progress = progress
+        (appliedWrites, appliedContinuation) = (appliedStream, applied)
         publish(includingWritable: true)
-        let applied = appliedContinuation
-        let progress = self.progress
-        var tasks: [Task<Void, Never>] = []
-        for (s, server) in servers.enumerated() {
-            let map = unitsByServer[s]
-            let sim = simulator
-            tasks.append(Task.detached {
-                for await w in server.writes {
-                    guard let i = map[w.unit] else { continue }
-                    try? sim.write(device: i, w.table, address: w.address, values: w.values)
-                    applied.yield(w)
-                    let ready = progress.state.withLock { p -> [CheckedContinuation<Void, Never>] in
-                        p.applied += 1
-                        let n = p.applied
-                        let done = p.waiters.filter { $0.target <= n }.map(\.continuation)
-                        p.waiters.removeAll { $0.target <= n }
-                        return done
-                    }
-                    for c in ready { c.resume() }
-                }
-            })
-        }
-        writeTasks.withLock { $0 = tasks }
     }
 
     /// Copies the simulator's current measurements into the servers' tables.
@@ -146,8 +139,10 @@ public final class WireHost: Sendable {
 
     /// Stops serving.
     public func stop() {
-        for s in servers { s.stop() }
-        writeTasks.withLock { tasks in for t in tasks { t.cancel() }; tasks = [] }
+        for s in servers {
+            s.stop()
+            s.setWriteObserver(nil)
+        }
         appliedContinuation.finish()
     }
 

@@ -51,6 +51,19 @@ struct ConnectionOptions: ParsableArguments {
     func makeClient() -> ModbusClient {
         ModbusClient(endpoint: endpoint, options: ModbusClientOptions(responseTimeout: .milliseconds(timeoutMs)))
     }
+
+    /// Runs `body` with a new client and closes the client when `body` is done, whether it returned or threw.
+    func withClient<T>(_ body: (ModbusClient) async throws -> T) async throws -> T {
+        let client = makeClient()
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
 }
 
 /// Parses a register address: decimal or 0x hex.

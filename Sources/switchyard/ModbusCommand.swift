@@ -85,9 +85,9 @@ extension Switchyard.ModbusCommand {
             }
         }
 
-        func run() async throws {
-            let client = connection.makeClient()
-            defer { Task { await client.close() } }
+        func run() async throws { try await connection.withClient { try await run(with: $0) } }
+
+        func run(with client: ModbusClient) async throws {
             let type = register.parsedType
             let n = type.registerCount
             let words: [UInt16]
@@ -142,9 +142,9 @@ extension Switchyard.ModbusCommand {
             }
         }
 
-        func run() async throws {
-            let client = connection.makeClient()
-            defer { Task { await client.close() } }
+        func run() async throws { try await connection.withClient { try await run(with: $0) } }
+
+        func run(with client: ModbusClient) async throws {
             let nums = values.compactMap(parseValue)
             do {
                 if register.parsedTable == .coil {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Modbus
+import ServiceLifecycle
 import Simulation
 
 extension Switchyard {
@@ -87,36 +89,18 @@ extension Switchyard {
                 print("wrote \(writeSite)")
             }
             fflushStdout()
-            let period = Duration.milliseconds(Int(1000 / speed))
-            let signalsToAnnounce = scenarioSignals
-            let quiet = self.quiet
-            let duration = self.duration
-            try await runUntilSignalled {
-                let clock = ContinuousClock()
-                var next = clock.now
-                var reported = 0
-                var signalIndex = 0
-                while !Task.isCancelled {
-                    sim.step(.seconds(1))
-                    host.publish()
-                    let s = sim.summary()
-                    while signalIndex < signalsToAnnounce.count, Self.at(signalsToAnnounce[signalIndex]) <= s.timeSeconds {
-                        print("t=\(Int(s.timeSeconds)) s scenario: \(signalsToAnnounce[signalIndex])")
-                        signalIndex += 1
-                    }
-                    if s.trips.count > reported {
-                        for t in s.trips[reported...] { print("TRIP \(t)") }
-                        reported = s.trips.count
-                    }
-                    if !quiet {
-                        print("t=\(String(format: "%6.0f", s.timeSeconds)) s  site \(mw(s.siteKW))  mining \(mw(s.miningKW))  inference \(mw(s.inferenceKW))  aux \(mw(s.auxiliaryKW))"
-                              + (s.trips.isEmpty ? "" : "  TRIPPED: " + s.trips.map(\.node).joined(separator: ",")))
-                    }
-                    fflushStdout()
-                    if let duration, s.timeSeconds >= duration { break }
-                    next = next.advanced(by: period)
-                    try await clock.sleep(until: next)
-                }
+            // One service in a ServiceGroup, like serve: SIGINT or SIGTERM shuts it down gracefully, --duration ends it.
+            let service = SimulationService(sim: sim, host: host, period: .milliseconds(Int(1000 / speed)), signals: scenarioSignals,
+                                            quiet: quiet, duration: duration)
+            var logger = Logger(label: "switchyard")
+            logger.logLevel = .notice
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+            do { try await group.run() } catch {
+                host.stop()
+                throw error
             }
             host.stop()
             print("switchyard sim: stopped; \(sim.trips.count) breaker trip(s)")
@@ -145,6 +129,48 @@ extension Switchyard {
                 }
             }
             try lines.joined(separator: "\n").write(toFile: to, atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+/// The simulation on the wall clock: one second of physics per period, the measurements published to the
+/// servers, scenario signals and breaker trips announced, and a one-line summary (unless quiet).
+struct SimulationService: Service {
+    let sim: SiteSimulator
+    let host: WireHost
+    let period: Duration
+    let signals: [ScenarioSignal]
+    let quiet: Bool
+    /// Simulated seconds after which it stops (nil: until shut down).
+    let duration: Double?
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            let clock = ContinuousClock()
+            var next = clock.now
+            var reported = 0
+            var signalIndex = 0
+            while !Task.isCancelled {
+                sim.step(.seconds(1))
+                host.publish()
+                let s = sim.summary()
+                while signalIndex < signals.count, Switchyard.Sim.at(signals[signalIndex]) <= s.timeSeconds {
+                    print("t=\(Int(s.timeSeconds)) s scenario: \(signals[signalIndex])")
+                    signalIndex += 1
+                }
+                if s.trips.count > reported {
+                    for t in s.trips[reported...] { print("TRIP \(t)") }
+                    reported = s.trips.count
+                }
+                if !quiet {
+                    print("t=\(String(format: "%6.0f", s.timeSeconds)) s  site \(mw(s.siteKW))  mining \(mw(s.miningKW))  inference \(mw(s.inferenceKW))  aux \(mw(s.auxiliaryKW))"
+                          + (s.trips.isEmpty ? "" : "  TRIPPED: " + s.trips.map(\.node).joined(separator: ",")))
+                }
+                fflushStdout()
+                if let duration, s.timeSeconds >= duration { break }
+                next = next.advanced(by: period)
+                do { try await clock.sleep(until: next) } catch { break }
+            }
         }
     }
 }

@@ -43,19 +43,4 @@ func isoTime(_ t: Double) -> String {
     return f.string(from: Date(timeIntervalSince1970: t))
 }
 
-/// Runs `body` until SIGINT or SIGTERM, then cancels it.
-func runUntilSignalled(_ body: @escaping @Sendable () async throws -> Void) async throws {
-    signal(SIGINT, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    let task = Task { try await body() }
-    let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-        let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        s.setEventHandler { task.cancel() }
-        s.resume()
-        return s
-    }
-    defer { sources.forEach { $0.cancel() } }
-    do { try await task.value } catch is CancellationError {}
-}
-
 func mw(_ kw: Double) -> String { String(format: "%6.2f MW", kw / 1000) }
