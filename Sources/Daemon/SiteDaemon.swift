@@ -100,7 +100,8 @@ public struct DaemonHooks: Sendable {
 
 /// The controller: poll, dispatch, govern and write setpoints every tick until a graceful shutdown (SIGTERM,
 /// or the enclosing `ServiceGroup`'s), which leaves the devices safe (mining at 0, inference to its comm
-/// watchdog's fallback) and saves the loop state. A `Service`: run it alone or inside a group.
+/// watchdog's fallback) and saves the loop state. A `Service`: run it alone or inside a group. Cancelling the task
+/// that runs it also ends it, but without that last safe pass (its writes are cancelled too): stop it gracefully.
 public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
     public let config: DaemonConfig
     /// The loop's clock (ticks, polls, state saves, OpenADR polls). Production: `ContinuousClock`.

@@ -195,6 +195,35 @@ struct DaemonRunTests {
         #expect(try store.latestConfig()?.version == 1)
     }
 
+    /// Cancelling the task that runs the daemon ends it (no graceful shutdown asked for): run returns and the
+    /// API's port is closed. Cancellation is not the safe stop: the last pass's writes are cancelled with
+    /// everything else (measured on this rig: mining stays where the last tick left it), so callers shut the
+    /// daemon down gracefully, as the test above does.
+    @Test(.timeLimit(.minutes(1))) func cancellingTheTaskEndsTheDaemon() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-daemon-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let site = try SimulatedSite(in: dir)
+        defer { site.wire.stop() }
+        let clock = ManualClock()
+        let watch = DaemonWatch()
+        var logger = Logger(label: "daemon-test")
+        logger.logLevel = .critical
+        let daemon = SiteDaemon(config: try config(dir: dir, site: site.siteFile), clock: clock, logger: logger, hooks: watch.hooks)
+        let run = Task { try await daemon.run() }
+        var ticks = watch.ticks.makeAsyncIterator()
+        var ports = watch.ports.makeAsyncIterator()
+        let port = try #require(await ports.next())
+        for _ in 0..<5 {
+            _ = try #require(await ticks.next())
+            await site.step()
+            clock.advance(by: .seconds(1))
+        }
+        run.cancel()
+        _ = await run.result
+        await #expect(throws: (any Error).self) { _ = try await getJSON("http://127.0.0.1:\(port)/healthz", token: "x") }
+    }
+
     /// Start-up failures come back as `DaemonError`s with the line `serve` prints, before anything runs.
     @Test func startupErrorsNameTheFile() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-daemon-\(UUID().uuidString)")
