@@ -212,7 +212,10 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its
         // trigger, its duration and what it wrote. (Ticks are recorded below, with their poll time.)
         recorder.tracePasses(of: host, logger: logger) { if output == .logLines { LiveView.logLine($0) } }
+        // A ServiceGroup shuts its services down in reverse order: the state service is listed first so that it
+        // stops last, after the loop's last (safe) pass, and saves the setpoints that pass wrote.
         var services: [any Service] = [
+            FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
             HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
                 recorder.tick(report, duration: took, loop: host.current)
@@ -225,7 +228,6 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
                 hooks.tick(report)
             },
             FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
-            FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
         ] + api.services
         if let venConfig, let ledger {
             services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven), signals: live, ledger: ledger, host: host,

@@ -187,10 +187,11 @@ struct DaemonRunTests {
             #expect(site.miningSetpoints == [0, 0, 0], "shutdown stops mining: \(site.miningSetpoints)")
             #expect(site.sim.setpointKW("gpu-1") == gpuBefore, "inference is left to its comm watchdog")
         }
-        // The loop state is saved on the way out (the state service stops before the loop's last pass, as in
-        // serve: it holds the setpoints of the last tick), and the configuration is stored as v1.
+        // The loop state is saved on the way out, after the loop's last pass: it holds the setpoints that pass
+        // wrote (mining stopped), not the last tick's; and the configuration is stored as v1.
         let saved = try #require(try StateFile(directory: config.stateDir).load())
         #expect(Set(saved.commandedKW.keys) == ["asic-1", "asic-2", "asic-3", "gpu-1"], "\(saved.commandedKW)")
+        #expect(["asic-1", "asic-2", "asic-3"].map { saved.commandedKW[$0] } == [0, 0, 0], "saved after the safe pass: \(saved.commandedKW)")
         let store = try Store.open(directory: config.stateDir)
         #expect(try store.latestConfig()?.version == 1)
     }
