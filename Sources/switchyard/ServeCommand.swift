@@ -52,6 +52,9 @@ extension Switchyard {
         @Option(name: .long, help: ArgumentHelp("Manual demand-response events (YAML or JSON).", valueName: "FILE"))
         var events: String?
 
+        @Option(name: .long, help: ArgumentHelp("Contract calendar (YAML or JSON, docs/signals.md): weekly windows in a time zone, DST aware.", valueName: "FILE"))
+        var contracts: String?
+
         @Option(name: .long, help: ArgumentHelp("OpenADR 3 VEN config (JSON): vtn_url, token_url, client_id, client_secret, client_auth, programs, poll_s.", valueName: "FILE"))
         var openadr: String?
 
@@ -104,7 +107,8 @@ extension Switchyard {
                 }
             }
             let awaitingBaseline: [Signals.DREvent]
-            do { awaitingBaseline = try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events, hashprice: hashprice) } catch {
+            do { awaitingBaseline = try mergeFeeds(into: &siteSignals, prices: prices, settlementPoint: settlementPoint, events: events, hashprice: hashprice,
+                                                    contracts: contracts, site: site) } catch {
                 printError("\(error)")
                 throw ExitCode(ExitCodes.validation)
             }
