@@ -46,7 +46,7 @@ let package = Package(
         // Site model: capacity tree, devices, contracts, economics.
         .target(
             name: "Site",
-            dependencies: ["Broker", .product(name: "Yams", package: "Yams")]
+            dependencies: ["Broker", "Signals", .product(name: "Yams", package: "Yams")]
         ),
         // Simulated site: device physics on virtual time, in memory or over the wire; faults.
         .target(
@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "Control",
             dependencies: [
-                "Safety", "Broker", "Site", "Modbus", "HardwareProfiles", "I2C",
+                "Safety", "Broker", "Site", "Signals", "Modbus", "HardwareProfiles", "I2C",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -118,9 +118,9 @@ let package = Package(
 
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site", "TestSupport"]),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site", "Signals", "TestSupport"]),
         .testTarget(name: "ControlTests", dependencies: [
-            "Control", "Safety", "Simulation", "HardwareProfiles", "Modbus", "Site", "I2C", "TestSupport",
+            "Control", "Safety", "Simulation", "HardwareProfiles", "Modbus", "Site", "Signals", "I2C", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),

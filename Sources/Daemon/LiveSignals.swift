@@ -7,6 +7,7 @@
 
 import Control
 import Foundation
+import Signals
 import Site
 import Synchronization
 
@@ -16,10 +17,10 @@ final class LiveSignals: Sendable {
         var base: SiteSignals
         /// The VTN's events, mapped on demand (replaced on every successful poll; a paid reduction's
         /// measured baseline may arrive later, see `refreshOpenADR`).
-        var openADREvents: (@Sendable () -> [SiteDREvent])?
+        var openADREvents: (@Sendable () -> [DREvent])?
         /// The `--events` paid reductions without a baseline of their own, mapped on demand: each is in the
         /// signals once its measured baseline is known (see `refreshOpenADR`).
-        var measuredFileEvents: (@Sendable () -> [SiteDREvent])?
+        var measuredFileEvents: (@Sendable () -> [DREvent])?
         /// Each HTTP feed's points (loop seconds, value), sorted, and where its latest payload ends.
         var feeds: [SeriesFeedKind: (points: [(at: Double, value: Double)], end: Double)] = [:]
         var host: LoopHost?
@@ -42,13 +43,13 @@ final class LiveSignals: Sendable {
     }
 
     /// Replaces the VTN's events (a pass in flight yields to them).
-    func setOpenADREvents(_ events: @escaping @Sendable () -> [SiteDREvent]) {
+    func setOpenADREvents(_ events: @escaping @Sendable () -> [DREvent]) {
         state.withLock { $0.openADREvents = events }
         push(eventsChanged: true)
     }
 
     /// Sets the `--events` paid reductions that wait for a measured baseline.
-    func setMeasuredFileEvents(_ events: @escaping @Sendable () -> [SiteDREvent]) {
+    func setMeasuredFileEvents(_ events: @escaping @Sendable () -> [DREvent]) {
         state.withLock { $0.measuredFileEvents = events }
         push(eventsChanged: true)
     }
@@ -95,6 +96,3 @@ final class LiveSignals: Sendable {
         return out
     }
 }
-
-/// The site model's DR event (this file does not import Signals, whose `DREvent` has the same name).
-typealias SiteDREvent = DREvent

@@ -8,12 +8,12 @@ import ServiceLifecycle
 import Signals
 import Site
 
-/// Adds the price series and events of `--prices` / `--events` to `signals`.
+/// Adds the price series, events and contracts of `--prices` / `--events` / `--contracts` to `signals`.
 /// Errors are one line with file and line (from the Signals loaders). Returns the paid reductions of
 /// `--events` that bring no baseline: they wait for a measured one (`CurtailmentLedger.watchBaseline`).
 @discardableResult
 func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoint: String?, events: String?,
-                hashprice: String? = nil) throws -> [Signals.DREvent] {
+                hashprice: String? = nil, contracts: String? = nil, site: Site? = nil) throws -> [Signals.DREvent] {
     if let hashprice {
         let series = try SeriesLoader.load(path: hashprice, options: SeriesOptions(quantity: .hashprice))
         signals.hashpriceSeries += series.points.map { .init(at: $0.start.timeIntervalSince1970, usdPerPHDay: $0.value) }
@@ -24,29 +24,41 @@ func mergeFeeds(into signals: inout SiteSignals, prices: String?, settlementPoin
         signals.energyPrices += series.points.map { .init(at: $0.start.timeIntervalSince1970, usdPerMWh: $0.value) }
         signals.energyPrices.sort { $0.at < $1.at }
     }
+    if let contracts {
+        // A contract calendar, as replay's --contracts: weekly windows in its time zone (DST aware), valued at spot.
+        let calendar = try ContractCalendar.load(path: contracts)
+        for c in calendar.contracts {
+            for id in c.deviceIDs where site.map({ $0.device(id)?.deviceClass != .inference }) ?? false {
+                throw DaemonError(.validation, "\(contracts): error: contract '\(c.id)' names device '\(id)', which is not an inference device in the site file")
+            }
+            var c = c
+            c.timeZone = c.timeZone ?? calendar.timeZone
+            signals.contracts.append(c)
+        }
+    }
     guard let events else { return [] }
     let loaded = try ManualEvents.load(path: events)
     let waiting = Set(appendEvents(loaded, to: &signals))
     return loaded.filter { waiting.contains($0.id) }
 }
 
-/// Maps the Signals module's events (manual or OpenADR) to the site's caps and paid reductions.
-/// A paid reduction is measured against its own baseline, else `baseline(event)` (serve's OpenADR events:
-/// the curtailment ledger's figure, the one its report sends); with neither it is left out until one is
-/// known, never valued against 0 kW. Returns the ids left out.
+/// Puts the events (manual or OpenADR) that are broker inputs into the signals: import caps, and paid reductions
+/// with a baseline: their own, else `baseline(event)` (serve's OpenADR events: the curtailment ledger's figure, the
+/// one its report sends). With neither, a paid reduction is left out until one is known, never valued against 0 kW.
+/// Returns the ids left out. (`SiteDispatch.resolve` maps the events to the broker's caps and paid reduction.)
 @discardableResult
 func appendEvents(_ events: [Signals.DREvent], to signals: inout SiteSignals,
                   baseline: (Signals.DREvent) -> Double? = { _ in nil }) -> [String] {
     var waiting: [String] = []
     for e in events {
-        let start = e.start.timeIntervalSince1970
-        let end = e.end?.timeIntervalSince1970 ?? .infinity
         switch e.action {
-        case .importCap(let kw):
-            signals.drEvents.append(.init(id: e.id, start: start, end: end, kind: .importCap(kw: kw)))
+        case .importCap:
+            signals.drEvents.append(e)
         case .paidReduction(let usd, let own):
             guard let b = baseline(e) ?? own else { waiting.append(e.id); continue }
-            signals.drEvents.append(.init(id: e.id, start: start, end: end, kind: .paidReduction(baselineKw: b, usdPerMWh: usd)))
+            var valued = e
+            valued.action = .paidReduction(usdPerMWh: usd, baselineKW: b)
+            signals.drEvents.append(valued)
         default:
             continue  // price and level events are not caps; the price feed carries prices
         }

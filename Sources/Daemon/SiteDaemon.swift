@@ -35,6 +35,8 @@ public struct DaemonConfig: Sendable {
     public var settlementPoint: String?
     public var hashprice: String?
     public var events: String?
+    /// Contract calendar (weekly windows in a time zone, DST aware), as replay's `--contracts`.
+    public var contracts: String?
     /// Polled HTTP(S) series, and their poll periods in seconds.
     public var pricesURL: URL?
     public var pricesPollS = 60.0
@@ -130,7 +132,8 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         let awaitingBaseline: [Signals.DREvent]
         do {
             awaitingBaseline = try mergeFeeds(into: &siteSignals, prices: config.prices, settlementPoint: config.settlementPoint,
-                                              events: config.events, hashprice: config.hashprice)
+                                              events: config.events, hashprice: config.hashprice,
+                                              contracts: config.contracts, site: site)
         } catch {
             throw DaemonError(.validation, "\(error)")
         }

@@ -3,6 +3,7 @@
 
 import Foundation
 import HardwareProfiles
+import Signals
 import Site
 
 /// One error line, in the compilers' format: `file:line: error: what is wrong`.
@@ -42,7 +43,7 @@ public struct ReplayConfig: Sendable {
     public var prices: [TraceInterval]
     /// Hashprice ($/PH/day) over time; nil = the site file's economics.
     public var hashprice: [TraceInterval]?
-    /// DR events, peak windows and extra contracts (with absolute windows).
+    /// DR events, peak windows and extra contracts (each in its time zone), in the Signals vocabulary.
     public var drEvents: [DREvent]
     public var peakWindows: [PeakWindow]
     public var contracts: [Contract]

@@ -71,9 +71,9 @@ public enum ReplayInputs {
             config.sources.append(path)
         }
         if let path = files.contracts {
-            let calendar: FeedContractCalendar
+            let calendar: ContractCalendar
             do { calendar = try ContractCalendar.load(path: path, defaultTimeZone: zone) } catch { throw ReplayError(error.description) }
-            config.contracts += try contracts(calendar, file: path, site: site, from: config.from, to: config.to)
+            config.contracts += try contracts(calendar, file: path, site: site)
             config.sources.append(path)
         }
         return config
@@ -102,28 +102,25 @@ public enum ReplayInputs {
             config.contracts += sig.contracts
             return
         }
-        let events: [FeedDREvent]
+        let events: [DREvent]
         do { events = try ManualEvents.parse(text, name: path) } catch { throw ReplayError(error.description) }
         for e in events {
-            let start = e.start.timeIntervalSince1970
-            let end = e.end?.timeIntervalSince1970 ?? config.to
             switch e.action {
-            case .importCap(let kw):
-                config.drEvents.append(SiteDREvent(id: e.id, start: start, end: end, kind: .importCap(kw: kw)))
-            case .paidReduction(let usd, let baseline?):
-                config.drEvents.append(SiteDREvent(id: e.id, start: start, end: end, kind: .paidReduction(baselineKw: baseline, usdPerMWh: usd)))
+            case .importCap, .paidReduction(_, _?):
+                config.drEvents.append(e)
             case .paidReduction(let usd, nil):
                 // Valued as serve values it: against the mean measured import before the event.
-                config.measuredPaidReductions.append(MeasuredPaidReduction(id: e.id, start: start, end: end, usdPerMWh: usd))
+                config.measuredPaidReductions.append(MeasuredPaidReduction(id: e.id, start: e.start.timeIntervalSince1970,
+                                                                           end: e.end?.timeIntervalSince1970 ?? config.to, usdPerMWh: usd))
             case .price, .level:
                 throw ReplayError("\(path): error: event '\(e.id)': only import caps and paid reductions can be replayed")
             }
         }
     }
 
-    /// The calendar's windows in `[from, to)` as site contracts. A calendar has no rate: delivered
-    /// committed kW earn the devices' spot value (the rate is set to it), short kW pay the penalty.
-    static func contracts(_ calendar: FeedContractCalendar, file: String, site: Site, from: Double, to: Double) throws(ReplayError) -> [SiteContract] {
+    /// The calendar's contracts, each in its time zone (the calendar's). A calendar has no rate: delivered
+    /// committed kW earn the devices' spot value (`SiteDispatch.resolve`), short kW pay the penalty.
+    static func contracts(_ calendar: ContractCalendar, file: String, site: Site) throws(ReplayError) -> [Contract] {
         for c in calendar.contracts {
             for id in c.deviceIDs {
                 guard let d = site.device(id), d.deviceClass == .inference else {
@@ -131,23 +128,12 @@ public enum ReplayInputs {
                 }
             }
         }
-        let windows = calendar.windows(from: Date(timeIntervalSince1970: from), to: Date(timeIntervalSince1970: to))
-        return windows.map { w in
-            let spots = w.deviceIDs.compactMap { site.device($0) }.map { spotValue($0, site.economics) }
-            let rate = spots.isEmpty ? 0 : spots.reduce(0, +) / Double(spots.count)
-            return SiteContract(id: w.contractID, devices: w.deviceIDs, committedKw: w.committedKW, rateUsdPerMWh: rate,
-                                penaltyUsdPerMWh: w.penaltyUSDPerMWhShort,
-                                window: .absolute(start: w.start.timeIntervalSince1970, end: w.end.timeIntervalSince1970))
+        return calendar.contracts.map { c in
+            var c = c
+            c.timeZone = c.timeZone ?? calendar.timeZone
+            return c
         }
     }
 
     static func siteError(_ e: SiteFileError) -> String { "\(e.file):\(e.line):\(e.column): error: \(e.message)" }
-}
-
-/// The spot value of an inference device in $/MWh, as the broker computes it from the site's economics.
-func spotValue(_ d: SiteDevice, _ e: Economics) -> Double {
-    if let v = d.valueUsdPerMWh { return v }
-    if let v = e.inferenceSpotUsdPerMWh { return v }
-    if let g = e.inferenceSpotUsdPerGpuHour, let k = d.kwPerGpu, k > 0 { return g / k * 1000 }
-    return 0
 }

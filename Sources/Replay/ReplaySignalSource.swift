@@ -6,6 +6,10 @@
 
 import Broker
 import Control
+import Foundation
+import struct Signals.ContractCalendar
+import struct Signals.ContractWindow
+import struct Signals.DREvent
 import enum Signals.MeasuredBaseline
 import Site
 import Synchronization
@@ -18,8 +22,9 @@ final class ReplaySignalSource: SignalSource {
     let hashprice: [TraceInterval]?
     let drEvents: [DREvent]
     let peakWindows: [PeakWindow]
-    /// Extra contracts (absolute windows), sorted by start.
-    let contracts: [Contract]
+    /// Every contract window of the replay (the site's, then the extra contracts'), sorted by start, with its
+    /// rank: a site contract's index in the site file, or (for every extra contract) the site's contract count.
+    let contracts: [(window: ContractWindow, rank: Int)]
     let contractStarts: [Double]
     let maxContractLength: Double
     let horizonS: Double
@@ -44,18 +49,17 @@ final class ReplaySignalSource: SignalSource {
         hashprice = config.hashprice
         drEvents = config.drEvents
         peakWindows = config.peakWindows
-        var cs = config.contracts
-        func start(_ c: Contract) -> Double {
-            if case .absolute(let s, _) = c.window { return s }
-            return -.infinity
+        // Expanded once (a day beyond each end), in each contract's own time zone.
+        let from = Date(timeIntervalSince1970: config.from - 86_400), to = Date(timeIntervalSince1970: config.to + 86_400)
+        var cs: [(window: ContractWindow, rank: Int)] = []
+        for (i, ws) in ContractCalendar(contracts: site.contracts).windowsByContract(from: from, to: to).enumerated() {
+            cs += ws.map { (window: $0, rank: i) }
         }
-        cs.sort { (start($0), $0.id) < (start($1), $1.id) }
+        cs += ContractCalendar(contracts: config.contracts).windows(from: from, to: to).map { (window: $0, rank: site.contracts.count) }
+        cs.sort { ($0.window.start, $0.rank, $0.window.contractID) < ($1.window.start, $1.rank, $1.window.contractID) }
         contracts = cs
-        contractStarts = cs.map(start)
-        maxContractLength = cs.reduce(0) { m, c in
-            if case .absolute(let s, let e) = c.window { return max(m, e - s) }
-            return .infinity
-        }
+        contractStarts = cs.map { $0.window.start.timeIntervalSince1970 }
+        maxContractLength = cs.reduce(0) { max($0, $1.window.end.timeIntervalSince1970 - $1.window.start.timeIntervalSince1970) }
         horizonS = config.forecastHorizonS
         measured = config.measuredPaidReductions
         baselineWindowS = config.baselineWindowS
@@ -86,13 +90,14 @@ final class ReplaySignalSource: SignalSource {
     var measuredBaselines: [String: MeasuredBaseline.Settled] { settled.withLock { $0 } }
 
     /// Events in force at `t`: the configured ones and the measured paid reductions whose baseline is known.
-    func eventsInForce(at t: Double) -> [SiteDREvent] {
-        var out: [SiteDREvent] = drEvents.filter { t >= $0.start && t < $0.end }
+    func eventsInForce(at t: Double) -> [DREvent] {
+        var out: [DREvent] = drEvents.filter { SiteDispatch.isActive($0, at: t) }
         if !measured.isEmpty {
             let b = settled.withLock { $0 }
             for e in measured where t >= e.start && t < e.end {
                 guard let kw = b[e.id]?.kw else { continue }
-                out.append(SiteDREvent(id: e.id, start: e.start, end: e.end, kind: .paidReduction(baselineKw: kw, usdPerMWh: e.usdPerMWh)))
+                out.append(DREvent(id: e.id, origin: .manual, action: .paidReduction(usdPerMWh: e.usdPerMWh, baselineKW: kw),
+                                   start: Date(timeIntervalSince1970: e.start), end: Date(timeIntervalSince1970: e.end), reason: "DR event \(e.id)"))
             }
         }
         return out
@@ -126,9 +131,8 @@ final class ReplaySignalSource: SignalSource {
             }
             sig.drEvents = eventsInForce(at: t)
             sig.peakWindows = peakWindows.filter { t >= $0.start && t < $0.end }
-            sig.contracts = activeContracts(at: t)
             let resolved: DispatchSignals
-            do { resolved = try SiteDispatch.resolve(site: site, plant: plant, signals: sig, at: t) } catch {
+            do { resolved = try SiteDispatch.resolve(site: site, plant: plant, signals: sig, at: t, contracts: activeContracts(at: t)) } catch {
                 // Unreachable: the config is validated to have a price at every replayed instant.
                 resolved = DispatchSignals(energyPriceUsdPerMWh: prices.first?.usdPerMWh ?? 0)
             }
@@ -138,19 +142,20 @@ final class ReplaySignalSource: SignalSource {
         }
     }
 
-    func activeContracts(at t: Double) -> [Contract] {
+    /// The contract windows in force at `t`: the site's in file order, then the extra ones by start.
+    func activeContracts(at t: Double) -> [ContractWindow] {
         guard !contracts.isEmpty else { return [] }
-        // Contracts starting after t cannot be active; those starting before t − longest cannot either.
+        // Windows starting after t cannot be active; those starting before t − longest cannot either.
         var hi = contractStarts.count
         var lo = 0
         while lo < hi { let mid = (lo + hi) / 2; if contractStarts[mid] <= t { lo = mid + 1 } else { hi = mid } }
-        var out: [Contract] = []
+        var out: [(window: ContractWindow, rank: Int)] = []
         var k = lo - 1
-        while k >= 0, contractStarts[k] >= t - maxContractLength || maxContractLength.isInfinite {
-            if contracts[k].window.contains(t) { out.append(contracts[k]) }
+        while k >= 0, contractStarts[k] >= t - maxContractLength {
+            if t < contracts[k].window.end.timeIntervalSince1970 { out.append(contracts[k]) }
             k -= 1
         }
-        return out.reversed()
+        return out.sorted { ($0.rank, $0.window.start, $0.window.contractID) < ($1.rank, $1.window.start, $1.window.contractID) }.map(\.window)
     }
 
     /// The price in force at `t` and the end of its interval.
@@ -162,9 +167,10 @@ final class ReplaySignalSource: SignalSource {
     func describe(at t: Double) -> [String] {
         var out: [String] = []
         for e in eventsInForce(at: t) {
-            switch e.kind {
+            switch e.action {
             case .importCap(let kw): out.append("DR \(e.id): import cap \(Int(kw)) kW")
-            case .paidReduction(let b, let usd): out.append("DR \(e.id): paid reduction below \(Int(b)) kW at $\(Int(usd))/MWh")
+            case .paidReduction(let usd, let b?): out.append("DR \(e.id): paid reduction below \(Int(b)) kW at $\(Int(usd))/MWh")
+            case .paidReduction(_, nil), .price, .level: continue
             }
         }
         for w in peakWindows where t >= w.start && t < w.end { out.append("peak window \(w.id)") }

@@ -1,5 +1,6 @@
-// Contract calendars: committed power for named devices during contract hours,
-// as a weekly schedule in the site's time zone and/or explicit windows.
+// Contracts: committed power for named devices during contract hours, as a weekly schedule
+// in a time zone (DST aware) and/or explicit windows. The one contract type: a site file's
+// `daily` UTC window is a weekly window on every day in time zone UTC (`Contract.daily`).
 
 import Foundation
 
@@ -24,20 +25,35 @@ public struct Contract: Sendable, Hashable, Identifiable {
     public var id: String
     public var deviceIDs: [String]
     public var committedKW: Double
+    /// $/MWh earned for committed energy delivered; nil: the devices' spot value (a calendar names no rate).
+    public var rateUSDPerMWh: Double?
     /// $/MWh charged for energy delivered short of the commitment.
     public var penaltyUSDPerMWhShort: Double
     public var weekly: [WeeklyWindow]
     /// Explicit windows `[start, end)`.
     public var windows: [DateInterval]
+    /// The zone the weekly windows are written in; nil: the calendar's.
+    public var timeZone: TimeZone?
 
-    public init(id: String, deviceIDs: [String], committedKW: Double, penaltyUSDPerMWhShort: Double,
-                weekly: [WeeklyWindow] = [], windows: [DateInterval] = []) {
+    public init(id: String, deviceIDs: [String], committedKW: Double, rateUSDPerMWh: Double? = nil, penaltyUSDPerMWhShort: Double,
+                weekly: [WeeklyWindow] = [], windows: [DateInterval] = [], timeZone: TimeZone? = nil) {
         self.id = id
         self.deviceIDs = deviceIDs
         self.committedKW = committedKW
+        self.rateUSDPerMWh = rateUSDPerMWh
         self.penaltyUSDPerMWhShort = penaltyUSDPerMWhShort
         self.weekly = weekly
         self.windows = windows
+        self.timeZone = timeZone
+    }
+
+    /// Every day from `fromS` to `toS` seconds after midnight in `timeZone` (a site file's `daily` window, in UTC).
+    /// `toS` < `fromS` runs past midnight; equal times make an empty window (none), and a start at 24:00 is 00:00.
+    public static func daily(fromS: Int, toS: Int) -> [WeeklyWindow] {
+        guard fromS != toS else { return [] }
+        let f = fromS >= 86_400 ? 0 : fromS
+        guard f != toS else { return [] }
+        return [WeeklyWindow(days: Set(1...7), from: f, until: toS)]
     }
 }
 
@@ -46,6 +62,8 @@ public struct ContractWindow: Sendable, Hashable {
     public var contractID: String
     public var deviceIDs: [String]
     public var committedKW: Double
+    /// See `Contract.rateUSDPerMWh`.
+    public var rateUSDPerMWh: Double?
     public var penaltyUSDPerMWhShort: Double
     public var start: Date
     public var end: Date
@@ -67,19 +85,26 @@ public struct ContractCalendar: Sendable, Hashable {
     /// instants on the local calendar: a start in the skipped spring-forward hour moves
     /// forward to the first valid time; a start in the repeated fall-back hour takes the first occurrence.
     public func windows(from: Date, to: Date) -> [ContractWindow] {
-        guard from < to else { return [] }
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = timeZone
-        var out: [ContractWindow] = []
-        for c in contracts {
+        windowsByContract(from: from, to: to).flatMap(\.self).sorted { ($0.start, $0.contractID) < ($1.start, $1.contractID) }
+    }
+
+    /// Windows overlapping `[from, to)`, one list per contract (in the calendar's order), each sorted by start.
+    public func windowsByContract(from: Date, to: Date) -> [[ContractWindow]] {
+        guard from < to else { return contracts.map { _ in [] } }
+        var zoned = Calendar(identifier: .gregorian)
+        zoned.timeZone = timeZone
+        return contracts.map { c in
+            var cal = zoned
+            if let z = c.timeZone { cal.timeZone = z }
+            var out: [ContractWindow] = []
             func add(_ s: Date, _ e: Date) {
                 if s < to && e > from {
-                    out.append(ContractWindow(contractID: c.id, deviceIDs: c.deviceIDs, committedKW: c.committedKW,
+                    out.append(ContractWindow(contractID: c.id, deviceIDs: c.deviceIDs, committedKW: c.committedKW, rateUSDPerMWh: c.rateUSDPerMWh,
                                               penaltyUSDPerMWhShort: c.penaltyUSDPerMWhShort, start: s, end: e))
                 }
             }
             for w in c.windows { add(w.start, w.end) }
-            guard !c.weekly.isEmpty else { continue }
+            guard !c.weekly.isEmpty else { return out }
             // Start a day early so an overnight window from yesterday is seen.
             var day = cal.startOfDay(for: from.addingTimeInterval(-86_400))
             while day < to {
@@ -94,13 +119,18 @@ public struct ContractCalendar: Sendable, Hashable {
                 guard let next = cal.date(byAdding: .day, value: 1, to: day) else { break }
                 day = next
             }
+            return out.sorted { $0.start < $1.start }
         }
-        return out.sorted { ($0.start, $0.contractID) < ($1.start, $1.contractID) }
     }
 
     /// Windows active at `t`.
     public func active(at t: Date) -> [ContractWindow] {
         windows(from: t, to: t.addingTimeInterval(0.001)).filter { $0.contains(t) }
+    }
+
+    /// Windows active at `t`, in the calendar's contract order (each contract's by start).
+    public func activeByContract(at t: Date) -> [ContractWindow] {
+        windowsByContract(from: t, to: t.addingTimeInterval(0.001)).flatMap { $0.filter { $0.contains(t) } }
     }
 
     private func localTime(_ day: Date, _ seconds: Int, _ cal: Calendar) -> Date {
@@ -180,7 +210,7 @@ public struct ContractCalendar: Sendable, Hashable {
             guard !weekly.isEmpty || !windows.isEmpty else {
                 throw item.fail(.missingField, "contract \"\(id)\" has neither weekly nor windows")
             }
-            contracts.append(Contract(id: id, deviceIDs: devices, committedKW: kw, penaltyUSDPerMWhShort: penalty, weekly: weekly, windows: windows))
+            contracts.append(Contract(id: id, deviceIDs: devices, committedKW: kw, penaltyUSDPerMWhShort: penalty, weekly: weekly, windows: windows, timeZone: zone))
         }
         return ContractCalendar(timeZone: zone, contracts: contracts)
     }

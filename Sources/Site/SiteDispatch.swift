@@ -1,4 +1,6 @@
 import Broker
+import Foundation
+import Signals
 
 extension Site {
     /// The Broker's static view of the site: the capacity tree with auxiliary fractions, and the
@@ -26,7 +28,9 @@ extension Site {
     }
 }
 
-/// Turns a site, a snapshot and signals at an instant into a Broker problem.
+/// Turns a site, a snapshot and signals at an instant into a Broker problem. `resolve` is the one mapping
+/// from signals (prices, DR events, peak windows, contracts) to the broker's inputs: `dispatch`, the control
+/// loop's signal sources (`serve`) and `replay` all go through it.
 public enum SiteDispatch {
     /// - Parameters:
     ///   - signals: a separate signals file; when nil, the snapshot's embedded `signals` are used.
@@ -99,8 +103,11 @@ public enum SiteDispatch {
     }
 
     /// DispatchSignals as they stand at `t`.
+    /// - Parameter contracts: the contract windows in force at `t`, when the caller has them already (a replay
+    ///   expands its contracts once); nil: the site's contracts, then the signals', each resolved in its own time zone.
     public static func resolve(
-        site: Site, plant: Plant, signals sig: SiteSignals, at t: Double, snapshotFile: String = "<signals>"
+        site: Site, plant: Plant, signals sig: SiteSignals, at t: Double, snapshotFile: String = "<signals>",
+        contracts: [ContractWindow]? = nil
     ) throws(SiteFileError) -> DispatchSignals {
         guard let now = sig.energyPrices.last(where: { $0.at <= t }) else {
             throw SiteFileError(
@@ -122,14 +129,17 @@ public enum SiteDispatch {
         if let s = e.strike {
             out.strike = StrikePolicy(strikeUsdPerMWh: s.priceUsdPerMWh, hysteresisUsdPerMWh: s.hysteresisUsdPerMWh, minOffS: s.minOffS)
         }
-        for ev in sig.drEvents where t >= ev.start && t < ev.end {
-            switch ev.kind {
+        for ev in sig.drEvents where isActive(ev, at: t) {
+            switch ev.action {
             case .importCap(let kw): out.importCaps.append(ImportCap(label: "DR event \(ev.id)", capKw: kw))
-            case .paidReduction(let b, let usd):
+            case .paidReduction(let usd, let b?):
                 // One paid reduction at a time: the first active one in the file.
                 if out.paidReduction == nil {
                     out.paidReduction = PaidReduction(label: "DR event \(ev.id)", baselineKw: b, usdPerMWh: usd)
                 }
+            case .paidReduction(_, nil), .price, .level:
+                // A paid reduction waits for its baseline (measured, or the VTN's); prices come by the price feed.
+                continue
             }
         }
         for w in sig.peakWindows where t >= w.start && t < w.end {
@@ -138,18 +148,37 @@ public enum SiteDispatch {
             case .adder(let usd): out.priceAdders.append(PriceAdder(label: "peak window \(w.id)", usdPerMWh: usd))
             }
         }
-        for c in site.contracts + sig.contracts where c.window.contains(t) {
+        let windows = contracts ?? ContractCalendar(contracts: site.contracts + sig.contracts).activeByContract(at: Date(timeIntervalSince1970: t))
+        for c in windows {
             // The commitment is shared by the named devices in proportion to their max power.
-            let devs = c.devices.compactMap { id in plant.deviceIndex(id).map { (id, plant.devices[$0].maxKw) } }
+            let devs = c.deviceIDs.compactMap { id in plant.deviceIndex(id).map { (id, plant.devices[$0].maxKw) } }
             let total = devs.reduce(0) { $0 + $1.1 }
             guard total > 0 else { continue }
+            let rate = c.rateUSDPerMWh ?? spotValue(of: c.deviceIDs, site: site)
             for (id, mx) in devs {
                 out.commitments.append(
                     Commitment(
-                        contractID: c.id, deviceID: id, committedKw: min(mx, c.committedKw * mx / total),
-                        rateUsdPerMWh: c.rateUsdPerMWh, penaltyUsdPerMWh: c.penaltyUsdPerMWh))
+                        contractID: c.contractID, deviceID: id, committedKw: min(mx, c.committedKW * mx / total),
+                        rateUsdPerMWh: rate, penaltyUsdPerMWh: c.penaltyUSDPerMWhShort))
             }
         }
         return out
+    }
+
+    /// Whether a DR event is in force at `t` (loop seconds): `[start, end)`, open-ended without an end.
+    public static func isActive(_ ev: DREvent, at t: Double) -> Bool {
+        t >= ev.start.timeIntervalSince1970 && ev.end.map { t < $0.timeIntervalSince1970 } ?? true
+    }
+
+    /// A contract without a rate (a calendar's) earns its devices' mean spot value ($/MWh), as the broker values them.
+    static func spotValue(of deviceIDs: [String], site: Site) -> Double {
+        let spots = deviceIDs.compactMap { site.device($0) }.map { d -> Double in
+            let e = site.economics
+            if let v = d.valueUsdPerMWh { return v }
+            if let v = e.inferenceSpotUsdPerMWh { return v }
+            if let g = e.inferenceSpotUsdPerGpuHour, let k = d.kwPerGpu, k > 0 { return g / k * 1000 }
+            return 0
+        }
+        return spots.isEmpty ? 0 : spots.reduce(0, +) / Double(spots.count)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Signals
 import Yams
 
 extension Site {
@@ -93,7 +94,7 @@ extension Site {
                 // Point at the device name itself in the contract's list.
                 var nameNodes: [Node] = []
                 if case .mapping(let m) = c, let list = m["devices"], case .sequence(let seq) = list { nameNodes = Array(seq) }
-                for (j, dev) in k.devices.enumerated() {
+                for (j, dev) in k.deviceIDs.enumerated() {
                     let at = j < nameNodes.count ? nameNodes[j] : c
                     guard let d = devices.first(where: { $0.id == dev }) else {
                         throw r.fail(at, "contract '\(k.id)' names device '\(dev)', which is not in 'devices'")
@@ -286,29 +287,40 @@ extension Site {
         var devs: [String] = []
         for d in try r.sequence(devNode, "devices of contract '\(id)'") { devs.append(try r.string(d, "a device id")) }
         if devs.isEmpty { throw r.fail(devNode, "contract '\(id)' names no devices") }
-        let window: TimeWindow
+        var windows: [DateInterval] = []
+        var weekly: [WeeklyWindow] = []
+        var zone = TimeZone(identifier: "UTC")!
         switch (f["window"], f["daily"]) {
         case (let w?, nil):
             let g = try r.fields(w, "window of contract '\(id)'", allowed: ["start", "end"])
             let s = try r.time(try g.require("start"), "window start")
             let e = try r.time(try g.require("end"), "window end")
             if e <= s { throw r.fail(w, "window of contract '\(id)' ends before it starts") }
-            window = .absolute(start: s, end: e)
+            windows = [DateInterval(start: Date(timeIntervalSince1970: s), end: Date(timeIntervalSince1970: e))]
         case (nil, let d?):
-            let g = try r.fields(d, "daily window of contract '\(id)'", allowed: ["from", "to"])
-            window = .daily(fromS: try clock(try g.require("from"), r), toS: try clock(try g.require("to"), r))
+            // Every day, in UTC unless the window names its time zone (then DST aware, as a contract calendar).
+            let g = try r.fields(d, "daily window of contract '\(id)'", allowed: ["from", "to", "time_zone"])
+            if let zn = g["time_zone"] {
+                let name = try r.string(zn, "time_zone")
+                guard let tz = TimeZone(identifier: name) else {
+                    throw r.fail(zn, "unknown time zone '\(name)' (use an IANA name such as America/Chicago)")
+                }
+                zone = tz
+            }
+            weekly = Contract.daily(fromS: Int(try clock(try g.require("from"), r)), toS: Int(try clock(try g.require("to"), r)))
         case (nil, nil):
             throw r.fail(n, "contract '\(id)' needs 'window: {start, end}' or 'daily: {from, to}'")
         default:
             throw r.fail(n, "contract '\(id)' has both 'window' and 'daily'; give one")
         }
         return Contract(
-            id: id, devices: devs, committedKw: try r.nonNegative(try f.require("committed_kw"), "committed_kw"),
-            rateUsdPerMWh: try r.number(try f.require("rate_usd_per_mwh"), "rate_usd_per_mwh"),
-            penaltyUsdPerMWh: try r.nonNegative(try f.require("penalty_usd_per_mwh"), "penalty_usd_per_mwh"), window: window)
+            id: id, deviceIDs: devs, committedKW: try r.nonNegative(try f.require("committed_kw"), "committed_kw"),
+            rateUSDPerMWh: try r.number(try f.require("rate_usd_per_mwh"), "rate_usd_per_mwh"),
+            penaltyUSDPerMWhShort: try r.nonNegative(try f.require("penalty_usd_per_mwh"), "penalty_usd_per_mwh"),
+            weekly: weekly, windows: windows, timeZone: zone)
     }
 
-    /// "HH:MM" (UTC) as seconds after midnight.
+    /// "HH:MM" as seconds after midnight (UTC, or the daily window's time_zone).
     static func clock(_ n: Node, _ r: Reader) throws(SiteFileError) -> Double {
         let s = try r.string(n, "a time of day")
         let parts = s.split(separator: ":")

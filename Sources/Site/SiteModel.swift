@@ -1,3 +1,5 @@
+import Signals
+
 /// The site file: capacity tree, devices, economics, contracts. See docs/site-file.md.
 public struct Site: Sendable, Equatable {
     public var id: String
@@ -10,6 +12,7 @@ public struct Site: Sendable, Equatable {
     public var nodes: [SiteNode]
     public var devices: [SiteDevice]
     public var economics: Economics
+    /// Contracts (the Signals vocabulary): a `daily` window is a weekly window on every day, in UTC unless it names a zone.
     public var contracts: [Contract]
     /// The file the site was read from (for messages).
     public var file: String
@@ -150,41 +153,5 @@ public struct Economics: Sendable, Equatable {
         self.strike = strike
         self.inferenceSpotUsdPerMWh = inferenceSpotUsdPerMWh
         self.inferenceSpotUsdPerGpuHour = inferenceSpotUsdPerGpuHour
-    }
-}
-
-/// When something applies: an absolute interval, or a daily UTC interval (which may wrap midnight).
-public enum TimeWindow: Sendable, Equatable {
-    case absolute(start: Double, end: Double)
-    case daily(fromS: Double, toS: Double)
-
-    public func contains(_ t: Double) -> Bool {
-        switch self {
-        case .absolute(let s, let e): return t >= s && t < e
-        case .daily(let f, let to):
-            let x = ISO8601.secondOfDay(t)
-            return f <= to ? (x >= f && x < to) : (x >= f || x < to)
-        }
-    }
-}
-
-public struct Contract: Sendable, Equatable {
-    public var id: String
-    public var devices: [String]
-    public var committedKw: Double
-    public var rateUsdPerMWh: Double
-    public var penaltyUsdPerMWh: Double
-    public var window: TimeWindow
-
-    public init(
-        id: String, devices: [String], committedKw: Double, rateUsdPerMWh: Double, penaltyUsdPerMWh: Double,
-        window: TimeWindow
-    ) {
-        self.id = id
-        self.devices = devices
-        self.committedKw = committedKw
-        self.rateUsdPerMWh = rateUsdPerMWh
-        self.penaltyUsdPerMWh = penaltyUsdPerMWh
-        self.window = window
     }
 }

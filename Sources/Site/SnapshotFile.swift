@@ -1,4 +1,5 @@
 import Foundation
+import Signals
 import Yams
 
 /// One device's state in a snapshot file.
@@ -111,26 +112,6 @@ public struct PricePoint: Sendable, Equatable {
     }
 }
 
-public enum DREventKind: Sendable, Equatable {
-    /// Site import must stay at or below this.
-    case importCap(kw: Double)
-    /// Each MWh below the baseline is paid.
-    case paidReduction(baselineKw: Double, usdPerMWh: Double)
-}
-
-public struct DREvent: Sendable, Equatable {
-    public var id: String
-    public var start: Double
-    public var end: Double
-    public var kind: DREventKind
-    public init(id: String, start: Double, end: Double, kind: DREventKind) {
-        self.id = id
-        self.start = start
-        self.end = end
-        self.kind = kind
-    }
-}
-
 public enum PeakWindowKind: Sendable, Equatable {
     case importCap(kw: Double)
     case adder(usdPerMWh: Double)
@@ -162,6 +143,8 @@ public struct SiteSignals: Sendable, Equatable {
     public var miningValueUsdPerMWh: Double?
     public var inferenceSpotUsdPerMWh: Double?
     public var inferenceSpotUsdPerGpuHour: Double?
+    /// DR events (the Signals vocabulary). Only import caps and paid reductions with a baseline become broker
+    /// inputs (`SiteDispatch.resolve`); a paid reduction without one waits for its measured baseline.
     public var drEvents: [DREvent] = []
     public var peakWindows: [PeakWindow] = []
     public var contracts: [Contract] = []
@@ -210,20 +193,20 @@ public struct SiteSignals: Sendable, Equatable {
                 let g = try r.fields(e, "a DR event", allowed: ["id", "start", "end", "import_cap_kw", "baseline_kw", "usd_per_mwh"])
                 let id = try r.string(try g.require("id"), "a DR event id")
                 let (start, end) = try interval(g, r, "DR event '\(id)'")
-                let kind: DREventKind
+                let action: DREvent.Action
                 if let c = g["import_cap_kw"] {
                     if g.has("baseline_kw") || g.has("usd_per_mwh") {
                         throw r.fail(e, "DR event '\(id)' is either a cap (import_cap_kw) or a paid reduction (baseline_kw + usd_per_mwh), not both")
                     }
-                    kind = .importCap(kw: try r.nonNegative(c, "import_cap_kw"))
+                    action = .importCap(kW: try r.nonNegative(c, "import_cap_kw"))
                 } else if let b = g["baseline_kw"] {
-                    kind = .paidReduction(
-                        baselineKw: try r.nonNegative(b, "baseline_kw"),
-                        usdPerMWh: try r.nonNegative(try g.require("usd_per_mwh"), "usd_per_mwh"))
+                    let baseline = try r.nonNegative(b, "baseline_kw")
+                    action = .paidReduction(usdPerMWh: try r.nonNegative(try g.require("usd_per_mwh"), "usd_per_mwh"), baselineKW: baseline)
                 } else {
                     throw r.fail(e, "DR event '\(id)' needs import_cap_kw, or baseline_kw with usd_per_mwh")
                 }
-                s.drEvents.append(DREvent(id: id, start: start, end: end, kind: kind))
+                s.drEvents.append(DREvent(id: id, origin: .manual, action: action, start: Date(timeIntervalSince1970: start),
+                                          end: Date(timeIntervalSince1970: end), reason: "DR event \(id)"))
             }
         }
         if let pn = f["peak_windows"] {

@@ -44,6 +44,9 @@ extension Switchyard {
         @Option(name: .long, help: ArgumentHelp("Manual demand-response events (YAML or JSON).", valueName: "FILE"))
         var events: String?
 
+        @Option(name: .long, help: ArgumentHelp("Contract calendar (YAML or JSON, docs/signals.md): weekly windows in a time zone, DST aware.", valueName: "FILE"))
+        var contracts: String?
+
         @Option(name: .long, help: ArgumentHelp("OpenADR 3 VEN config (JSON): vtn_url, token_url, client_id, client_secret, client_auth, programs, poll_s.", valueName: "FILE"))
         var openadr: String?
 
@@ -100,6 +103,7 @@ extension Switchyard {
             c.settlementPoint = settlementPoint
             c.hashprice = hashprice
             c.events = events
+            c.contracts = contracts
             c.pricesURL = pricesURL.flatMap { URL(string: $0) }
             c.pricesPollS = pricesPollS
             c.hashpriceURL = hashpriceURL.flatMap { URL(string: $0) }

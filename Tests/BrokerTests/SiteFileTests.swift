@@ -1,7 +1,9 @@
 import Broker
 import Foundation
+import Signals
 import Site
 import Testing
+import TestSupport
 
 /// The site file loader, the snapshot/signals files, and the mapping into a Broker problem.
 @Suite("Site files")
@@ -66,7 +68,8 @@ struct SiteFileTests {
         #expect(s.device("gpu-1")?.address == .tcp(host: "127.0.0.1", port: 15021, unit: 1))
         #expect(s.device("asic-1")?.limits == DeviceLimits(maxKw: 1300, minStableKw: 400, rampKwPerS: 50, minOnS: 300, minOffS: 600))
         #expect(s.economics.strike == StrikeConfig(priceUsdPerMWh: 150, hysteresisUsdPerMWh: 20, minOffS: 900))
-        #expect(s.contracts[0].window == .daily(fromS: 14 * 3600, toS: 22 * 3600))
+        #expect(s.contracts[0].weekly == [WeeklyWindow(days: Set(1...7), from: 14 * 3600, until: 22 * 3600)] && s.contracts[0].windows.isEmpty
+                && s.contracts[0].timeZone == TimeZone(identifier: "UTC"))
         let plant = try s.plant()
         #expect(plant.devices.map(\.id) == ["asic-1", "gpu-1"])
         #expect(plant.nodes[0].auxFraction == 0.05)
@@ -284,4 +287,30 @@ struct SiteFileTests {
         #expect(plan.objective.penalty == 0)
         #expect(plan.reason(p.plant.deviceIndex("gpu-01")!).hasPrefix("contract acme-inference"))
     }
+
+    /// A site file's `daily` UTC window is now a contract in time zone UTC (the Signals vocabulary). Its meaning is
+    /// unchanged: against the old rule (second of the UTC day within [from, to), wrapping midnight when to < from,
+    /// empty when equal), at 500 random instants per window, including 00:00, 24:00 and a wrap.
+    @Test(arguments: [("14:00", "22:00"), ("22:00", "06:00"), ("00:00", "24:00"), ("18:30", "24:00"), ("24:00", "03:00"),
+                      ("09:00", "09:00"), ("00:00", "00:00"), ("23:59", "00:01")])
+    func aUTCDailyWindowKeepsItsMeaning(from: String, to: String) throws {
+        let yaml = Self.minimal.replacingOccurrences(of: "daily: {from: \"14:00\", to: \"22:00\"}", with: "daily: {from: \"\(from)\", to: \"\(to)\"}")
+        let site = try Site.parse(yaml: yaml, file: "t.yaml")
+        let plant = try site.plant()
+        func seconds(_ s: String) -> Double { let p = s.split(separator: ":"); return Double(Int(p[0])! * 3600 + Int(p[1])! * 60) }
+        let (f, u) = (seconds(from), seconds(to))
+        var signals = SiteSignals()
+        signals.energyPrices = [PricePoint(at: 0, usdPerMWh: 30)]
+        var rng = SeededRandom(seed: 14)
+        let day0 = ISO8601.parse("2026-03-06T00:00:00Z")!
+        var instants = (0..<500).map { _ in day0 + rng.range(0, 5 * 86_400).rounded() }
+        for d in 0..<5 { for x in [f, u, f - 1, u - 1, 0, 86_399] { instants.append(day0 + Double(d) * 86_400 + x) } }
+        for t in instants {
+            let x = ISO8601.secondOfDay(t)
+            let old = f <= u ? (x >= f && x < u) : (x >= f || x < u)
+            let sig = try SiteDispatch.resolve(site: site, plant: plant, signals: signals, at: t)
+            #expect(!sig.commitments.isEmpty == old, "\(ISO8601.format(t)) in daily \(from)–\(to)")
+        }
+    }
+
 }

@@ -3,6 +3,7 @@ import HardwareProfiles
 import I2C
 import Logging
 import Modbus
+import struct Signals.DREvent
 import Site
 import Testing
 import TestSupport
@@ -291,7 +292,8 @@ struct SoakTests {
         var sig = rig.source.signalsNow
         for k in 0..<4 {
             let start = t0 + Double(k) * 6 * 3600 + 1800
-            sig.drEvents.append(DREvent(id: "dr-\(k)", start: start, end: start + 1800, kind: .importCap(kw: Double.random(in: 2500...4500, using: &rng))))
+            sig.drEvents.append(DREvent(id: "dr-\(k)", origin: .manual, action: .importCap(kW: Double.random(in: 2500...4500, using: &rng)),
+                                        start: Date(timeIntervalSince1970: start), end: Date(timeIntervalSince1970: start + 1800), reason: "test"))
         }
         rig.source.update { $0 = sig }
         var faults: [ScheduledFault] = []

@@ -1,6 +1,7 @@
 import Foundation
 import HardwareProfiles
 import Modbus
+import struct Signals.DREvent
 import Site
 import Testing
 import TestSupport
@@ -157,7 +158,7 @@ struct RestartTests {
         prices.sort { $0.0 < $1.0 }
         let demo = try DemoSite.make(prices: prices)
         var sig = demo.source.signalsNow
-        for e in events { if case .cap(let kw) = e.kind { sig.drEvents.append(DREvent(id: e.id, start: day0 + e.at, end: day0 + e.at + e.forS, kind: .importCap(kw: kw))) } }
+        for e in events { if case .cap(let kw) = e.kind { sig.drEvents.append(DREvent(id: e.id, origin: .manual, action: .importCap(kW: kw), start: Date(timeIntervalSince1970: day0 + e.at), end: Date(timeIntervalSince1970: day0 + e.at + e.forS), reason: "test")) } }
         demo.source.update { $0 = sig }
         var bursts: [ScheduledFault] = []
         for e in events { if case .burst(let gpus) = e.kind { for g in gpus { bursts.append(ScheduledFault(atSeconds: e.at, device: g, action: .inferenceBurst(fractionOfMax: 1), durationSeconds: e.forS)) } } }

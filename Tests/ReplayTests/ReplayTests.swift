@@ -2,6 +2,7 @@ import Foundation
 import HardwareProfiles
 @testable import Replay
 import Simulation
+import struct Signals.DREvent
 import Site
 import Testing
 import TestSupport
@@ -53,7 +54,8 @@ func tinyConfig() throws -> ReplayConfig {
     }
     var c = ReplayConfig(site: site, profiles: profiles, prices: prices, tickS: 3600, physicsStepS: 3600, seed: 1,
                          noiseFraction: 0, inferenceDemand: [1.0], baselineStrikeUsdPerMWh: 180, staticMiningShare: 0.5)
-    c.drEvents = [DREvent(id: "pay-1", start: day0 + 3600, end: day0 + 7200, kind: .paidReduction(baselineKw: 1500, usdPerMWh: 50))]
+    c.drEvents = [DREvent(id: "pay-1", origin: .manual, action: .paidReduction(usdPerMWh: 50, baselineKW: 1500),
+                          start: Date(timeIntervalSince1970: day0 + 3600), end: Date(timeIntervalSince1970: day0 + 7200), reason: "test")]
     return c
 }
 
