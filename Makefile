@@ -56,7 +56,7 @@ proto:
 	@command -v protoc >/dev/null || { echo "make: installing protobuf-compiler"; \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null; }
 	@test -x "$(PROTOC_GEN_SWIFT)" || { echo "make proto: set PROTOC_GEN_SWIFT to a protoc-gen-swift 1.39.0 binary"; exit 1; }
-	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_opt=Visibility=Public \
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_opt=Visibility=Internal \
 	  --proto_path=proto --swift_out=Sources/Sparkplug/Generated proto/sparkplug_b.proto
 
 clean:
