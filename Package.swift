@@ -48,6 +48,8 @@ let package = Package(
         // Sparkplug B over MQTT, shared by the edge node and the host: the libmosquitto client (own thread),
         // the generated payloads, topics, seq/bdSeq, births, deaths, commands, STATE, the edge-node session.
         .target(name: "Sparkplug", dependencies: ["CMosquitto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // The site as a Sparkplug edge node (issue 17). So far only the pure parts: report by exception.
+        .target(name: "FleetEdge", dependencies: ["Sparkplug"]),
         // Device profiles (YAML register maps), loader with file:line errors, SunSpec.
         .target(
             name: "HardwareProfiles",
@@ -128,6 +130,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         // Sparkplug unit tests, and interop against Debian's mosquitto and the pinned pysparkplug host.
         .testTarget(name: "SparkplugTests", dependencies: ["Sparkplug", "TestSupport"]),
+        .testTarget(name: "FleetEdgeTests", dependencies: ["FleetEdge", "Sparkplug", "TestSupport"]),
         // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).
         .testTarget(name: "APITests", dependencies: [
             "API", "Store", "Control", "Site", "Simulation", "HardwareProfiles", "Modbus", "TestSupport",
