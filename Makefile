@@ -3,13 +3,13 @@
 
 SWIFT          ?= swift
 SWIFT_FLAGS    ?=
-APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat chromium
-PIP_PACKAGES   := pymodbus==3.8.6 pyserial==3.5
+APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat chromium mosquitto libmosquitto-dev
+PIP_PACKAGES   := pymodbus==3.8.6 pyserial==3.5 pysparkplug==0.6.1 paho-mqtt==1.6.1 protobuf==7.36.2
 BENCH_PIP      := scipy==1.17.1 numpy==2.4.6
 SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 BIN            := .build/debug/switchyard
 
-.PHONY: all deps apt-deps pip-deps build test run bench clean
+.PHONY: all deps apt-deps pip-deps build test run bench proto clean
 
 all: build
 
@@ -27,7 +27,9 @@ apt-deps:
 	fi
 
 pip-deps:
-	@python3 -c "import pymodbus, serial, sys; sys.exit(0 if pymodbus.__version__ == '3.8.6' else 1)" 2>/dev/null || \
+	@python3 -c "import pymodbus, serial, pysparkplug, paho.mqtt, google.protobuf, sys, importlib.metadata as m; \
+	  want = {'pymodbus': '3.8.6', 'pysparkplug': '0.6.1', 'paho-mqtt': '1.6.1', 'protobuf': '7.36.2'}; \
+	  sys.exit(0 if all(m.version(k) == v for k, v in want.items()) else 1)" 2>/dev/null || \
 	  { echo "make: installing $(PIP_PACKAGES)"; python3 -m pip install -q --disable-pip-version-check $(PIP_PACKAGES); }
 
 build: deps
@@ -45,6 +47,17 @@ run: build
 bench: deps
 	@python3 -c "import scipy" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check $(BENCH_PIP)
 	@./Benchmarks/run.sh
+
+## proto: regenerate Sources/Sparkplug/Generated/sparkplug_b.pb.swift from proto/sparkplug_b.proto.
+## Not part of build or CI: it needs Debian's protobuf-compiler and swift-protobuf's protoc-gen-swift
+## plugin (1.39.0, built once outside the project; point PROTOC_GEN_SWIFT at it). See docs/fleet.md.
+PROTOC_GEN_SWIFT ?= $(shell command -v protoc-gen-swift)
+proto:
+	@command -v protoc >/dev/null || { echo "make: installing protobuf-compiler"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null; }
+	@test -x "$(PROTOC_GEN_SWIFT)" || { echo "make proto: set PROTOC_GEN_SWIFT to a protoc-gen-swift 1.39.0 binary"; exit 1; }
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_opt=Visibility=Internal \
+	  --proto_path=proto --swift_out=Sources/Sparkplug/Generated proto/sparkplug_b.proto
 
 clean:
 	rm -rf .build .build-* Benchmarks/bin

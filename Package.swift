@@ -16,13 +16,20 @@ let package = Package(
         // traits: [] drops swift-configuration, which Hummingbird enables by default.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Sparkplug B payloads (the generated Sources/Sparkplug/Generated/sparkplug_b.pb.swift).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
-        // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev).
+        // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev, libmosquitto-dev).
         .systemLibrary(
             name: "CModbus",
             pkgConfig: "libmodbus",
             providers: [.apt(["libmodbus-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
         ),
         .systemLibrary(
             name: "CI2C",
@@ -38,6 +45,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // Sparkplug B over MQTT, shared by the edge node and the host: the libmosquitto client (own thread),
+        // the generated payloads, topics, seq/bdSeq, births, deaths, commands, STATE, the edge-node session.
+        .target(name: "Sparkplug", dependencies: ["CMosquitto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // The site as a Sparkplug edge node (issue 17). So far only the pure parts: report by exception.
+        .target(name: "FleetEdge", dependencies: ["Sparkplug"]),
         // Device profiles (YAML register maps), loader with file:line errors, SunSpec.
         .target(
             name: "HardwareProfiles",
@@ -124,6 +136,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        // Sparkplug unit tests, and interop against Debian's mosquitto and the pinned pysparkplug host.
+        .testTarget(name: "SparkplugTests", dependencies: ["Sparkplug", "TestSupport"]),
+        .testTarget(name: "FleetEdgeTests", dependencies: ["FleetEdge", "Sparkplug", "TestSupport"]),
         // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).
         .testTarget(name: "APITests", dependencies: [
             "API", "Store", "Control", "Site", "Simulation", "HardwareProfiles", "Modbus", "TestSupport",

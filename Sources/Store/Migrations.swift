@@ -64,6 +64,15 @@ enum Migrations {
                 t.column("revokedAt", .double)
             }
         }
+        // Issue 17: the fleet uplink's store-and-forward buffer (FleetBuffer.swift).
+        m.registerMigration("v2-fleet-buffer") { db in
+            try db.create(table: "fleet_buffer") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("at", .double).notNull()
+                t.column("kind", .text).notNull()
+                t.column("payload", .blob).notNull()
+            }
+        }
         return m
     }
 }

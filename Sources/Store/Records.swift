@@ -65,7 +65,7 @@ public struct AuditEntry: Codable, Sendable, Equatable, FetchableRecord, Mutable
 /// DR events, faults, governor interventions, mode changes, config applies.
 public struct EventEntry: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
     public static let databaseTableName = "event_log"
-    public enum Kind: String, Codable, Sendable, DatabaseValueConvertible { case dr, fault, governor, mode, override, config }
+    public enum Kind: String, Codable, Sendable, DatabaseValueConvertible { case dr, fault, governor, mode, override, config, fleet }
     public var id: Int64?
     public var at: Double
     public var kind: Kind

@@ -117,6 +117,20 @@ public final class PeerProcess: @unchecked Sendable {
     /// Sends a signal (e.g. SIGSTOP to freeze a server, SIGCONT to resume it).
     public func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
 
+    /// Waits (off the cooperative pool) for the process to exit and returns what it printed on
+    /// stdout after the ready line.
+    public func remainingOutput() async -> String {
+        let out = stdoutPipe.fileHandleForReading
+        let p = process
+        return await withCheckedContinuation { cont in
+            Thread.detachNewThread {
+                let data = out.readDataToEndOfFile()
+                p.waitUntilExit()
+                cont.resume(returning: String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+
     /// Writes a line to the peer's stdin is not supported; peers are controlled by signals or files.
     deinit { stop() }
 }

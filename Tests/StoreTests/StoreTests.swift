@@ -25,7 +25,7 @@ struct StoreTests {
 
     @Test func migrationsAreNamedAndApplied() throws {
         let s = try Store.inMemory()
-        #expect(try s.appliedMigrations() == ["v1-config-audit-events-decisions-series-tokens"])
+        #expect(try s.appliedMigrations() == ["v1-config-audit-events-decisions-series-tokens", "v2-fleet-buffer"])
     }
 
     @Test func onDiskIsWALAndSurvivesReopen() throws {
@@ -39,7 +39,7 @@ struct StoreTests {
         }
         let again = try Store.open(directory: dir)
         #expect(try again.latestConfig()?.yaml == "a: 1\n")
-        #expect(try again.appliedMigrations().count == 1)
+        #expect(try again.appliedMigrations().count == 2)  // v1 and v2-fleet-buffer
     }
 
     @Test func configVersionsUseOptimisticConcurrency() throws {

@@ -1,0 +1,120 @@
+// Test support: Debian's mosquitto on a free loopback port, with a throwaway config and
+// directory. Used only by tests.
+
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loopback port that was free a moment ago (bound to port 0, then released).
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestSupportError.peerFailed("socket: errno \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound else { throw TestSupportError.peerFailed("bind 127.0.0.1:0: errno \(errno)") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// A mosquitto broker started for one test: `mosquitto -c <tmp>/mosquitto.conf` listening on
+/// 127.0.0.1:`port`, logging to `<tmp>/mosquitto.log`. `stop()` (or deinit) ends it and removes the directory.
+public final class MosquittoBroker: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    public let process: Process
+
+    public var log: String { (try? String(contentsOf: directory.appendingPathComponent("mosquitto.log"), encoding: .utf8)) ?? "" }
+
+    private init(port: Int, directory: URL, process: Process) {
+        self.port = port
+        self.directory = directory
+        self.process = process
+    }
+
+    /// Starts the broker and waits (off the cooperative pool) until it accepts TCP connections.
+    /// `debugLog` adds mosquitto's debug lines (every PUBLISH in and out) to the log.
+    public static func start(port requested: Int? = nil, debugLog: Bool = false) async throws -> MosquittoBroker {
+        try await withCheckedThrowingContinuation { cont in
+            Thread.detachNewThread {
+                do { cont.resume(returning: try startBlocking(port: requested, debugLog: debugLog)) } catch { cont.resume(throwing: error) }
+            }
+        }
+    }
+
+    static func startBlocking(port requested: Int?, debugLog: Bool) throws -> MosquittoBroker {
+        let port = try requested ?? freeLoopbackPort()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-mosquitto-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let logPath = dir.appendingPathComponent("mosquitto.log").path
+        let conf = """
+        listener \(port) 127.0.0.1
+        allow_anonymous true
+        persistence false
+        log_dest file \(logPath)
+        log_type error
+        log_type warning
+        log_type notice
+        log_type information
+        \(debugLog ? "log_type debug" : "")
+        log_timestamp_format %H:%M:%S
+
+        """
+        let confURL = dir.appendingPathComponent("mosquitto.conf")
+        try conf.write(to: confURL, atomically: true, encoding: .utf8)
+        // mosquitto started as root drops to the `mosquitto` user: let it write its log here.
+        chmod(dir.path, 0o777)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
+        p.arguments = ["-c", confURL.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let broker = MosquittoBroker(port: port, directory: dir, process: p)
+        // Readiness: a TCP connect succeeds (bounded: 10 s).
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if !p.isRunning { throw TestSupportError.peerFailed("mosquitto exited \(p.terminationStatus): \(broker.log)") }
+            if canConnect(port: port) { return broker }
+            usleep(20_000)
+        }
+        broker.stop()
+        throw TestSupportError.peerFailed("mosquitto did not listen on 127.0.0.1:\(port) within 10 s: \(broker.log)")
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// Stops the broker (SIGTERM, then SIGKILL after 3 s) and removes its directory.
+    public func stop() {
+        if process.isRunning {
+            let pid = process.processIdentifier
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(3)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { kill(pid, SIGKILL) }
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}
