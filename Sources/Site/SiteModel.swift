@@ -1,3 +1,5 @@
+import Basics
+
 /// The site file: capacity tree, devices, economics, contracts. See docs/site-file.md.
 public struct Site: Sendable, Equatable {
     public var id: String
@@ -39,10 +41,6 @@ public struct SiteNode: Sendable, Equatable {
 
 public enum SiteDeviceClass: String, Sendable, Equatable, CaseIterable {
     case mining, inference, auxiliary, meter
-}
-
-public enum Parity: String, Sendable, Equatable {
-    case none = "N", even = "E", odd = "O"
 }
 
 public enum DeviceAddress: Sendable, Equatable {
