@@ -95,7 +95,7 @@ func printError(_ line: String) {
     }
 }
 
-/// `--json`'s error object: the message, and for an error in a file (`FILE:LINE:COL: error: …`)
+/// `--json`'s error object: the message, and for an error in a file (`FILE:LINE:COL: …`)
 /// where it is. `error` keeps the whole line in that case, as before the position fields existed.
 struct JSONErrorLine: Encodable, Equatable {
     var error: String
@@ -112,15 +112,12 @@ struct JSONErrorLine: Encodable, Equatable {
         } else {
             return nil
         }
-        // The first line's "FILE:LINE:COL: error:" prefix, when there is one (FILE may hold colons).
-        let first = error.prefix { $0 != "\n" }
-        if let r = first.range(of: ": error: ") {
-            let parts = first[..<r.lowerBound].split(separator: ":", omittingEmptySubsequences: false)
-            if parts.count >= 3, let l = Int(parts[parts.count - 2]), let c = Int(parts[parts.count - 1]) {
-                file = parts.dropLast(2).joined(separator: ":")
-                line = l
-                column = c
-            }
+        // The first line's "FILE:LINE:COL: " prefix, when there is one (FILE may hold colons).
+        let first = String(error.prefix { $0 != "\n" })
+        if let m = try? #/^(.+?):(\d+):(\d+): /#.firstMatch(in: first), let l = Int(m.2), let c = Int(m.3) {
+            file = String(m.1)
+            line = l
+            column = c
         }
     }
 }
