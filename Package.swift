@@ -36,11 +36,15 @@ let package = Package(
             providers: [.apt(["libi2c-dev"])]
         ),
 
+        // One of each shared helper, no project dependencies: the located YAML/JSON reader, the ISO 8601
+        // grammar, the manual clock, the seeded RNG, Parity, errno text.
+        .target(name: "Basics", dependencies: [.product(name: "Yams", package: "Yams")]),
+
         // Modbus over libmodbus: client, server, codecs, read planner.
         .target(
             name: "Modbus",
             dependencies: [
-                "CModbus",
+                "CModbus", "Basics",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
@@ -53,22 +57,22 @@ let package = Package(
         // Device profiles (YAML register maps), loader with file:line errors, SunSpec.
         .target(
             name: "HardwareProfiles",
-            dependencies: ["Modbus", .product(name: "Yams", package: "Yams")]
+            dependencies: ["Modbus", "Basics", .product(name: "Yams", package: "Yams")]
         ),
         // Site model: capacity tree, devices, contracts, economics.
         .target(
             name: "Site",
-            dependencies: ["Broker", "Signals", .product(name: "Yams", package: "Yams")]
+            dependencies: ["Broker", "Signals", "Basics", .product(name: "Yams", package: "Yams")]
         ),
         // Simulated site: device physics on virtual time, in memory or over the wire; faults.
         .target(
             name: "Simulation",
-            dependencies: ["HardwareProfiles", "Modbus", "Site", .product(name: "Yams", package: "Yams")]
+            dependencies: ["HardwareProfiles", "Modbus", "Site", "Basics", .product(name: "Yams", package: "Yams")]
         ),
         // Price feeds, DR events (OpenADR 3 VEN, manual), contract calendars.
-        .target(name: "Signals", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Signals", dependencies: ["Basics", .product(name: "Yams", package: "Yams")]),
         // I2C on the box: temperature sensors and the heartbeat relay (libi2c), and a fake bus.
-        .target(name: "I2C", dependencies: ["CI2C", .product(name: "NIOPosix", package: "swift-nio")]),
+        .target(name: "I2C", dependencies: ["CI2C", "Basics", .product(name: "NIOPosix", package: "swift-nio")]),
         // The safety governor: a pure function from proposals and telemetry to the setpoints that may be
         // written, and the ramp rule it shares with the broker. No I/O, no clock reads, no dependencies.
         .target(name: "Safety"),
@@ -79,14 +83,14 @@ let package = Package(
         .target(
             name: "Control",
             dependencies: [
-                "Safety", "Broker", "Site", "Signals", "Modbus", "HardwareProfiles", "I2C",
+                "Safety", "Broker", "Site", "Signals", "Modbus", "HardwareProfiles", "I2C", "Basics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
         // SQLite (GRDB): config versions, audit log, event log, decision log, per-minute series, API tokens.
-        .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Store", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")]),
         // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics; the tick recorder.
         .target(name: "API", dependencies: [
             "Control", "Store", "Site",
@@ -98,7 +102,7 @@ let package = Package(
         ]),
 
         // Backtests: the real control loop on virtual time over a historical trace, baselines, HTML report.
-        .target(name: "Replay", dependencies: ["Control", "Simulation", "Site", "Signals", "HardwareProfiles", "Broker"]),
+        .target(name: "Replay", dependencies: ["Basics", "Control", "Simulation", "Site", "Signals", "HardwareProfiles", "Broker"]),
 
         // The controller daemon `serve` runs: start-up, signals and live feeds (prices, OpenADR and its
         // curtailment reports), the Modbus client pool, and the ServiceGroup. Never Simulation or Replay.
@@ -111,15 +115,16 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay", "Daemon",
+                "Basics", "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay", "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
-        // Helpers for tests only: start independent peers (pymodbus, mbpoll, socat).
-        .target(name: "TestSupport", path: "Sources/TestSupport"),
+        // Helpers for tests only: start independent peers (pymodbus, mbpoll, socat); re-exports Basics
+        // (the seeded RNG, the manual clock) for tests and benchmarks.
+        .target(name: "TestSupport", dependencies: ["Basics"], path: "Sources/TestSupport"),
 
         // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
         .executableTarget(
@@ -128,11 +133,12 @@ let package = Package(
             path: "Benchmarks/Sources/SwitchyardBench"
         ),
 
+        .testTarget(name: "BasicsTests", dependencies: ["Basics", "TestSupport", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "TestSupport"]),
         .testTarget(name: "HardwareProfilesTests", dependencies: ["HardwareProfiles", "Modbus", "TestSupport"]),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site", "Signals", "TestSupport"]),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Site", "Signals", "Basics", "TestSupport"]),
         .testTarget(name: "ControlTests", dependencies: [
-            "Control", "Safety", "Simulation", "HardwareProfiles", "Modbus", "Site", "Signals", "I2C", "TestSupport",
+            "Control", "Safety", "Simulation", "HardwareProfiles", "Modbus", "Site", "Signals", "I2C", "Basics", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
@@ -145,7 +151,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Control", "Simulation", "Site", "Signals", "HardwareProfiles", "TestSupport"]),
-        .testTarget(name: "SignalsTests", dependencies: ["Signals", "TestSupport"]),
+        .testTarget(name: "SignalsTests", dependencies: ["Signals", "Basics", "TestSupport"]),
         .testTarget(name: "I2CTests", dependencies: ["I2C"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "Site", "TestSupport"]),
         // The daemon in-process against a simulated site over loopback, and the curtailment ledger.

@@ -15,6 +15,7 @@
 // the newest caps. A fast path only sheds: ramp-up (and the site restore budget) is the
 // tick's, once per tick.
 
+import Basics
 import Broker
 import HardwareProfiles
 import Modbus

@@ -6,6 +6,7 @@
 // start-up progress (the poller's first answers), the strike and the dwell holds (the broker's
 // plan), the binding constraints (the governor's, then the broker's), and the governor's notes.
 
+import Basics
 import Broker
 import Foundation
 import Site

@@ -1,6 +1,7 @@
 // The daemon's long-running parts, each a swift-service-lifecycle `Service`
 // in one `ServiceGroup` (see `switchyard serve`).
 
+import Basics
 import Broker
 import Foundation
 import Logging

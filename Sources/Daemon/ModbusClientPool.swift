@@ -15,7 +15,7 @@ final class ModbusClientPool: Sendable {
             switch a {
             case let .tcp(host, port, _): endpoint = .tcp(host: host, port: port)
             case let .rtu(dev, baud, parity, dataBits, stopBits, _):
-                endpoint = .rtu(RTUSettings(device: dev, baud: baud, parity: Modbus.Parity(rawValue: parity.rawValue) ?? .none,
+                endpoint = .rtu(RTUSettings(device: dev, baud: baud, parity: parity,
                                             dataBits: dataBits, stopBits: stopBits))
             }
             let client = clients.withLock { c in

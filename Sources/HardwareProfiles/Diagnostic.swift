@@ -1,21 +1,8 @@
 // Diagnostics: every problem found while loading a profile is one line,
 // `file:line:column: error: sentence`, in the format compilers use, so editors
-// and CI logs can jump to it.
+// and CI logs can jump to it. `SourceLocation` is the shared one (Basics).
 
-/// A place in a source file (1-based line and column).
-public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
-    public var file: String
-    public var line: Int
-    public var column: Int
-
-    public init(file: String, line: Int, column: Int) {
-        self.file = file
-        self.line = line
-        self.column = column
-    }
-
-    public var description: String { "\(file):\(line):\(column)" }
-}
+import Basics
 
 /// One problem in a profile or model file.
 public struct Diagnostic: Sendable, Hashable, CustomStringConvertible, Error {

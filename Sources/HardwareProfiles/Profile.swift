@@ -1,5 +1,6 @@
 // The device-profile model: a register map as data.
 
+import Basics
 import Modbus
 
 /// What a device is; decides which canonical points a profile must define.

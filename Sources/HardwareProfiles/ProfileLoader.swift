@@ -2,6 +2,7 @@
 // diagnostic with file:line:column; loading never stops at the first one, so
 // `switchyard profile lint` can print them all.
 
+import Basics
 import Foundation
 import Modbus
 import Yams
@@ -36,7 +37,7 @@ public enum ProfileLoader {
     /// relative paths (firmware notes; the SunSpec model directory defaults to `<dir>/sunspec`,
     /// then `<dir>/../sunspec`).
     public static func parse(_ text: String, file: String, sunSpecDirectory: URL? = nil) -> (DeviceProfile?, [Diagnostic]) {
-        let r = YAMLReader(file: file)
+        let r = ProfileReader(file: file)
         var state = ParseState(reader: r, file: file, sunSpecDirectory: sunSpecDirectory)
         let profile = state.run(text)
         let diagnostics = r.diagnostics.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }
@@ -57,13 +58,13 @@ private struct DraftPoint {
 }
 
 private struct ParseState {
-    let r: YAMLReader
+    let r: ProfileReader
     let file: String
     let sunSpecDirectory: URL?
     /// Names of every point written, valid or not (a point with an error is still "defined").
     var seenPointNames: Set<String> = []
 
-    init(reader: YAMLReader, file: String, sunSpecDirectory: URL?) {
+    init(reader: ProfileReader, file: String, sunSpecDirectory: URL?) {
         self.r = reader
         self.file = file
         self.sunSpecDirectory = sunSpecDirectory

@@ -2,6 +2,7 @@
 // models (hardware-profiles/sunspec/model-<id>.yaml), which carries the facts
 // of SunSpec Alliance's model definitions (Apache-2.0, see the NOTICE there).
 
+import Basics
 import Foundation
 import Modbus
 
@@ -95,7 +96,7 @@ public struct SunSpecModelLibrary: Sendable {
     }
 
     static func parseModel(_ text: String, file: String) -> (SunSpecModel?, [Diagnostic]) {
-        let r = YAMLReader(file: file)
+        let r = ProfileReader(file: file)
         guard let root = r.compose(text),
               let top = r.mapping(root, "a SunSpec model", allowed: ["id", "name", "label", "length", "points"],
                                   required: ["id", "name", "length", "points"])

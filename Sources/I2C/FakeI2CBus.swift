@@ -1,6 +1,7 @@
 // A simulated I2C bus for tests: TMP102, LM75, PCF8574 and MCP23017 devices
 // with register files, NACK for absent addresses, and injected errors.
 
+import Basics
 import Synchronization
 
 #if canImport(Glibc)

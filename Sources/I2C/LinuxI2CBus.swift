@@ -3,6 +3,7 @@
 // one-thread NIOThreadPool), never on Swift's cooperative pool. The file
 // descriptor and the currently selected address are touched only there.
 
+import Basics
 import CI2C
 import NIOPosix
 
@@ -162,7 +163,3 @@ private final class BlockBox: @unchecked Sendable {
     init(count: Int) { bytes = [UInt8](repeating: 0, count: count) }
 }
 
-func errnoText(_ e: Int32) -> String {
-    guard let p = strerror(e) else { return "errno \(e)" }
-    return String(cString: p)
-}

@@ -5,16 +5,15 @@
 // context is not Sendable: it lives on exactly one thread (a connection lane's
 // executor, or a server's thread).
 
+import Basics
 import CModbus
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Serial parity.
-public enum Parity: String, Sendable, Hashable, CaseIterable, Codable {
-    case none = "N", even = "E", odd = "O"
-
+// Serial parity is the shared `Parity` (Basics); libmodbus wants its letter as a C char.
+extension Parity {
     var cChar: CChar { CChar(UInt8(ascii: rawValue.unicodeScalars.first!)) }
 }
 
@@ -84,18 +83,14 @@ func errorKind(errno e: Int32) -> ModbusError.Kind {
     case cmodbus_embbadslave(): return .invalidResponse("response from the wrong unit id")
     case cmodbus_embunkexc(): return .unknownException(0)
     case ECONNREFUSED: return .connectionRefused
-    case EPIPE, ECONNRESET, EBADF, ENOTCONN, ECONNABORTED, ESHUTDOWN: return .connectionLost(cString(e))
-    case EHOSTUNREACH, ENETUNREACH, ENOENT, ENODEV, EACCES, EADDRNOTAVAIL: return .unreachable(cString(e))
-    case EINVAL: return .invalidRequest(cString(e))
+    case EPIPE, ECONNRESET, EBADF, ENOTCONN, ECONNABORTED, ESHUTDOWN: return .connectionLost(errnoText(e))
+    case EHOSTUNREACH, ENETUNREACH, ENOENT, ENODEV, EACCES, EADDRNOTAVAIL: return .unreachable(errnoText(e))
+    case EINVAL: return .invalidRequest(errnoText(e))
     case EMSGSIZE: return .invalidResponse("message too long")
-    default: return .io(errno: e, cString(e))
+    default: return .io(errno: e, errnoText(e))
     }
 }
 
-func cString(_ e: Int32) -> String {
-    guard let p = strerror(e) else { return "errno \(e)" }
-    return String(cString: p)
-}
 
 /// libmodbus 3.1.6 uses select(2), so descriptors must stay below glibc's FD_SETSIZE.
 let libmodbusMaxDescriptor: Int32 = 1024

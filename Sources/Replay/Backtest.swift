@@ -2,6 +2,7 @@
 // The runs are independent (each has its own simulator and loop), so they run concurrently;
 // each is deterministic, so the summary is the same whatever the scheduling.
 
+import Basics
 import Foundation
 import Site
 import Synchronization

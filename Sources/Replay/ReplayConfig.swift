@@ -1,6 +1,7 @@
 // What one replay runs on: the site, a price trace and the other signals over a time range,
 // and how finely to step. Built from files by `ReplayInputs.load` or directly in tests.
 
+import Basics
 import Foundation
 import HardwareProfiles
 import Signals

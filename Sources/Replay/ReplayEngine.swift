@@ -3,6 +3,7 @@
 // what the simulated site actually did in each physics step, not from the broker's estimate.
 // See docs/replay.md for every definition.
 
+import Basics
 import Broker
 import Control
 import Foundation

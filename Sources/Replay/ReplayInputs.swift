@@ -4,6 +4,7 @@
 // line of a missing column, an unsorted or gapped series, an ambiguous or nonexistent
 // local time; those messages pass through unchanged.
 
+import Basics
 import Foundation
 import HardwareProfiles
 import Signals

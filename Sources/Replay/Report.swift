@@ -6,6 +6,7 @@
 // A few lines of script record, once the page is laid out, the size of each chart in
 // `data-rendered` attributes, so a headless browser's DOM dump shows what was drawn.
 
+import Basics
 import Foundation
 import Site
 

@@ -2,8 +2,8 @@
 // sleeping between polls. Production uses `SystemSignalClock`; tests use
 // `ManualSignalClock`, which only moves when the test advances it.
 
+import Basics
 import Foundation
-import Synchronization
 
 /// A wall clock that can also sleep until an instant.
 public protocol SignalClock: Sendable {
@@ -23,76 +23,32 @@ public struct SystemSignalClock: SignalClock {
     }
 }
 
-/// A clock for tests: time stands still until `advance(by:)`. Sleepers whose
-/// deadline has passed are resumed by `advance`. `sleepers()` and
-/// `waitForSleepers(_:)` let a test await the moment a poller goes to sleep.
+/// A clock for tests: time stands still until `advance(by:)`; the shared `ManualClock` (Basics)
+/// counted from a starting date. `sleepers()` and `waitForSleepers(_:)` let a test await the moment
+/// a poller goes to sleep.
 public final class ManualSignalClock: SignalClock {
-    private struct Sleeper {
-        var id: UInt64
-        var deadline: Date
-        var continuation: CheckedContinuation<Void, Error>
-    }
-    private struct State {
-        var now: Date
-        var nextID: UInt64 = 0
-        var sleepers: [Sleeper] = []
-        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
-    }
-    private let state: Mutex<State>
+    /// The underlying clock (its instants are offsets from `start`).
+    public let clock = ManualClock()
+    public let start: Date
 
-    public init(now: Date) { state = Mutex(State(now: now)) }
+    public init(now: Date) { start = now }
 
-    public func now() -> Date { state.withLock { $0.now } }
+    public func now() -> Date {
+        let c = clock.now.offset.components
+        return start.addingTimeInterval(Double(c.seconds) + Double(c.attoseconds) * 1e-18)
+    }
 
     /// Number of tasks currently sleeping on this clock.
-    public func sleepers() -> Int { state.withLock { $0.sleepers.count } }
+    public func sleepers() -> Int { clock.sleeperCount }
 
     /// Moves time forward and wakes every sleeper whose deadline is reached.
-    public func advance(by seconds: TimeInterval) {
-        let woken: [CheckedContinuation<Void, Error>] = state.withLock { s in
-            s.now = s.now.addingTimeInterval(seconds)
-            let now = s.now
-            let due = s.sleepers.filter { $0.deadline <= now }
-            s.sleepers.removeAll { $0.deadline <= now }
-            return due.map(\.continuation)
-        }
-        for c in woken { c.resume() }
-    }
+    public func advance(by seconds: TimeInterval) { clock.advance(by: .seconds(seconds)) }
 
     /// Returns once at least `count` tasks are sleeping on this clock.
-    public func waitForSleepers(_ count: Int = 1) async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.sleepers.count >= count { return true }
-                s.waiters.append((count, c))
-                return false
-            }
-            if ready { c.resume() }
-        }
-    }
+    public func waitForSleepers(_ count: Int = 1) async { await clock.waitForSleepers(count) }
 
     public func sleep(until deadline: Date) async throws {
-        let id = state.withLock { s -> UInt64 in s.nextID += 1; return s.nextID }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
-                let (immediate, ready) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
-                    if deadline <= s.now || Task.isCancelled { return (true, []) }
-                    s.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: c))
-                    let n = s.sleepers.count
-                    let ready = s.waiters.filter { $0.count <= n }.map(\.continuation)
-                    s.waiters.removeAll { $0.count <= n }
-                    return (false, ready)
-                }
-                for w in ready { w.resume() }
-                if immediate { c.resume() }
-            }
-        } onCancel: {
-            let c = state.withLock { s -> CheckedContinuation<Void, Error>? in
-                guard let i = s.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
-                return s.sleepers.remove(at: i).continuation
-            }
-            c?.resume(throwing: CancellationError())
-        }
+        try await clock.sleep(until: ManualClock.Instant(offset: .seconds(deadline.timeIntervalSince(start))))
         try Task.checkCancellation()
     }
 }

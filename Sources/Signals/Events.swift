@@ -1,6 +1,7 @@
 // Demand-response events in Switchyard's own vocabulary. OpenADR events and
 // operator-created (manual) events both become `DREvent`s.
 
+import Basics
 import Foundation
 
 /// One demand-response instruction over a time window.
@@ -118,7 +119,7 @@ public enum ManualEvents {
         var until: Date?
         if let u = m.optional("until") {
             let t = try u.timestamp("until")
-            guard t > from else { throw u.fail(.badValue, "until (\(ISOTimestamp.format(t))) must be after from (\(ISOTimestamp.format(from)))") }
+            guard t > from else { throw u.fail(.badValue, "until (\(ISO8601.format(t))) must be after from (\(ISO8601.format(from)))") }
             until = t
         }
         let reason = try m.optional("reason")?.string("reason") ?? "manual event \(id)"

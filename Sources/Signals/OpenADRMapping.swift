@@ -4,6 +4,7 @@
 // another from the event's start, each lasting the event's duration.
 // A duration of PT0S (or none) on the last interval means "until cancelled".
 
+import Basics
 import Foundation
 
 /// How to turn payloads into caps and prices.
@@ -52,7 +53,7 @@ public enum OpenADRMapper {
             var eventStart: Date?
             var eventDuration: ISODuration?
             if let p = e.intervalPeriod {
-                guard let s = ISOTimestamp.parse(p.start) else { throw fail(.badValue, ".intervalPeriod.start", "\"\(p.start)\" is not an ISO 8601 date-time with an offset") }
+                guard let s = ISO8601.parseDate(p.start) else { throw fail(.badValue, ".intervalPeriod.start", "\"\(p.start)\" is not an ISO 8601 date-time with an offset") }
                 eventStart = s
                 if let d = p.duration {
                     guard let dur = ISODuration(d) else { throw fail(.badValue, ".intervalPeriod.duration", "\"\(d)\" is not an ISO 8601 duration") }
@@ -66,7 +67,7 @@ public enum OpenADRMapper {
                 var start: Date
                 var duration = eventDuration
                 if let p = interval.intervalPeriod {
-                    guard let s = ISOTimestamp.parse(p.start) else { throw fail(.badValue, ipath + ".intervalPeriod.start", "\"\(p.start)\" is not an ISO 8601 date-time with an offset") }
+                    guard let s = ISO8601.parseDate(p.start) else { throw fail(.badValue, ipath + ".intervalPeriod.start", "\"\(p.start)\" is not an ISO 8601 date-time with an offset") }
                     start = s
                     if let d = p.duration {
                         guard let dur = ISODuration(d) else { throw fail(.badValue, ipath + ".intervalPeriod.duration", "\"\(d)\" is not an ISO 8601 duration") }

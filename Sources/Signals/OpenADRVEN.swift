@@ -2,6 +2,7 @@
 // /events, POST /reports. Token reuse until expiry is measured on the
 // injected clock; a 401 drops the token and retries once.
 
+import Basics
 import Foundation
 
 /// How the VEN authenticates at the token endpoint (RFC 6749 §2.3.1).
@@ -215,7 +216,7 @@ public actor OpenADRVEN {
     public func curtailmentReport(programID: String, eventID: String, intervals: [CurtailmentInterval],
                                   resourceName: String = "AGGREGATED_REPORT", reportName: String? = nil) -> OADRReport {
         let oadrIntervals = intervals.map { i in
-            OADRInterval(id: i.id, intervalPeriod: OADRIntervalPeriod(start: ISOTimestamp.format(i.start), duration: ISODuration.seconds(Int(i.duration.rounded())).description),
+            OADRInterval(id: i.id, intervalPeriod: OADRIntervalPeriod(start: ISO8601.format(i.start), duration: ISODuration.seconds(Int(i.duration.rounded())).description),
                          payloads: [
                             OADRValuesMap(type: "BASELINE", values: [.number(i.baselineKW)]),
                             OADRValuesMap(type: "DEMAND", values: [.number(i.measuredKW)]),

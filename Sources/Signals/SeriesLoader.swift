@@ -4,6 +4,7 @@
 //  * a generic CSV (`timestamp,price_usd_per_mwh`) or JSON time series.
 // See docs/signals.md for every layout.
 
+import Basics
 import Foundation
 
 /// What a series measures; decides the value column of generic files.
@@ -193,11 +194,11 @@ public enum SeriesLoader {
         if s.contains("/") {
             let p = s.split(separator: "/")
             guard p.count == 3, let m = Int(p[0]), let d = Int(p[1]), let y = Int(p[2]), p[2].count == 4 else { return nil }
-            return ISOTimestamp.daysFromCivil(year: y, month: m, day: d) == nil ? nil : (y, m, d)
+            return ISO8601.daysFromCivil(year: y, month: m, day: d) == nil ? nil : (y, m, d)
         }
         let p = s.split(separator: "-")
         guard p.count == 3, let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]), p[0].count == 4 else { return nil }
-        return ISOTimestamp.daysFromCivil(year: y, month: m, day: d) == nil ? nil : (y, m, d)
+        return ISO8601.daysFromCivil(year: y, month: m, day: d) == nil ? nil : (y, m, d)
     }
 
     /// `14`, `14:00` → 14. Minutes other than 00 are rejected.
@@ -216,7 +217,7 @@ public enum SeriesLoader {
         var stamps: [(Date, Double, Int)] = []
         for row in rows.dropFirst() {
             let text = try row.field(tCol, "timestamp", file: name)
-            guard let t = ISOTimestamp.parse(text) else {
+            guard let t = ISO8601.parseDate(text) else {
                 throw SignalsError(.badValue, "timestamp \"\(text)\" is not an ISO 8601 time with an offset (e.g. 2025-08-14T15:00:00-05:00)",
                                    at: SignalSource(file: name, line: row.line))
             }
@@ -237,7 +238,7 @@ public enum SeriesLoader {
             }
             step = stamps[1].0.timeIntervalSince(stamps[0].0)
             if step! <= 0 {
-                throw SignalsError(.unsorted, "series is not sorted: \(ISOTimestamp.format(stamps[1].0)) is not after \(ISOTimestamp.format(stamps[0].0))", at: stamps[1].2)
+                throw SignalsError(.unsorted, "series is not sorted: \(ISO8601.format(stamps[1].0)) is not after \(ISO8601.format(stamps[0].0))", at: stamps[1].2)
             }
         }
         let s = step!
@@ -246,13 +247,13 @@ public enum SeriesLoader {
             if i > 0 {
                 let diff = t.timeIntervalSince(stamps[i - 1].0)
                 if diff <= 0 {
-                    throw SignalsError(.unsorted, "series is not sorted: \(ISOTimestamp.format(t)) is not after \(ISOTimestamp.format(stamps[i - 1].0))", at: src)
+                    throw SignalsError(.unsorted, "series is not sorted: \(ISO8601.format(t)) is not after \(ISO8601.format(stamps[i - 1].0))", at: src)
                 }
                 if diff > s {
-                    throw SignalsError(.gap, "series has a gap: nothing from \(ISOTimestamp.format(stamps[i - 1].0.addingTimeInterval(s))) to \(ISOTimestamp.format(t)) (interval \(Int(s)) s)", at: src)
+                    throw SignalsError(.gap, "series has a gap: nothing from \(ISO8601.format(stamps[i - 1].0.addingTimeInterval(s))) to \(ISO8601.format(t)) (interval \(Int(s)) s)", at: src)
                 }
                 if diff < s {
-                    throw SignalsError(.unsorted, "point \(ISOTimestamp.format(t)) is \(Int(diff)) s after the previous one; the series interval is \(Int(s)) s", at: src)
+                    throw SignalsError(.unsorted, "point \(ISO8601.format(t)) is \(Int(diff)) s after the previous one; the series interval is \(Int(s)) s", at: src)
                 }
             }
             points.append(SeriesPoint(start: t, end: t.addingTimeInterval(s), value: v))

@@ -1,6 +1,7 @@
 // A contiguous series of intervals with one value each: prices in $/MWh or
 // hashprice in $/PH/day. Loaders guarantee the series is sorted and gap-free.
 
+import Basics
 import Foundation
 
 /// One interval `[start, end)` and its value.
@@ -31,16 +32,16 @@ public struct TimeSeries: Sendable, Hashable {
         for (i, p) in points.enumerated() {
             let here = SignalSource(file: origin, line: lines?[i], keyPath: keyPaths?[i])
             guard p.end > p.start else {
-                throw SignalsError(.badValue, "interval starting \(ISOTimestamp.format(p.start)) has no length", at: here)
+                throw SignalsError(.badValue, "interval starting \(ISO8601.format(p.start)) has no length", at: here)
             }
             guard p.value.isFinite else { throw SignalsError(.badValue, "value is not a finite number", at: here) }
             guard i > 0 else { continue }
             let prev = points[i - 1]
             if p.start < prev.end {
-                throw SignalsError(.unsorted, "series is not sorted: \(ISOTimestamp.format(p.start)) comes after \(ISOTimestamp.format(prev.start))\(lines?[i - 1].map { " (line \($0))" } ?? "")", at: here)
+                throw SignalsError(.unsorted, "series is not sorted: \(ISO8601.format(p.start)) comes after \(ISO8601.format(prev.start))\(lines?[i - 1].map { " (line \($0))" } ?? "")", at: here)
             }
             if p.start > prev.end {
-                throw SignalsError(.gap, "series has a gap: nothing from \(ISOTimestamp.format(prev.end)) to \(ISOTimestamp.format(p.start))", at: here)
+                throw SignalsError(.gap, "series has a gap: nothing from \(ISO8601.format(prev.end)) to \(ISO8601.format(p.start))", at: here)
             }
         }
         self.points = points

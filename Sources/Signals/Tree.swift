@@ -2,6 +2,7 @@
 // (JSON is YAML flow style), so every value keeps its source line and a
 // key path (`events[1].cap_kw`) for error messages.
 
+import Basics
 import Foundation
 import Yams
 
@@ -30,25 +31,19 @@ struct TreeNode {
     // MARK: Parsing
 
     static func parse(_ text: String, file: String) throws(SignalsError) -> TreeNode {
-        let root: Node?
+        let root: Node
         do {
-            root = try Yams.compose(yaml: text)
-        } catch let e as YamlError {
-            var line: Int?
-            var problem = "\(e)"
-            switch e {
-            case let .scanner(_, p, mark, _): line = mark.line; problem = p
-            case let .parser(_, p, mark, _): line = mark.line; problem = p
-            case let .composer(_, p, mark, _): line = mark.line; problem = p
-            case let .duplicatedKeysInMapping(d, context):
-                line = context.mark.line; problem = "the key '\(d.joined(separator: "', '"))' appears more than once"
-            default: break
-            }
-            throw SignalsError(.syntax, "cannot parse: \(problem)", at: SignalSource(file: file, line: line))
+            root = try LocatedYAML.compose(text)
         } catch {
-            throw SignalsError(.syntax, "cannot parse: \(error)", at: SignalSource(file: file))
+            let problem: String
+            switch error.problem {
+            case .empty: throw SignalsError(.syntax, "the document is empty", at: SignalSource(file: file, line: 1))
+            case .invalid(let p): problem = p
+            case .duplicateKeys(let keys): problem = "the key '\(keys.joined(separator: "', '"))' appears more than once"
+            case .unreadable, .other: problem = error.underlying
+            }
+            throw SignalsError(.syntax, "cannot parse: \(problem)", at: SignalSource(file: file, line: error.line))
         }
-        guard let root else { throw SignalsError(.syntax, "the document is empty", at: SignalSource(file: file, line: 1)) }
         return convert(root, path: "", file: file)
     }
 
@@ -135,7 +130,7 @@ struct TreeNode {
 
     func timestamp(_ what: String) throws(SignalsError) -> Date {
         let s = try string(what)
-        guard let d = ISOTimestamp.parse(s.trimmingCharacters(in: .whitespaces)) else {
+        guard let d = ISO8601.parseDate(s.trimmingCharacters(in: .whitespaces)) else {
             throw fail(.badValue, "\(what) \"\(s)\" is not an ISO 8601 time with an offset (e.g. 2025-08-14T15:00:00-05:00)")
         }
         return d

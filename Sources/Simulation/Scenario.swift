@@ -7,6 +7,7 @@
 //     - {at: 5m, dr_event: {cap_kw: 20000, for: 30m, id: ers-1}}
 //     - {at: 1h, device: gpu-01, inference_burst: {fraction: 1.0, for: 10m}}
 
+import Basics
 import Foundation
 import Modbus
 import Yams
@@ -34,6 +35,17 @@ public struct ScenarioError: Error, Sendable, CustomStringConvertible, Equatable
     public var column: Int
     public var message: String
     public var description: String { "\(file):\(line):\(column): error: \(message)" }
+
+    public init(file: String, line: Int, column: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    init(at location: SourceLocation, _ message: String) {
+        self.init(file: location.file, line: location.line, column: location.column, message: message)
+    }
 }
 
 /// Parses "250ms", "30s", "5m", "2h", "1d" or a bare number of seconds.
@@ -57,17 +69,18 @@ public enum ScenarioLoader {
 
     public static func parse(_ text: String, file: String) throws(ScenarioError) -> Scenario {
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch let e as YamlError {
-            throw yamlError(e, file: file)
-        } catch {
-            throw ScenarioError(file: file, line: 1, column: 1, message: "\(error)")
+        do { root = try LocatedYAML.compose(text) } catch {
+            switch error.problem {
+            case .empty: root = nil
+            case .invalid(let problem): throw ScenarioError(at: error.location(in: file), "invalid YAML: \(problem)")
+            case .duplicateKeys, .unreadable, .other:
+                throw ScenarioError(at: error.location(in: file), "invalid YAML: \(error.underlying)")
+            }
         }
         guard let root, let map = root.mapping else {
-            throw ScenarioError(file: file, line: 1, column: 1, message: "a scenario is a mapping with an 'events' list")
+            throw ScenarioError(at: .start(of: file), "a scenario is a mapping with an 'events' list")
         }
-        func fail(_ n: Node, _ msg: String) -> ScenarioError {
-            ScenarioError(file: file, line: (n.mark?.line ?? 1), column: (n.mark?.column ?? 1), message: msg)
-        }
+        func fail(_ n: Node, _ msg: String) -> ScenarioError { ScenarioError(at: n.location(in: file), msg) }
         var scenario = Scenario()
         for (k, _) in map where k.string != "events" {
             throw fail(k, "unknown key '\(k.string ?? "?")'; a scenario has only 'events'")
@@ -158,14 +171,5 @@ public enum ScenarioLoader {
             scenario.faults.append(ScheduledFault(atSeconds: at, device: device, action: action, durationSeconds: duration))
         }
         return scenario
-    }
-
-    static func yamlError(_ e: YamlError, file: String) -> ScenarioError {
-        switch e {
-        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _):
-            return ScenarioError(file: file, line: mark.line, column: mark.column, message: "invalid YAML: \(problem)")
-        default:
-            return ScenarioError(file: file, line: 1, column: 1, message: "invalid YAML: \(e)")
-        }
     }
 }

@@ -1,6 +1,7 @@
 // The simulator's public and state types: faults, trips, summaries, readings, device and site state,
 // the seeded noise generator, scheduled faults.
 
+import Basics
 import Foundation
 import HardwareProfiles
 import Modbus
@@ -110,26 +111,9 @@ struct SimState {
     var nodeTripped: [Bool]
     var nodeEnergyKWh: [Double]
     var trips: [BreakerTrip] = []
-    var rng: SplitMix
+    var rng: SeededRandom
     var scheduled: [ScheduledFault] = []
     var nextScheduled = 0
-}
-
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    /// Standard normal (Box–Muller).
-    mutating func gaussian() -> Double {
-        let u1 = max(unit(), 1e-12), u2 = unit()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
 }
 
 /// A fault scheduled by a scenario.

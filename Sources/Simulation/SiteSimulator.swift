@@ -9,6 +9,7 @@
 // the stepping loop can share one simulator. Stepping is deterministic for a
 // given seed: the same spec, seed and writes give the same trajectory.
 
+import Basics
 import Foundation
 import HardwareProfiles
 import Modbus
@@ -115,7 +116,7 @@ public final class SiteSimulator: Sendable {
         let n = spec.nodes.count
         state = Mutex(SimState(devices: devices, nodeLoadKW: .init(repeating: 0, count: n), nodeHeat: .init(repeating: 0, count: n),
                                nodeTripped: .init(repeating: false, count: n), nodeEnergyKWh: .init(repeating: 0, count: n),
-                               rng: SplitMix(state: seed)))
+                               rng: SeededRandom(seed: seed)))
         // Settle the initial loads so meters read sensibly before the first step.
         state.withLock { s in
             for i in s.devices.indices where spec.devices[i].role == .gpuContainer {

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Signals
 import Yams
@@ -145,7 +146,7 @@ extension Site {
         d.fixedKw = try num("fixed_kw")
         d.gpus = try f["gpus"].map { n throws(SiteFileError) in try r.integer(n, "gpus of device '\(id)'") }
         func forbid(_ keys: [String], _ why: String) throws(SiteFileError) {
-            for k in keys where f.has(k) { throw r.fail(f.entries[k]!.key, "'\(k)' does not apply to device '\(id)': \(why)") }
+            for k in keys where f.has(k) { throw r.fail(f.entries[k]!.keyNode, "'\(k)' does not apply to device '\(id)': \(why)") }
         }
         switch cls {
         case .mining, .inference:
@@ -338,7 +339,7 @@ func reason(_ error: Error) -> String {
     if let u = ns.userInfo[NSUnderlyingErrorKey] as? NSError, u.domain == NSPOSIXErrorDomain,
         let code = POSIXErrorCode(rawValue: Int32(u.code))
     {
-        return String(cString: strerror(code.rawValue))
+        return errnoText(code.rawValue)
     }
     if ns.domain == NSCocoaErrorDomain && ns.code == NSFileReadNoSuchFileError { return "no such file" }
     return ns.localizedDescription

@@ -1,3 +1,4 @@
+import Basics
 import Signals
 
 /// The site file: capacity tree, devices, economics, contracts. See docs/site-file.md.
@@ -42,10 +43,6 @@ public struct SiteNode: Sendable, Equatable {
 
 public enum SiteDeviceClass: String, Sendable, Equatable, CaseIterable {
     case mining, inference, auxiliary, meter
-}
-
-public enum Parity: String, Sendable, Equatable {
-    case none = "N", even = "E", odd = "O"
 }
 
 public enum DeviceAddress: Sendable, Equatable {

@@ -3,6 +3,7 @@
 // Journals are replaced atomically (write a temporary file, fsync it, rename, fsync the
 // directory), and one that cannot be read is moved aside, never silently dropped.
 
+import Basics
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,16 +18,16 @@ public enum PrivateFiles {
             throw StoreError(.io, "\(directory): cannot create the state directory: \(error.localizedDescription)")
         }
         if chmod(directory, 0o700) != 0 {
-            throw StoreError(.io, "\(directory): cannot make the state directory 0700: \(String(cString: strerror(errno)))")
+            throw StoreError(.io, "\(directory): cannot make the state directory 0700: \(errnoText(errno))")
         }
     }
 
     /// Creates `path` empty with mode 0600 if it does not exist; makes an existing file 0600.
     public static func createPrivate(_ path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError(.io, "\(path): cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StoreError(.io, "\(path): cannot create: \(errnoText(errno))") }
         defer { close(fd) }
-        if fchmod(fd, 0o600) != 0 { throw StoreError(.io, "\(path): cannot make it 0600: \(String(cString: strerror(errno)))") }
+        if fchmod(fd, 0o600) != 0 { throw StoreError(.io, "\(path): cannot make it 0600: \(errnoText(errno))") }
     }
 
     /// Replaces `path` with `data` atomically, mode 0600: temporary file, fsync, rename, fsync of the directory
@@ -34,7 +35,7 @@ public enum PrivateFiles {
     public static func writeAtomically(_ data: Data, to path: String) throws {
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StoreError(.io, "\(tmp): cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw StoreError(.io, "\(tmp): cannot create: \(errnoText(errno))") }
         var ok = fchmod(fd, 0o600) == 0
         data.withUnsafeBytes { raw in
             var off = 0
@@ -48,9 +49,9 @@ public enum PrivateFiles {
         close(fd)
         guard ok else {
             unlink(tmp)
-            throw StoreError(.io, "\(tmp): cannot write: \(String(cString: strerror(err)))")
+            throw StoreError(.io, "\(tmp): cannot write: \(errnoText(err))")
         }
-        guard rename(tmp, path) == 0 else { throw StoreError(.io, "\(path): cannot replace: \(String(cString: strerror(errno)))") }
+        guard rename(tmp, path) == 0 else { throw StoreError(.io, "\(path): cannot replace: \(errnoText(errno))") }
         syncDirectory(of: path)
     }
 
@@ -82,7 +83,7 @@ public enum PrivateFiles {
             var n = 1
             while FileManager.default.fileExists(atPath: target) { target = path + ".corrupt-\(Int(now.timeIntervalSince1970))-\(n)"; n += 1 }
             if rename(path, target) != 0 {
-                return .quarantined(movedTo: path, error: "\(error) (and it could not be moved aside: \(String(cString: strerror(errno))))")
+                return .quarantined(movedTo: path, error: "\(error) (and it could not be moved aside: \(errnoText(errno)))")
             }
             syncDirectory(of: path)
             return .quarantined(movedTo: target, error: "\(error)")

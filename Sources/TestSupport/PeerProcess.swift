@@ -1,5 +1,6 @@
 // Test support: start an independent peer (a pymodbus script, mbpoll, socat)
-// as a child process and wait for it to say it is ready. Used only by tests.
+// as a child process, wait for it to say it is ready, and keep reading what it
+// prints until it exits. Used only by tests.
 
 import Foundation
 
@@ -20,24 +21,76 @@ public let packageRoot: URL = {
     return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
 }()
 
+/// What a child printed, read from both pipes for the child's whole life (so a chatty child never
+/// blocks on a full pipe). Before the ready marker everything is kept; after it, the last
+/// `keepBytes` of each stream. Guarded by `condition`.
+final class PeerOutput: @unchecked Sendable {
+    static let keepBytes = 256 * 1024
+    let condition = NSCondition()
+    /// stdout, stderr.
+    var data = [Data(), Data()]
+    var totalBytes = [0, 0]
+    var closed = [false, false]
+    var trimming = false
+
+    /// Reads `handle` on its own thread until EOF.
+    func drain(_ handle: FileHandle, stream: Int) {
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData  // blocks until data or EOF
+                condition.lock()
+                if chunk.isEmpty {
+                    closed[stream] = true
+                } else {
+                    data[stream].append(chunk)
+                    totalBytes[stream] += chunk.count
+                    if trimming, data[stream].count > 2 * Self.keepBytes {
+                        data[stream] = Data(data[stream].suffix(Self.keepBytes))
+                    }
+                }
+                condition.broadcast()
+                condition.unlock()
+                if chunk.isEmpty { return }
+            }
+        }
+    }
+
+    func text(_ stream: Int) -> String {
+        condition.lock()
+        defer { condition.unlock() }
+        return String(decoding: data[stream].suffix(Self.keepBytes), as: UTF8.self)
+    }
+}
+
 /// A child process that prints `READY <port>` (or any line starting with
-/// `READY`) on stdout once it serves. It is killed by `stop()` or on deinit.
+/// `READY`) on stdout once it serves. Both of its output streams are read for its whole life.
+/// It is killed by `stop()` or on deinit.
 public final class PeerProcess: @unchecked Sendable {
     public let process: Process
     /// The words after READY on the ready line (e.g. the port).
     public let readyWords: [String]
     /// Everything the process printed (on the watched stream) up to and including the ready marker.
-    public private(set) var outputUntilReady = ""
-    private let stdoutPipe: Pipe
-    private let stderrPipe: Pipe
+    public let outputUntilReady: String
+    private let output: PeerOutput
 
     public var port: Int { readyWords.first.flatMap { Int($0) } ?? 0 }
 
-    private init(process: Process, readyWords: [String], stdoutPipe: Pipe, stderrPipe: Pipe) {
+    /// What the child has printed on stdout so far (the last 256 KiB), for failure messages.
+    public var standardOutput: String { output.text(0) }
+    /// What the child has printed on stderr so far (the last 256 KiB).
+    public var standardError: String { output.text(1) }
+    /// Bytes read from (stdout, stderr) so far.
+    public var bytesRead: (stdout: Int, stderr: Int) {
+        output.condition.lock()
+        defer { output.condition.unlock() }
+        return (output.totalBytes[0], output.totalBytes[1])
+    }
+
+    private init(process: Process, readyWords: [String], outputUntilReady: String, output: PeerOutput) {
         self.process = process
         self.readyWords = readyWords
-        self.stdoutPipe = stdoutPipe
-        self.stderrPipe = stderrPipe
+        self.outputUntilReady = outputUntilReady
+        self.output = output
     }
 
     /// Starts `executable` with `arguments` and blocks (off the cooperative
@@ -72,26 +125,44 @@ public final class PeerProcess: @unchecked Sendable {
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        let handle = readyOnStderr ? err.fileHandleForReading : out.fileHandleForReading
-        var buffer = Data()
+        let output = PeerOutput()
+        output.drain(out.fileHandleForReading, stream: 0)
+        output.drain(err.fileHandleForReading, stream: 1)
+        let watched = readyOnStderr ? 1 : 0
+        let anywhere = readyOnStderr || readyPrefix.hasPrefix("*")
+        let marker = readyPrefix.hasPrefix("*") ? String(readyPrefix.dropFirst()) : readyPrefix
+        output.condition.lock()
+        defer { output.condition.unlock() }
         while true {
-            let chunk = handle.availableData  // blocks until data or EOF
-            if chunk.isEmpty {
-                let errText = readyOnStderr ? String(decoding: buffer, as: UTF8.self)
-                    : String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = String(decoding: output.data[watched], as: UTF8.self)
+            if anywhere, text.contains(marker) {
+                output.trimming = true
+                return PeerProcess(process: p, readyWords: [], outputUntilReady: text, output: output)
+            }
+            for line in text.split(separator: "\n") where !anywhere && line.hasPrefix(readyPrefix) {
+                let words = line.dropFirst(readyPrefix.count).split(separator: " ").map(String.init)
+                output.trimming = true
+                return PeerProcess(process: p, readyWords: words, outputUntilReady: text, output: output)
+            }
+            if output.closed[0] && output.closed[1] {
+                let errText = String(decoding: output.data[1], as: UTF8.self)
                 p.waitUntilExit()
                 throw TestSupportError.peerFailed("\(executable) \(arguments.joined(separator: " ")) exited \(p.terminationStatus) before ready: \(errText.suffix(2000))")
             }
-            buffer.append(chunk)
-            let text = String(decoding: buffer, as: UTF8.self)
-            if readyOnStderr || readyPrefix.hasPrefix("*"), text.contains(readyPrefix.hasPrefix("*") ? String(readyPrefix.dropFirst()) : readyPrefix) {
-                let peer = PeerProcess(process: p, readyWords: [], stdoutPipe: out, stderrPipe: err)
-                peer.outputUntilReady = text
-                return peer
-            }
-            for line in text.split(separator: "\n") where !readyOnStderr && line.hasPrefix(readyPrefix) {
-                let words = line.dropFirst(readyPrefix.count).split(separator: " ").map(String.init)
-                return PeerProcess(process: p, readyWords: words, stdoutPipe: out, stderrPipe: err)
+            output.condition.wait()
+        }
+    }
+
+    /// Waits (off the cooperative pool) until the process has exited and both of its streams are
+    /// read to the end; returns its exit status.
+    public func waitForExit() async -> Int32 {
+        await withCheckedContinuation { (cont: CheckedContinuation<Int32, Never>) in
+            Thread.detachNewThread { [self] in
+                process.waitUntilExit()
+                output.condition.lock()
+                while !(output.closed[0] && output.closed[1]) { output.condition.wait() }
+                output.condition.unlock()
+                cont.resume(returning: process.terminationStatus)
             }
         }
     }
@@ -117,21 +188,6 @@ public final class PeerProcess: @unchecked Sendable {
     /// Sends a signal (e.g. SIGSTOP to freeze a server, SIGCONT to resume it).
     public func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
 
-    /// Waits (off the cooperative pool) for the process to exit and returns what it printed on
-    /// stdout after the ready line.
-    public func remainingOutput() async -> String {
-        let out = stdoutPipe.fileHandleForReading
-        let p = process
-        return await withCheckedContinuation { cont in
-            Thread.detachNewThread {
-                let data = out.readDataToEndOfFile()
-                p.waitUntilExit()
-                cont.resume(returning: String(decoding: data, as: UTF8.self))
-            }
-        }
-    }
-
-    /// Writes a line to the peer's stdin is not supported; peers are controlled by signals or files.
     deinit { stop() }
 }
 

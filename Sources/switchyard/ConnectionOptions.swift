@@ -1,3 +1,4 @@
+import Basics
 import ArgumentParser
 import Foundation
 import Modbus
@@ -107,18 +108,39 @@ func printError(_ line: String) {
     }
 }
 
-/// `{"error": message}` for an error line, nil for any other line.
-func errorJSON(_ line: String) -> String? {
-    let message: String
-    if line.hasPrefix("error: ") {
-        message = String(line.dropFirst("error: ".count))
-    } else if line.contains(": error: ") {
-        message = line
-    } else {
-        return nil
+/// `--json`'s error object: the message, and for an error in a file (`FILE:LINE:COL: …`)
+/// where it is. `error` keeps the whole line in that case, as before the position fields existed.
+struct JSONErrorLine: Encodable, Equatable {
+    var error: String
+    var file: String?
+    var line: Int?
+    var column: Int?
+
+    /// The object for an error line ("error: …" or "FILE:LINE:COL: error: …"), nil for any other line.
+    init?(_ text: String) {
+        if text.hasPrefix("error: ") {
+            error = String(text.dropFirst("error: ".count))
+        } else if text.contains(": error: ") {
+            error = text
+        } else {
+            return nil
+        }
+        // The first line's "FILE:LINE:COL: " prefix, when there is one (FILE may hold colons).
+        let first = String(error.prefix { $0 != "\n" })
+        if let m = try? #/^(.+?):(\d+):(\d+): /#.firstMatch(in: first), let l = Int(m.2), let c = Int(m.3) {
+            file = String(m.1)
+            line = l
+            column = c
+        }
     }
-    let data = (try? JSONSerialization.data(withJSONObject: ["error": message], options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-    return String(decoding: data, as: UTF8.self)
+}
+
+/// `{"error": message}` (with `file`, `line`, `column` when known) for an error line, nil for any other line.
+func errorJSON(_ line: String) -> String? {
+    guard let object = JSONErrorLine(line) else { return nil }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return (try? encoder.encode(object)).map { String(decoding: $0, as: UTF8.self) }
 }
 
 struct StandardError: TextOutputStream {

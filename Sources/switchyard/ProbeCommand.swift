@@ -67,7 +67,7 @@ extension Switchyard {
             }
             await client.close()
             if json {
-                print(Self.json(result))
+                print(try ProbeJSON(result).text())
             } else {
                 if let d = result.discovery {
                     print("SunSpec base \(d.base): models \(d.models.map { "\($0.id)@\($0.address)" }.joined(separator: ", "))")
@@ -95,14 +95,13 @@ extension Switchyard {
                 if !lib.models.isEmpty { library = lib; break }
             }
             if json {
-                var models: [String] = []
-                for m in result.models {
-                    let name = library[m.id].map { jsonString($0.name) } ?? "null"
-                    models.append("{\"id\":\(m.id),\"name\":\(name),\"address\":\(m.address),\"length\":\(m.length)}")
-                }
-                var obj = "{\"base\":\(result.base),\"models\":[\(models.joined(separator: ","))],\"end_marker\":\(result.endMarkerFound)"
-                if let note = result.note { obj += ",\"note\":\(jsonString(note))" }
-                print(obj + "}")
+                let listing = SunSpecListing(
+                    base: result.base,
+                    models: result.models.map { .init(id: $0.id, name: library[$0.id]?.name, address: $0.address, length: $0.length) },
+                    endMarker: result.endMarkerFound, note: result.note)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(listing), as: UTF8.self))
             } else {
                 print("SunSpec marker \"SunS\" at \(result.base)")
                 let rows = result.models.map { m -> [String] in
@@ -113,24 +112,6 @@ extension Switchyard {
                 print(renderTable(header: ["MODEL", "NAME", "ADDRESS", "LENGTH"], rows: rows))
                 print(result.endMarkerFound ? "end marker 0xFFFF found" : "no end marker: \(result.note ?? "")")
             }
-        }
-
-        static func json(_ result: ProbeResult) -> String {
-            let fields = result.readings.map { r -> String in
-                let value: String
-                switch r.outcome {
-                case .value(let v):
-                    switch v {
-                    case .number(let d): value = d.isFinite ? PointValue.format(d) : "null"
-                    case .state(let code, let label): value = label.map(jsonString) ?? String(code)
-                    case .bool(let b): value = b ? "true" : "false"
-                    }
-                case .missing: value = "null"
-                case .failed(let message): value = "{\"error\":\(jsonString(message))}"
-                }
-                return "\(jsonString(r.name)):\(value)"
-            }
-            return "{" + fields.joined(separator: ",") + "}"
         }
 
         static func table(_ result: ProbeResult) -> String {
@@ -158,25 +139,35 @@ private func renderTable(header: [String], rows: [[String]]) -> String {
     }.joined(separator: "\n")
 }
 
-private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+/// `probe --sunspec --json`: the marker's base, the models found (with their names where a model
+/// definition describes them) and whether the end marker was found.
+private struct SunSpecListing: Encodable {
+    struct Model: Encodable {
+        var id: Int
+        var name: String?
+        var address: Int
+        var length: Int
+
+        enum CodingKeys: String, CodingKey { case id, name, address, length }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(name, forKey: .name)  // null when no definition describes the model
+            try c.encode(address, forKey: .address)
+            try c.encode(length, forKey: .length)
         }
     }
-    return out + "\""
+    var base: Int
+    var models: [Model]
+    var endMarker: Bool
+    var note: String?
+
+    enum CodingKeys: String, CodingKey { case base, models, endMarker = "end_marker", note }
 }
 
-private func emitError(_ message: String) {
-    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
-}
+/// One error line on stderr (`{"error": …}` with `--json`).
+private func emitError(_ message: String) { printError("error: " + message) }
 
 private extension String {
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Basics
 import Foundation
 import HardwareProfiles
 import Site
@@ -28,19 +29,10 @@ struct SiteOptions: ParsableArguments {
     }
 }
 
-/// Parses an ISO 8601 UTC time ("2026-07-15T13:59:00Z") to seconds since 1970.
-func parseISOTime(_ s: String) -> Double? {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    if let d = f.date(from: s) { return d.timeIntervalSince1970 }
-    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return f.date(from: s)?.timeIntervalSince1970
-}
+/// Parses an ISO 8601 time with an offset ("2026-07-15T13:59:00Z") to seconds since 1970: the shared
+/// grammar of site and signal files (`ISO8601.parse`).
+func parseISOTime(_ s: String) -> Double? { ISO8601.parse(s) }
 
-func isoTime(_ t: Double) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    return f.string(from: Date(timeIntervalSince1970: t))
-}
+func isoTime(_ t: Double) -> String { ISO8601.format(t) }
 
 func mw(_ kw: Double) -> String { String(format: "%6.2f MW", kw / 1000) }

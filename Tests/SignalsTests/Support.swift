@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 @testable import Signals
 
@@ -15,7 +16,7 @@ let examplesDir: URL = {
 func example(_ path: String) -> String { examplesDir.appendingPathComponent(path).path }
 
 func date(_ s: String) -> Date {
-    guard let d = ISOTimestamp.parse(s) else { fatalError("bad test timestamp \(s)") }
+    guard let d = ISO8601.parseDate(s) else { fatalError("bad test timestamp \(s)") }
     return d
 }
 

@@ -15,18 +15,18 @@ struct TimeTests {
         ("2024-02-29T00:00:00Z", 1_709_164_800.0),
     ])
     func parsesTimestamps(text: String, epoch: Double) {
-        #expect(ISOTimestamp.parse(text)?.timeIntervalSince1970 == epoch)
+        #expect(ISO8601.parseDate(text)?.timeIntervalSince1970 == epoch)
     }
 
     @Test(arguments: ["2025-08-14T15:00:00", "2025-08-14", "2025-02-30T00:00:00Z", "2025-08-14T25:00:00Z",
                       "2025-08-14T15:00:00+5", "x2025-08-14T15:00:00Z", "2025-08-14T15:00:00Zjunk", ""])
     func rejectsTimestampsWithoutOffsetOrMalformed(text: String) {
-        #expect(ISOTimestamp.parse(text) == nil)
+        #expect(ISO8601.parseDate(text) == nil)
     }
 
     @Test func formatsUTC() {
-        #expect(ISOTimestamp.format(Date(timeIntervalSince1970: 1_755_201_600)) == "2025-08-14T20:00:00Z")
-        #expect(ISOTimestamp.format(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59Z")
+        #expect(ISO8601.format(Date(timeIntervalSince1970: 1_755_201_600)) == "2025-08-14T20:00:00Z")
+        #expect(ISO8601.format(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59Z")
     }
 
     @Test(arguments: [
@@ -78,13 +78,13 @@ struct TimeTests {
         for _ in 0..<5000 {
             let n = Int(gen.next() % 24)
             let s = String((0..<n).map { _ in alphabet[Int(gen.next() % UInt64(alphabet.count))] })
-            if let d = ISOTimestamp.parse(s) {
-                #expect(ISOTimestamp.parse(ISOTimestamp.format(d)).map { abs($0.timeIntervalSince(d)) < 1 } == true)
+            if let d = ISO8601.parseDate(s) {
+                #expect(ISO8601.parseDate(ISO8601.format(d)).map { abs($0.timeIntervalSince(d)) < 1 } == true)
             }
             if let d = ISODuration(s) { #expect(ISODuration(d.description) == d, "\(s)") }
         }
         // A few hand-made near misses must still fail.
-        #expect(ISOTimestamp.parse("2025-08-14T15:00:00+") == nil)
+        #expect(ISO8601.parseDate("2025-08-14T15:00:00+") == nil)
         #expect(ISODuration("P-1D") == nil)
     }
 }

@@ -78,7 +78,8 @@ struct SparkplugInteropTests {
         // "done" goes through the edge node's own connection, after its data: the broker delivers one
         // client's messages in order, so the host has seen everything before it gives its verdict.
         try await client.publish(topic: "switchyard-test/control", payload: Array("done".utf8), qos: 0)
-        let output = await host.remainingOutput()
+        _ = await host.waitForExit()
+        let output = host.standardOutput
         client.close()
         await running
 

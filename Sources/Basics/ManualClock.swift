@@ -1,6 +1,6 @@
-// A clock that only moves when told to: the control loop, the poller and the
-// simulator run on it in tests and replays (virtual time), and on
-// ContinuousClock in production.
+// The one clock that only moves when told to. The control loop, the poller, the simulator and the
+// signal feeds run on it in tests and replays (virtual time), and on ContinuousClock (or the system
+// clock) in production.
 
 import Synchronization
 
@@ -19,7 +19,14 @@ public final class ManualClock: Clock, Sendable {
         var continuation: CheckedContinuation<Void, Error>
     }
 
-    let state = Mutex<(now: Instant, sleepers: [Sleeper], nextID: Int)>((Instant(offset: .zero), [], 0))
+    struct State {
+        var now = Instant(offset: .zero)
+        var sleepers: [Sleeper] = []
+        var nextID = 0
+        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    let state = Mutex(State())
 
     public init() {}
 
@@ -29,20 +36,40 @@ public final class ManualClock: Clock, Sendable {
     /// Number of tasks waiting in `sleep`.
     public var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
+    /// Returns once at least `count` tasks are sleeping on this clock (so a test can advance time
+    /// knowing the task under test is waiting).
+    public func waitForSleepers(_ count: Int = 1) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if s.sleepers.count >= count { return true }
+                s.waiters.append((count, c))
+                return false
+            }
+            if ready { c.resume() }
+        }
+    }
+
     public func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
-        let id = state.withLock { s -> Int in s.nextID += 1; return s.nextID }
+        let id = state.withLock { s -> Int in
+            s.nextID += 1
+            return s.nextID
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
                 // A task cancelled before this point already ran `onCancel` (finding no sleeper): check
                 // the flag under the lock, so it throws now instead of sleeping until time advances.
                 // (Task.cancel sets the flag before it runs the handler, so one of the two always sees it.)
                 enum Outcome { case sleep, resume, cancelled }
-                let outcome = state.withLock { s -> Outcome in
-                    if Task.isCancelled { return .cancelled }
-                    if deadline <= s.now { return .resume }
+                let (outcome, ready) = state.withLock { s -> (Outcome, [CheckedContinuation<Void, Never>]) in
+                    if Task.isCancelled { return (.cancelled, []) }
+                    if deadline <= s.now { return (.resume, []) }
                     s.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: cont))
-                    return .sleep
+                    let n = s.sleepers.count
+                    let ready = s.waiters.filter { $0.count <= n }.map(\.continuation)
+                    s.waiters.removeAll { $0.count <= n }
+                    return (.sleep, ready)
                 }
+                for w in ready { w.resume() }
                 switch outcome {
                 case .sleep: break
                 case .resume: cont.resume()

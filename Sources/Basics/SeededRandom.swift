@@ -1,6 +1,9 @@
-/// A deterministic random number generator (SplitMix64) for property and fuzz tests:
-/// the same seed gives the same cases on every machine.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
+// The one seeded random number generator (SplitMix64): property and fuzz tests, the benchmarks, and
+// the simulator's measurement noise. The same seed gives the same sequence on every machine.
+
+import Foundation
+
+public struct SeededRandom: RandomNumberGenerator, Sendable, Hashable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
@@ -21,4 +24,9 @@ extension SeededRandom {
     public mutating func chance(_ p: Double) -> Bool { unit() < p }
     /// An integer in lo…hi (modulo draw: the tests need reproducible, not unbiased).
     public mutating func int(_ lo: Int, _ hi: Int) -> Int { lo + Int(next() % UInt64(hi - lo + 1)) }
+    /// Standard normal (Box–Muller, one draw of two uniforms per value).
+    public mutating func gaussian() -> Double {
+        let u1 = max(unit(), 1e-12), u2 = unit()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
 }
