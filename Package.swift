@@ -16,6 +16,8 @@ let package = Package(
         // traits: [] drops swift-configuration, which Hummingbird enables by default.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev).
@@ -70,14 +72,17 @@ let package = Package(
                 "Safety", "Broker", "Site", "Modbus", "HardwareProfiles", "I2C",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
 
         // SQLite (GRDB): config versions, audit log, event log, decision log, per-minute series, API tokens.
         .target(name: "Store", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
-        // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics; the tick recorder.
+        // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics (swift-prometheus); the tick recorder.
         .target(name: "API", dependencies: [
             "Control", "Store", "Site",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Yams", package: "Yams"),

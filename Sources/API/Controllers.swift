@@ -68,7 +68,7 @@ struct StatusController {
                              up: tel?.isReachable ?? false,
                              powerKw: tel?.values["active_power_w"].map { $0 / 1000 }, setpointKw: r?.setpointsKW[d.id],
                              commandedKw: st.commandedKW[d.id], override: o.map { OverrideDTO(kw: $0.kw, until: $0.until) },
-                             lastSuccess: tel?.lastSuccess, lastError: tel?.lastError, consecutiveFailures: tel?.consecutiveFailures ?? 0,
+                             lastSuccess: tel?.lastSuccess, lastError: tel?.lastError?.description, consecutiveFailures: tel?.consecutiveFailures ?? 0,
                              latencyMs: tel.map { $0.lastLatencyS * 1000 }, reason: r?.reasons[d.id],
                              actuation: loop.actuator.targets.contains { $0.id == d.id } ? loop.actuator.followState(d.id).rawValue : nil,
                              meter: loop.site.nodes.contains { $0.meter == d.id } ? loop.meterWatch.status(d.id).rawValue : nil)

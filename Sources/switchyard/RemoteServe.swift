@@ -124,7 +124,7 @@ enum RemoteServe {
     static func services(options: APIOptions, store: Store, host: LoopHost, now: @escaping @Sendable () -> Double,
                          logger: Logger) throws -> APIStack {
         let config = try options.configuration()
-        let metrics = MetricsRegistry(site: host.current.site.id)
+        let metrics = MetricsRegistry.bootstrap(site: host.current.site.id)
         let recorder = TickRecorder(store: store, metrics: metrics, decisionRetentionS: options.decisionRetentionDays * 86_400)
         let deps = APIDependencies(store: store, runtime: HostedRuntime(host: host, now: now), metrics: metrics, logger: logger)
         if !config.usesTLS && !config.isLoopback {
