@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         // Sparkplug B payloads (the generated Sources/Sparkplug/Generated/sparkplug_b.pb.swift).
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev, libmosquitto-dev).
@@ -86,14 +88,17 @@ let package = Package(
                 "Safety", "Broker", "Site", "Signals", "Modbus", "HardwareProfiles", "I2C", "Basics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
 
         // SQLite (GRDB): config versions, audit log, event log, decision log, per-minute series, API tokens.
         .target(name: "Store", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")]),
-        // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics; the tick recorder.
+        // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics (swift-prometheus); the tick recorder.
         .target(name: "API", dependencies: [
             "Control", "Store", "Site",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Yams", package: "Yams"),

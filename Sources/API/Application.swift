@@ -1,5 +1,5 @@
 // The HTTP API: `buildRouter(deps)` and `buildApplication(config, deps)`.
-// Every route is declared once, with its minimum role, through `RouteTable`,
+// Every route is declared once, with its minimum role, through `RouteTable` (one RouteCollection per controller),
 // so the auth-matrix tests enumerate exactly what the server serves.
 
 import Control
@@ -51,15 +51,17 @@ public struct RouteSpec: Sendable, CustomStringConvertible {
     public var description: String { "\(method.rawValue) \(path)" }
 }
 
-/// Registers routes on the role's group and remembers them.
+/// Registers one controller's routes on its Hummingbird `RouteCollection`, each in the group of its least
+/// role (bearer auth, audit, role check), and remembers them.
 public final class RouteTable {
+    let collection = RouteCollection(context: APIRequestContext.self)
     let publicGroup: RouterGroup<APIRequestContext>
     let groups: [Role: RouterGroup<APIRequestContext>]
     public private(set) var specs: [RouteSpec] = []
 
-    init(router: Router<APIRequestContext>, deps: APIDependencies) {
-        publicGroup = router.group()
-        let authed = router.group()
+    init(deps: APIDependencies) {
+        publicGroup = collection.group()
+        let authed = collection.group()
             .add(middleware: CountingAuthMiddleware(inner: BearerAuthMiddleware(tokens: deps.tokens, limiter: deps.limiter,
                                                                                  clock: deps.clock, logger: deps.logger),
                                                     metrics: deps.metrics))
@@ -139,17 +141,18 @@ public func buildRouter(_ deps: APIDependencies) -> BuiltRouter {
     let index = RouteIndex()
     // Before any route: router middleware wraps the routes added after it, and the not-found responder.
     router.add(middleware: JSONErrorsMiddleware(index: index))
-    let table = RouteTable(router: router, deps: deps)
-    HealthController(deps: deps).addRoutes(to: table)
-    StatusController(deps: deps).addRoutes(to: table)
-    EventsController(deps: deps).addRoutes(to: table)
-    ModesController(deps: deps).addRoutes(to: table)
-    ConfigController(deps: deps).addRoutes(to: table)
-    TokensController(deps: deps).addRoutes(to: table)
-    LogsController(deps: deps).addRoutes(to: table)
-    MetricsController(deps: deps).addRoutes(to: table)
-    index.specs.withLock { $0 = table.specs }
-    return BuiltRouter(router: router, routes: table.specs)
+    let controllers: [any APIController] = [
+        HealthController(deps: deps), StatusController(deps: deps), EventsController(deps: deps), ModesController(deps: deps),
+        ConfigController(deps: deps), TokensController(deps: deps), LogsController(deps: deps), MetricsController(deps: deps),
+    ]
+    var specs: [RouteSpec] = []
+    for controller in controllers {
+        let routes = controller.routes
+        router.addRoutes(routes.collection)
+        specs += routes.specs
+    }
+    index.specs.withLock { $0 = specs }
+    return BuiltRouter(router: router, routes: specs)
 }
 
 // MARK: The application

@@ -1,4 +1,5 @@
-// One controller per resource. Each registers its routes, with their roles, on the table.
+// One controller per resource. Each exposes its routes as a Hummingbird `RouteCollection`, every route
+// behind its least role; `buildRouter` adds the collections.
 
 import Control
 import Foundation
@@ -8,7 +9,22 @@ import Site
 import Store
 import Synchronization
 
-struct HealthController {
+/// One resource's routes: `addRoutes` declares each with its least role; `routes` is them as a RouteCollection.
+protocol APIController {
+    var deps: APIDependencies { get }
+    func addRoutes(to t: RouteTable)
+}
+
+extension APIController {
+    /// This controller's routes as a Hummingbird RouteCollection (roles enforced inside it), and what each serves to whom.
+    var routes: (collection: RouteCollection<APIRequestContext>, specs: [RouteSpec]) {
+        let table = RouteTable(deps: deps)
+        addRoutes(to: table)
+        return (table.collection, table.specs)
+    }
+}
+
+struct HealthController: APIController {
     let deps: APIDependencies
 
     func addRoutes(to t: RouteTable) {
@@ -34,7 +50,7 @@ struct HealthController {
     }
 }
 
-struct StatusController {
+struct StatusController: APIController {
     let deps: APIDependencies
 
     func addRoutes(to t: RouteTable) {
@@ -68,7 +84,7 @@ struct StatusController {
                              up: tel?.isReachable ?? false,
                              powerKw: tel?.values["active_power_w"].map { $0 / 1000 }, setpointKw: r?.setpointsKW[d.id],
                              commandedKw: st.commandedKW[d.id], override: o.map { OverrideDTO(kw: $0.kw, until: $0.until) },
-                             lastSuccess: tel?.lastSuccess, lastError: tel?.lastError, consecutiveFailures: tel?.consecutiveFailures ?? 0,
+                             lastSuccess: tel?.lastSuccess, lastError: tel?.lastError?.description, consecutiveFailures: tel?.consecutiveFailures ?? 0,
                              latencyMs: tel.map { $0.lastLatencyS * 1000 }, reason: r?.reasons[d.id],
                              actuation: loop.actuator.targets.contains { $0.id == d.id } ? loop.actuator.followState(d.id).rawValue : nil,
                              meter: loop.site.nodes.contains { $0.meter == d.id } ? loop.meterWatch.status(d.id).rawValue : nil)
@@ -97,7 +113,7 @@ final class EventIDClaims: Sendable {
     func release(_ id: String) { _ = ids.withLock { $0.remove(id) } }
 }
 
-struct EventsController {
+struct EventsController: APIController {
     let deps: APIDependencies
     let claims = EventIDClaims()
 
@@ -195,7 +211,7 @@ func validID(_ s: String) -> Bool {
     !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
 }
 
-struct ModesController {
+struct ModesController: APIController {
     let deps: APIDependencies
     static let maxOverrideS = 7 * 86_400.0
 
@@ -236,7 +252,7 @@ struct ModesController {
     }
 }
 
-struct ConfigController {
+struct ConfigController: APIController {
     let deps: APIDependencies
 
     func addRoutes(to t: RouteTable) {
@@ -363,7 +379,7 @@ extension String {
     var nilIfEmpty: String? { isEmpty ? nil : self }
 }
 
-struct TokensController {
+struct TokensController: APIController {
     let deps: APIDependencies
 
     func addRoutes(to t: RouteTable) {
@@ -398,7 +414,7 @@ struct TokensController {
     }
 }
 
-struct LogsController {
+struct LogsController: APIController {
     let deps: APIDependencies
 
     func addRoutes(to t: RouteTable) {
@@ -417,7 +433,7 @@ struct LogsController {
     }
 }
 
-struct MetricsController {
+struct MetricsController: APIController {
     let deps: APIDependencies
 
     func addRoutes(to t: RouteTable) {

@@ -82,7 +82,7 @@ public final class TickRecorder: Sendable {
                 let isDown = (t?.consecutiveFailures ?? 0) > 0
                 if isDown, !m.down.contains(id) {
                     m.down.insert(id)
-                    events.append(EventEntry(at: r.at, kind: .fault, subject: id, message: "\(id) down: \(t?.lastError ?? "no answer")"))
+                    events.append(EventEntry(at: r.at, kind: .fault, subject: id, message: "\(id) down: \(t?.lastError?.description ?? "no answer")"))
                 } else if !isDown, t?.lastSuccess != nil, m.down.contains(id) {
                     m.down.remove(id)
                     events.append(EventEntry(at: r.at, kind: .fault, subject: id, message: "\(id) back"))

@@ -14,7 +14,7 @@ public struct WriteOutcome: Sendable, Equatable {
     public var device: String
     public var kw: Double
     public var verified: Bool
-    public var error: String?
+    public var error: DeviceFault?
     public var keepAlive: Bool
 }
 
@@ -65,8 +65,13 @@ public final class Actuator: Sendable {
     let tracks: Mutex<[Track]>
     public let followSettings: FollowSettings
 
-    public init(targets: [Target], deadbandKW: Double = 5, keepAliveFraction: Double = 0.4, follow: FollowSettings = .init()) {
+    /// Counts failed writes as they happen.
+    let metrics: ControlMetrics?
+
+    public init(targets: [Target], deadbandKW: Double = 5, keepAliveFraction: Double = 0.4, follow: FollowSettings = .init(),
+                metrics: ControlMetrics? = nil) {
         self.targets = targets
+        self.metrics = metrics
         self.followSettings = follow
         self.index = Dictionary(uniqueKeysWithValues: targets.enumerated().map { ($1.id, $0) })
         self.deadbandKW = deadbandKW
@@ -128,10 +133,10 @@ public final class Actuator: Sendable {
                         let back = try await t.bus.writeAndReadBack(address: t.setpoint.address, values: words, combined: t.combinedVerify)
                         let verified = back == words
                         return (i, WriteOutcome(device: t.id, kw: kw, verified: verified,
-                                                error: verified ? nil : "\(t.id): read-back \(back) differs from written \(words)",
+                                                error: verified ? nil : .readBack(device: t.id, read: Array(back), written: Array(words)),
                                                 keepAlive: keepAlive), configuredNow)
                     } catch {
-                        return (i, WriteOutcome(device: t.id, kw: kw, verified: false, error: "\(error)", keepAlive: keepAlive), configuredNow)
+                        return (i, WriteOutcome(device: t.id, kw: kw, verified: false, error: DeviceFault(error), keepAlive: keepAlive), configuredNow)
                     }
                 }
             }
@@ -150,6 +155,7 @@ public final class Actuator: Sendable {
                         t[i].failures = 0
                         t[i].retryAt = -Double.infinity
                     } else {
+                        metrics?.writeFailed(outcome.device, outcome.error ?? .other("not verified"))
                         t[i].failures += 1
                         t[i].retryAt = now + Double(min(30, 1 << min(t[i].failures - 1, 5)))
                     }

@@ -153,7 +153,7 @@ public struct HostedControlLoopService<C: Clock>: Service where C.Duration == Du
                     logger.notice("governor intervention", metadata: ["governor.note": "\(note)"])
                 }
                 for w in report.writes where !w.verified {
-                    logger.warning("setpoint write failed", metadata: ["device.id": "\(w.device)", "error": "\(w.error ?? "")"])
+                    logger.warning("setpoint write failed", metadata: ["device.id": "\(w.device)", "error": "\(w.error?.description ?? "")"])
                 }
                 onTick(report, took)
                 next = next.advanced(by: period)

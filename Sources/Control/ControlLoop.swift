@@ -17,6 +17,7 @@
 
 import Basics
 import Broker
+import CoreMetrics
 import HardwareProfiles
 import Modbus
 import Safety
@@ -78,6 +79,8 @@ public struct ControlOptions: Sendable {
     public var explainEveryTick = true
     /// Poll devices one at a time (in-memory buses: replays and soaks).
     public var serialPolling = false
+    /// Where the poller, actuator and governor emit metrics; nil for the process's bootstrapped `MetricsSystem`.
+    public var metricsFactory: (any MetricsFactory)?
 
     public init(commWatchdogS: Double = 30, deadbandKW: Double = 5, commLossAfterS: Double = 10,
                 underFrequencyHz: Double = 59.7, underFrequencyHoldS: Double = 0.25, underFrequencyShedS: Double = 600,
@@ -203,7 +206,7 @@ extension TickReport {
         let ok = writes.filter(\.verified), bad = writes.filter { !$0.verified }
         var parts: [String] = []
         parts.append(ok.isEmpty ? "wrote nothing" : "wrote " + ok.map { "\($0.device) \(fmtKW($0.kw))" }.joined(separator: ", "))
-        if !bad.isEmpty { parts.append("failed " + bad.map { "\($0.device) (\($0.error ?? "?"))" }.joined(separator: ", ")) }
+        if !bad.isEmpty { parts.append("failed " + bad.map { "\($0.device) (\($0.error?.description ?? "?"))" }.joined(separator: ", ")) }
         if !preempted.isEmpty { parts.append("pre-empted " + preempted.joined(separator: ", ")) }
         return parts.joined(separator: "; ")
     }
@@ -349,6 +352,8 @@ public final class ControlLoop: Sendable {
     public let plant: Plant
     public let safety: SafetyModel
     public let poller: Poller
+    /// What the poller, actuator and governor count, as it happens.
+    public let metrics: ControlMetrics
     public let actuator: Actuator
     public let signals: any SignalSource
     public let options: ControlOptions
@@ -390,8 +395,10 @@ public final class ControlLoop: Sendable {
                                                   fallbackKW: SiteDevice.fallbackSetpointKw))
             }
         }
-        poller = try Poller(targets: targets, serial: options.serialPolling)
-        actuator = Actuator(targets: actTargets, deadbandKW: options.deadbandKW)
+        let metrics = ControlMetrics(site: site.id, factory: options.metricsFactory, polled: targets.map(\.id), written: actTargets.map(\.id))
+        self.metrics = metrics
+        poller = try Poller(targets: targets, serial: options.serialPolling, metrics: metrics)
+        actuator = Actuator(targets: actTargets, deadbandKW: options.deadbandKW, metrics: metrics)
         deviceIDs = plant.devices.map(\.id)
         deviceIndex = Dictionary(plant.devices.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { a, _ in a })
         meterOfNode = plant.nodes.map { n in site.node(n.id)?.meter }
@@ -530,6 +537,7 @@ public final class ControlLoop: Sendable {
         let now = writer.passTime(requested)
         var report = await decide(now: now, fastPath: fastPath, writer: writer)
         report.duration = ContinuousClock.now - started
+        metrics.intervened(report.interventions.count)
         lastReportBox.withLock { $0 = report }
         writer.release()
         writer.notify(report)

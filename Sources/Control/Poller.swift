@@ -31,7 +31,8 @@ public struct DeviceTelemetry: Sendable, Equatable {
     var slotReadAt: [Double?]
     /// Loop time (seconds) of the last fully or partly successful poll.
     public var lastSuccess: Double?
-    public var lastError: String?
+    /// Why the last poll failed (typed: a Modbus error, or a point that did not decode).
+    public var lastError: DeviceFault?
     public var consecutiveFailures = 0
     /// Poll latency of the last poll, seconds (wall clock of the transport).
     public var lastLatencyS: Double = 0
@@ -126,8 +127,12 @@ public final class Poller: Sendable {
     /// soaks), where concurrency buys nothing and costs task switches and lock contention.
     public let serial: Bool
 
-    public init(targets: [Target], normalEvery: Int = 5, slowEvery: Int = 60, serial: Bool = false) throws {
+    /// Counts failed polls and times answered ones, as they happen.
+    let metrics: ControlMetrics?
+
+    public init(targets: [Target], normalEvery: Int = 5, slowEvery: Int = 60, serial: Bool = false, metrics: ControlMetrics? = nil) throws {
         self.targets = targets
+        self.metrics = metrics
         self.serial = serial
         self.normalEvery = max(1, normalEvery)
         self.slowEvery = max(1, slowEvery)
@@ -218,7 +223,7 @@ public final class Poller: Sendable {
         let slotOf = plans[i].slotOf[lvl]
         var outcomes: [(Int, PointOutcome)] = []
         outcomes.reserveCapacity(plan.points.count)
-        var transportError: String?
+        var transportError: DeviceFault?
         for pi in plan.points.indices {
             guard let si = plan.pointSpan[pi], let r = results[si] else { continue }
             switch r {
@@ -227,13 +232,13 @@ public final class Poller: Sendable {
                 if let sfi = plan.scaleSpan[pi], case .success(let w)? = results[sfi] { sfWord = w.first }
                 outcomes.append((pi, PointDecoder.decode(plan.points, pi, words: words, scaleFactor: sfWord)))
             case .failure(let e):
-                transportError = transportError ?? "\(e)"
+                transportError = transportError ?? .modbus(e)
             }
         }
-        return state.withLock { s -> Int in
+        let (wait, answered, fault) = state.withLock { s -> (Int, Bool, DeviceFault?) in
             s.attempts[i] += 1
             var okCount = 0
-            var firstError: String?
+            var firstError: DeviceFault?
             s.telemetry[i].record { tel in
                 for (pi, outcome) in outcomes {
                     let k = slotOf[pi]
@@ -243,7 +248,7 @@ public final class Poller: Sendable {
                         tel.slotValue[k] = Double(c); tel.slotLabel[k] = label; tel.slotReadAt[k] = now; okCount += 1
                     case .value(.bool(let b)): tel.slotValue[k] = b ? 1 : 0; tel.slotReadAt[k] = now; okCount += 1
                     case .missing: okCount += 1
-                    case .failed(let why): firstError = firstError ?? "\(plan.points[pi].name): \(why)"
+                    case .failed(let why): firstError = firstError ?? .point(plan.points[pi].name, reason: why)
                     }
                 }
                 firstError = firstError ?? transportError
@@ -260,8 +265,15 @@ public final class Poller: Sendable {
             let failures = s.telemetry[i].consecutiveFailures
             let wait = failures == 0 ? 1 : 1 + min(30, 1 << min(failures - 1, 5))
             s.skipUntilTick[i] = tick + wait - 1 + (failures == 0 ? 0 : 1)
-            return wait
+            return (wait, failures == 0, s.telemetry[i].lastError)
         }
+        // Every failed poll counts here, whatever the streak does before anyone looks.
+        if answered {
+            metrics?.pollAnswered(targets[i].id, latencyS: latency)
+        } else {
+            metrics?.pollFailed(targets[i].id, fault ?? .other("no answer"))
+        }
+        return wait
     }
 }
 

@@ -211,7 +211,7 @@ extension ControlLoop {
         let held = plant.devices.filter { $0.deviceClass != .mining }.map(\.id)
         var metadata: Logger.Metadata = [
             "written": "\(ok.joined(separator: ", "))",
-            "failed": "\(bad.map { "\($0.device) (\($0.error ?? "?"))" }.joined(separator: ", "))",
+            "failed": "\(bad.map { "\($0.device) (\($0.error?.description ?? "?"))" }.joined(separator: ", "))",
             "inference_held": "\(held.joined(separator: ", "))",
         ]
         if bad.isEmpty {

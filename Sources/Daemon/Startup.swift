@@ -87,7 +87,7 @@ enum Startup {
     static func services(_ config: DaemonConfig, store: Store, host: LoopHost, now: @escaping @Sendable () -> Double,
                          logger: Logger, onListening: @escaping @Sendable (_ url: String, _ port: Int) -> Void) throws -> APIStack {
         let api = try APIConfiguration(listen: config.listen, tlsCertPath: config.tlsCert, tlsKeyPath: config.tlsKey, insecure: config.insecure)
-        let metrics = MetricsRegistry(site: host.current.site.id)
+        let metrics = MetricsRegistry.bootstrap(site: host.current.site.id)
         let recorder = TickRecorder(store: store, metrics: metrics, decisionRetentionS: config.decisionRetentionDays * 86_400)
         let deps = APIDependencies(store: store, runtime: HostedRuntime(host: host, now: now), metrics: metrics, logger: logger)
         if !api.usesTLS && !api.isLoopback {

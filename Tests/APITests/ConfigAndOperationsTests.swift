@@ -2,6 +2,7 @@ import Control
 import Foundation
 import Synchronization
 import Hummingbird
+import Modbus
 import HummingbirdTesting
 import Store
 import Testing
@@ -168,9 +169,10 @@ struct ConfigAndOperationsTests {
                 #expect(line.split(separator: " ").count == 2 && Double(line.split(separator: " ")[1]) != nil, "\(line)")
             }
         }
-        #expect(MetricsRegistry.errorCode("asic-1 unit 1 FC03 @0+10: Modbus exception 2 (ILLEGAL DATA ADDRESS)") == "2")
-        #expect(MetricsRegistry.errorCode("asic-1 unit 1: timeout") == "timeout")
-        #expect(MetricsRegistry.errorCode("x: connection refused") == "connection")
+        // The code label comes from the error's kind, not its text.
+        #expect(DeviceFault.modbus(ModbusError(.exception(.illegalDataAddress), device: "asic-1", unit: 1, function: .readHoldingRegisters, count: 10)).code == "2")
+        #expect(DeviceFault.modbus(ModbusError(.timeout, device: "asic-1", unit: 1)).code == "timeout")
+        #expect(DeviceFault.modbus(ModbusError(.connectionRefused, device: "x")).code == "connection")
     }
 
     @Test func semanticDiffIgnoresFormattingAndKeysListsById() throws {

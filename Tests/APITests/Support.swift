@@ -80,6 +80,7 @@ struct Harness: Sendable {
         let site = try Site.parse(yaml: apiSiteYAML, file: "hil.yaml")
         let profiles = try loadProfiles(for: site, registry: registry)
         let sim = try SiteSimulator(spec: try SimSiteSpec(site: site, profiles: profiles, servePortsFromSite: false), seed: 7)
+        let metrics = MetricsRegistry(site: site.id)
         let builder: LoopHost.Builder = { site, state in
             let profiles = try loadProfiles(for: site, registry: registry)
             var buses: [String: any RegisterBus] = [:]
@@ -88,8 +89,10 @@ struct Harness: Sendable {
             }
             var sig = SiteSignals()
             sig.energyPrices = [PricePoint(at: t0 - 3600, usdPerMWh: 40)]
+            var options = ControlOptions(commWatchdogS: 0)
+            options.metricsFactory = metrics.factory
             return try ControlLoop(site: site, profiles: profiles, buses: buses, signals: try SiteSignalSource(site: site, signals: sig),
-                                   options: .init(commWatchdogS: 0), restoring: state)
+                                   options: options, restoring: state)
         }
         let host = LoopHost(loop: try builder(site, LoopState()), builder: builder)
         let store = try Store.inMemory()
@@ -98,7 +101,7 @@ struct Harness: Sendable {
         let limiter = FailedAuthLimiter(maxFailures: maxFailures, windowS: 300)
         var logger = Logger(label: "api-test")
         logger.logLevel = .critical
-        let deps = APIDependencies(store: store, runtime: HostedRuntime(host: host, now: { clock.now }), metrics: MetricsRegistry(site: site.id),
+        let deps = APIDependencies(store: store, runtime: HostedRuntime(host: host, now: { clock.now }), metrics: metrics,
                                    limiter: limiter, clock: { clock.now }, logger: logger)
         var tokens: [Role: String] = [:]
         for r in Role.allCases {

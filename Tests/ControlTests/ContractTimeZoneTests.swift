@@ -1,3 +1,4 @@
+import Basics
 import Broker
 import Foundation
 import struct Signals.ContractCalendar

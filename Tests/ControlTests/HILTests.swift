@@ -196,7 +196,7 @@ struct HILTests {
         #expect(rig.loop.poller.attempts("asic-1") - liveBefore == 30)
         // The dead one backs off: far fewer attempts than ticks.
         #expect(rig.loop.poller.attempts("asic-2") - deadBefore <= 8)
-        #expect(rig.loop.poller.telemetry("asic-2")?.lastError?.contains("timeout") == true)
+        #expect(rig.loop.poller.telemetry("asic-2")?.lastError?.description.contains("timeout") == true)
         await rig.stop()
     }
 

@@ -109,7 +109,7 @@ func runFastPathBenchmark(arguments: [String]) async throws {
     let reachable = loop.plant.devices.filter { loop.poller.telemetry($0.id)?.consecutiveFailures == 0 }.count
     if reachable < loop.plant.devices.count {
         let bad = loop.plant.devices.first { loop.poller.telemetry($0.id)?.consecutiveFailures != 0 }!
-        throw BenchError("only \(reachable) of \(loop.plant.devices.count) containers answer; \(bad.id): \(loop.poller.telemetry(bad.id)?.lastError ?? "?")")
+        throw BenchError("only \(reachable) of \(loop.plant.devices.count) containers answer; \(bad.id): \(loop.poller.telemetry(bad.id)?.lastError?.description ?? "?")")
     }
     var shed: [Double] = [], restore: [Double] = []
     var shedWritten: [Int] = []
