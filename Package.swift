@@ -54,8 +54,13 @@ let package = Package(
         // Sparkplug B over MQTT, shared by the edge node and the host: the libmosquitto client (own thread),
         // the generated payloads, topics, seq/bdSeq, births, deaths, commands, STATE, the edge-node session.
         .target(name: "Sparkplug", dependencies: ["CMosquitto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        // The site as a Sparkplug edge node (issue 17). So far only the pure parts: report by exception.
-        .target(name: "FleetEdge", dependencies: ["Sparkplug"]),
+        // The site as a Sparkplug edge node (issue 17): report by exception, the site and device metrics of a
+        // tick, and EdgeNodeService (fed by the loop's tick hook without ever blocking it).
+        .target(name: "FleetEdge", dependencies: [
+            "Sparkplug", "Control", "Site",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Device profiles (YAML register maps), loader with file:line errors, SunSpec.
         .target(
             name: "HardwareProfiles",
@@ -112,7 +117,7 @@ let package = Package(
         // The controller daemon `serve` runs: start-up, signals and live feeds (prices, OpenADR and its
         // curtailment reports), the Modbus client pool, and the ServiceGroup. Never Simulation or Replay.
         .target(name: "Daemon", dependencies: [
-            "Control", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
+            "Control", "FleetEdge", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -161,7 +166,7 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "Site", "TestSupport"]),
         // The daemon in-process against a simulated site over loopback, and the curtailment ledger.
         .testTarget(name: "DaemonTests", dependencies: [
-            "Daemon", "Control", "Simulation", "Site", "Signals", "Store", "HardwareProfiles", "Modbus", "TestSupport",
+            "Daemon", "Control", "FleetEdge", "Sparkplug", "Simulation", "Site", "Signals", "Store", "HardwareProfiles", "Modbus", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -5,12 +5,14 @@
 
 import API
 import Control
+import FleetEdge
 import Foundation
 import I2C
 import Logging
 import ServiceLifecycle
 import Signals
 import Site
+import Store
 
 /// What the daemon runs: plain values (`serve` builds them from its options).
 public struct DaemonConfig: Sendable {
@@ -53,6 +55,8 @@ public struct DaemonConfig: Sendable {
     public var watchdogS = 30.0
     /// I2C config file (JSON); nil: I2C disabled.
     public var i2c: String?
+    /// Between two attempts to reach the fleet broker (the site file's `fleet:` section).
+    public var fleetRetryDelay = Duration.seconds(2)
 
     /// What goes to stdout: a log line per pass (and the API's address), the live view, or nothing.
     public enum Output: Sendable { case logLines, view, silent }
@@ -211,6 +215,13 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
             throw DaemonError(.usage, "error: \(error)")
         }
         let recorder = api.recorder
+        // The site as a Sparkplug B edge node when the site file has a `fleet:` section (docs/fleet.md). The tick
+        // hook only hands the report over (`offer` never waits); the service publishes on its own task.
+        let edge = site.fleet.map { fleet in
+            EdgeNodeService(fleet: fleet, bdSeqPath: URL(fileURLWithPath: config.stateDir).appendingPathComponent("sparkplug-bdseq").path,
+                            logger: logger, configVersion: { [store = prepared.store] in (try? store.latestConfig()).map { Int64($0.version) } },
+                            retryDelay: config.fleetRetryDelay)
+        }
         // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves
         // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its
         // trigger, its duration and what it wrote. (Ticks are recorded below, with their poll time.)
@@ -228,10 +239,12 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
                 case .logLines: LiveView.logLine(report)
                 case .silent: break
                 }
+                edge?.offer(report, loop: host.current)
                 hooks.tick(report)
             },
             FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
         ] + api.services
+        if let edge { services.append(edge) }
         if let venConfig, let ledger {
             services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven), signals: live, ledger: ledger, host: host,
                                            time: time, period: .milliseconds(Int(venConfig.pollS * 1000)), logger: logger))

@@ -18,13 +18,14 @@ extension Site {
     public static func parse(yaml: String, file: String = "<site>") throws(SiteFileError) -> Site {
         let r = Reader(file: file)
         let root = try r.compose(yaml)
-        let top = try r.fields(root, "the site file", allowed: ["site", "tree", "devices", "economics", "contracts"])
+        let top = try r.fields(root, "the site file", allowed: ["site", "tree", "devices", "economics", "contracts", "fleet"])
 
         let sf = try r.fields(
             try top.require("site"), "'site'",
             allowed: ["id", "import_limit_kw", "safety_margin_kw", "tick_s", "restore_rate_kw_per_tick", "stale_after_s",
                       "inference_reserve_kw"])
-        let siteID = try r.string(try sf.require("id"), "the site id")
+        let siteIDNode = try sf.require("id")
+        let siteID = try r.string(siteIDNode, "the site id")
         let importLimit = try r.nonNegative(try sf.require("import_limit_kw"), "import_limit_kw")
         let margin = try sf["safety_margin_kw"].map { n throws(SiteFileError) in try r.nonNegative(n, "safety_margin_kw") } ?? 0
         if margin >= importLimit, let n = sf["safety_margin_kw"] {
@@ -111,6 +112,7 @@ extension Site {
             id: siteID, importLimitKw: importLimit, safetyMarginKw: margin, tickSeconds: tick, restoreRateKwPerTick: restore,
             staleAfterS: staleAfter, nodes: nodes, devices: devices, economics: economics, contracts: contracts, file: file)
         site.inferenceReserveKw = try sf["inference_reserve_kw"].map { n throws(SiteFileError) in try r.nonNegative(n, "inference_reserve_kw") }
+        site.fleet = try top["fleet"].map { n throws(SiteFileError) in try parseFleet(n, r, siteID: siteID, siteIDNode: siteIDNode) }
         return site
     }
 

@@ -21,6 +21,8 @@ public struct Site: Sendable, Equatable {
     /// which the governor budgets it when mining can be shed to cover the rest; nil: the default
     /// (two ticks of the container's ramp). See docs/site-file.md.
     public var inferenceReserveKw: Double? = nil
+    /// The `fleet:` section: the site as a Sparkplug B edge node; nil: not one. See docs/fleet.md.
+    public var fleet: FleetConfig? = nil
 
     public func device(_ id: String) -> SiteDevice? { devices.first { $0.id == id } }
     public func node(_ id: String) -> SiteNode? { nodes.first { $0.id == id } }

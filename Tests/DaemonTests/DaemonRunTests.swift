@@ -53,7 +53,8 @@ struct SimulatedSite {
     let wire: WireHost
     let siteFile: String
 
-    init(in dir: URL) throws {
+    /// `extraYAML` is appended to the site file the daemon reads (e.g. a `fleet:` section).
+    init(in dir: URL, extraYAML: String = "") throws {
         // Placeholder ports to build the simulator (it serves each device on a free port of its own).
         let ids = ["site-meter", "xfmr-1-meter", "asic-1", "asic-2", "asic-3", "gpu-1"]
         let site = try Site.parse(yaml: Self.yaml(ports: Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.element, 20_001 + $0.offset) })),
@@ -64,7 +65,7 @@ struct SimulatedSite {
         sim = try SiteSimulator(spec: spec, seed: 7)
         wire = try WireHost(simulator: sim)
         siteFile = dir.appendingPathComponent("site.yaml").path
-        try Self.yaml(ports: Dictionary(uniqueKeysWithValues: wire.endpoints.map { ($0.device, $0.port) }))
+        try (Self.yaml(ports: Dictionary(uniqueKeysWithValues: wire.endpoints.map { ($0.device, $0.port) })) + extraYAML)
             .write(toFile: siteFile, atomically: true, encoding: .utf8)
     }
 

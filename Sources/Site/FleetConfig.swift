@@ -1,0 +1,114 @@
+// The site file's `fleet:` section (issue 17): the MQTT broker and the Sparkplug B identity under which
+// `serve` reports the site. Absent: the site is not an edge node. See docs/site-file.md and docs/fleet.md.
+
+import Yams
+
+/// Where and as whom the site publishes: plain values, checked by the loader (ids as Sparkplug requires them).
+public struct FleetConfig: Sendable, Equatable {
+    public var brokerHost: String
+    /// Default 1883 (8883 when `tls` is given).
+    public var brokerPort: Int
+    /// Sparkplug group id (required: the site file has no region to default to).
+    public var groupID: String
+    /// Sparkplug edge node id (default: the site id).
+    public var edgeNodeID: String
+    /// When set, births wait for this host's STATE online.
+    public var primaryHostID: String?
+    public var tls: TLS?
+    /// The MQTT client id (default: `switchyard-<edge_node_id>`).
+    public var clientID: String
+
+    public struct TLS: Sendable, Equatable {
+        public var caFile: String?
+        public var certFile: String?
+        public var keyFile: String?
+
+        public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+        }
+    }
+
+    public init(brokerHost: String, brokerPort: Int, groupID: String, edgeNodeID: String, primaryHostID: String? = nil,
+                tls: TLS? = nil, clientID: String? = nil) {
+        self.brokerHost = brokerHost
+        self.brokerPort = brokerPort
+        self.groupID = groupID
+        self.edgeNodeID = edgeNodeID
+        self.primaryHostID = primaryHostID
+        self.tls = tls
+        self.clientID = clientID ?? "switchyard-\(edgeNodeID)"
+    }
+}
+
+extension Site {
+    /// Why `id` cannot be a Sparkplug id (group, edge node, host), or nil if it can: non-empty, no `/`, `+`, `#`
+    /// or control characters (the same rule as `Sparkplug.validateSparkplugID`).
+    public static func sparkplugIDProblem(_ id: String) -> String? {
+        if id.isEmpty { return "is empty" }
+        for ch in id.unicodeScalars {
+            switch ch {
+            case "/": return "contains '/'"
+            case "+", "#": return "contains the MQTT wildcard '\(ch)'"
+            default: if ch.value < 0x20 || ch.value == 0x7F { return "contains a control character" }
+            }
+        }
+        return nil
+    }
+
+    static func parseFleet(_ n: Node, _ r: Reader, siteID: String, siteIDNode: Node) throws(SiteFileError) -> FleetConfig {
+        let f = try r.fields(n, "'fleet'", allowed: ["broker", "group_id", "edge_node_id", "primary_host_id", "tls", "client_id"])
+        let b = try r.fields(try f.require("broker"), "'fleet' broker", allowed: ["host", "port"])
+        let hostNode = try b.require("host")
+        let host = try r.string(hostNode, "fleet broker host")
+        if host.isEmpty { throw r.fail(hostNode, "fleet broker host should not be empty") }
+        var tls: FleetConfig.TLS?
+        if let t = f["tls"] {
+            let g = try r.fields(t, "'fleet' tls", allowed: ["ca_file", "cert_file", "key_file"])
+            func path(_ key: String) throws(SiteFileError) -> String? {
+                guard let v = g[key] else { return nil }
+                let s = try r.string(v, "fleet tls \(key)")
+                if s.isEmpty { throw r.fail(v, "fleet tls \(key) should not be empty") }
+                return s
+            }
+            let c = FleetConfig.TLS(caFile: try path("ca_file"), certFile: try path("cert_file"), keyFile: try path("key_file"))
+            if (c.certFile == nil) != (c.keyFile == nil) {
+                throw r.fail(t, "'fleet' tls needs both cert_file and key_file, or neither")
+            }
+            if c.caFile == nil && c.certFile == nil { throw r.fail(t, "'fleet' tls needs ca_file, or cert_file and key_file") }
+            tls = c
+        }
+        var port = tls == nil ? 1883 : 8883
+        if let p = b["port"] {
+            port = try r.integer(p, "fleet broker port")
+            guard (1...65535).contains(port) else { throw r.fail(p, "fleet broker port must be 1…65535, got \(port)") }
+        }
+        func id(_ key: String, _ what: String) throws(SiteFileError) -> String? {
+            guard let v = f[key] else { return nil }
+            let s = try r.string(v, "fleet \(key)")
+            if let problem = sparkplugIDProblem(s) { throw r.fail(v, "fleet \(key) '\(s)' cannot be a Sparkplug \(what): it \(problem)") }
+            return s
+        }
+        // The site file has no region: the group id is required.
+        guard let group = try id("group_id", "group id") else { throw r.fail(n, "'fleet' is missing 'group_id'") }
+        let edge: String
+        if let e = try id("edge_node_id", "edge node id") {
+            edge = e
+        } else {
+            if let problem = sparkplugIDProblem(siteID) {
+                throw r.fail(siteIDNode, "the site id '\(siteID)' cannot be the Sparkplug edge node id (it \(problem)); give fleet edge_node_id")
+            }
+            edge = siteID
+        }
+        let primary = try id("primary_host_id", "host id")
+        var clientID: String?
+        if let c = f["client_id"] {
+            let s = try r.string(c, "fleet client_id")
+            if s.isEmpty { throw r.fail(c, "fleet client_id should not be empty") }
+            clientID = s
+        }
+        return FleetConfig(brokerHost: host, brokerPort: port, groupID: group, edgeNodeID: edge, primaryHostID: primary,
+                           tls: tls, clientID: clientID)
+    }
+}

@@ -1,0 +1,68 @@
+import Site
+import Testing
+
+/// The site file's `fleet:` section (issue 17): defaults, and file:line:column errors for bad keys and values.
+@Suite("Site file fleet section")
+struct FleetSectionTests {
+    /// SiteFileTests.minimal with `fleet` appended: `fleet:` is line 46.
+    func parse(_ fleet: String) throws(SiteFileError) -> Site {
+        try Site.parse(yaml: SiteFileTests.minimal + "\n" + fleet, file: "s.yaml")
+    }
+
+    @Test func absentMeansNoEdgeNode() throws {
+        #expect(try Site.parse(yaml: SiteFileTests.minimal, file: "s.yaml").fleet == nil)
+    }
+
+    @Test func defaultsTheEdgeNodeToTheSiteIDAndThePortByTLS() throws {
+        let plain = try #require(try parse("fleet:\n  broker: {host: mqtt.example.net}\n  group_id: north\n").fleet)
+        #expect(plain == FleetConfig(brokerHost: "mqtt.example.net", brokerPort: 1883, groupID: "north", edgeNodeID: "t"))
+        #expect(plain.clientID == "switchyard-t")
+        #expect(plain.primaryHostID == nil && plain.tls == nil)
+        let tls = try #require(try parse("""
+            fleet:
+              broker: {host: mqtt.example.net}
+              group_id: north
+              edge_node_id: site-7
+              primary_host_id: hq
+              client_id: box-7
+              tls: {ca_file: /etc/ca.pem, cert_file: /etc/s.crt, key_file: /etc/s.key}
+            """).fleet)
+        #expect(tls.brokerPort == 8883)
+        #expect(tls.edgeNodeID == "site-7" && tls.primaryHostID == "hq" && tls.clientID == "box-7")
+        #expect(tls.tls == FleetConfig.TLS(caFile: "/etc/ca.pem", certFile: "/etc/s.crt", keyFile: "/etc/s.key"))
+        #expect(try parse("fleet:\n  broker: {host: h, port: 18830}\n  group_id: g\n").fleet?.brokerPort == 18830)
+    }
+
+    static let bad: [(fleet: String, error: String)] = [
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  colour: red\n",
+         "s.yaml:49:3: unknown key 'colour' in 'fleet'; expected one of: broker, group_id, edge_node_id, primary_host_id, tls, client_id"),
+        ("fleet:\n  broker: {host: h}\n", "s.yaml:47:3: 'fleet' is missing 'group_id'"),
+        ("fleet:\n  group_id: g\n", "s.yaml:47:3: 'fleet' is missing 'broker'"),
+        ("fleet:\n  broker: {host: h, port: 70000}\n  group_id: g\n", "s.yaml:47:27: fleet broker port must be 1…65535, got 70000"),
+        ("fleet:\n  broker: {host: h, port: x}\n  group_id: g\n", "s.yaml:47:27: fleet broker port should be a whole number, found 'x'"),
+        ("fleet:\n  broker: {host: h}\n  group_id: a/b\n", "s.yaml:48:13: fleet group_id 'a/b' cannot be a Sparkplug group id: it contains '/'"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  primary_host_id: \"hq#\"\n",
+         "s.yaml:49:20: fleet primary_host_id 'hq#' cannot be a Sparkplug host id: it contains the MQTT wildcard '#'"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  tls: {cert_file: c.crt}\n",
+         "s.yaml:49:8: 'fleet' tls needs both cert_file and key_file, or neither"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  tls: {ca: c.pem}\n",
+         "s.yaml:49:9: unknown key 'ca' in 'fleet' tls; expected one of: ca_file, cert_file, key_file"),
+    ]
+
+    @Test("bad fleet sections name file:line:column", arguments: bad.indices)
+    func badSections(_ i: Int) {
+        let c = Self.bad[i]
+        #expect(throws: SiteFileError.self) { _ = try parse(c.fleet) }
+        do { _ = try parse(c.fleet) } catch { #expect("\(error)" == c.error) }
+    }
+
+    @Test func aSiteIDThatCannotBeAnEdgeNodeIDNeedsOne() {
+        let yaml = SiteFileTests.minimal.replacingOccurrences(of: "id: t\n", with: "id: \"a+b\"\n") + "\nfleet:\n  broker: {host: h}\n  group_id: g\n"
+        do {
+            _ = try Site.parse(yaml: yaml, file: "s.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)" == "s.yaml:2:7: the site id 'a+b' cannot be the Sparkplug edge node id (it contains the MQTT wildcard '+'); give fleet edge_node_id")
+        }
+    }
+}
