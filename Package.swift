@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Outbound HTTP (price feeds, the OpenADR VEN, the remote CLI); HummingbirdTesting already builds it.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Only to name its error types (a failed TLS handshake means the request was never sent); AHC builds it anyway.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev, libmosquitto-dev).
@@ -77,7 +81,13 @@ let package = Package(
             dependencies: ["HardwareProfiles", "Modbus", "Site", "Basics", .product(name: "Yams", package: "Yams")]
         ),
         // Price feeds, DR events (OpenADR 3 VEN, manual), contract calendars.
-        .target(name: "Signals", dependencies: ["Basics", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Signals", dependencies: [
+            "Basics", .product(name: "Yams", package: "Yams"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // I2C on the box: temperature sensors and the heartbeat relay (libi2c), and a fake bus.
         .target(name: "I2C", dependencies: ["CI2C", "Basics", .product(name: "NIOPosix", package: "swift-nio")]),
         // The safety governor: a pure function from proposals and telemetry to the setpoints that may be
@@ -118,6 +128,7 @@ let package = Package(
         // curtailment reports), the Modbus client pool, and the ServiceGroup. Never Simulation or Replay.
         .target(name: "Daemon", dependencies: [
             "Control", "FleetEdge", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -129,6 +140,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
 
@@ -161,12 +174,18 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Control", "Simulation", "Site", "Signals", "HardwareProfiles", "TestSupport"]),
-        .testTarget(name: "SignalsTests", dependencies: ["Signals", "Basics", "TestSupport"]),
+        .testTarget(name: "SignalsTests", dependencies: [
+            "Signals", "Basics", "TestSupport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "I2CTests", dependencies: ["I2C"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "HardwareProfiles", "Modbus", "Site", "TestSupport"]),
         // The daemon in-process against a simulated site over loopback, and the curtailment ledger.
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Control", "FleetEdge", "Sparkplug", "Simulation", "Site", "Signals", "Store", "HardwareProfiles", "Modbus", "TestSupport",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -25,10 +25,12 @@ struct PriceFeedService: Service {
     let signals: LiveSignals
     let logger: Logger
 
-    init(_ kind: SeriesFeedKind = .energyPrice, url: URL, pollS: Double, settlementPoint: String?, signals: LiveSignals, logger: Logger) {
+    init(_ kind: SeriesFeedKind = .energyPrice, url: URL, pollS: Double, settlementPoint: String?, transport: any HTTPTransport,
+         signals: LiveSignals, logger: Logger) {
         self.kind = kind
         let quantity: SeriesQuantity = kind == .energyPrice ? .price : .hashprice
-        let feed = HTTPSeriesFeed(url: url, options: SeriesOptions(quantity: quantity, settlementPoint: settlementPoint))
+        let feed = HTTPSeriesFeed(url: url, options: SeriesOptions(quantity: quantity, settlementPoint: settlementPoint),
+                                  transport: transport)
         // After a failure, try again on the next regular poll (at most a minute later).
         self.poller = FeedPoller(feed: feed, interval: pollS, retryInterval: min(pollS, 60))
         self.signals = signals

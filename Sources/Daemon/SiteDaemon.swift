@@ -228,7 +228,7 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         recorder.tracePasses(of: host, logger: logger) { if output == .logLines { LiveView.logLine($0) } }
         // A ServiceGroup shuts its services down in reverse order: the state service is listed first so that it
         // stops last, after the loop's last (safe) pass, and saves the setpoints that pass wrote.
-        var services: [any Service] = [
+        let services: [any Service] = [
             FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
             HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
@@ -245,25 +245,34 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
             FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
         ] + api.services
         if let edge { services.append(edge) }
-        if let venConfig, let ledger {
-            services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven), signals: live, ledger: ledger, host: host,
-                                           time: time, period: .milliseconds(Int(venConfig.pollS * 1000)), logger: logger))
-        }
-        if let url = config.pricesURL {
-            services.append(PriceFeedService(url: url, pollS: config.pricesPollS, settlementPoint: config.settlementPoint, signals: live, logger: logger))
-        }
-        if let url = config.hashpriceURL {
-            services.append(PriceFeedService(.hashprice, url: url, pollS: config.hashpricePollS, settlementPoint: nil, signals: live, logger: logger))
-        }
-        if let i2cHardware {
-            services.append(HeartbeatService(hardware: i2cHardware, loop: { host.current }, time: time,
-                                             maxTickAgeS: 3 * Double(period.components.seconds == 0 ? 1 : period.components.seconds), logger: logger))
-        }
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-            gracefulShutdownSignals: config.handlesSignals ? [.sigterm, .sigint] : [],
-            logger: logger))
-        do { try await group.run() } catch {
+        do {
+            // One HTTP client for the feeds and the VEN, shut down when the group has stopped.
+            try await withHTTPClient { httpClient in
+                let http = HTTPClientTransport(client: httpClient)
+                var services = services
+                if let venConfig, let ledger {
+                    services.append(OpenADRService(ven: OpenADRVEN(config: venConfig.ven, transport: http), signals: live, ledger: ledger,
+                                                   host: host, time: time, period: .milliseconds(Int(venConfig.pollS * 1000)), logger: logger))
+                }
+                if let url = config.pricesURL {
+                    services.append(PriceFeedService(url: url, pollS: config.pricesPollS, settlementPoint: config.settlementPoint,
+                                                     transport: http, signals: live, logger: logger))
+                }
+                if let url = config.hashpriceURL {
+                    services.append(PriceFeedService(.hashprice, url: url, pollS: config.hashpricePollS, settlementPoint: nil,
+                                                     transport: http, signals: live, logger: logger))
+                }
+                if let i2cHardware {
+                    services.append(HeartbeatService(hardware: i2cHardware, loop: { host.current }, time: time,
+                                                     maxTickAgeS: 3 * Double(period.components.seconds == 0 ? 1 : period.components.seconds), logger: logger))
+                }
+                let group = ServiceGroup(configuration: .init(
+                    services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                    gracefulShutdownSignals: config.handlesSignals ? [.sigterm, .sigint] : [],
+                    logger: logger))
+                try await group.run()
+            }
+        } catch {
             await pool.closeAll()
             throw error
         }

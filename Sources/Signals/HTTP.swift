@@ -1,10 +1,13 @@
-// HTTP behind a small protocol: production uses URLSession; tests may swap in
-// anything (they use real loopback HTTP against tests' peers).
+// HTTP behind a small protocol: production uses async-http-client (one `HTTPClient`, owned and shut down by
+// whoever opens it with `withHTTPClient`); tests may swap in anything (they use real loopback HTTP against
+// tests' peers).
 
+import AsyncHTTPClient
+import Basics
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import NIOPosix
+import NIOSSL
 
 public struct HTTPRequest: Sendable, Hashable {
     public var method: String
@@ -39,40 +42,116 @@ public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws(SignalsError) -> HTTPResponse
 }
 
-/// `HTTPTransport` over Foundation's URLSession (FoundationNetworking on Linux).
-public final class URLSessionTransport: HTTPTransport, @unchecked Sendable {
-    // URLSession is thread-safe; it is created once and never mutated.
-    private let session: URLSession
+/// Opens one `HTTPClient` for `body` and shuts it down when `body` returns or throws (structured: the client
+/// never outlives the scope). `timeout` bounds connecting and each wait for data; connection attempts are not
+/// retried inside the client, so a refused connection fails at once (the callers poll and retry themselves).
+/// TLS: the client's defaults (certificates verified against the system's trust roots, host name checked).
+public func withHTTPClient<T: Sendable>(timeout: TimeInterval = 10, isolation: isolated (any Actor)? = #isolation,
+                                        _ body: (HTTPClient) async throws -> T) async throws -> T {
+    var configuration = HTTPClient.Configuration()
+    configuration.timeout = .init(connect: .nanoseconds(Int64(timeout * 1e9)), read: .nanoseconds(Int64(timeout * 1e9)))
+    configuration.connectionPool.retryConnectionEstablishment = false
+    let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    let result: Result<T, any Error>
+    do { result = .success(try await body(client)) } catch { result = .failure(error) }
+    try? await client.shutdown()
+    return try result.get()
+}
 
-    /// `timeout` bounds each request (connect plus response).
-    public init(timeout: TimeInterval = 10) {
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = timeout
-        config.timeoutIntervalForResource = timeout
-        config.requestCachePolicy = .reloadIgnoringLocalCacheData
-        session = URLSession(configuration: config)
+/// `HTTPTransport` over async-http-client. The client is borrowed: its owner shuts it down.
+public struct HTTPClientTransport: HTTPTransport {
+    public let client: HTTPClient
+    /// Bounds each request as a whole (connect plus response).
+    public let timeout: TimeInterval
+    /// Largest body read; a longer one is an error.
+    public let maxBodyBytes: Int
+
+    public init(client: HTTPClient, timeout: TimeInterval = 10, maxBodyBytes: Int = 32 << 20) {
+        self.client = client
+        self.timeout = timeout
+        self.maxBodyBytes = maxBodyBytes
     }
 
-    deinit { session.finishTasksAndInvalidate() }
-
     public func send(_ request: HTTPRequest) async throws(SignalsError) -> HTTPResponse {
-        var r = URLRequest(url: request.url)
-        r.httpMethod = request.method
-        for (k, v) in request.headers { r.setValue(v, forHTTPHeaderField: k) }
-        r.httpBody = request.body
+        var r = HTTPClientRequest(url: request.url.absoluteString)
+        r.method = .init(rawValue: request.method)
+        for (k, v) in request.headers { r.headers.replaceOrAdd(name: k, value: v) }
+        if let body = request.body { r.body = .bytes(ByteBuffer(bytes: body)) }
         do {
-            let (data, response) = try await session.data(for: r)
-            guard let http = response as? HTTPURLResponse else {
-                throw SignalsError(.http, "\(request.method) \(request.url.absoluteString): not an HTTP response", at: SignalSource(file: request.url.absoluteString))
-            }
+            let response = try await client.execute(r, timeout: .nanoseconds(Int64(timeout * 1e9)))
+            let body = try await response.body.collect(upTo: maxBodyBytes)
             var headers: [String: String] = [:]
-            for (k, v) in http.allHeaderFields { headers[String(describing: k).lowercased()] = String(describing: v) }
-            return HTTPResponse(status: http.statusCode, headers: headers, body: data)
-        } catch let e as SignalsError {
-            throw e
+            for (k, v) in response.headers {
+                let key = k.lowercased()
+                headers[key] = headers[key].map { $0 + ", " + v } ?? v
+            }
+            return HTTPResponse(status: Int(response.status.code), headers: headers, body: Data(body.readableBytesView))
         } catch {
-            throw SignalsError(.io, "\(request.method) \(request.url.absoluteString) failed: \(error.localizedDescription)", at: SignalSource(file: request.url.absoluteString))
+            throw SignalsError(.io, "\(request.method) \(request.url.absoluteString) failed: \(HTTPFailure(error).text)",
+                               at: SignalSource(file: request.url.absoluteString))
         }
+    }
+}
+
+/// What an HTTP client error means for the caller: whether the request can have reached the server, and a short
+/// text for messages. "Never sent" covers failures before a connection existed: refused, no route, name not
+/// found, connect timeout, TLS handshake (certificate) failures, a malformed URL. Everything else (read
+/// timeout, the connection closed before the reply, the deadline) may have happened after the server got it.
+public struct HTTPFailure: Sendable, Hashable {
+    public var neverSent: Bool
+    public var text: String
+
+    public init(_ error: any Error) {
+        switch error {
+        case let e as HTTPClientError:
+            switch e {
+            case .connectTimeout, .tlsHandshakeTimeout, .socksHandshakeTimeout, .httpProxyHandshakeTimeout:
+                (neverSent, text) = (true, "connect timed out")
+            case .getConnectionFromPoolTimeout:
+                (neverSent, text) = (true, "no connection became available in time")
+            case .invalidURL, .emptyHost, .emptyScheme, .missingSocketPath:
+                (neverSent, text) = (true, "bad URL")
+            case .readTimeout:
+                (neverSent, text) = (false, "read timed out")
+            case .remoteConnectionClosed:
+                (neverSent, text) = (false, "the connection was closed before the reply")
+            case .deadlineExceeded:
+                (neverSent, text) = (false, "timed out")
+            default:
+                (neverSent, text) = (false, "\(e)")
+            }
+        case let e as NIOConnectionError:
+            // Every address failed, or the name did not resolve: nothing was connected.
+            if e.connectionErrors.isEmpty {
+                (neverSent, text) = (true, "host \(e.host) not found")
+            } else {
+                (neverSent, text) = (true, e.connectionErrors.map { Self.describe($0.error) }.joined(separator: "; "))
+            }
+        case let e as IOError where [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL].contains(e.errnoCode):
+            (neverSent, text) = (true, Self.describe(e))
+        case let e as IOError where e.errnoCode == ECONNRESET || e.errnoCode == EPIPE:
+            (neverSent, text) = (false, Self.describe(e))
+        case ChannelError.connectTimeout(_):
+            (neverSent, text) = (true, "connect timed out")
+        case is SocketAddressError:
+            (neverSent, text) = (true, "host not found")
+        case let e as NIOSSLError:
+            (neverSent, text) = (true, "TLS handshake failed: \(e)")
+        case let e as BoringSSLError:
+            (neverSent, text) = (true, "TLS handshake failed: \(e)")
+        case let e as NIOSSLExtraError:
+            (neverSent, text) = (true, "TLS handshake failed: \(e)")
+        default:
+            (neverSent, text) = (false, "\(error)")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? IOError {
+            return e.errnoCode == ECONNREFUSED ? "connection refused" : errnoText(e.errnoCode)
+        }
+        if case ChannelError.connectTimeout(_) = error { return "connect timed out" }
+        return "\(error)"
     }
 }
 

@@ -84,7 +84,7 @@ public actor OpenADRVEN {
     /// Number of token requests made (for metrics and tests).
     public private(set) var tokenRequests = 0
 
-    public init(config: VENConfig, transport: any HTTPTransport = URLSessionTransport(), clock: any SignalClock = SystemSignalClock()) {
+    public init(config: VENConfig, transport: any HTTPTransport, clock: any SignalClock = SystemSignalClock()) {
         self.config = config
         self.transport = transport
         self.clock = clock

@@ -19,7 +19,7 @@ public struct HTTPSeriesFeed: SeriesFeed {
     public var transport: any HTTPTransport
 
     public init(url: URL, options: SeriesOptions = SeriesOptions(format: .auto), headers: [String: String] = [:],
-                transport: any HTTPTransport = URLSessionTransport()) {
+                transport: any HTTPTransport) {
         self.url = url
         self.options = options
         self.headers = headers

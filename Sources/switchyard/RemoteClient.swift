@@ -1,12 +1,12 @@
 // The remote CLI's connection: server and token lookup (flags, then
 // SWITCHYARD_SERVER / SWITCHYARD_TOKEN, then ~/.config/switchyard/config.yaml),
-// one HTTP client over Foundation's URLSession, and exit codes with meaning.
+// one HTTP client (async-http-client, opened and shut down per request), and exit codes with meaning.
 
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
+import Signals
 
 extension ExitCodes {
     /// Bad command line (EX_USAGE).
@@ -98,49 +98,36 @@ struct RemoteClient: Sendable {
             printError("error: bad URL \(base.absoluteString + path)")
             throw ExitCode(ExitCodes.usage)
         }
-        var req = URLRequest(url: url, timeoutInterval: timeoutS)
-        req.httpMethod = method
-        if let token { req.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        for (k, v) in headers { req.setValue(v, forHTTPHeaderField: k) }
+        var req = HTTPClientRequest(url: url.absoluteString)
+        req.method = .init(rawValue: method)
+        if let token { req.headers.replaceOrAdd(name: "Authorization", value: "Bearer \(token)") }
+        for (k, v) in headers { req.headers.replaceOrAdd(name: k, value: v) }
         if let body {
             let e = JSONEncoder()
             e.keyEncodingStrategy = .convertToSnakeCase
-            req.httpBody = try e.encode(body)
-            req.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            req.body = .bytes(ByteBuffer(bytes: try e.encode(body)))
+            req.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         }
-        let session = URLSession(configuration: .ephemeral)
-        defer { session.finishTasksAndInvalidate() }
         do {
-            let (data, response) = try await session.data(for: req)
-            guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }
-            var h: [String: String] = [:]
-            for (k, v) in http.allHeaderFields { if let k = k as? String, let v = v as? String { h[k.lowercased()] = v } }
-            return Reply(status: http.statusCode, body: data, headers: h)
+            // `timeoutS` bounds connecting and each wait for data (as URLRequest's timeoutInterval did).
+            return try await withHTTPClient(timeout: timeoutS) { client in
+                let response = try await client.execute(req, deadline: .distantFuture)
+                let data = try await response.body.collect(upTo: 64 << 20)
+                var h: [String: String] = [:]
+                for (k, v) in response.headers { h[k.lowercased()] = v }
+                return Reply(status: Int(response.status.code), body: Data(data.readableBytesView), headers: h)
+            }
         } catch {
-            let text = (error as? URLError)?.localizedDescription ?? "\(error)"
+            let failure = HTTPFailure(error)
             // A change that may have reached the server is not "unreachable": say the outcome is unknown.
-            if method != "GET", method != "HEAD", !Self.neverSent(error) {
+            if method != "GET", method != "HEAD", !failure.neverSent {
                 let check = path.hasPrefix("/v1/config") ? "`config history`" : path.hasPrefix("/v1/events") ? "`event list`"
                     : path.hasPrefix("/v1/tokens") ? "`token list`" : "`audit`"
-                printError("error: outcome unknown: check \(check) — \(method) \(path) was sent to \(base.absoluteString) but no reply came (\(text))")
+                printError("error: outcome unknown: check \(check) — \(method) \(path) was sent to \(base.absoluteString) but no reply came (\(failure.text))")
                 throw ExitCode(ExitCodes.outcomeUnknown)
             }
-            printError("error: cannot reach \(base.absoluteString): \(text)")
+            printError("error: cannot reach \(base.absoluteString): \(failure.text)")
             throw ExitCode(ExitCodes.unreachable)
-        }
-    }
-
-    /// Errors that mean the request never left: no connection was made (refused, no route, name not found, TLS failed).
-    static func neverSent(_ error: any Error) -> Bool {
-        guard let u = error as? URLError else { return false }
-        switch u.code {
-        case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet, .badURL, .unsupportedURL,
-             .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate, .serverCertificateNotYetValid,
-             .serverCertificateHasUnknownRoot, .clientCertificateRejected, .clientCertificateRequired, .cannotLoadFromNetwork,
-             .internationalRoamingOff, .callIsActive, .dataNotAllowed, .appTransportSecurityRequiresSecureConnection:
-            return true
-        default:
-            return false
         }
     }
 

@@ -1,11 +1,10 @@
+import AsyncHTTPClient
 import Control
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import HardwareProfiles
 import Logging
 import ServiceLifecycle
+import Signals
 import Simulation
 import Site
 import Store
@@ -103,11 +102,9 @@ final class DaemonWatch: Sendable {
 }
 
 func getJSON(_ url: String, token: String) async throws -> (Int, [String: Any]) {
-    var request = URLRequest(url: URL(string: url)!)
-    request.timeoutInterval = 10
-    request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-    let (data, response) = try await URLSession.shared.data(for: request)
-    return ((response as? HTTPURLResponse)?.statusCode ?? 0, (try JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+    let r = try await HTTPClientTransport(client: .shared, timeout: 10)
+        .send(HTTPRequest(url: URL(string: url)!, headers: ["Authorization": "Bearer \(token)"]))
+    return (r.status, (try JSONSerialization.jsonObject(with: r.body)) as? [String: Any] ?? [:])
 }
 
 @Suite("Daemon in-process", .serialized)

@@ -1,11 +1,15 @@
+import AsyncHTTPClient
 import Foundation
 import Testing
 import TestSupport
 @testable import Signals
 
+/// Real loopback HTTP for the tests, over async-http-client's process-wide client (never shut down, by design).
+let loopbackHTTP = HTTPClientTransport(client: .shared)
+
 /// Decodes the stand-in's test-only JSON endpoints.
 func standinJSON(_ port: Int, _ path: String) async throws -> Any {
-    let r = try await URLSessionTransport().send(HTTPRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!))
+    let r = try await loopbackHTTP.send(HTTPRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!))
     return try JSONSerialization.jsonObject(with: r.body)
 }
 
@@ -25,7 +29,7 @@ struct OpenADRVENTests {
         let vtn = try await PeerProcess.python("vtn_standin.py")
         defer { vtn.stop() }
         let clock = ManualSignalClock(now: date("2025-08-14T19:00:00Z"))
-        let ven = OpenADRVEN(config: venConfig(port: vtn.port, auth: auth), clock: clock)
+        let ven = OpenADRVEN(config: venConfig(port: vtn.port, auth: auth), transport: loopbackHTTP, clock: clock)
         let snap = try await ven.poll()
         #expect(snap.programs.map(\.programName) == ["ERCOT-ERS", "RTP-TARIFF"])
         #expect(snap.events.count == 4)
@@ -60,7 +64,7 @@ struct OpenADRVENTests {
         let vtn = try await PeerProcess.python("vtn_standin.py", ["--expires-in", "300"])
         defer { vtn.stop() }
         let clock = ManualSignalClock(now: date("2025-08-14T19:00:00Z"))
-        let ven = OpenADRVEN(config: venConfig(port: vtn.port), clock: clock)
+        let ven = OpenADRVEN(config: venConfig(port: vtn.port), transport: loopbackHTTP, clock: clock)
         let t1 = try await ven.accessToken()
         _ = try await ven.poll()
         _ = try await ven.poll()
@@ -79,9 +83,9 @@ struct OpenADRVENTests {
     @Test func a401RenewsTheTokenOnceAndRetries() async throws {
         let vtn = try await PeerProcess.python("vtn_standin.py")
         defer { vtn.stop() }
-        let ven = OpenADRVEN(config: venConfig(port: vtn.port), clock: ManualSignalClock(now: date("2025-08-14T19:00:00Z")))
+        let ven = OpenADRVEN(config: venConfig(port: vtn.port), transport: loopbackHTTP, clock: ManualSignalClock(now: date("2025-08-14T19:00:00Z")))
         _ = try await ven.programs()
-        _ = try await URLSessionTransport().send(HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:\(vtn.port)/_test/revoke")!))
+        _ = try await loopbackHTTP.send(HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:\(vtn.port)/_test/revoke")!))
         let programs = try await ven.programs()
         #expect(programs.count == 2)
         #expect(await ven.tokenRequests == 2)
@@ -90,7 +94,7 @@ struct OpenADRVENTests {
     @Test func wrongCredentialsAreAnAuthError() async throws {
         let vtn = try await PeerProcess.python("vtn_standin.py")
         defer { vtn.stop() }
-        let ven = OpenADRVEN(config: venConfig(port: vtn.port, secret: "nope"), clock: ManualSignalClock(now: Date(timeIntervalSince1970: 0)))
+        let ven = OpenADRVEN(config: venConfig(port: vtn.port, secret: "nope"), transport: loopbackHTTP, clock: ManualSignalClock(now: Date(timeIntervalSince1970: 0)))
         do {
             _ = try await ven.poll()
             Issue.record("expected the token request to fail")
@@ -104,7 +108,7 @@ struct OpenADRVENTests {
     @Test func reportsCurtailedLoadBack() async throws {
         let vtn = try await PeerProcess.python("vtn_standin.py")
         defer { vtn.stop() }
-        let ven = OpenADRVEN(config: venConfig(port: vtn.port), clock: ManualSignalClock(now: date("2025-08-14T23:00:00Z")))
+        let ven = OpenADRVEN(config: venConfig(port: vtn.port), transport: loopbackHTTP, clock: ManualSignalClock(now: date("2025-08-14T23:00:00Z")))
         let intervals = [
             CurtailmentInterval(id: 0, start: date("2025-08-14T21:30:00Z"), duration: 3600, baselineKW: 20000, measuredKW: 14000),
             CurtailmentInterval(id: 1, start: date("2025-08-14T22:30:00Z"), duration: 1800, baselineKW: 20000, measuredKW: 16000),
@@ -188,7 +192,7 @@ struct FeedPollerTests {
         let vtn = try await PeerProcess.python("vtn_standin.py")
         defer { vtn.stop() }
         let clock = ManualSignalClock(now: date("2025-08-14T00:00:00-05:00"))
-        let feed = HTTPSeriesFeed(url: URL(string: "http://127.0.0.1:\(vtn.port)/prices")!)
+        let feed = HTTPSeriesFeed(url: URL(string: "http://127.0.0.1:\(vtn.port)/prices")!, transport: loopbackHTTP)
         let poller = FeedPoller(feed: feed, interval: 300, clock: clock)
         let (stream, continuation) = AsyncStream.makeStream(of: Result<TimeSeries, SignalsError>.self)
         let task = Task { await poller.run { continuation.yield($0) } }
@@ -213,7 +217,7 @@ struct FeedPollerTests {
         defer { vtn.stop() }
         let clock = ManualSignalClock(now: date("2025-08-14T00:00:00Z"))
         // /openadr3/3.0.1/events without a token answers 401: a feed failure.
-        let feed = HTTPSeriesFeed(url: URL(string: "http://127.0.0.1:\(vtn.port)/openadr3/3.0.1/events")!)
+        let feed = HTTPSeriesFeed(url: URL(string: "http://127.0.0.1:\(vtn.port)/openadr3/3.0.1/events")!, transport: loopbackHTTP)
         let poller = FeedPoller(feed: feed, interval: 3600, retryInterval: 60, clock: clock)
         let (stream, continuation) = AsyncStream.makeStream(of: Result<TimeSeries, SignalsError>.self)
         let task = Task { await poller.run { continuation.yield($0) } }
