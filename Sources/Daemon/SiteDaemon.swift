@@ -228,7 +228,7 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         recorder.tracePasses(of: host, logger: logger) { if output == .logLines { LiveView.logLine($0) } }
         // A ServiceGroup shuts its services down in reverse order: the state service is listed first so that it
         // stops last, after the loop's last (safe) pass, and saves the setpoints that pass wrote.
-        let services: [any Service] = [
+        var services: [any Service] = [
             FollowingService(host: host) { StateStoreService(loop: $0, store: store, clock: clock, logger: log) },
             FollowingService(host: host) { PollerService(poller: $0.poller, time: time, period: period) },
             HostedControlLoopService(host: host, time: time, period: period, logger: logger, externalPolling: true) { report, took in
