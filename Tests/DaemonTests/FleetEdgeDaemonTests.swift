@@ -24,6 +24,15 @@ final class SparkplugTap: Sendable {
         client = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: port, clientID: "fleet-test-tap-\(UUID().uuidString.prefix(8))"))
     }
 
+    /// Connects, waits for the broker's CONNACK and subscribes to `spBv1.0/#`; returns the event iterator to read.
+    func subscribeToEverything() async throws -> AsyncStream<MQTTEvent>.AsyncIterator {
+        var events = client.events.makeAsyncIterator()
+        try await client.connect(will: nil)
+        while let e = await events.next() { if case .connected = e { break } }
+        try await client.subscribe("spBv1.0/#", qos: 1)
+        return events
+    }
+
     /// Waits (on the broker's traffic, not on time) until a message on a topic containing `kind` arrives; returns the
     /// topics seen up to it.
     func wait(for kind: String, _ events: inout AsyncStream<MQTTEvent>.AsyncIterator) async -> [String] {
@@ -62,10 +71,7 @@ struct FleetEdgeDaemonTests {
 
         let tap = SparkplugTap(port: broker.port)
         defer { tap.client.close() }
-        var tapEvents = tap.client.events.makeAsyncIterator()
-        try await tap.client.connect(will: nil)
-        while let e = await tapEvents.next() { if case .connected = e { break } }
-        try await tap.client.subscribe("spBv1.0/#", qos: 1)
+        var tapEvents = try await tap.subscribeToEverything()
 
         let clock = ManualClock()
         let watch = DaemonWatch()
@@ -130,10 +136,7 @@ struct FleetEdgeDaemonTests {
         var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
         config.fleetRetryDelay = .milliseconds(50)
         let tap = SparkplugTap(port: broker.port)
-        var tapEvents = tap.client.events.makeAsyncIterator()
-        try await tap.client.connect(will: nil)
-        while let e = await tapEvents.next() { if case .connected = e { break } }
-        try await tap.client.subscribe("spBv1.0/#", qos: 1)
+        var tapEvents = try await tap.subscribeToEverything()
 
         let clock = ManualClock()
         let watch = DaemonWatch()
