@@ -111,7 +111,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")]),
         // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics (swift-prometheus); the tick recorder.
         .target(name: "API", dependencies: [
-            "Control", "Store", "Site",
+            "Basics", "Control", "Store", "Site", "Signals",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -127,7 +127,7 @@ let package = Package(
         // The controller daemon `serve` runs: start-up, signals and live feeds (prices, OpenADR and its
         // curtailment reports), the Modbus client pool, and the ServiceGroup. Never Simulation or Replay.
         .target(name: "Daemon", dependencies: [
-            "Control", "FleetEdge", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
+            "Basics", "Control", "FleetEdge", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(name: "FleetEdgeTests", dependencies: ["FleetEdge", "Sparkplug", "TestSupport"]),
         // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).
         .testTarget(name: "APITests", dependencies: [
-            "API", "Store", "Control", "Site", "Simulation", "HardwareProfiles", "Modbus", "TestSupport",
+            "API", "Store", "Control", "Site", "Signals", "Simulation", "HardwareProfiles", "Modbus", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Control", "Simulation", "Site", "Signals", "HardwareProfiles", "TestSupport"]),

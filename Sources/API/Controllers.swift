@@ -5,6 +5,7 @@ import Control
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Signals
 import Site
 import Store
 import Synchronization
@@ -125,16 +126,16 @@ struct EventsController: APIController {
 
     func list() -> [EventDTO] {
         let now = deps.runtime.now()
-        return deps.runtime.loop.persistentState.events.filter { $0.until > now }.sorted { $0.from < $1.from }.map {
-            EventDTO(id: $0.id, capKw: $0.capKW, from: $0.from, until: $0.until, reason: $0.reason, active: $0.from <= now && now < $0.until,
+        return deps.runtime.loop.persistentState.events.filter { $0.endS > now }.sorted { $0.startS < $1.startS }.map {
+            EventDTO(id: $0.id, capKw: $0.capKW ?? 0, from: $0.startS, until: $0.endS, reason: $0.reason, active: $0.isActive(atS: now),
                      etag: Self.etag($0))
         }
     }
 
     /// An event's ETag: a strong validator of its content (id, cap, window, reason), quoted.
     /// Any change to the event changes it; `POST /v1/events` with `If-Match: <etag>` replaces exactly that version.
-    static func etag(_ e: ManualEvent) -> String {
-        "\"" + SHA256.hex("\(e.id)\n\(e.capKW)\n\(e.from)\n\(e.until)\n\(e.reason)").prefix(20) + "\""
+    static func etag(_ e: DREvent) -> String {
+        "\"" + SHA256.hex("\(e.id)\n\(e.capKW ?? 0)\n\(e.startS)\n\(e.endS)\n\(e.reason)").prefix(20) + "\""
     }
 
     /// True when an If-Match header value ("*", one ETag or a comma-separated list; W/ ignored) names `etag`.
@@ -167,12 +168,12 @@ struct EventsController: APIController {
         defer { claims.release(id) }
         let loop = deps.runtime.loop
         // An id in use is a conflict: replacing an event needs If-Match with its ETag (a 0 kW cap must not become 39 MW by accident).
-        let existing = loop.persistentState.events.first { $0.id == id && $0.until > now }
+        let existing = loop.persistentState.events.first { $0.id == id && $0.endS > now }
         let condition = req.headers[.ifMatch]
         if let existing {
             let tag = Self.etag(existing)
             guard let condition else {
-                throw APIError(.conflict, "event '\(id)' exists (cap \(existing.capKW) kW until \(Int(existing.until))); to replace it, send If-Match: \(tag)",
+                throw APIError(.conflict, "event '\(id)' exists (cap \(existing.capKW ?? 0) kW until \(Int(existing.endS))); to replace it, send If-Match: \(tag)",
                                headers: [.eTag: tag])
             }
             guard Self.ifMatch(condition, matches: tag) else {
@@ -182,14 +183,14 @@ struct EventsController: APIController {
         } else if let condition {
             throw APIError(.preconditionFailed, "If-Match \(condition) given, but there is no event '\(id)' to replace")
         }
-        let event = ManualEvent(id: id, capKW: body.capKw, from: from, until: until, reason: "\(reason) [\(ctx.identity?.name ?? "?")]")
+        let event = DREvent.operatorCap(id: id, capKW: body.capKw, from: from, until: until, reason: "\(reason) [\(ctx.identity?.name ?? "?")]")
         if from <= now {
             // In force now: the fast path applies the cap at once, without waiting for the next tick.
             await loop.fastPath(now: now, reason: "DR event \(id)", event: event)
         } else {
             loop.addEvent(event)
         }
-        let verb = existing == nil ? "created" : "replaced (was cap \(existing!.capKW) kW)"
+        let verb = existing == nil ? "created" : "replaced (was cap \(existing!.capKW ?? 0) kW)"
         try? deps.eventLog.logEvents([EventEntry(at: now, kind: .dr, subject: id,
                                                  message: "\(verb) by \(ctx.identity?.actor ?? "?"): cap \(body.capKw) kW — \(reason)")])
         let tag = Self.etag(event)

@@ -1,6 +1,7 @@
 // What the API needs from storage, behind Sendable protocols. `Store` (GRDB)
 // implements them all; tests can substitute any of them.
 
+import Basics
 import Control
 import Foundation
 import Site
@@ -78,7 +79,7 @@ public enum SiteValidator {
     /// with any line breaks inside the message folded, so a terminal or a JSON client sees one line.
     public static func oneLine(_ error: any Error, file: String) -> String {
         let text: String
-        if let e = error as? SiteFileError {
+        if let e = error as? LocatedError {
             text = e.description
         } else {
             text = "\(file):1:1: \(error)"
@@ -90,7 +91,7 @@ public enum SiteValidator {
     public static func validate(yaml: String, file: String, wiring: (Site) throws -> Void) throws -> Site {
         let site = try Site.parse(yaml: yaml, file: file)
         do { try wiring(site) } catch {
-            throw SiteFileError(file: file, line: 1, column: 1, message: "\(error)")
+            throw LocatedError(file: file, line: 1, column: 1, message: "\(error)")
         }
         return site
     }

@@ -20,7 +20,9 @@ import Broker
 import CoreMetrics
 import HardwareProfiles
 import Modbus
+import Foundation
 import Safety
+import Signals
 import Site
 import Synchronization
 
@@ -37,21 +39,20 @@ extension SignalSource {
     public func hasPrice(at t: Double) -> Bool { true }
 }
 
-/// A DR or peak event created by an operator (CLI/API) or a scenario.
-public struct ManualEvent: Sendable, Equatable, Codable {
-    public var id: String
-    public var capKW: Double
-    public var from: Double
-    public var until: Double
-    public var reason: String
-
-    public init(id: String, capKW: Double, from: Double, until: Double, reason: String) {
-        self.id = id
-        self.capKW = capKW
-        self.from = from
-        self.until = until
-        self.reason = reason
+/// An operator's DR cap (CLI/API or a scenario) is a Signals `DREvent` of origin `.manual` with an
+/// `.importCap` action; the loop keeps them in its state (their stored form is `DREvent`'s `Codable` one).
+extension DREvent {
+    /// An operator's import cap over `[from, until)` in loop time.
+    public static func operatorCap(id: String, capKW: Double, from: Double, until: Double, reason: String) -> DREvent {
+        DREvent(id: id, origin: .manual, action: .importCap(kW: capKW),
+                start: Date(timeIntervalSince1970: from), end: Date(timeIntervalSince1970: until), reason: reason)
     }
+    /// Start of the window in loop time (seconds since 1970).
+    public var startS: Double { start.timeIntervalSince1970 }
+    /// End of the window in loop time; infinity when the event runs until cancelled.
+    public var endS: Double { end?.timeIntervalSince1970 ?? .infinity }
+    /// In force at loop time `t`.
+    public func isActive(atS t: Double) -> Bool { startS <= t && t < endS }
 }
 
 /// An operator override: a fixed setpoint for one device until a time.
@@ -309,7 +310,7 @@ public struct LoopState: Sendable, Codable, Equatable {
     public var commandedKW: [String: Double] = [:]
     public var changedAt: [String: Double] = [:]
     public var miningCurtailedSince: Double?
-    public var events: [ManualEvent] = []
+    public var events: [DREvent] = []
     public var overrides: [Override] = []
     public var miningShedUntil: Double?
     /// The last energy price a tick had from the signals (used while none is known, e.g. after a restart).
@@ -444,7 +445,7 @@ public final class ControlLoop: Sendable {
 
     // MARK: Operator actions (each bumps the input epoch: a pass in flight stops writing)
 
-    public func addEvent(_ e: ManualEvent) {
+    public func addEvent(_ e: DREvent) {
         if let next = successor { return next.addEvent(e) }
         state.withLock { s in s.events.removeAll { $0.id == e.id }; s.events.append(e) }
         writer.bump()
@@ -477,7 +478,7 @@ public final class ControlLoop: Sendable {
     /// The fast path: an immediate governor and actuator pass on the newest telemetry,
     /// writing every affected container at once.
     @discardableResult
-    public func fastPath(now: Double, reason: String, event: ManualEvent? = nil) async -> TickReport {
+    public func fastPath(now: Double, reason: String, event: DREvent? = nil) async -> TickReport {
         if let next = successor { return await next.fastPath(now: now, reason: reason, event: event) }
         if let event { addEvent(event) } else { writer.bump() }
         return await pass(now: now, fastPath: reason)
@@ -548,7 +549,7 @@ public final class ControlLoop: Sendable {
         let epoch = writer.epoch
         let closed = writer.isClosed
         let st = state.withLock { s -> LoopState in
-            s.events.removeAll { $0.until <= now }
+            s.events.removeAll { $0.endS <= now }
             s.overrides.removeAll { $0.until <= now }
             return s
         }
@@ -613,8 +614,9 @@ public final class ControlLoop: Sendable {
                 priceBasis = .none
             }
         }
-        for e in st.events where e.from <= now && now < e.until {
-            sig.importCaps.append(ImportCap(label: "DR \(e.id)", capKw: e.capKW))
+        for e in st.events where e.isActive(atS: now) {
+            guard let capKW = e.capKW else { continue }
+            sig.importCaps.append(ImportCap(label: "DR \(e.id)", capKw: capKW))
         }
         let curtailedFor = st.miningCurtailedSince.map { now - $0 } ?? 0
         // Inference headroom the governor will lend (Headroom.swift), so the broker plans the mining it pays for.
@@ -736,7 +738,7 @@ public final class ControlLoop: Sendable {
         let report = TickReport(
             at: now, fastPath: fastPath, siteKW: nodeMeasured[root], limitKW: out.limitKW[root] + safety.marginKW,
             miningKW: mining, inferenceKW: inference, priceUsdPerMWh: sig.energyPriceUsdPerMWh, hashpriceUsdPerPHDay: sig.hashpriceUsdPerPHDay,
-            events: signals.describe(at: now) + st.events.filter { $0.from <= now && now < $0.until }.map { "DR \($0.id): cap \(fmtKW($0.capKW)) — \($0.reason)" },
+            events: signals.describe(at: now) + st.events.filter { $0.isActive(atS: now) && $0.capKW != nil }.map { "DR \($0.id): cap \(fmtKW($0.capKW!)) — \($0.reason)" },
             setpointsKW: Dictionary(uniqueKeysWithValues: zip(deviceIDs, out.setpointsKW)), reasons: reasons,
             interventions: extraNotes + out.interventions, writes: writes, mode: out.mode,
             brokerFeasible: (plan?.feasible ?? true) && !out.infeasible && out.overCapNodes.isEmpty,

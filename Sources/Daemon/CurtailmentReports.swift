@@ -13,6 +13,7 @@
 // reduction), else the mean measured import over the `baseline_window_s` before the event's first
 // interval starts (or before serve first saw the event, if it was already in force then).
 
+import Basics
 import Foundation
 import Logging
 import Signals
@@ -113,7 +114,7 @@ final class CurtailmentLedger: Sendable {
         case .quarantined(let movedTo, let error):
             // Loud: reports waiting for the VTN may be lost, and intervals already reported may be reported again.
             let line = "OpenADR report journal \(journal.path) is unreadable (\(error)); moved aside to \(movedTo) and starting with an empty journal: unsent final reports in it are NOT sent"
-            printError("ERROR: " + line)
+            writeErrorLine("ERROR: " + line)
             logger.error("\(line)", metadata: ["journal": "\(journal.path)", "quarantined": "\(movedTo)"])
         }
     }

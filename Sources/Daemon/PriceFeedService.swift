@@ -2,6 +2,7 @@
 // the Signals module's `HTTPSeriesFeed` and `FeedPoller`, merged into the loop's energy prices or
 // hashprice. A failed poll logs one line and keeps the last good values; it never stops serve.
 
+import Basics
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -65,8 +66,8 @@ struct PriceFeedService: Service {
                         return (s.lastGood == nil, s.failing)
                     }
                     let meta: Logger.Metadata = ["\(key).url": "\(url)", "\(key).points": "\(series.points.count)",
-                                                 "\(key).from": "\(isoTime(series.start?.timeIntervalSince1970 ?? 0))",
-                                                 "\(key).until": "\(isoTime(end.timeIntervalSince1970))"]
+                                                 "\(key).from": "\(ISO8601.format(series.start?.timeIntervalSince1970 ?? 0))",
+                                                 "\(key).until": "\(ISO8601.format(end.timeIntervalSince1970))"]
                     if first || recovered {
                         logger.notice(recovered ? "\(noun) feed recovered" : "\(noun) feed: first \(values)", metadata: meta)
                     } else {

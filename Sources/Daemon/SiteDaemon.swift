@@ -4,6 +4,7 @@
 // `DaemonConfig` and runs a `SiteDaemon`; tests run one in-process.
 
 import API
+import Basics
 import Control
 import FleetEdge
 import Foundation
@@ -297,28 +298,10 @@ enum LiveView {
     static func price(_ r: TickReport) -> String { LiveFrame.price(r) }
 
     static func logLine(_ r: TickReport) {
-        let siteKW = r.siteKW.map { mw($0) } ?? "   n/a"
+        let siteKW = r.siteKW.map { LiveFrame.mw($0) } ?? "   n/a"
         let fast = r.fastPath.map { " FAST[\($0)] \(String(format: "%.0f", r.durationMS)) ms, \(r.writesSummary);" } ?? ""
-        print("\(isoTime(r.at))\(fast) site \(siteKW) cap \(mw(r.limitKW)) mining \(mw(r.miningKW)) inference \(mw(r.inferenceKW)) price \(price(r))\(r.hashpriceUsdPerPHDay.map { String(format: " hashprice $%.2f", $0) } ?? "") mode \(r.mode.rawValue) writes \(r.writes.count)"
+        print("\(ISO8601.format(r.at))\(fast) site \(siteKW) cap \(LiveFrame.mw(r.limitKW)) mining \(LiveFrame.mw(r.miningKW)) inference \(LiveFrame.mw(r.inferenceKW)) price \(price(r))\(r.hashpriceUsdPerPHDay.map { String(format: " hashprice $%.2f", $0) } ?? "") mode \(r.mode.rawValue) writes \(r.writes.count)"
               + (r.events.isEmpty ? "" : " events: " + r.events.joined(separator: "; ")))
         fflushStdout()
     }
 }
-
-// Output helpers of the daemon's own (the CLI has its own, with `--json` error lines).
-
-/// One line to stderr (notices and warnings; never an `error:` line, which the command prints).
-func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
-}
-
-func fflushStdout() { fflush(nil) }
-
-/// "2026-07-15T13:59:00Z".
-func isoTime(_ t: Double) -> String {
-    let f = ISO8601DateFormatter()
-    f.formatOptions = [.withInternetDateTime]
-    return f.string(from: Date(timeIntervalSince1970: t))
-}
-
-func mw(_ kw: Double) -> String { String(format: "%6.2f MW", kw / 1000) }

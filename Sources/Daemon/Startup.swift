@@ -2,6 +2,7 @@
 // and the API services to add.
 
 import API
+import Basics
 import Control
 import Foundation
 import HardwareProfiles
@@ -44,7 +45,7 @@ enum Startup {
         let meta: Logger.Metadata = ["config.version": "\(v.version)", "config.sha256": "\(v.sha256.prefix(12))", "state.dir": "\(stateDir)"]
         if let old = resolved.replaced, let file {
             let line = "configuration: --site \(file) differs from the stored v\(old.version) (\(old.comment)); the file wins and is stored as v\(v.version)"
-            printError("NOTICE: " + line)
+            writeErrorLine("NOTICE: " + line)
             logger.warning("\(line)", metadata: meta)
         } else if let file, !resolved.fromStore {
             logger.notice("configuration: \(file) imported as v\(v.version)", metadata: meta)
@@ -52,7 +53,7 @@ enum Startup {
             logger.notice("configuration: --site \(file) is identical to the stored v\(v.version); running it", metadata: meta)
         } else {
             let line = "configuration: no --site given; running the stored v\(v.version) (\(v.comment), by \(v.author)) from \(stateDir)"
-            printError("NOTICE: " + line)
+            writeErrorLine("NOTICE: " + line)
             logger.warning("\(line)", metadata: meta)
         }
         let name = resolved.fromStore ? "config v\(v.version)" : (file ?? "config v\(v.version)")
@@ -69,13 +70,7 @@ enum Startup {
 
     /// Every profile a site names, from the standard search path (and `profilesDir`).
     static func profiles(for site: Site, profilesDir: String?) throws -> [String: DeviceProfile] {
-        let registry = ProfileRegistry.standard(profilesDir: profilesDir)
-        var out: [String: DeviceProfile] = [:]
-        for d in site.devices {
-            guard let pid = d.profile, out[pid] == nil else { continue }
-            out[pid] = try registry.load(pid)
-        }
-        return out
+        try ProfileRegistry.standard(profilesDir: profilesDir).load(each: site.devices.compactMap(\.profile))
     }
 
     struct APIStack {
@@ -91,7 +86,7 @@ enum Startup {
         let recorder = TickRecorder(store: store, metrics: metrics, decisionRetentionS: config.decisionRetentionDays * 86_400)
         let deps = APIDependencies(store: store, runtime: HostedRuntime(host: host, now: now), metrics: metrics, logger: logger)
         if !api.usesTLS && !api.isLoopback {
-            printError("WARNING: --insecure: the API listens on \(config.listen) WITHOUT TLS; bearer tokens can be sniffed on this network")
+            writeErrorLine("WARNING: --insecure: the API listens on \(config.listen) WITHOUT TLS; bearer tokens can be sniffed on this network")
         }
         let scheme = api.usesTLS ? "https" : "http"
         let hostText = api.host.contains(":") ? "[\(api.host)]" : api.host

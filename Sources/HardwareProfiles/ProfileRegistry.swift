@@ -87,6 +87,13 @@ public struct ProfileRegistry: Sendable {
         do { return try ProfileLoader.loadValid(path: url.path) } catch { throw .invalid(error) }
     }
 
+    /// Loads each distinct profile of `ids` once (a site's devices name them), keyed by the id as given.
+    public func load(each ids: some Sequence<String>) throws(LookupError) -> [String: DeviceProfile] {
+        var out: [String: DeviceProfile] = [:]
+        for id in ids where out[id] == nil { out[id] = try load(id) }
+        return out
+    }
+
     /// The `id:` line of a profile, read without a full parse.
     static func declaredID(of file: URL) -> String? {
         guard let text = try? String(contentsOf: file, encoding: .utf8) else { return nil }

@@ -136,5 +136,5 @@ public enum ReplayInputs {
         }
     }
 
-    static func siteError(_ e: SiteFileError) -> String { "\(e.file):\(e.line):\(e.column): error: \(e.message)" }
+    static func siteError(_ e: LocatedError) -> String { "\(e.file):\(e.line):\(e.column): error: \(e.message)" }
 }

@@ -28,26 +28,6 @@ public struct Scenario: Sendable, Equatable {
     }
 }
 
-/// An error in a scenario file, with its position.
-public struct ScenarioError: Error, Sendable, CustomStringConvertible, Equatable {
-    public var file: String
-    public var line: Int
-    public var column: Int
-    public var message: String
-    public var description: String { "\(file):\(line):\(column): error: \(message)" }
-
-    public init(file: String, line: Int, column: Int, message: String) {
-        self.file = file
-        self.line = line
-        self.column = column
-        self.message = message
-    }
-
-    init(at location: SourceLocation, _ message: String) {
-        self.init(file: location.file, line: location.line, column: location.column, message: message)
-    }
-}
-
 /// Parses "250ms", "30s", "5m", "2h", "1d" or a bare number of seconds.
 public func parseDurationSeconds(_ text: String) -> Double? {
     let t = text.trimmingCharacters(in: .whitespaces).lowercased()
@@ -60,27 +40,27 @@ public func parseDurationSeconds(_ text: String) -> Double? {
 }
 
 public enum ScenarioLoader {
-    public static func load(path: String) throws(ScenarioError) -> Scenario {
+    public static func load(path: String) throws(LocatedError) -> Scenario {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ScenarioError(file: path, line: 1, column: 1, message: "cannot read the file")
+            throw LocatedError(file: path, line: 1, column: 1, message: "cannot read the file", style: .compiler)
         }
         return try parse(text, file: path)
     }
 
-    public static func parse(_ text: String, file: String) throws(ScenarioError) -> Scenario {
+    public static func parse(_ text: String, file: String) throws(LocatedError) -> Scenario {
         let root: Node?
         do { root = try LocatedYAML.compose(text) } catch {
             switch error.problem {
             case .empty: root = nil
-            case .invalid(let problem): throw ScenarioError(at: error.location(in: file), "invalid YAML: \(problem)")
+            case .invalid(let problem): throw LocatedError(at: error.location(in: file), "invalid YAML: \(problem)", style: .compiler)
             case .duplicateKeys, .unreadable, .other:
-                throw ScenarioError(at: error.location(in: file), "invalid YAML: \(error.underlying)")
+                throw LocatedError(at: error.location(in: file), "invalid YAML: \(error.underlying)", style: .compiler)
             }
         }
         guard let root, let map = root.mapping else {
-            throw ScenarioError(at: .start(of: file), "a scenario is a mapping with an 'events' list")
+            throw LocatedError(at: .start(of: file), "a scenario is a mapping with an 'events' list", style: .compiler)
         }
-        func fail(_ n: Node, _ msg: String) -> ScenarioError { ScenarioError(at: n.location(in: file), msg) }
+        func fail(_ n: Node, _ msg: String) -> LocatedError { LocatedError(at: n.location(in: file), msg, style: .compiler) }
         var scenario = Scenario()
         for (k, _) in map where k.string != "events" {
             throw fail(k, "unknown key '\(k.string ?? "?")'; a scenario has only 'events'")
@@ -90,14 +70,14 @@ public enum ScenarioLoader {
         for item in list {
             guard let e = item.mapping else { throw fail(item, "each event is a mapping with 'at' and a fault or signal") }
             func get(_ key: String) -> Node? { e[key] }
-            func seconds(_ key: String, in m: Node.Mapping? = nil) throws(ScenarioError) -> Double? {
+            func seconds(_ key: String, in m: Node.Mapping? = nil) throws(LocatedError) -> Double? {
                 guard let n = (m ?? e)[key] else { return nil }
                 guard let s = n.string, let v = parseDurationSeconds(s) else {
                     throw fail(n, "'\(key)' must be a duration like 30s, 5m, 2h or 250ms")
                 }
                 return v
             }
-            func number(_ key: String, in m: Node.Mapping) throws(ScenarioError) -> Double? {
+            func number(_ key: String, in m: Node.Mapping) throws(LocatedError) -> Double? {
                 guard let n = m[key] else { return nil }
                 guard let s = n.string, let v = Double(s), v.isFinite else { throw fail(n, "'\(key)' must be a number") }
                 return v

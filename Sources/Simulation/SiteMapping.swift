@@ -61,10 +61,5 @@ public enum SimStart: String, Sendable, CaseIterable {
 
 /// Loads every profile a site names, from the standard search path.
 public func loadProfiles(for site: Site, registry: ProfileRegistry = .standard()) throws -> [String: DeviceProfile] {
-    var out: [String: DeviceProfile] = [:]
-    for d in site.devices {
-        guard let pid = d.profile, out[pid] == nil else { continue }
-        out[pid] = try registry.load(pid)
-    }
-    return out
+    try registry.load(each: site.devices.compactMap(\.profile))
 }

@@ -1,6 +1,7 @@
 // The site file's `fleet:` section (issue 17): the MQTT broker and the Sparkplug B identity under which
 // `serve` reports the site. Absent: the site is not an edge node. See docs/site-file.md and docs/fleet.md.
 
+import Basics
 import Yams
 
 /// Where and as whom the site publishes: plain values, checked by the loader (ids as Sparkplug requires them).
@@ -57,7 +58,7 @@ extension Site {
         return nil
     }
 
-    static func parseFleet(_ n: Node, _ r: Reader, siteID: String, siteIDNode: Node) throws(SiteFileError) -> FleetConfig {
+    static func parseFleet(_ n: Node, _ r: Reader, siteID: String, siteIDNode: Node) throws(LocatedError) -> FleetConfig {
         let f = try r.fields(n, "'fleet'", allowed: ["broker", "group_id", "edge_node_id", "primary_host_id", "tls", "client_id"])
         let b = try r.fields(try f.require("broker"), "'fleet' broker", allowed: ["host", "port"])
         let hostNode = try b.require("host")
@@ -66,7 +67,7 @@ extension Site {
         var tls: FleetConfig.TLS?
         if let t = f["tls"] {
             let g = try r.fields(t, "'fleet' tls", allowed: ["ca_file", "cert_file", "key_file"])
-            func path(_ key: String) throws(SiteFileError) -> String? {
+            func path(_ key: String) throws(LocatedError) -> String? {
                 guard let v = g[key] else { return nil }
                 let s = try r.string(v, "fleet tls \(key)")
                 if s.isEmpty { throw r.fail(v, "fleet tls \(key) should not be empty") }
@@ -84,7 +85,7 @@ extension Site {
             port = try r.integer(p, "fleet broker port")
             guard (1...65535).contains(port) else { throw r.fail(p, "fleet broker port must be 1…65535, got \(port)") }
         }
-        func id(_ key: String, _ what: String) throws(SiteFileError) -> String? {
+        func id(_ key: String, _ what: String) throws(LocatedError) -> String? {
             guard let v = f[key] else { return nil }
             let s = try r.string(v, "fleet \(key)")
             if let problem = sparkplugIDProblem(s) { throw r.fail(v, "fleet \(key) '\(s)' cannot be a Sparkplug \(what): it \(problem)") }

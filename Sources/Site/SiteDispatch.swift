@@ -6,7 +6,7 @@ import Signals
 extension Site {
     /// The Broker's static view of the site: the capacity tree with auxiliary fractions, and the
     /// controllable (mining and inference) devices.
-    public func plant() throws(SiteFileError) -> Plant {
+    public func plant() throws(LocatedError) -> Plant {
         var aux: [String: Double] = [:]
         for d in devices where d.deviceClass == .auxiliary {
             if let f = d.fractionOfIT, let n = d.nodeID { aux[n, default: 0] += f }
@@ -24,7 +24,7 @@ extension Site {
                 nodes: specs, devices: devs, importLimitKw: importLimitKw, safetyMarginKw: safetyMarginKw,
                 tickSeconds: tickSeconds, restoreRateKwPerTick: restoreRateKwPerTick, staleAfterS: staleAfterS)
         } catch {
-            throw SiteFileError(file: file, line: 1, column: 1, message: error.description)
+            throw LocatedError(file: file, line: 1, column: 1, message: error.description)
         }
     }
 }
@@ -38,20 +38,20 @@ public enum SiteDispatch {
     ///   - at: the dispatch instant (seconds since 1970 UTC); when nil, the snapshot's `at`.
     public static func problem(
         site: Site, plant givenPlant: Plant? = nil, snapshot: SiteSnapshot, signals: SiteSignals? = nil, at: Double? = nil
-    ) throws(SiteFileError) -> DispatchProblem {
+    ) throws(LocatedError) -> DispatchProblem {
         let plant: Plant
         if let given = givenPlant { plant = given } else { plant = try site.plant() }
-        func snapErr(_ key: String, _ msg: String) -> SiteFileError {
+        func snapErr(_ key: String, _ msg: String) -> LocatedError {
             let (l, c) = snapshot.position(key)
-            return SiteFileError(file: snapshot.file, line: l, column: c, message: msg)
+            return LocatedError(file: snapshot.file, line: l, column: c, message: msg)
         }
         guard let t = at ?? snapshot.at else {
-            throw SiteFileError(
+            throw LocatedError(
                 file: snapshot.file, line: 1, column: 1,
                 message: "the snapshot has no 'at' time and none was given (use --at 2026-07-15T14:00:00Z)")
         }
         guard let sig = signals ?? snapshot.signals else {
-            throw SiteFileError(
+            throw LocatedError(
                 file: snapshot.file, line: 1, column: 1,
                 message: "no signals: give a signals file or a 'signals' section in the snapshot")
         }
@@ -109,9 +109,9 @@ public enum SiteDispatch {
     public static func resolve(
         site: Site, plant: Plant, signals sig: SiteSignals, at t: Double, snapshotFile: String = "<signals>",
         contracts: [ContractWindow]? = nil
-    ) throws(SiteFileError) -> DispatchSignals {
+    ) throws(LocatedError) -> DispatchSignals {
         guard let now = sig.energyPrices.last(where: { $0.at <= t }) else {
-            throw SiteFileError(
+            throw LocatedError(
                 file: snapshotFile, line: 1, column: 1,
                 message: "no energy price at or before \(ISO8601.format(t)); the signals need an energy_prices point at or before the dispatch time")
         }

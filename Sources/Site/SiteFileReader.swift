@@ -1,27 +1,7 @@
 import Basics
 import Yams
 
-/// A problem in a site, snapshot or signals file, with its position.
-public struct SiteFileError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var file: String
-    public var line: Int
-    public var column: Int
-    public var message: String
-
-    public init(file: String, line: Int, column: Int, message: String) {
-        self.file = file
-        self.line = line
-        self.column = column
-        self.message = message
-    }
-
-    init(at location: SourceLocation, _ message: String) {
-        self.init(file: location.file, line: location.line, column: location.column, message: message)
-    }
-
-    /// "file:line:column: message"
-    public var description: String { "\(file):\(line):\(column): \(message)" }
-}
+// A problem in a site, snapshot or signals file is a `LocatedError` (Basics).
 
 extension ReaderWording {
     /// The site, snapshot and signals files' sentences.
@@ -60,43 +40,43 @@ extension ReaderWording {
 /// loader reports one error at a time).
 struct Reader {
     let file: String
-    let core: LocatedReader<SiteFileError>
+    let core: LocatedReader<LocatedError>
 
     init(file: String) {
         self.file = file
-        core = LocatedReader(file: file, wording: .siteFile) { _, message, at in SiteFileError(at: at, message) }
+        core = LocatedReader(file: file, wording: .siteFile) { _, message, at in LocatedError(at: at, message) }
     }
 
-    func fail(_ node: Node?, _ message: String) -> SiteFileError {
-        SiteFileError(at: node?.location(in: file) ?? .start(of: file), message)
+    func fail(_ node: Node?, _ message: String) -> LocatedError {
+        LocatedError(at: node?.location(in: file) ?? .start(of: file), message)
     }
 
     /// The value `read` returns, or the first problem it records, thrown.
-    private func first<T>(_ read: () -> T?) throws(SiteFileError) -> T {
+    private func first<T>(_ read: () -> T?) throws(LocatedError) -> T {
         let before = core.diagnostics.count
         let value = read()
         if core.diagnostics.count > before { throw core.diagnostics[before] }
-        guard let value else { throw SiteFileError(at: .start(of: file), "unreadable value") }
+        guard let value else { throw LocatedError(at: .start(of: file), "unreadable value") }
         return value
     }
 
     /// Parse the text; syntax errors keep libyaml's position.
-    func compose(_ text: String) throws(SiteFileError) -> Node { try first { core.compose(text) } }
+    func compose(_ text: String) throws(LocatedError) -> Node { try first { core.compose(text) } }
 
     /// The entries of a mapping, checking that every key is one of `allowed`.
-    func fields(_ node: Node, _ what: String, allowed: [String]) throws(SiteFileError) -> Fields {
+    func fields(_ node: Node, _ what: String, allowed: [String]) throws(LocatedError) -> Fields {
         let entries = try first { core.mapping(node, what, keys: allowed) }
         return Fields(node: node, what: what, entries: entries, reader: self)
     }
 
-    func sequence(_ node: Node, _ what: String) throws(SiteFileError) -> [Node] { try first { core.sequence(node, what) } }
-    func string(_ node: Node, _ what: String) throws(SiteFileError) -> String { try first { core.scalar(node, what) } }
-    func number(_ node: Node, _ what: String) throws(SiteFileError) -> Double { try first { core.number(node, what) } }
-    func integer(_ node: Node, _ what: String) throws(SiteFileError) -> Int { try first { core.integer(node, what) } }
-    func bool(_ node: Node, _ what: String) throws(SiteFileError) -> Bool { try first { core.bool(node, what) } }
-    func time(_ node: Node, _ what: String) throws(SiteFileError) -> Double { try first { core.time(node, what) } }
+    func sequence(_ node: Node, _ what: String) throws(LocatedError) -> [Node] { try first { core.sequence(node, what) } }
+    func string(_ node: Node, _ what: String) throws(LocatedError) -> String { try first { core.scalar(node, what) } }
+    func number(_ node: Node, _ what: String) throws(LocatedError) -> Double { try first { core.number(node, what) } }
+    func integer(_ node: Node, _ what: String) throws(LocatedError) -> Int { try first { core.integer(node, what) } }
+    func bool(_ node: Node, _ what: String) throws(LocatedError) -> Bool { try first { core.bool(node, what) } }
+    func time(_ node: Node, _ what: String) throws(LocatedError) -> Double { try first { core.time(node, what) } }
 
-    func nonNegative(_ node: Node, _ what: String) throws(SiteFileError) -> Double {
+    func nonNegative(_ node: Node, _ what: String) throws(LocatedError) -> Double {
         let v = try number(node, what)
         guard v >= 0 else { throw fail(node, "\(what) cannot be negative (found \(v))") }
         return v
@@ -112,7 +92,7 @@ struct Fields {
 
     subscript(_ key: String) -> Node? { entries[key]?.value }
 
-    func require(_ key: String) throws(SiteFileError) -> Node {
+    func require(_ key: String) throws(LocatedError) -> Node {
         guard let v = entries[key]?.value else { throw reader.fail(node, "\(what) is missing '\(key)'") }
         return v
     }

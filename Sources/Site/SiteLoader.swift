@@ -5,17 +5,17 @@ import Yams
 
 extension Site {
     /// Read and check a site file. Every error names file:line:column and says what is wrong.
-    public static func load(path: String) throws(SiteFileError) -> Site {
+    public static func load(path: String) throws(LocatedError) -> Site {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw SiteFileError(file: path, line: 1, column: 1, message: "cannot read the site file (\(reason(error)))")
+            throw LocatedError(file: path, line: 1, column: 1, message: "cannot read the site file (\(reason(error)))")
         }
         return try parse(yaml: text, file: path)
     }
 
-    public static func parse(yaml: String, file: String = "<site>") throws(SiteFileError) -> Site {
+    public static func parse(yaml: String, file: String = "<site>") throws(LocatedError) -> Site {
         let r = Reader(file: file)
         let root = try r.compose(yaml)
         let top = try r.fields(root, "the site file", allowed: ["site", "tree", "devices", "economics", "contracts", "fleet"])
@@ -27,29 +27,29 @@ extension Site {
         let siteIDNode = try sf.require("id")
         let siteID = try r.string(siteIDNode, "the site id")
         let importLimit = try r.nonNegative(try sf.require("import_limit_kw"), "import_limit_kw")
-        let margin = try sf["safety_margin_kw"].map { n throws(SiteFileError) in try r.nonNegative(n, "safety_margin_kw") } ?? 0
+        let margin = try sf["safety_margin_kw"].map { n throws(LocatedError) in try r.nonNegative(n, "safety_margin_kw") } ?? 0
         if margin >= importLimit, let n = sf["safety_margin_kw"] {
             throw r.fail(n, "safety_margin_kw (\(margin)) must be smaller than import_limit_kw (\(importLimit))")
         }
-        let tick = try sf["tick_s"].map { n throws(SiteFileError) in try r.nonNegative(n, "tick_s") } ?? 10
+        let tick = try sf["tick_s"].map { n throws(LocatedError) in try r.nonNegative(n, "tick_s") } ?? 10
         if tick <= 0, let n = sf["tick_s"] { throw r.fail(n, "tick_s must be longer than 0 s") }
-        let restore = try sf["restore_rate_kw_per_tick"].map { n throws(SiteFileError) in
+        let restore = try sf["restore_rate_kw_per_tick"].map { n throws(LocatedError) in
             try r.nonNegative(n, "restore_rate_kw_per_tick")
         }
-        let staleAfter = try sf["stale_after_s"].map { n throws(SiteFileError) in try r.nonNegative(n, "stale_after_s") } ?? 30
+        let staleAfter = try sf["stale_after_s"].map { n throws(LocatedError) in try r.nonNegative(n, "stale_after_s") } ?? 30
 
         // Tree.
         var nodes: [SiteNode] = []
         var nodeMarks: [String: Node] = [:]
         var meterRefs: [(String, Node)] = []
-        func walk(_ n: Node, parent: String?) throws(SiteFileError) {
+        func walk(_ n: Node, parent: String?) throws(LocatedError) {
             let f = try r.fields(n, "a tree node", allowed: ["id", "cap_kw", "meter", "children"])
             let idNode = try f.require("id")
             let id = try r.string(idNode, "a node id")
             if nodeMarks[id] != nil { throw r.fail(idNode, "node id '\(id)' is used twice in the tree") }
             nodeMarks[id] = idNode
             let cap = try r.nonNegative(try f.require("cap_kw"), "cap_kw of node '\(id)'")
-            let meter = try f["meter"].map { m throws(SiteFileError) in try r.string(m, "meter of node '\(id)'") }
+            let meter = try f["meter"].map { m throws(LocatedError) in try r.string(m, "meter of node '\(id)'") }
             if let m = meter, let mn = f["meter"] { meterRefs.append((m, mn)) }
             nodes.append(SiteNode(id: id, parentID: parent, capKw: cap, meter: meter))
             if let ch = f["children"] {
@@ -88,7 +88,7 @@ extension Site {
             }
         }
 
-        let economics = try top["economics"].map { n throws(SiteFileError) in try parseEconomics(n, r) } ?? Economics()
+        let economics = try top["economics"].map { n throws(LocatedError) in try parseEconomics(n, r) } ?? Economics()
         var contracts: [Contract] = []
         if let cn = top["contracts"] {
             for c in try r.sequence(cn, "'contracts'") {
@@ -111,12 +111,12 @@ extension Site {
         var site = Site(
             id: siteID, importLimitKw: importLimit, safetyMarginKw: margin, tickSeconds: tick, restoreRateKwPerTick: restore,
             staleAfterS: staleAfter, nodes: nodes, devices: devices, economics: economics, contracts: contracts, file: file)
-        site.inferenceReserveKw = try sf["inference_reserve_kw"].map { n throws(SiteFileError) in try r.nonNegative(n, "inference_reserve_kw") }
-        site.fleet = try top["fleet"].map { n throws(SiteFileError) in try parseFleet(n, r, siteID: siteID, siteIDNode: siteIDNode) }
+        site.inferenceReserveKw = try sf["inference_reserve_kw"].map { n throws(LocatedError) in try r.nonNegative(n, "inference_reserve_kw") }
+        site.fleet = try top["fleet"].map { n throws(LocatedError) in try parseFleet(n, r, siteID: siteID, siteIDNode: siteIDNode) }
         return site
     }
 
-    static func parseDevice(_ dn: Node, _ r: Reader) throws(SiteFileError) -> SiteDevice {
+    static func parseDevice(_ dn: Node, _ r: Reader) throws(LocatedError) -> SiteDevice {
         let f = try r.fields(
             dn, "a device",
             allowed: [
@@ -133,21 +133,21 @@ extension Site {
                 "device '\(id)' has class '\(clsText)'; expected one of: \(SiteDeviceClass.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var d = SiteDevice(id: id, deviceClass: cls)
-        d.profile = try f["profile"].map { n throws(SiteFileError) in try r.string(n, "profile of device '\(id)'") }
-        d.address = try f["address"].map { n throws(SiteFileError) in try parseAddress(n, r, id) }
-        d.nodeID = try f["node"].map { n throws(SiteFileError) in try r.string(n, "node of device '\(id)'") }
-        func num(_ key: String) throws(SiteFileError) -> Double? {
-            try f[key].map { n throws(SiteFileError) in try r.nonNegative(n, "\(key) of device '\(id)'") }
+        d.profile = try f["profile"].map { n throws(LocatedError) in try r.string(n, "profile of device '\(id)'") }
+        d.address = try f["address"].map { n throws(LocatedError) in try parseAddress(n, r, id) }
+        d.nodeID = try f["node"].map { n throws(LocatedError) in try r.string(n, "node of device '\(id)'") }
+        func num(_ key: String) throws(LocatedError) -> Double? {
+            try f[key].map { n throws(LocatedError) in try r.nonNegative(n, "\(key) of device '\(id)'") }
         }
         d.efficiencyJPerTH = try num("efficiency_j_per_th")
         d.kwPerGpu = try num("kw_per_gpu")
-        d.valueUsdPerMWh = try f["value_usd_per_mwh"].map { n throws(SiteFileError) in
+        d.valueUsdPerMWh = try f["value_usd_per_mwh"].map { n throws(LocatedError) in
             try r.number(n, "value_usd_per_mwh of device '\(id)'")
         }
         d.fractionOfIT = try num("fraction_of_it")
         d.fixedKw = try num("fixed_kw")
-        d.gpus = try f["gpus"].map { n throws(SiteFileError) in try r.integer(n, "gpus of device '\(id)'") }
-        func forbid(_ keys: [String], _ why: String) throws(SiteFileError) {
+        d.gpus = try f["gpus"].map { n throws(LocatedError) in try r.integer(n, "gpus of device '\(id)'") }
+        func forbid(_ keys: [String], _ why: String) throws(LocatedError) {
             for k in keys where f.has(k) { throw r.fail(f.entries[k]!.keyNode, "'\(k)' does not apply to device '\(id)': \(why)") }
         }
         switch cls {
@@ -188,10 +188,10 @@ extension Site {
         return d
     }
 
-    static func parseLimits(_ n: Node, _ r: Reader, _ id: String) throws(SiteFileError) -> DeviceLimits {
+    static func parseLimits(_ n: Node, _ r: Reader, _ id: String) throws(LocatedError) -> DeviceLimits {
         let f = try r.fields(
             n, "limits of device '\(id)'", allowed: ["max_kw", "min_stable_kw", "ramp_kw_per_s", "min_on_s", "min_off_s"])
-        func num(_ k: String, _ dflt: Double?) throws(SiteFileError) -> Double {
+        func num(_ k: String, _ dflt: Double?) throws(LocatedError) -> Double {
             if let v = f[k] { return try r.nonNegative(v, "\(k) of device '\(id)'") }
             guard let d = dflt else { throw r.fail(n, "limits of device '\(id)' are missing '\(k)'") }
             return d
@@ -205,9 +205,9 @@ extension Site {
         return l
     }
 
-    static func parseAddress(_ n: Node, _ r: Reader, _ id: String) throws(SiteFileError) -> DeviceAddress {
+    static func parseAddress(_ n: Node, _ r: Reader, _ id: String) throws(LocatedError) -> DeviceAddress {
         let f = try r.fields(n, "address of device '\(id)'", allowed: ["tcp", "rtu", "unit"])
-        let unit = try f["unit"].map { u throws(SiteFileError) in try r.integer(u, "unit of device '\(id)'") } ?? 1
+        let unit = try f["unit"].map { u throws(LocatedError) in try r.integer(u, "unit of device '\(id)'") } ?? 1
         guard (0...247).contains(unit) else { throw r.fail(f["unit"], "unit of device '\(id)' must be 0–247, found \(unit)") }
         switch (f["tcp"], f["rtu"]) {
         case (let t?, nil):
@@ -223,12 +223,12 @@ extension Site {
             let dev = try r.string(try g.require("device"), "rtu device of '\(id)'")
             let baud = try r.integer(try g.require("baud"), "baud of device '\(id)'")
             let pn = g["parity"]
-            let ptext = try pn.map { p throws(SiteFileError) in try r.string(p, "parity of device '\(id)'") } ?? "N"
+            let ptext = try pn.map { p throws(LocatedError) in try r.string(p, "parity of device '\(id)'") } ?? "N"
             guard let parity = Parity(rawValue: ptext.uppercased()) else {
                 throw r.fail(pn, "parity of device '\(id)' must be N, E or O, found '\(ptext)'")
             }
-            let db = try g["data_bits"].map { v throws(SiteFileError) in try r.integer(v, "data_bits of device '\(id)'") } ?? 8
-            let sb = try g["stop_bits"].map { v throws(SiteFileError) in try r.integer(v, "stop_bits of device '\(id)'") } ?? 1
+            let db = try g["data_bits"].map { v throws(LocatedError) in try r.integer(v, "data_bits of device '\(id)'") } ?? 8
+            let sb = try g["stop_bits"].map { v throws(LocatedError) in try r.integer(v, "stop_bits of device '\(id)'") } ?? 1
             guard (5...8).contains(db) else { throw r.fail(g["data_bits"], "data_bits of device '\(id)' must be 5–8") }
             guard sb == 1 || sb == 2 else { throw r.fail(g["stop_bits"], "stop_bits of device '\(id)' must be 1 or 2") }
             return .rtu(device: dev, baud: baud, parity: parity, dataBits: db, stopBits: sb, unit: unit)
@@ -239,7 +239,7 @@ extension Site {
         }
     }
 
-    static func parseEconomics(_ n: Node, _ r: Reader) throws(SiteFileError) -> Economics {
+    static func parseEconomics(_ n: Node, _ r: Reader) throws(LocatedError) -> Economics {
         let f = try r.fields(
             n, "'economics'", allowed: ["hashprice_usd_per_ph_day", "mining_value_usd_per_mwh", "strike", "inference_spot",
                                         "fallback_price_usd_per_mwh"])
@@ -252,20 +252,20 @@ extension Site {
             }
             e.fallbackPriceUsdPerMWh = p
         }
-        e.hashpriceUsdPerPHDay = try f["hashprice_usd_per_ph_day"].map { v throws(SiteFileError) in
+        e.hashpriceUsdPerPHDay = try f["hashprice_usd_per_ph_day"].map { v throws(LocatedError) in
             try r.nonNegative(v, "hashprice_usd_per_ph_day")
         }
-        e.miningValueUsdPerMWh = try f["mining_value_usd_per_mwh"].map { v throws(SiteFileError) in
+        e.miningValueUsdPerMWh = try f["mining_value_usd_per_mwh"].map { v throws(LocatedError) in
             try r.number(v, "mining_value_usd_per_mwh")
         }
         if let s = f["strike"] {
             let g = try r.fields(s, "'strike'", allowed: ["price_usd_per_mwh", "hysteresis_usd_per_mwh", "min_off_s"])
             e.strike = StrikeConfig(
                 priceUsdPerMWh: try r.number(try g.require("price_usd_per_mwh"), "strike price_usd_per_mwh"),
-                hysteresisUsdPerMWh: try g["hysteresis_usd_per_mwh"].map { v throws(SiteFileError) in
+                hysteresisUsdPerMWh: try g["hysteresis_usd_per_mwh"].map { v throws(LocatedError) in
                     try r.nonNegative(v, "hysteresis_usd_per_mwh")
                 } ?? 0,
-                minOffS: try g["min_off_s"].map { v throws(SiteFileError) in try r.nonNegative(v, "strike min_off_s") } ?? 0)
+                minOffS: try g["min_off_s"].map { v throws(LocatedError) in try r.nonNegative(v, "strike min_off_s") } ?? 0)
         }
         if let s = f["inference_spot"] {
             (e.inferenceSpotUsdPerMWh, e.inferenceSpotUsdPerGpuHour) = try parseSpot(s, r)
@@ -273,15 +273,15 @@ extension Site {
         return e
     }
 
-    static func parseSpot(_ n: Node, _ r: Reader) throws(SiteFileError) -> (Double?, Double?) {
+    static func parseSpot(_ n: Node, _ r: Reader) throws(LocatedError) -> (Double?, Double?) {
         let g = try r.fields(n, "'inference_spot'", allowed: ["usd_per_mwh", "usd_per_gpu_hour"])
-        let mwh = try g["usd_per_mwh"].map { v throws(SiteFileError) in try r.number(v, "inference_spot usd_per_mwh") }
-        let gh = try g["usd_per_gpu_hour"].map { v throws(SiteFileError) in try r.number(v, "inference_spot usd_per_gpu_hour") }
+        let mwh = try g["usd_per_mwh"].map { v throws(LocatedError) in try r.number(v, "inference_spot usd_per_mwh") }
+        let gh = try g["usd_per_gpu_hour"].map { v throws(LocatedError) in try r.number(v, "inference_spot usd_per_gpu_hour") }
         if mwh == nil && gh == nil { throw r.fail(n, "'inference_spot' needs usd_per_mwh or usd_per_gpu_hour") }
         return (mwh, gh)
     }
 
-    static func parseContract(_ n: Node, _ r: Reader) throws(SiteFileError) -> Contract {
+    static func parseContract(_ n: Node, _ r: Reader) throws(LocatedError) -> Contract {
         let f = try r.fields(
             n, "a contract",
             allowed: ["id", "devices", "committed_kw", "rate_usd_per_mwh", "penalty_usd_per_mwh", "window", "daily"])
@@ -324,7 +324,7 @@ extension Site {
     }
 
     /// "HH:MM" as seconds after midnight (UTC, or the daily window's time_zone).
-    static func clock(_ n: Node, _ r: Reader) throws(SiteFileError) -> Double {
+    static func clock(_ n: Node, _ r: Reader) throws(LocatedError) -> Double {
         let s = try r.string(n, "a time of day")
         let parts = s.split(separator: ":")
         guard parts.count == 2, let h = Int(parts[0]), let m = Int(parts[1]), (0...24).contains(h), (0..<60).contains(m),

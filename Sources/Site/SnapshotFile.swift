@@ -27,11 +27,11 @@ public struct SiteSnapshot: Sendable {
     /// Where each device / node entry is, for errors found later (an unknown device id).
     var marks: [String: Mark] = [:]
 
-    public static func load(path: String) throws(SiteFileError) -> SiteSnapshot {
+    public static func load(path: String) throws(LocatedError) -> SiteSnapshot {
         try parse(text: try readText(path, "snapshot"), file: path)
     }
 
-    public static func parse(text: String, file: String = "<snapshot>") throws(SiteFileError) -> SiteSnapshot {
+    public static func parse(text: String, file: String = "<snapshot>") throws(LocatedError) -> SiteSnapshot {
         let r = Reader(file: file)
         let root = try r.compose(text)
         let f = try r.fields(
@@ -39,7 +39,7 @@ public struct SiteSnapshot: Sendable {
         var s = SiteSnapshot(
             at: nil, devices: [:], nodeMeasuredKw: [:], uncontrolledKw: [:], miningCurtailed: false,
             miningCurtailedForS: .infinity, signals: nil, file: file)
-        s.at = try f["at"].map { n throws(SiteFileError) in try r.time(n, "'at'") }
+        s.at = try f["at"].map { n throws(LocatedError) in try r.time(n, "'at'") }
         if let dn = f["devices"] {
             guard case .mapping(let map) = dn else { throw r.fail(dn, "'devices' should map device ids to their state") }
             for (k, v) in map {
@@ -48,11 +48,11 @@ public struct SiteSnapshot: Sendable {
                     v, "the state of device '\(id)'",
                     allowed: ["measured_kw", "setpoint_kw", "available", "age_s", "on", "on_for_s", "off_for_s", "state_for_s"])
                 var d = SnapshotDevice(measuredKw: nil, setpointKw: nil, available: true, ageS: 0, on: nil, stateForS: nil)
-                d.measuredKw = try g["measured_kw"].map { n throws(SiteFileError) in try r.number(n, "measured_kw of '\(id)'") }
-                d.setpointKw = try g["setpoint_kw"].map { n throws(SiteFileError) in try r.nonNegative(n, "setpoint_kw of '\(id)'") }
-                d.available = try g["available"].map { n throws(SiteFileError) in try r.bool(n, "available of '\(id)'") } ?? true
-                d.ageS = try g["age_s"].map { n throws(SiteFileError) in try r.nonNegative(n, "age_s of '\(id)'") } ?? 0
-                d.on = try g["on"].map { n throws(SiteFileError) in try r.bool(n, "on of '\(id)'") }
+                d.measuredKw = try g["measured_kw"].map { n throws(LocatedError) in try r.number(n, "measured_kw of '\(id)'") }
+                d.setpointKw = try g["setpoint_kw"].map { n throws(LocatedError) in try r.nonNegative(n, "setpoint_kw of '\(id)'") }
+                d.available = try g["available"].map { n throws(LocatedError) in try r.bool(n, "available of '\(id)'") } ?? true
+                d.ageS = try g["age_s"].map { n throws(LocatedError) in try r.nonNegative(n, "age_s of '\(id)'") } ?? 0
+                d.on = try g["on"].map { n throws(LocatedError) in try r.bool(n, "on of '\(id)'") }
                 if let n = g["on_for_s"] {
                     if d.on == false { throw r.fail(n, "device '\(id)' says on: false but gives on_for_s") }
                     d.on = true
@@ -68,7 +68,7 @@ public struct SiteSnapshot: Sendable {
                 if let m = k.mark { s.marks[id] = m }
             }
         }
-        func kwMap(_ key: String, _ inner: String?) throws(SiteFileError) -> [String: Double] {
+        func kwMap(_ key: String, _ inner: String?) throws(LocatedError) -> [String: Double] {
             guard let n = f[key] else { return [:] }
             guard case .mapping(let map) = n else { throw r.fail(n, "'\(key)' should map node ids to values") }
             var out: [String: Double] = [:]
@@ -88,8 +88,8 @@ public struct SiteSnapshot: Sendable {
         s.uncontrolledKw = try kwMap("uncontrolled_kw", nil)
         if let mn = f["mining"] {
             let g = try r.fields(mn, "'mining'", allowed: ["curtailed", "curtailed_for_s"])
-            s.miningCurtailed = try g["curtailed"].map { n throws(SiteFileError) in try r.bool(n, "mining curtailed") } ?? false
-            s.miningCurtailedForS = try g["curtailed_for_s"].map { n throws(SiteFileError) in
+            s.miningCurtailed = try g["curtailed"].map { n throws(LocatedError) in try r.bool(n, "mining curtailed") } ?? false
+            s.miningCurtailedForS = try g["curtailed_for_s"].map { n throws(LocatedError) in
                 try r.nonNegative(n, "curtailed_for_s")
             } ?? .infinity
         }
@@ -152,19 +152,19 @@ public struct SiteSignals: Sendable, Equatable {
 
     public init() {}
 
-    public static func load(path: String) throws(SiteFileError) -> SiteSignals {
+    public static func load(path: String) throws(LocatedError) -> SiteSignals {
         let file = path
         let r = Reader(file: file)
         let root = try r.compose(try readText(path, "signals"))
         return try parse(node: root, reader: r)
     }
 
-    public static func parse(text: String, file: String = "<signals>") throws(SiteFileError) -> SiteSignals {
+    public static func parse(text: String, file: String = "<signals>") throws(LocatedError) -> SiteSignals {
         let r = Reader(file: file)
         return try parse(node: try r.compose(text), reader: r)
     }
 
-    static func parse(node: Node, reader r: Reader) throws(SiteFileError) -> SiteSignals {
+    static func parse(node: Node, reader r: Reader) throws(LocatedError) -> SiteSignals {
         let f = try r.fields(
             node, "the signals",
             allowed: [
@@ -182,10 +182,10 @@ public struct SiteSignals: Sendable, Equatable {
             }
             s.energyPrices.sort { $0.at < $1.at }
         }
-        s.hashpriceUsdPerPHDay = try f["hashprice_usd_per_ph_day"].map { v throws(SiteFileError) in
+        s.hashpriceUsdPerPHDay = try f["hashprice_usd_per_ph_day"].map { v throws(LocatedError) in
             try r.nonNegative(v, "hashprice_usd_per_ph_day")
         }
-        s.miningValueUsdPerMWh = try f["mining_value_usd_per_mwh"].map { v throws(SiteFileError) in
+        s.miningValueUsdPerMWh = try f["mining_value_usd_per_mwh"].map { v throws(LocatedError) in
             try r.number(v, "mining_value_usd_per_mwh")
         }
         if let sp = f["inference_spot"] { (s.inferenceSpotUsdPerMWh, s.inferenceSpotUsdPerGpuHour) = try Site.parseSpot(sp, r) }
@@ -230,7 +230,7 @@ public struct SiteSignals: Sendable, Equatable {
         return s
     }
 
-    static func interval(_ g: Fields, _ r: Reader, _ what: String) throws(SiteFileError) -> (Double, Double) {
+    static func interval(_ g: Fields, _ r: Reader, _ what: String) throws(LocatedError) -> (Double, Double) {
         let sn = try g.require("start")
         let s = try r.time(sn, "start of \(what)")
         let e = try r.time(try g.require("end"), "end of \(what)")
@@ -239,10 +239,10 @@ public struct SiteSignals: Sendable, Equatable {
     }
 }
 
-func readText(_ path: String, _ what: String) throws(SiteFileError) -> String {
+func readText(_ path: String, _ what: String) throws(LocatedError) -> String {
     do {
         return try String(contentsOfFile: path, encoding: .utf8)
     } catch {
-        throw SiteFileError(file: path, line: 1, column: 1, message: "cannot read the \(what) file (\(reason(error)))")
+        throw LocatedError(file: path, line: 1, column: 1, message: "cannot read the \(what) file (\(reason(error)))")
     }
 }

@@ -100,11 +100,10 @@ nonisolated(unsafe) var errorsAsJSON = false
 /// Prints one line to stderr. An error line ("error: …", or "FILE:LINE:COL: error: …") is printed as
 /// `{"error": "…"}` when the command runs with `--json`; other lines (notices, warnings) stay text.
 func printError(_ line: String) {
-    var stderr = StandardError()
     if errorsAsJSON, let json = errorJSON(line) {
-        print(json, to: &stderr)
+        writeErrorLine(json)
     } else {
-        print(line, to: &stderr)
+        writeErrorLine(line)
     }
 }
 
@@ -143,8 +142,3 @@ func errorJSON(_ line: String) -> String? {
     return (try? encoder.encode(object)).map { String(decoding: $0, as: UTF8.self) }
 }
 
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        FileHandle.standardError.write(Data(string.utf8))
-    }
-}

@@ -46,7 +46,7 @@ extension Switchyard {
             do {
                 site = try Site.load(path: self.site)
                 let snap = try SiteSnapshot.load(path: snapshot)
-                let sig = try signals.map { p throws(SiteFileError) in try SiteSignals.load(path: p) }
+                let sig = try signals.map { p throws(LocatedError) in try SiteSignals.load(path: p) }
                 problem = try SiteDispatch.problem(
                     site: site, snapshot: snap, signals: sig, at: at.flatMap(ISO8601.parse))
             } catch {

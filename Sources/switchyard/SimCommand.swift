@@ -1,3 +1,4 @@
+import Basics
 import ArgumentParser
 import Foundation
 import Logging
@@ -175,4 +176,3 @@ struct SimulationService: Service {
     }
 }
 
-func fflushStdout() { fflush(nil) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Basics
+import Control
 import Foundation
 import HardwareProfiles
 import Site
@@ -35,4 +36,4 @@ func parseISOTime(_ s: String) -> Double? { ISO8601.parse(s) }
 
 func isoTime(_ t: Double) -> String { ISO8601.format(t) }
 
-func mw(_ kw: Double) -> String { String(format: "%6.2f MW", kw / 1000) }
+func mw(_ kw: Double) -> String { LiveFrame.mw(kw) }

@@ -2,6 +2,7 @@ import Control
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Signals
 import Simulation
 import Store
 import Testing
@@ -15,7 +16,7 @@ struct ActuationStatusTests {
         let rec = TickRecorder(store: h.store, metrics: h.deps.metrics, decisionRetentionS: 3600)
         for _ in 0..<10 { let r = await h.tick(); try rec.write(r, loop: h.host.current) }
         h.sim.inject(.ignoreSetpoint, device: "asic-2")
-        h.host.current.addEvent(ManualEvent(id: "ers-1", capKW: 1200, from: h.clock.now, until: h.clock.now + 3600, reason: "test"))
+        h.host.current.addEvent(DREvent.operatorCap(id: "ers-1", capKW: 1200, from: h.clock.now, until: h.clock.now + 3600, reason: "test"))
         for _ in 0..<25 {
             let started = ContinuousClock.now
             let r = await h.tick()

@@ -12,46 +12,8 @@ import Synchronization
 import TestSupport
 @testable import API
 
-/// A small simulated site (in memory, no sockets): the HIL site of ControlTests.
-let apiSiteYAML = """
-site: {id: hil, import_limit_kw: 6000, safety_margin_kw: 200, tick_s: 1, stale_after_s: 3}
-tree:
-  id: site
-  cap_kw: 6000
-  meter: site-meter
-  children:
-    - {id: xfmr-1, cap_kw: 3800, meter: xfmr-1-meter}
-devices:
-  - {id: site-meter, class: meter, profile: janitza-umg604, address: {tcp: "127.0.0.1:20001", unit: 1}}
-  - {id: xfmr-1-meter, class: meter, profile: eastron-sdm630, address: {tcp: "127.0.0.1:20002", unit: 1}}
-  - id: asic-1
-    class: mining
-    profile: reference-asic-container
-    node: xfmr-1
-    address: {tcp: "127.0.0.1:20003", unit: 1}
-    limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}
-    efficiency_j_per_th: 20
-  - id: asic-2
-    class: mining
-    profile: reference-asic-container
-    node: xfmr-1
-    address: {tcp: "127.0.0.1:20004", unit: 1}
-    limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}
-    efficiency_j_per_th: 20
-  - id: gpu-1
-    class: inference
-    profile: reference-gpu-container
-    node: site
-    address: {tcp: "127.0.0.1:20006", unit: 1}
-    limits: {max_kw: 800, min_stable_kw: 100, ramp_kw_per_s: 400, min_on_s: 0, min_off_s: 0}
-    gpus: 800
-    kw_per_gpu: 1.0
-  - {id: cooling, class: auxiliary, node: site, fraction_of_it: 0.05}
-economics:
-  hashprice_usd_per_ph_day: 50
-  strike: {price_usd_per_mwh: 150, hysteresis_usd_per_mwh: 20, min_off_s: 0}
-  inference_spot: {usd_per_mwh: 300}
-"""
+/// A small simulated site (in memory, no sockets): TestSupport's HIL site with two ASICs and no contract.
+let apiSiteYAML = HILSite.yaml(asics: 2, acmeContract: false)
 
 /// 2026-07-15T12:00:00Z
 let t0 = 1_784_116_800.0

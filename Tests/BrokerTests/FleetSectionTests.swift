@@ -1,3 +1,4 @@
+import Basics
 import Site
 import Testing
 
@@ -5,7 +6,7 @@ import Testing
 @Suite("Site file fleet section")
 struct FleetSectionTests {
     /// SiteFileTests.minimal with `fleet` appended: `fleet:` is line 46.
-    func parse(_ fleet: String) throws(SiteFileError) -> Site {
+    func parse(_ fleet: String) throws(LocatedError) -> Site {
         try Site.parse(yaml: SiteFileTests.minimal + "\n" + fleet, file: "s.yaml")
     }
 
@@ -52,7 +53,7 @@ struct FleetSectionTests {
     @Test("bad fleet sections name file:line:column", arguments: bad.indices)
     func badSections(_ i: Int) {
         let c = Self.bad[i]
-        #expect(throws: SiteFileError.self) { _ = try parse(c.fleet) }
+        #expect(throws: LocatedError.self) { _ = try parse(c.fleet) }
         do { _ = try parse(c.fleet) } catch { #expect("\(error)" == c.error) }
     }
 

@@ -112,7 +112,7 @@ struct SiteFileTests {
     }
 
     @Test func unreadableFileSaysSo() {
-        #expect(throws: SiteFileError.self) { try Site.load(path: "/nonexistent/site.yaml") }
+        #expect(throws: LocatedError.self) { try Site.load(path: "/nonexistent/site.yaml") }
         do { _ = try Site.load(path: "/nonexistent/site.yaml") } catch {
             #expect(error.description == "/nonexistent/site.yaml:1:1: cannot read the site file (No such file or directory)" || error.description.contains("no such file"))
         }

@@ -2,6 +2,7 @@ import Foundation
 import HardwareProfiles
 import Modbus
 import Safety
+import Signals
 import Site
 import Testing
 import TestSupport
@@ -122,7 +123,7 @@ struct ActuationTests {
         // A DR cap that needs asic-2 shed: it accepts 0 kW (read-back verified) and keeps drawing.
         let cap = 1200.0
         let fp = await rig.loop.fastPath(now: t, reason: "DR event ers-2",
-                                         event: ManualEvent(id: "ers-2", capKW: cap, from: t, until: t + 3600, reason: "test"))
+                                         event: DREvent.operatorCap(id: "ers-2", capKW: cap, from: t, until: t + 3600, reason: "test"))
         #expect(fp.writes.first { $0.device == "asic-2" }?.verified == true, "the write itself is verified by read-back")
         await rig.host?.settle()
         rig.sim.step(.seconds(1))
@@ -186,7 +187,7 @@ struct ActuationTests {
         var curtailed = false
         for k in 0..<480 {
             if k == 420 {
-                rig.loop.addEvent(ManualEvent(id: "dr-demo", capKW: 15_000, from: t, until: t + 3600, reason: "test"))
+                rig.loop.addEvent(DREvent.operatorCap(id: "dr-demo", capKW: 15_000, from: t, until: t + 3600, reason: "test"))
             }
             let r = await rig.loop.tick(now: t)
             rig.sim.step(.seconds(1))
@@ -215,7 +216,7 @@ extension ActuationTests {
         rig.sim.inject(.ignoreSetpoint, device: ignoring)
         // A DR cap of 15 MW on a ~34 MW site: most mining is shed, asic-12 with it, on paper.
         let cap = 15_000.0
-        rig.loop.addEvent(ManualEvent(id: "dr-demo", capKW: cap, from: t, until: t + 3600, reason: "test"))
+        rig.loop.addEvent(DREvent.operatorCap(id: "dr-demo", capKW: cap, from: t, until: t + 3600, reason: "test"))
         let start = t
         var flaggedAt: Double?
         var notes: [String] = []

@@ -3,63 +3,16 @@ import HardwareProfiles
 import I2C
 import Logging
 import Modbus
-import struct Signals.DREvent
+import Signals
 import Site
 import Testing
 import TestSupport
 @testable import Control
 @testable import Simulation
 
-/// A small site: 6 MW import, xfmr-1 4 MW with three 1 MW ASIC containers and a 0.8 MW GPU container,
-/// meters on the site and the transformer, cooling at 5 % of IT load.
-let hilSiteYAML = """
-site: {id: hil, import_limit_kw: 6000, safety_margin_kw: 200, tick_s: 1, stale_after_s: 3}
-tree:
-  id: site
-  cap_kw: 6000
-  meter: site-meter
-  children:
-    - {id: xfmr-1, cap_kw: 3800, meter: xfmr-1-meter}
-devices:
-  - {id: site-meter, class: meter, profile: janitza-umg604, address: {tcp: "127.0.0.1:20001", unit: 1}}
-  - {id: xfmr-1-meter, class: meter, profile: eastron-sdm630, address: {tcp: "127.0.0.1:20002", unit: 1}}
-  - id: asic-1
-    class: mining
-    profile: reference-asic-container
-    node: xfmr-1
-    address: {tcp: "127.0.0.1:20003", unit: 1}
-    limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}
-    efficiency_j_per_th: 20
-  - id: asic-2
-    class: mining
-    profile: reference-asic-container
-    node: xfmr-1
-    address: {tcp: "127.0.0.1:20004", unit: 1}
-    limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}
-    efficiency_j_per_th: 20
-  - id: asic-3
-    class: mining
-    profile: reference-asic-container
-    node: xfmr-1
-    address: {tcp: "127.0.0.1:20005", unit: 1}
-    limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}
-    efficiency_j_per_th: 20
-  - id: gpu-1
-    class: inference
-    profile: reference-gpu-container
-    node: site
-    address: {tcp: "127.0.0.1:20006", unit: 1}
-    limits: {max_kw: 800, min_stable_kw: 100, ramp_kw_per_s: 400, min_on_s: 0, min_off_s: 0}
-    gpus: 800
-    kw_per_gpu: 1.0
-  - {id: cooling, class: auxiliary, node: site, fraction_of_it: 0.05}
-economics:
-  hashprice_usd_per_ph_day: 50
-  strike: {price_usd_per_mwh: 150, hysteresis_usd_per_mwh: 20, min_off_s: 0}
-  inference_spot: {usd_per_mwh: 300}
-contracts:
-  - {id: acme, devices: [gpu-1], committed_kw: 400, rate_usd_per_mwh: 250, penalty_usd_per_mwh: 400, daily: {from: "08:00", to: "20:00"}}
-"""
+/// TestSupport's HIL site: 6 MW import, xfmr-1 3.8 MW with three 1 MW ASIC containers, a 0.8 MW GPU container
+/// with the acme contract, meters on the site and the transformer, cooling at 5 % of IT load.
+let hilSiteYAML = HILSite.yaml()
 
 /// 2026-07-15T12:00:00Z
 let t0 = 1_784_116_800.0
@@ -146,7 +99,7 @@ struct HILTests {
         // The event arrives between ticks: the fast path writes at once, without polling or waiting.
         let cap = 2000.0
         let r = await rig.loop.fastPath(now: t, reason: "DR event ers-1",
-                                        event: ManualEvent(id: "ers-1", capKW: cap, from: t, until: t + 3600, reason: "test"))
+                                        event: DREvent.operatorCap(id: "ers-1", capKW: cap, from: t, until: t + 3600, reason: "test"))
         #expect(r.fastPath == "DR event ers-1")
         #expect(!r.writes.isEmpty && r.writes.allSatisfy(\.verified))
         #expect(r.limitKW == cap)
@@ -219,7 +172,7 @@ struct HILTests {
         let rig = try await Rig.make(wire: false)
         var t = t0
         for _ in 0..<5 { await rig.tick(t); t += 1 }
-        rig.loop.addEvent(ManualEvent(id: "ers-9", capKW: 2500, from: t, until: t + 600, reason: "saved"))
+        rig.loop.addEvent(DREvent.operatorCap(id: "ers-9", capKW: 2500, from: t, until: t + 600, reason: "saved"))
         let store = StateFile(directory: dir)
         try store.save(rig.loop.persistentState)
         let back = try #require(try store.load())
@@ -245,7 +198,7 @@ struct OnDemandExplainTests {
         var governorLines = 0
         for k in 0..<40 {
             if k == 25 {
-                let e = ManualEvent(id: "ers-1", capKW: 1500, from: t, until: t + 3600, reason: "test")
+                let e = DREvent.operatorCap(id: "ers-1", capKW: 1500, from: t, until: t + 3600, reason: "test")
                 eager.loop.addEvent(e)
                 later.loop.addEvent(e)
             }

@@ -18,7 +18,7 @@ struct InferenceHeadroomTests {
         """
         let scenario = try ScenarioLoader.parse(yaml, file: "burst.yaml")
         #expect(scenario.faults == [ScheduledFault(atSeconds: 60, device: "gpu-01", action: .inferenceBurst(fractionOfMax: 1), durationSeconds: 120)])
-        #expect(throws: ScenarioError.self) { try ScenarioLoader.parse("events:\n  - {at: 1s, device: gpu-01, inference_burst: {fraction: 1.5}}\n", file: "b.yaml") }
+        #expect(throws: LocatedError.self) { try ScenarioLoader.parse("events:\n  - {at: 1s, device: gpu-01, inference_burst: {fraction: 1.5}}\n", file: "b.yaml") }
         do {
             _ = try ScenarioLoader.parse("events:\n  - {at: 1s, device: gpu-01, inference_burst: {fraction: 1, form: 2m}}\n", file: "b.yaml")
             Issue.record("an unknown key was accepted")

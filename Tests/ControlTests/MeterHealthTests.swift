@@ -1,5 +1,6 @@
 import Foundation
 import Safety
+import Signals
 import Testing
 import TestSupport
 @testable import Control
@@ -135,7 +136,7 @@ struct FrozenMeterLoopTests {
         for _ in 0..<15 { await rig.tick(t); t += 1 }
         #expect(rig.loop.meterWatch.suspect.isEmpty)
         rig.sim.inject(.frozen, device: "site-meter")
-        rig.loop.addEvent(ManualEvent(id: "ers-3", capKW: 2000, from: t, until: t + 3600, reason: "test"))
+        rig.loop.addEvent(DREvent.operatorCap(id: "ers-3", capKW: 2000, from: t, until: t + 3600, reason: "test"))
         var notes: [String] = []
         var frozenAt: Double?
         var modes: [GovernorOutput.Mode] = []

@@ -4,6 +4,7 @@ import Foundation
 import HardwareProfiles
 import Logging
 import Modbus
+import Signals
 import Site
 import Synchronization
 import Testing
@@ -84,7 +85,7 @@ struct ConfigSwapTraceTests {
         // The old loop is retired: an operator action or a pass that still holds it goes to the new one,
         // and they share one writer.
         #expect(oldLoop.writer === host.current.writer)
-        oldLoop.addEvent(ManualEvent(id: "late", capKW: 2000, from: t, until: t + 600, reason: "sent to the old loop"))
+        oldLoop.addEvent(DREvent.operatorCap(id: "late", capKW: 2000, from: t, until: t + 600, reason: "sent to the old loop"))
         #expect(host.current.persistentState.events.map(\.id) == ["late"])
         let fp = await oldLoop.fastPath(now: t + 0.5, reason: "DR event late")
         #expect(fp.limitKW == 2000 && host.current.lastReport?.fastPath == "DR event late")

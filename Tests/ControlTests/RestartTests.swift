@@ -1,7 +1,7 @@
 import Foundation
 import HardwareProfiles
 import Modbus
-import struct Signals.DREvent
+import Signals
 import Site
 import Testing
 import TestSupport
@@ -97,7 +97,7 @@ struct RestartTests {
 
         // Full shed through the fast path, as the API does.
         let end = t + 15
-        let fast = await demo.loop.fastPath(now: t, reason: "DR event ers-1", event: ManualEvent(id: "ers-1", capKW: 1000, from: t, until: end, reason: "test"))
+        let fast = await demo.loop.fastPath(now: t, reason: "DR event ers-1", event: DREvent.operatorCap(id: "ers-1", capKW: 1000, from: t, until: end, reason: "test"))
         // Infeasible means infeasible: the meter reads 34 MW against a 1 MW cap.
         #expect(fast.mode == .overCap && !fast.brokerFeasible, "mode \(fast.mode), feasible \(fast.brokerFeasible)")
         var overCapTicks = 0

@@ -7,6 +7,7 @@
 import Foundation
 import HardwareProfiles
 import Modbus
+import Signals
 import Site
 import Synchronization
 import Testing
@@ -192,7 +193,7 @@ struct SingleWriterTests {
         let cap = siteName == "hil" ? 1000.0 : 10_000
         let fast = Task {
             let r = await loop.fastPath(now: tickNow + 0.4, reason: "DR event ers-1",
-                                        event: ManualEvent(id: "ers-1", capKW: cap, from: tickNow + 0.4, until: tickNow + 3600, reason: "test"))
+                                        event: DREvent.operatorCap(id: "ers-1", capKW: cap, from: tickNow + 0.4, until: tickNow + 3600, reason: "test"))
             fastDone.bump()
             return r
         }
@@ -258,7 +259,7 @@ struct SingleWriterTests {
                 case 0:
                     eventNo += 1
                     let capKW = siteCap * Double(20 + rng.next() % 90) / 100
-                    let e = ManualEvent(id: "dr-\(eventNo)", capKW: capKW, from: at, until: at + Double(1 + rng.next() % 4), reason: "random")
+                    let e = DREvent.operatorCap(id: "dr-\(eventNo)", capKW: capKW, from: at, until: at + Double(1 + rng.next() % 4), reason: "random")
                     _ = Task { await loop.fastPath(now: at, reason: "DR event \(e.id)", event: e); done.bump() }
                 case 1:
                     if let e = loop.persistentState.events.randomElement(using: &rng) { _ = loop.cancelEvent(e.id) }

@@ -15,34 +15,6 @@ import TestSupport
 // The daemon started in-process against a simulated site served over loopback Modbus (any free ports),
 // on a manual clock: each tick is one `advance` of the clock, never a sleep.
 
-/// A small site: 6 MW import, three 1 MW ASIC containers under a 3.8 MW transformer, a 0.8 MW GPU container.
-/// `PORT(id)` is replaced by the simulator's port for that device.
-let daemonSiteYAML = """
-site: {id: daemon-test, import_limit_kw: 6000, safety_margin_kw: 200, tick_s: 1, stale_after_s: 3}
-tree:
-  id: site
-  cap_kw: 6000
-  meter: site-meter
-  children:
-    - {id: xfmr-1, cap_kw: 3800, meter: xfmr-1-meter}
-devices:
-  - {id: site-meter, class: meter, profile: janitza-umg604, address: {tcp: "127.0.0.1:PORT(site-meter)", unit: 1}}
-  - {id: xfmr-1-meter, class: meter, profile: eastron-sdm630, address: {tcp: "127.0.0.1:PORT(xfmr-1-meter)", unit: 1}}
-  - {id: asic-1, class: mining, profile: reference-asic-container, node: xfmr-1, address: {tcp: "127.0.0.1:PORT(asic-1)", unit: 1},
-     limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}, efficiency_j_per_th: 20}
-  - {id: asic-2, class: mining, profile: reference-asic-container, node: xfmr-1, address: {tcp: "127.0.0.1:PORT(asic-2)", unit: 1},
-     limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}, efficiency_j_per_th: 20}
-  - {id: asic-3, class: mining, profile: reference-asic-container, node: xfmr-1, address: {tcp: "127.0.0.1:PORT(asic-3)", unit: 1},
-     limits: {max_kw: 1000, min_stable_kw: 200, ramp_kw_per_s: 500, min_on_s: 0, min_off_s: 0}, efficiency_j_per_th: 20}
-  - {id: gpu-1, class: inference, profile: reference-gpu-container, node: site, address: {tcp: "127.0.0.1:PORT(gpu-1)", unit: 1},
-     limits: {max_kw: 800, min_stable_kw: 100, ramp_kw_per_s: 400, min_on_s: 0, min_off_s: 0}, gpus: 800, kw_per_gpu: 1.0}
-  - {id: cooling, class: auxiliary, node: site, fraction_of_it: 0.05}
-economics:
-  hashprice_usd_per_ph_day: 50
-  strike: {price_usd_per_mwh: 150, hysteresis_usd_per_mwh: 20, min_off_s: 0}
-  inference_spot: {usd_per_mwh: 300}
-"""
-
 /// 2026-07-15T12:00:00Z
 let t0 = 1_784_116_800.0
 
@@ -68,10 +40,10 @@ struct SimulatedSite {
             .write(toFile: siteFile, atomically: true, encoding: .utf8)
     }
 
+    /// TestSupport's HIL site (6 MW import, three 1 MW ASIC containers under a 3.8 MW transformer, a 0.8 MW
+    /// GPU container) without its contract, each device at the simulator's port for it.
     static func yaml(ports: [String: Int]) -> String {
-        var yaml = daemonSiteYAML
-        for (device, port) in ports { yaml = yaml.replacingOccurrences(of: "PORT(\(device))", with: "\(port)") }
-        return yaml
+        HILSite.yaml(id: "daemon-test", acmeContract: false) { "127.0.0.1:\(ports[$0] ?? 0)" } + "\n"
     }
 
     /// After a tick: the writes reach the physics, one second of physics, the measurements go out.

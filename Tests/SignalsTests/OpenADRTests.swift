@@ -54,10 +54,10 @@ struct OpenADRVENTests {
         #expect(snap.drEvents[0].origin == .openADR(programID: "prog-ercot-dr", eventID: "evt-cap", intervalID: 0))
         let stats = try await standinJSON(vtn.port, "/_test/stats") as? [String: Any]
         #expect(stats?["auth_methods"] as? [String] == [auth.rawValue])
-        // Feeding the events into the signal inputs.
-        let state = SignalInputs(events: snap.drEvents).at(date("2025-08-14T21:45:00Z"))
-        #expect(state.importCapKW == 15000)
-        #expect(state.paidReductions.first?.usdPerMWh == 500)
+        // In force at 21:45: the tightest cap and the best-paying reduction.
+        let active = snap.drEvents.filter { $0.isActive(at: date("2025-08-14T21:45:00Z")) }
+        #expect(active.compactMap(\.capKW).min() == 15000)
+        #expect(active.compactMap { if case .paidReduction(let usd, _) = $0.action { usd } else { nil } }.max() == 500)
     }
 
     @Test func tokenIsReusedUntilItExpiresOnTheInjectedClock() async throws {

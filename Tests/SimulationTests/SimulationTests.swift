@@ -212,7 +212,7 @@ struct PhysicsTests {
         #expect {
             _ = try ScenarioLoader.parse(text, file: "bad.yaml")
         } throws: { error in
-            guard let e = error as? ScenarioError else { return false }
+            guard let e = error as? LocatedError else { return false }
             return e.line == line && e.description.hasPrefix("bad.yaml:\(line):") && e.message.contains(message)
         }
     }

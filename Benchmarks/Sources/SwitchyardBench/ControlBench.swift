@@ -8,6 +8,7 @@ import Control
 import Foundation
 import HardwareProfiles
 import Modbus
+import Signals
 import Simulation
 import Site
 
@@ -119,7 +120,7 @@ func runFastPathBenchmark(arguments: [String]) async throws {
         await loop.poller.poll(now: t)
         let start = clock.now
         if k % 2 == 0 {
-            let r = await loop.fastPath(now: t, reason: "DR", event: ManualEvent(id: "dr", capKW: 0, from: t, until: t + 3600, reason: "bench"))
+            let r = await loop.fastPath(now: t, reason: "DR", event: DREvent.operatorCap(id: "dr", capKW: 0, from: t, until: t + 3600, reason: "bench"))
             shed.append(seconds(clock.now - start) * 1000)
             shedWritten.append(r.writes.filter(\.verified).count)
             if verbose {
