@@ -288,7 +288,8 @@ public final class FleetCommandProcessor: Sendable {
             let (envelope, parsed) = FleetCommandParser.parse(device: device, commands)
             return await handle(envelope: envelope, parsed, device: device)
         case let .rejected(device, why, echo):
-            return await finish(envelope: FleetCommandEnvelope(echo), role: nil,
+            let envelope = FleetCommandEnvelope(echo)
+            return await finish(envelope: envelope, role: envelope.clientID.flatMap { roles[$0] },
                                 action: device.map { "DCMD \($0)" } ?? "NCMD", summary: "refused payload",
                                 outcome: .failure(FleetRejection(why)))
         default:
@@ -312,6 +313,10 @@ public final class FleetCommandProcessor: Sendable {
         guard let client = envelope.clientID else {
             return await refuse(FleetRejection(.missing, "every command needs '\(FleetCommandName.clientID)'"))
         }
+        // A client the site file does not map is refused before its id is recorded (it cannot fill the record).
+        guard let role else {
+            return await refuse(FleetRejection(.unknownClient, "client '\(client)' is not in the site file's fleet roles"))
+        }
         let now = deps.runtime.now()
         // Replay: a stale timestamp, or an id seen within the window (recorded before anything is applied).
         let (replay, windowS) = (self.replay, self.windowS)
@@ -322,9 +327,6 @@ public final class FleetCommandProcessor: Sendable {
         switch admission {
         case .admitted: break
         case .rejected(let r): return await refuse(r)
-        }
-        guard let role else {
-            return await refuse(FleetRejection(.unknownClient, "client '\(client)' is not in the site file's fleet roles"))
         }
         let command: FleetCommand
         switch parsed {

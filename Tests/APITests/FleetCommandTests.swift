@@ -230,6 +230,10 @@ struct FleetCommandTests {
         let row = try #require(audit.first)
         #expect(row.status >= 400 && row.detail.contains("rejected: \(code)"), "\(row)")
         #expect(row.actor == (name == "unknown client" ? "fleet:mallory" : name.contains("role") || name == "viewer" ? "fleet:hq-view" : "fleet:hq-op"))
+        // The role column is the claimed client's, also for payloads the schema check refused.
+        #expect(row.role == (name == "unknown client" ? "" : name.contains("role") || name == "viewer" ? "viewer" : "operator"), "\(row)")
+        // An unmapped client cannot fill the replay record.
+        if name == "unknown client" { #expect(!rig.processor.replay.seenIDs.contains("b-1")) }
         // And the loop's next tick has no cap from it.
         let r = await rig.h.tick()
         #expect(r.events.isEmpty || name == "replayed id", "\(r.events)")

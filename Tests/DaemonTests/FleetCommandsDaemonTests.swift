@@ -146,4 +146,77 @@ struct FleetCommandsDaemonTests {
         #expect(audit.map(\.status) == [200, 403, 409, 400, 400, 422, 422, 422])
         #expect(zip(audit, answers).allSatisfy { $0.detail.hasSuffix($1.result) }, "\(audit)")
     }
+
+    /// A flood of commands (300 refused ones, then one DR event) published while the loop ticks: every advance of the
+    /// manual clock still gives exactly one tick at the expected time, every command is answered, and the last one
+    /// applies. (The tick hook never waits on the fleet; this checks that ticks go on and are not reordered, not
+    /// their duration.)
+    @Test func aFloodOfCommandsDoesNotStopTheTicks() async throws {
+        let broker = try await MosquittoBroker.start()
+        defer { broker.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-flood-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let site = try SimulatedSite(in: dir, extraYAML: fleetYAML(port: broker.port) + "  roles: {hq-op: operator}\n")
+        defer { site.wire.stop() }
+        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
+        config.fleetRetryDelay = .milliseconds(50)
+        let tap = SparkplugTap(port: broker.port)
+        defer { tap.client.close() }
+        var tapEvents = try await tap.subscribeToEverything()
+        var logger = Logger(label: "fleet-flood-test")
+        logger.logLevel = .critical
+        let clock = ManualClock()
+        let watch = DaemonWatch()
+        let group = ServiceGroup(services: [SiteDaemon(config: config, clock: clock, logger: logger, hooks: watch.hooks)], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var ticks = watch.ticks.makeAsyncIterator()
+            var reports = [try #require(await ticks.next())]
+            await site.step()
+            _ = await tap.wait(for: "NBIRTH", &tapEvents)
+            let topic = "spBv1.0/test-group/NCMD/daemon-test"
+            func command(_ id: String, at: Double, _ extra: [SparkplugMetric]) -> [UInt8] {
+                SparkplugPayload(timestamp: 1, seq: nil, metrics: [
+                    SparkplugMetric(name: FleetCommandName.id, value: .string(id)),
+                    SparkplugMetric(name: FleetCommandName.timestamp, value: .dateTime(millisecondsSinceEpoch: UInt64(at * 1000))),
+                    SparkplugMetric(name: FleetCommandName.clientID, value: .string("hq-op")),
+                ] + extra).encoded()
+            }
+            for batch in 0..<30 {
+                for i in 0..<10 {
+                    let n = batch * 10 + i
+                    // Alternately an unknown metric and a stale timestamp: refused, each with an audit row and an answer.
+                    let payload = n % 2 == 0
+                        ? command("f-\(n)", at: reports.last!.at, [SparkplugMetric(name: "Bogus", value: .double(1))])
+                        : command("f-\(n)", at: reports.last!.at - 3600, [SparkplugMetric(name: FleetCommandName.cancelEventID, value: .string("x"))])
+                    try await tap.client.publish(topic: topic, payload: payload, qos: 0)
+                }
+                clock.advance(by: .seconds(1))
+                reports.append(try #require(await ticks.next()))
+                await site.step()
+            }
+            try await tap.client.publish(topic: topic, payload: command("f-final", at: reports.last!.at, [
+                SparkplugMetric(name: FleetCommandName.eventID, value: .string("flood-cap")),
+                SparkplugMetric(name: FleetCommandName.eventCapKW, value: .double(900)),
+                SparkplugMetric(name: FleetCommandName.eventDurationS, value: .int64(600)),
+                SparkplugMetric(name: FleetCommandName.eventReason, value: .string("after the flood")),
+            ]), qos: 1)
+            var answered: [Answer] = []
+            while let a = await Self.nextAnswer(&tapEvents) {
+                answered.append(a)
+                if a.id == "f-final" { break }
+            }
+            clock.advance(by: .seconds(1))
+            reports.append(try #require(await ticks.next()))
+            #expect(reports.count == 32)
+            #expect(reports.enumerated().allSatisfy { $0.element.at == t0 + Double($0.offset) }, "\(reports.map(\.at))")
+            #expect(answered.count == 301, "\(answered.count) answers")
+            #expect(answered.dropLast().allSatisfy { !$0.accepted })
+            #expect(answered.last?.accepted == true, "\(String(describing: answered.last))")
+            #expect((reports.last?.limitKW ?? .infinity) <= 900, "\(String(describing: reports.last?.limitKW))")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
 }
