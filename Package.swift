@@ -59,9 +59,10 @@ let package = Package(
         // the generated payloads, topics, seq/bdSeq, births, deaths, commands, STATE, the edge-node session.
         .target(name: "Sparkplug", dependencies: ["CMosquitto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         // The site as a Sparkplug edge node (issue 17): report by exception, the site and device metrics of a
-        // tick, and EdgeNodeService (fed by the loop's tick hook without ever blocking it).
+        // tick, and EdgeNodeService (fed by the loop's tick hook without ever blocking it); fleet commands through
+        // the API's caps, roles, loop calls and audit log (API, Store).
         .target(name: "FleetEdge", dependencies: [
-            "Sparkplug", "Control", "Site",
+            "Sparkplug", "Control", "Site", "Signals", "API", "Store",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -170,7 +171,7 @@ let package = Package(
         .testTarget(name: "FleetEdgeTests", dependencies: ["FleetEdge", "Sparkplug", "TestSupport"]),
         // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).
         .testTarget(name: "APITests", dependencies: [
-            "API", "Store", "Control", "Site", "Signals", "Simulation", "HardwareProfiles", "Modbus", "TestSupport",
+            "API", "Store", "Control", "Site", "Signals", "Simulation", "HardwareProfiles", "Modbus", "TestSupport", "FleetEdge", "Sparkplug",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Control", "Simulation", "Site", "Signals", "HardwareProfiles", "TestSupport"]),

@@ -153,13 +153,11 @@ struct EventsController: APIController {
         // Relative times ("now", "+2h") are resolved here, on the daemon's clock.
         let from = body.from?.resolve(now: now) ?? now
         let until = body.until.resolve(now: now)
-        guard from.isFinite, until.isFinite else { throw APIError(.unprocessableContent, "from and until must be finite times") }
-        guard body.capKw.isFinite, body.capKw >= 0, body.capKw <= 10_000_000 else { throw APIError(.unprocessableContent, "cap_kw must be 0…10000000 kW") }
-        guard until > from else { throw APIError(.unprocessableContent, "until must be after from") }
-        guard until > now else { throw APIError(.unprocessableContent, "until is in the past") }
-        guard until - from <= 31 * 86_400 else { throw APIError(.unprocessableContent, "an event may last at most 31 days") }
         let reason = body.reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !reason.isEmpty, reason.count <= 200 else { throw APIError(.unprocessableContent, "reason must be 1…200 characters") }
+        // The same caps and checks as a fleet command's (OperatorRules).
+        if let problem = OperatorRules.eventProblem(capKW: body.capKw, from: from, until: until, reason: reason, now: now) {
+            throw APIError(.unprocessableContent, problem)
+        }
         let id = body.id ?? "ev-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         guard validID(id) else { throw APIError(.unprocessableContent, "id must be 1…64 of A-Z a-z 0-9 . _ -") }
         guard claims.claim(id) else {
@@ -208,13 +206,11 @@ struct EventsController: APIController {
     }
 }
 
-func validID(_ s: String) -> Bool {
-    !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
-}
+func validID(_ s: String) -> Bool { OperatorRules.isValidID(s) }
 
 struct ModesController: APIController {
     let deps: APIDependencies
-    static let maxOverrideS = 7 * 86_400.0
+    static let maxOverrideS = OperatorRules.maxOverrideS
 
     func addRoutes(to t: RouteTable) {
         t.add(.put, "/v1/devices/{id}/mode", .operator) { req, ctx in try await set(req, ctx) }
@@ -236,11 +232,8 @@ struct ModesController: APIController {
         case "manual":
             guard let kw = body.setpointKw else { throw APIError(.unprocessableContent, "manual mode needs setpoint_kw") }
             guard let forS = body.forS else { throw APIError(.unprocessableContent, "manual mode needs for_s: an override always expires") }
-            guard kw.isFinite, kw >= 0, kw <= device.maxKw else {
-                throw APIError(.unprocessableContent, "setpoint_kw must be 0…\(device.maxKw) for \(id)")
-            }
-            guard forS.isFinite, forS >= 1, forS <= Self.maxOverrideS else {
-                throw APIError(.unprocessableContent, "for_s must be 1…\(Int(Self.maxOverrideS)) seconds")
+            if let problem = OperatorRules.overrideProblem(kw: kw, forS: forS, maxKW: device.maxKw, device: id) {
+                throw APIError(.unprocessableContent, problem)
             }
             let until = now + forS
             loop.setOverride(.make(device: id, kw: kw, until: until), device: id)

@@ -221,7 +221,9 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         let edge = site.fleet.map { fleet in
             EdgeNodeService(fleet: fleet, bdSeqPath: URL(fileURLWithPath: config.stateDir).appendingPathComponent("sparkplug-bdseq").path,
                             logger: logger, configVersion: { [store = prepared.store] in (try? store.latestConfig()).map { Int64($0.version) } },
-                            retryDelay: config.fleetRetryDelay)
+                            retryDelay: config.fleetRetryDelay,
+                            commands: FleetCommandProcessor.forDaemon(fleet: fleet, stateDir: config.stateDir, store: prepared.store,
+                                                                      runtime: HostedRuntime(host: host, now: { time.now }), logger: logger))
         }
         // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves
         // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its

@@ -33,6 +33,8 @@ public struct EdgeNodeService: Service {
     let wallClockMS: @Sendable () -> UInt64
     /// Runner events, for tests and logs.
     let observe: @Sendable (EdgeNodeEvent) -> Void
+    /// Fleet commands (FleetCommands.swift); nil: only `Node Control/Rebirth` is acted on.
+    let commands: FleetCommandProcessor?
 
     /// `bdSeqPath`: where the last bdSeq is kept across restarts. `configVersion` is called on this service's
     /// task, never the loop's. `wallClockMS`: payload timestamps (metric timestamps are the tick's loop time).
@@ -40,6 +42,7 @@ public struct EdgeNodeService: Service {
                 configVersion: @escaping @Sendable () -> Int64? = { nil },
                 retryDelay: Duration = .seconds(2),
                 wallClockMS: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+                commands: FleetCommandProcessor? = nil,
                 observe: @escaping @Sendable (EdgeNodeEvent) -> Void = { _ in }) {
         self.fleet = fleet
         self.logger = logger
@@ -49,6 +52,7 @@ public struct EdgeNodeService: Service {
         self.retryDelay = retryDelay
         self.wallClockMS = wallClockMS
         self.observe = observe
+        self.commands = commands
     }
 
     /// The tick hook: hands the report over and returns at once (never waits on MQTT or on this service).
@@ -77,8 +81,10 @@ public struct EdgeNodeService: Service {
         guard let first = await iterator.next() else { return }
         var sample = FleetSample(report: first.report, loop: first.loop, configVersion: configVersion())
         let client = MQTTClient(mqttConfiguration)
-        let runner = try EdgeNodeRunner(client: client, identity: identity, store: bdSeqStore, birth: sample.birth,
-                                        retryDelay: retryDelay, now: wallClockMS)
+        let schemas = commandSchemas(sample.birth)
+        let runner = try EdgeNodeRunner(client: client, identity: identity, store: bdSeqStore,
+                                        birth: withCommandAnswers(sample.birth, at: sample.at),
+                                        nodeCommands: schemas.node, deviceCommands: schemas.devices, retryDelay: retryDelay, now: wallClockMS)
         // Set by the events task after every birth; the publishing loop then re-bases its deadbands.
         let born = BornFlag()
         let (logger, observe, fleet) = (self.logger, self.observe, self.fleet)
@@ -99,8 +105,9 @@ public struct EdgeNodeService: Service {
                     case .failure(let e): logger.warning("fleet: MQTT call failed", metadata: ["error": "\(e)"])
                     case .bdSeqNotSaved(let why): logger.warning("fleet: bdSeq not saved", metadata: ["error": "\(why)"])
                     case .command, .rejected:
-                        // Fleet commands into the loop are not built yet (issue 17): only Rebirth is acted on.
-                        logger.notice("fleet: command ignored (fleet commands are not supported yet)")
+                        if !(await handleCommand(event, runner: runner)) {
+                            logger.notice("fleet: command ignored (fleet commands are off: the site file has no fleet roles)")
+                        }
                     }
                     observe(event)
                 }
@@ -119,7 +126,7 @@ public struct EdgeNodeService: Service {
                     for d in birth.devices { rbe.births(d.metrics, scope: d.id, now: sample.at) }
                 }
                 // The next births (a rebirth, a new session) carry the newest values.
-                let next = sample.birth
+                let next = withCommandAnswers(sample.birth, at: sample.at)
                 if next.devices.map(\.id) != birth.devices.map(\.id) {
                     // A new configuration with other devices: they are published from the next birth. (Live device
                     // changes, DDEATH and an immediate rebirth, are not built yet.)

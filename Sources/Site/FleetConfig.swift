@@ -18,6 +18,15 @@ public struct FleetConfig: Sendable, Equatable {
     public var tls: TLS?
     /// The MQTT client id (default: `switchyard-<edge_node_id>`).
     public var clientID: String
+    /// Fleet commands (NCMD/DCMD): the identity a command claims (its `Command/Client ID` metric) → the API role it
+    /// acts with (`viewer`, `operator`, `admin`). Empty: fleet commands are off (only `Node Control/Rebirth` is acted on).
+    public var roles: [String: String]
+    /// A command's `Command/Timestamp` must be within this many seconds of the loop's clock (default 300).
+    public var commandWindowS: Double
+
+    /// The role names `roles` may map to: the API's (`Store.Role`; a test keeps the two lists equal).
+    public static let roleNames = ["viewer", "operator", "admin"]
+    public static let defaultCommandWindowS = 300.0
 
     public struct TLS: Sendable, Equatable {
         public var caFile: String?
@@ -32,7 +41,8 @@ public struct FleetConfig: Sendable, Equatable {
     }
 
     public init(brokerHost: String, brokerPort: Int, groupID: String, edgeNodeID: String, primaryHostID: String? = nil,
-                tls: TLS? = nil, clientID: String? = nil) {
+                tls: TLS? = nil, clientID: String? = nil, roles: [String: String] = [:],
+                commandWindowS: Double = FleetConfig.defaultCommandWindowS) {
         self.brokerHost = brokerHost
         self.brokerPort = brokerPort
         self.groupID = groupID
@@ -40,6 +50,8 @@ public struct FleetConfig: Sendable, Equatable {
         self.primaryHostID = primaryHostID
         self.tls = tls
         self.clientID = clientID ?? "switchyard-\(edgeNodeID)"
+        self.roles = roles
+        self.commandWindowS = commandWindowS
     }
 }
 
@@ -59,7 +71,8 @@ extension Site {
     }
 
     static func parseFleet(_ n: Node, _ r: Reader, siteID: String, siteIDNode: Node) throws(LocatedError) -> FleetConfig {
-        let f = try r.fields(n, "'fleet'", allowed: ["broker", "group_id", "edge_node_id", "primary_host_id", "tls", "client_id"])
+        let f = try r.fields(n, "'fleet'", allowed: ["broker", "group_id", "edge_node_id", "primary_host_id", "tls", "client_id",
+                                                      "roles", "command_window_s"])
         let b = try r.fields(try f.require("broker"), "'fleet' broker", allowed: ["host", "port"])
         let hostNode = try b.require("host")
         let host = try r.string(hostNode, "fleet broker host")
@@ -109,7 +122,29 @@ extension Site {
             if s.isEmpty { throw r.fail(c, "fleet client_id should not be empty") }
             clientID = s
         }
+        var roles: [String: String] = [:]
+        if let rn = f["roles"] {
+            guard case .mapping(let m) = rn else { throw r.fail(rn, "'fleet' roles should be a mapping of client id to role") }
+            for (k, v) in m {
+                let client = try r.string(k, "fleet roles client id")
+                if client.isEmpty || client.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                    throw r.fail(k, "fleet roles client id '\(client)' must be non-empty, without control characters")
+                }
+                let role = try r.string(v, "fleet roles role")
+                guard FleetConfig.roleNames.contains(role) else {
+                    throw r.fail(v, "fleet roles: '\(client)' has role '\(role)'; expected one of: \(FleetConfig.roleNames.joined(separator: ", "))")
+                }
+                roles[client] = role
+            }
+        }
+        var window = FleetConfig.defaultCommandWindowS
+        if let w = f["command_window_s"] {
+            window = try r.number(w, "fleet command_window_s")
+            guard window.isFinite, window >= 1, window <= 86_400 else {
+                throw r.fail(w, "fleet command_window_s must be 1…86400 seconds, got \(window)")
+            }
+        }
         return FleetConfig(brokerHost: host, brokerPort: port, groupID: group, edgeNodeID: edge, primaryHostID: primary,
-                           tls: tls, clientID: clientID)
+                           tls: tls, clientID: clientID, roles: roles, commandWindowS: window)
     }
 }

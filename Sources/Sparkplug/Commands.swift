@@ -4,12 +4,30 @@
 /// The command metrics accepted, by name, with their datatypes.
 public struct CommandSchema: Sendable, Hashable {
     public var metrics: [String: SparkplugDataType]
+    /// Metrics copied into a rejection when the payload carries them with these datatypes (e.g. a command id and
+    /// the sender's claimed identity), so that a refused payload can still be answered and audited by name.
+    public var echo: [String: SparkplugDataType]
 
-    public init(_ metrics: [String: SparkplugDataType]) { self.metrics = metrics }
+    public init(_ metrics: [String: SparkplugDataType], echo: [String: SparkplugDataType] = [:]) {
+        self.metrics = metrics
+        self.echo = echo
+    }
 
     /// The node-level commands every edge node accepts (`Node Control/Rebirth`), plus `extra`.
     public static func node(_ extra: [String: SparkplugDataType] = [:]) -> CommandSchema {
         CommandSchema(extra.merging([SparkplugMetricName.rebirth: .boolean]) { _, fixed in fixed })
+    }
+
+    /// The `echo` metrics `bytes` carries with the expected datatype (best effort: anything else is left out).
+    public func echoed(from bytes: [UInt8]) -> [String: MetricValue] {
+        guard !echo.isEmpty, let p = try? PBPayload(serializedBytes: bytes) else { return [:] }
+        var found: [String: MetricValue] = [:]
+        for m in p.metrics where m.hasName {
+            guard let type = echo[m.name], !m.isNull, !(m.hasDatatype && m.datatype != 0 && m.datatype != type.rawValue),
+                  let v = MetricValue.decode(m.value, as: type) else { continue }
+            found[m.name] = v
+        }
+        return found
     }
 }
 

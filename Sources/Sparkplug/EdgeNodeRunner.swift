@@ -10,7 +10,8 @@ public enum EdgeNodeEvent: Sendable, Hashable {
     /// The MQTT session ended; data is not sent until the next birth.
     case offline(reason: String)
     case command(device: String?, [SparkplugCommand])
-    case rejected(device: String?, CommandRejection)
+    /// `echo`: the schema's echo metrics the refused payload carried (CommandSchema.echo).
+    case rejected(device: String?, CommandRejection, echo: [String: MetricValue] = [:])
     /// A libmosquitto call failed (connect, publish, subscribe); the runner carries on.
     case failure(MosquittoError)
     /// The bdSeq could not be saved (the session still starts; the next restart may reuse a bdSeq).
@@ -105,8 +106,8 @@ public actor EdgeNodeRunner {
                 operations.append(.disconnect)
             case let .command(device, commands):
                 eventSink.yield(.command(device: device, commands))
-            case let .rejected(device, why):
-                eventSink.yield(.rejected(device: device, why))
+            case let .rejected(device, why, echo):
+                eventSink.yield(.rejected(device: device, why, echo: echo))
             }
         }
         guard !operations.isEmpty else { return true }

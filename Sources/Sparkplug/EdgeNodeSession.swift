@@ -72,8 +72,8 @@ public struct EdgeNodeSession: Sendable {
         case disconnect
         /// Valid commands for the application (device nil: node-level).
         case command(device: String?, [SparkplugCommand])
-        /// A refused command: nothing in it was applied.
-        case rejected(device: String?, CommandRejection)
+        /// A refused command: nothing in it was applied. `echo`: the schema's echo metrics the payload carried.
+        case rejected(device: String?, CommandRejection, echo: [String: MetricValue] = [:])
     }
 
     public let identity: EdgeNodeIdentity
@@ -93,8 +93,9 @@ public struct EdgeNodeSession: Sendable {
                 deviceCommands: [String: CommandSchema] = [:]) {
         self.identity = identity
         self.bdSeq = lastBdSeq
-        self.nodeCommands = nodeCommands.metrics[SparkplugMetricName.rebirth] == nil
-            ? CommandSchema.node(nodeCommands.metrics) : nodeCommands
+        var node = nodeCommands
+        node.metrics[SparkplugMetricName.rebirth] = .boolean
+        self.nodeCommands = node
         self.deviceCommands = deviceCommands
     }
 
@@ -142,7 +143,7 @@ public struct EdgeNodeSession: Sendable {
             return hostState(message.payload, now: now, birth: birth())
         case let .node(group, .ncmd, edge) where group == identity.group && edge == identity.edge:
             switch decodeCommands(message.payload, schema: nodeCommands) {
-            case .failure(let why): return [.rejected(device: nil, why)]
+            case .failure(let why): return [.rejected(device: nil, why, echo: nodeCommands.echoed(from: message.payload))]
             case .success(let commands):
                 var actions: [Action] = []
                 let rebirth = commands.contains { $0.name == SparkplugMetricName.rebirth && $0.value == .boolean(true) }
@@ -152,9 +153,11 @@ public struct EdgeNodeSession: Sendable {
                 return actions
             }
         case let .device(group, .dcmd, edge, device) where group == identity.group && edge == identity.edge:
-            guard let schema = deviceCommands[device] else { return [.rejected(device: device, .unknownDevice(device))] }
+            guard let schema = deviceCommands[device] else {
+                return [.rejected(device: device, .unknownDevice(device), echo: nodeCommands.echoed(from: message.payload))]
+            }
             switch decodeCommands(message.payload, schema: schema) {
-            case .failure(let why): return [.rejected(device: device, why)]
+            case .failure(let why): return [.rejected(device: device, why, echo: schema.echoed(from: message.payload))]
             case .success(let commands): return [.command(device: device, commands)]
             }
         default:

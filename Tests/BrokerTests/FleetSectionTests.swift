@@ -36,7 +36,7 @@ struct FleetSectionTests {
 
     static let bad: [(fleet: String, error: String)] = [
         ("fleet:\n  broker: {host: h}\n  group_id: g\n  colour: red\n",
-         "s.yaml:49:3: unknown key 'colour' in 'fleet'; expected one of: broker, group_id, edge_node_id, primary_host_id, tls, client_id"),
+         "s.yaml:49:3: unknown key 'colour' in 'fleet'; expected one of: broker, group_id, edge_node_id, primary_host_id, tls, client_id, roles, command_window_s"),
         ("fleet:\n  broker: {host: h}\n", "s.yaml:47:3: 'fleet' is missing 'group_id'"),
         ("fleet:\n  group_id: g\n", "s.yaml:47:3: 'fleet' is missing 'broker'"),
         ("fleet:\n  broker: {host: h, port: 70000}\n  group_id: g\n", "s.yaml:47:27: fleet broker port must be 1…65535, got 70000"),
@@ -48,6 +48,14 @@ struct FleetSectionTests {
          "s.yaml:49:8: 'fleet' tls needs both cert_file and key_file, or neither"),
         ("fleet:\n  broker: {host: h}\n  group_id: g\n  tls: {ca: c.pem}\n",
          "s.yaml:49:9: unknown key 'ca' in 'fleet' tls; expected one of: ca_file, cert_file, key_file"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  roles:\n    hq-scada: operator\n    hq-ops: root\n",
+         "s.yaml:51:13: fleet roles: 'hq-ops' has role 'root'; expected one of: viewer, operator, admin"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  roles: [hq-scada]\n",
+         "s.yaml:49:10: 'fleet' roles should be a mapping of client id to role"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  roles: {\"\": admin}\n",
+         "s.yaml:49:11: fleet roles client id '' must be non-empty, without control characters"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  command_window_s: 0\n",
+         "s.yaml:49:21: fleet command_window_s must be 1…86400 seconds, got 0.0"),
     ]
 
     @Test("bad fleet sections name file:line:column", arguments: bad.indices)
@@ -55,6 +63,24 @@ struct FleetSectionTests {
         let c = Self.bad[i]
         #expect(throws: LocatedError.self) { _ = try parse(c.fleet) }
         do { _ = try parse(c.fleet) } catch { #expect("\(error)" == c.error) }
+    }
+
+    /// `fleet.roles` maps a command's claimed client id to an API role; the window defaults to 300 s.
+    @Test func rolesAndTheCommandWindow() throws {
+        let plain = try #require(try parse("fleet:\n  broker: {host: h}\n  group_id: g\n").fleet)
+        #expect(plain.roles == [:] && plain.commandWindowS == 300)
+        let f = try #require(try parse("""
+            fleet:
+              broker: {host: h}
+              group_id: g
+              command_window_s: 60
+              roles:
+                hq-scada: operator
+                hq-admin: admin
+                hq-dashboard: viewer
+            """).fleet)
+        #expect(f.roles == ["hq-scada": "operator", "hq-admin": "admin", "hq-dashboard": "viewer"])
+        #expect(f.commandWindowS == 60)
     }
 
     @Test func aSiteIDThatCannotBeAnEdgeNodeIDNeedsOne() {

@@ -183,4 +183,31 @@ struct EdgeNodeSessionTests {
         // A rejected command publishes nothing and leaves seq where it was.
         #expect(s.lastSeq == SparkplugSeq(2))
     }
+
+    /// A refused payload still names itself: the schema's echo metrics it carried with the right datatype come back in
+    /// the rejection (a mistyped one does not), for the node and for a device (known or not).
+    @Test func rejectionsEchoTheSchemasEchoMetrics() throws {
+        let echo: [String: SparkplugDataType] = ["Command/ID": .string, "Command/Timestamp": .dateTime]
+        var s = EdgeNodeSession(identity: identity, lastBdSeq: nil,
+                                nodeCommands: CommandSchema(["Site/Cap kW": .double, "Command/ID": .string, "Command/Timestamp": .dateTime], echo: echo),
+                                deviceCommands: ["c01": CommandSchema(["Mode": .string, "Command/ID": .string], echo: echo)])
+        func message(_ topic: String, _ metrics: [SparkplugMetric]) -> MQTTMessage {
+            MQTTMessage(topic: topic, payload: SparkplugPayload(timestamp: 1, seq: nil, metrics: metrics).encoded(), qos: 0, retain: false)
+        }
+        let id = SparkplugMetric(name: "Command/ID", value: .string("cmd-9"))
+        let badTime = SparkplugMetric(name: "Command/Timestamp", value: .int64(5))
+        let a = s.received(message("spBv1.0/north/NCMD/site-7", [id, badTime, SparkplugMetric(name: "Site/Cap MW", value: .double(8))]),
+                           now: 3, birth: certificate)
+        // Refused for its first problem (the mistyped timestamp), which is not echoed.
+        #expect(a == [.rejected(device: nil, .wrongDataType(metric: "Command/Timestamp", expected: .dateTime, received: "Int64"),
+                                echo: ["Command/ID": .string("cmd-9")])])
+        let b = s.received(message("spBv1.0/north/DCMD/site-7/c01", [id, SparkplugMetric(name: "Mode", value: .boolean(true))]),
+                           now: 3, birth: certificate)
+        #expect(b == [.rejected(device: "c01", .wrongDataType(metric: "Mode", expected: .string, received: "Boolean"),
+                                echo: ["Command/ID": .string("cmd-9")])])
+        let c = s.received(message("spBv1.0/north/DCMD/site-7/c99", [id]), now: 3, birth: certificate)
+        #expect(c == [.rejected(device: "c99", .unknownDevice("c99"), echo: ["Command/ID": .string("cmd-9")])])
+        // Node Control/Rebirth stays in a schema given with an echo.
+        #expect(s.nodeCommands.metrics[SparkplugMetricName.rebirth] == .boolean && s.nodeCommands.echo == echo)
+    }
 }

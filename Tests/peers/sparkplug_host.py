@@ -12,17 +12,21 @@ checking the Sparkplug 3.0 rules:
   - DDATA metrics are metrics of that device's DBIRTH.
 As the primary host HOST_ID it registers a will STATE offline and publishes a retained STATE
 online when told to on switchyard-test/control ("online"); after REBIRTH_AFTER data messages
-it sends one NCMD Node Control/Rebirth. On "done" it prints one JSON verdict line and exits.
+it sends one NCMD Node Control/Rebirth. On "command <json>" it encodes and publishes an NCMD or DCMD
+({"topic": ..., "metrics": [{"name", "type" (a pysparkplug DataType name), "value"}]}; DATETIME values
+in ms since the epoch), and it records every NDATA carrying "Command/Last ID" as
+{"id", "accepted", "result"} in "command_answers". On "done" it prints one JSON verdict line and exits.
 
 Prints "READY" once subscribed.
 Usage: sparkplug_host.py PORT HOST_ID REBIRTH_AFTER
 """
+import datetime
 import json
 import sys
 import time
 
 import paho.mqtt.client as mqtt
-from pysparkplug import DataType, DBirth, DData, DDeath, Metric, NBirth, NCmd, NData, NDeath, Topic
+from pysparkplug import DataType, DBirth, DCmd, DData, DDeath, Metric, NBirth, NCmd, NData, NDeath, Topic
 
 PORT = int(sys.argv[1])
 HOST_ID = sys.argv[2]
@@ -47,7 +51,7 @@ class Edge:
 verdict = {
     "errors": [], "counts": {}, "birth_bdseqs": [], "death_bdseqs": [], "wraps": 0,
     "birth_before_state": False, "rebirth_sent": False, "historical_metrics": 0,
-    "node_metrics": {}, "device_metrics": {},
+    "node_metrics": {}, "device_metrics": {}, "command_answers": [], "commands_sent": 0,
 }
 edges = {}
 state = {"online_published": False, "data_seen": 0}
@@ -75,12 +79,29 @@ def check_seq(edge, seq, what):
     edge.expected_seq = (seq + 1) % 256
 
 
+def send_command(client, spec):
+    """Encodes an NCMD/DCMD with pysparkplug (datatypes included) and publishes it."""
+    metrics = []
+    for m in spec["metrics"]:
+        dtype = DataType[m["type"]]
+        value = m["value"]
+        if dtype == DataType.DATETIME:
+            value = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
+        metrics.append(Metric(timestamp=now_ms(), name=m["name"], datatype=dtype, value=value))
+    payload_type = DCmd if "/DCMD/" in spec["topic"] else NCmd
+    payload = payload_type(timestamp=now_ms(), metrics=tuple(metrics))
+    client.publish(spec["topic"], payload.encode(include_dtypes=True), qos=1)
+    verdict["commands_sent"] += 1
+
+
 def on_message(client, _userdata, msg):
     if msg.topic == CONTROL:
         command = msg.payload.decode()
         if command == "online":
             client.publish(STATE_TOPIC, json.dumps({"online": True, "timestamp": now_ms()}), qos=1, retain=True)
             state["online_published"] = True
+        elif command.startswith("command "):
+            send_command(client, json.loads(command[len("command "):]))
         elif command == "done":
             print(json.dumps(verdict), flush=True)
             client.disconnect()
@@ -144,6 +165,13 @@ def on_message(client, _userdata, msg):
                     error(f"NDATA metric {m.name} not in the NBIRTH")
                 if m.is_historical:
                     verdict["historical_metrics"] += 1
+            last_id = metric_value(p.metrics, "Command/Last ID")
+            if last_id is not None:
+                accepted = metric_value(p.metrics, "Command/Last Accepted")
+                result = metric_value(p.metrics, "Command/Last Result")
+                verdict["command_answers"].append({
+                    "id": last_id.value, "accepted": accepted.value if accepted else None,
+                    "result": result.value if result else None})
             state["data_seen"] += 1
         elif kind == "DDATA":
             birth = edge.device_births.get(topic.device_id)
