@@ -93,7 +93,7 @@ struct FleetCommandTests {
         #expect(answer.result.hasPrefix("accepted: DR event fl-1 cap 1500.0 kW"), "\(answer.result)")
         #expect(rig.processor.lastAnswer == answer)
         let event = try #require(rig.h.host.current.persistentState.events.first { $0.id == "fl-1" })
-        #expect(event.capKW == 1500 && event.from == rig.h.clock.now && event.until == rig.h.clock.now + 3600)
+        #expect(event.capKW == 1500 && event.startS == rig.h.clock.now && event.endS == rig.h.clock.now + 3600)
         #expect(event.reason == "grid emergency [fleet:hq-op]")
         // The cap is in force: the fast path ran, and the next tick keeps the limit at or under it.
         let r = await rig.h.tick()
