@@ -57,6 +57,9 @@ public struct DaemonConfig: Sendable {
     public var i2c: String?
     /// Between two attempts to reach the fleet broker (the site file's `fleet:` section).
     public var fleetRetryDelay = Duration.seconds(2)
+    /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks), and the backfill's pace.
+    public var fleetBufferCapacity = EdgeNodeService.defaultBufferCapacity
+    public var fleetBackfill = BackfillThrottle()
 
     /// What goes to stdout: a log line per pass (and the API's address), the live view, or nothing.
     public enum Output: Sendable { case logLines, view, silent }
@@ -96,6 +99,9 @@ public struct DaemonHooks: Sendable {
     public var apiListening: @Sendable (_ url: String, _ port: Int) -> Void
     /// After every tick (not fast paths), with its report.
     public var tick: @Sendable (TickReport) -> Void
+    /// The edge node's runner events and store-and-forward (with a `fleet:` section).
+    public var fleet: @Sendable (EdgeNodeServiceEvent) -> Void = { _ in }
+    public var storeAndForward: @Sendable (StoreAndForwardEvent) -> Void = { _ in }
 
     public init(apiListening: @escaping @Sendable (_ url: String, _ port: Int) -> Void = { _, _ in },
                 tick: @escaping @Sendable (TickReport) -> Void = { _ in }) {
@@ -220,7 +226,9 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         let edge = site.fleet.map { fleet in
             EdgeNodeService(fleet: fleet, bdSeqPath: URL(fileURLWithPath: config.stateDir).appendingPathComponent("sparkplug-bdseq").path,
                             logger: logger, configVersion: { [store = prepared.store] in (try? store.latestConfig()).map { Int64($0.version) } },
-                            retryDelay: config.fleetRetryDelay)
+                            retryDelay: config.fleetRetryDelay, observe: hooks.fleet,
+                            buffer: StoreFleetBuffer(store: prepared.store), bufferCapacity: config.fleetBufferCapacity,
+                            throttle: config.fleetBackfill, observeStoreAndForward: hooks.storeAndForward)
         }
         // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves
         // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its
