@@ -150,8 +150,8 @@ public struct EdgeNodeService: Service {
                     }
                 }
             }
-            // Mode and event lines of the last tick handed over (an event: they changed).
-            var lastState: (mode: String, events: [String])?
+            // Which ticks carry an event (their mode or event lines changed).
+            var eventTracker = TickEventTracker()
             // Every tick handed over since the last call: buffered while the node is not born, else nothing (the
             // live path reports the newest by exception).
             func storeTicksWhileNotBorn() async {
@@ -164,12 +164,10 @@ public struct EdgeNodeService: Service {
                 let version = online ? nil : configVersion()
                 var rows: [BufferedSample] = []
                 for tick in handed {
-                    let state = (mode: tick.report.mode.rawValue, events: tick.report.events)
-                    let changed = lastState.map { $0.mode != state.mode || $0.events != state.events } ?? false
-                    lastState = state
+                    let kind = eventTracker.kind(mode: tick.report.mode.rawValue, events: tick.report.events)
                     guard !online else { continue }
                     let s = FleetSample(report: tick.report, loop: tick.loop, configVersion: version)
-                    rows.append(BufferedSample(at: s.at, kind: changed ? .event : .sample, metrics: s.node))
+                    rows.append(BufferedSample(at: s.at, kind: kind, metrics: s.node))
                 }
                 guard !rows.isEmpty else { return }
                 do {
@@ -223,6 +221,8 @@ public struct EdgeNodeService: Service {
                     for d in devices { rbe.markReported(d.metrics, scope: d.id, now: sample.at) }
                 }
             }
+            // Shutdown: the ticks handed over since the last drain are buffered too, if not born.
+            await storeTicksWhileNotBorn()
             wake.finish()
             // Shutdown: NDEATH (as the will would say), a clean DISCONNECT, then the client's thread ends.
             if let bdSeq = await runner.session.bdSeq, await runner.session.phase == .online {

@@ -45,12 +45,13 @@ public final class HandOffQueue<Element: Sendable>: Sendable {
 
     /// Everything appended since the last drain, oldest first, and how many were dropped meanwhile.
     public func drain() -> (items: [Element], dropped: Int) {
-        state.withLock { s in
-            let items = Array(s.items[s.head...])
-            let dropped = s.dropped
+        // Only swap under the lock (the tick hook may be waiting on it); copy the live part outside it.
+        let (items, head, dropped) = state.withLock { s in
+            let taken = s
             s = ([], 0, 0)
-            return (items, dropped)
+            return taken
         }
+        return (head == 0 ? items : Array(items[head...]), dropped)
     }
 
     public var count: Int { state.withLock { $0.items.count - $0.head } }
@@ -87,6 +88,21 @@ public struct BufferedSample: Sendable, Equatable {
             if h.timestamp == nil { h.timestamp = at }
             return h
         }
+    }
+}
+
+/// Tells ticks that carry an event from the others: a tick whose governor mode or list of active events (the
+/// report's `events` lines: DR events, peak windows) differs from the previous tick's. The first tick seen is a
+/// plain sample (there is nothing to compare it with).
+public struct TickEventTracker: Sendable {
+    private var last: (mode: String, events: [String])?
+
+    public init() {}
+
+    public mutating func kind(mode: String, events: [String]) -> BufferedSample.Kind {
+        defer { last = (mode, events) }
+        guard let last else { return .sample }
+        return last.mode != mode || last.events != events ? .event : .sample
     }
 }
 

@@ -61,6 +61,21 @@ struct StoreAndForwardTests {
         #expect(seen + q.drain().items == Array(0..<20_000))
     }
 
+    @Test func ticksWhoseModeOrEventsChangeAreEvents() {
+        var t = TickEventTracker()
+        let kinds = [
+            t.kind(mode: "normal", events: []),                       // first: nothing to compare with
+            t.kind(mode: "normal", events: []),
+            t.kind(mode: "normal", events: ["DR dr-1 cap 4000 kW"]),  // a DR event starts
+            t.kind(mode: "normal", events: ["DR dr-1 cap 4000 kW"]),
+            t.kind(mode: "shedding", events: ["DR dr-1 cap 4000 kW"]), // the governor sheds
+            t.kind(mode: "shedding", events: ["DR dr-2 cap 3000 kW"]), // one event ends as another starts
+            t.kind(mode: "normal", events: []),                        // ends
+            t.kind(mode: "normal", events: []),
+        ]
+        #expect(kinds == [.sample, .sample, .event, .sample, .event, .event, .event, .sample])
+    }
+
     @Test func aBufferedSampleRoundTripsAndIsSentHistoricalWithItsTimestamps() throws {
         let s = sample(3, kind: .event)
         let back = try BufferedSample(at: s.at, kind: .event, payload: s.payload)
