@@ -58,7 +58,7 @@ public struct DaemonConfig: Sendable {
     /// Between two attempts to reach the fleet broker (the site file's `fleet:` section).
     public var fleetRetryDelay = Duration.seconds(2)
     /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks), and the backfill's pace.
-    public var fleetBufferCapacity = EdgeNodeService.defaultBufferCapacity
+    public var fleetBufferCapacity = StoreAndForwardOptions.defaultCapacity
     public var fleetBackfill = BackfillThrottle()
 
     /// What goes to stdout: a log line per pass (and the API's address), the live view, or nothing.
@@ -226,9 +226,14 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         let edge = site.fleet.map { fleet in
             EdgeNodeService(fleet: fleet, bdSeqPath: URL(fileURLWithPath: config.stateDir).appendingPathComponent("sparkplug-bdseq").path,
                             logger: logger, configVersion: { [store = prepared.store] in (try? store.latestConfig()).map { Int64($0.version) } },
-                            retryDelay: config.fleetRetryDelay, observe: hooks.fleet,
-                            buffer: StoreFleetBuffer(store: prepared.store), bufferCapacity: config.fleetBufferCapacity,
-                            throttle: config.fleetBackfill, observeStoreAndForward: hooks.storeAndForward)
+                            retryDelay: config.fleetRetryDelay)
+        }
+        // Store-and-forward: the buffer in the site's store (docs/fleet.md).
+        let fleetEdge = edge.map { service in
+            var service = service
+            service.storeAndForward = StoreAndForwardOptions(buffer: StoreFleetBuffer(store: prepared.store), capacity: config.fleetBufferCapacity,
+                                                             throttle: config.fleetBackfill, observe: hooks.storeAndForward, observeNode: hooks.fleet)
+            return service
         }
         // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves
         // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its
@@ -247,12 +252,12 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
                 case .logLines: LiveView.logLine(report)
                 case .silent: break
                 }
-                edge?.offer(report, loop: host.current)
+                fleetEdge?.offer(report, loop: host.current)
                 hooks.tick(report)
             },
             FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
         ] + api.services
-        if let edge { services.append(edge) }
+        if let fleetEdge { services.append(fleetEdge) }
         do {
             // One HTTP client for the feeds and the VEN, shut down when the group has stopped.
             try await withHTTPClient { httpClient in

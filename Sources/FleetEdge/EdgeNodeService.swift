@@ -28,21 +28,16 @@ public struct EdgeNodeService: Service {
     public let logger: Logger
     let ticks: AsyncStream<Tick>
     let ticksIn: AsyncStream<Tick>.Continuation
+    /// Store-and-forward (StoreAndForward.swift): every tick handed over, for the buffer; where the buffer is, its
+    /// bound and the backfill's pace (set before `run`; the default buffer is in memory).
+    let handOff = HandOffQueue<Tick>(capacity: 3600)
+    public var storeAndForward = StoreAndForwardOptions()
     let bdSeqStore: any BdSeqStore
     let configVersion: @Sendable () -> Int64?
     let retryDelay: Duration
     let wallClockMS: @Sendable () -> UInt64
     /// Runner events, for tests and logs.
     let observe: @Sendable (EdgeNodeEvent) -> Void
-    /// Store-and-forward: every tick, for the buffer; the buffer; its bound; the backfill's pace.
-    let handOff: HandOffQueue<Tick>
-    let buffer: any FleetBufferStorage
-    let bufferCapacity: Int
-    let throttle: BackfillThrottle
-    let observeStoreAndForward: @Sendable (StoreAndForwardEvent) -> Void
-
-    /// 7 days of 1 s ticks.
-    public static let defaultBufferCapacity = 7 * 24 * 3600
 
     /// `bdSeqPath`: where the last bdSeq is kept across restarts. `configVersion` is called on this service's
     /// task, never the loop's. `wallClockMS`: payload timestamps (metric timestamps are the tick's loop time).
@@ -50,18 +45,8 @@ public struct EdgeNodeService: Service {
                 configVersion: @escaping @Sendable () -> Int64? = { nil },
                 retryDelay: Duration = .seconds(2),
                 wallClockMS: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-                observe: @escaping @Sendable (EdgeNodeEvent) -> Void = { _ in },
-                buffer: any FleetBufferStorage = InMemoryFleetBuffer(),
-                bufferCapacity: Int = EdgeNodeService.defaultBufferCapacity,
-                throttle: BackfillThrottle = BackfillThrottle(),
-                handOffCapacity: Int = 3600,
-                observeStoreAndForward: @escaping @Sendable (StoreAndForwardEvent) -> Void = { _ in }) {
+                observe: @escaping @Sendable (EdgeNodeEvent) -> Void = { _ in }) {
         self.fleet = fleet
-        self.buffer = buffer
-        self.bufferCapacity = bufferCapacity
-        self.throttle = throttle
-        handOff = HandOffQueue(capacity: handOffCapacity)
-        self.observeStoreAndForward = observeStoreAndForward
         self.logger = logger
         (ticks, ticksIn) = AsyncStream.makeStream(of: Tick.self, bufferingPolicy: .bufferingNewest(1))
         bdSeqStore = FileBdSeqStore(path: bdSeqPath)
@@ -105,8 +90,9 @@ public struct EdgeNodeService: Service {
         // Set by the events task after every birth; the publishing loop then re-bases its deadbands.
         let born = BornFlag()
         let (logger, observe, fleet) = (self.logger, self.observe, self.fleet)
-        let (buffer, observeSF, handOff) = (self.buffer, self.observeStoreAndForward, self.handOff)
-        let backfill = Backfill(storage: buffer, throttle: throttle)
+        let (handOff, options) = (self.handOff, self.storeAndForward)
+        let (buffer, bufferCapacity, observeSF) = (options.buffer, options.capacity, options.observe)
+        let backfill = Backfill(storage: buffer, throttle: options.throttle)
         // Wakes the backfill: after a birth, and after samples were buffered.
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         logger.notice("fleet: Sparkplug edge node starting", metadata: [
@@ -131,6 +117,7 @@ public struct EdgeNodeService: Service {
                         logger.notice("fleet: command ignored (fleet commands are not supported yet)")
                     }
                     observe(event)
+                    options.observeNode(event)
                 }
             }
             // The backfill: whenever woken and born, the buffer oldest first, one acknowledged batch at a time.
@@ -244,6 +231,32 @@ final class BornFlag: Sendable {
 
 /// The runner's events, under a name for modules that use the service without importing Sparkplug.
 public typealias EdgeNodeServiceEvent = EdgeNodeEvent
+
+/// Store-and-forward's settings (docs/fleet.md): where the buffer is, its bound, the backfill's pace, and what to
+/// tell an observer (tests, the daemon's hooks).
+public struct StoreAndForwardOptions: Sendable {
+    /// 7 days of 1 s ticks.
+    public static let defaultCapacity = 7 * 24 * 3600
+
+    public var buffer: any FleetBufferStorage
+    public var capacity: Int
+    public var throttle: BackfillThrottle
+    public var observe: @Sendable (StoreAndForwardEvent) -> Void
+    /// The runner's events too (beside the service's own `observe`).
+    public var observeNode: @Sendable (EdgeNodeEvent) -> Void
+
+    public init(buffer: any FleetBufferStorage = InMemoryFleetBuffer(), capacity: Int = Self.defaultCapacity,
+                throttle: BackfillThrottle = BackfillThrottle(),
+                observe: @escaping @Sendable (StoreAndForwardEvent) -> Void = { _ in },
+                observeNode: @escaping @Sendable (EdgeNodeEvent) -> Void = { _ in }) {
+        precondition(capacity > 0, "the store-and-forward buffer's capacity must be positive")
+        self.buffer = buffer
+        self.capacity = capacity
+        self.throttle = throttle
+        self.observe = observe
+        self.observeNode = observeNode
+    }
+}
 
 /// What store-and-forward did, for tests and logs.
 public enum StoreAndForwardEvent: Sendable, Hashable {

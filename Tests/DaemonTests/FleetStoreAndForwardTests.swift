@@ -208,7 +208,7 @@ struct FleetStoreAndForwardTests {
             ]
         }
         let samples = (0..<3_600).map { BufferedSample(at: start + UInt64($0) * 1000, kind: .sample, metrics: metrics($0)) }
-        _ = try await buffer.append(samples, capacity: EdgeNodeService.defaultBufferCapacity, now: 0)
+        _ = try await buffer.append(samples, capacity: StoreAndForwardOptions.defaultCapacity, now: 0)
         #expect(try await buffer.count() == 3_600)
 
         let tap = SparkplugTap(port: broker.port)

@@ -11,18 +11,18 @@ checking the Sparkplug 3.0 rules:
     until the next NBIRTH, whose bdSeq is the next value (a rebirth keeps the bdSeq);
   - DDATA metrics are metrics of that device's DBIRTH.
 As the primary host HOST_ID it registers a will STATE offline and publishes a retained STATE
-online when told to on switchyard-test/control ("online"), and again after every reconnection
-(a restarted broker has lost it); after REBIRTH_AFTER data messages it sends one NCMD Node
-Control/Rebirth. On "done" it prints one JSON verdict line and exits.
+online when told to on switchyard-test/control ("online"); after REBIRTH_AFTER data messages
+it sends one NCMD Node Control/Rebirth. On "done" it prints one JSON verdict line and exits.
+
+Prints "READY" once subscribed.
 
 Store-and-forward: for every historical NDATA metric it records the metric's timestamp and
 value, per name, in arrival order ("historical"); for every live NDATA (no historical metric) and
 DDATA its newest metric timestamp and when it arrived, ms since the epoch on this machine's clock
-("live").
-After its own reconnection (the broker restarted) it forgets what it knew of each edge node's
+("live"). After its own reconnection (the broker restarted) it publishes its STATE online again
+(a restarted broker has lost the retained one) and forgets what it knew of each edge node's
 session: the NDEATH may have been lost with the broker, so the next NBIRTH may carry any bdSeq.
 
-Prints "READY" once subscribed.
 Usage: sparkplug_host.py PORT HOST_ID REBIRTH_AFTER
 """
 import json
@@ -56,8 +56,8 @@ verdict = {
     "errors": [], "counts": {}, "birth_bdseqs": [], "death_bdseqs": [], "wraps": 0,
     "birth_before_state": False, "rebirth_sent": False, "historical_metrics": 0,
     "node_metrics": {}, "device_metrics": {},
-    "historical": {}, "live": [], "historical_arrivals": [], "reconnects": 0,
 }
+verdict.update({"historical": {}, "live": [], "historical_arrivals": [], "reconnects": 0})
 edges = {}
 state = {"online_published": False, "data_seen": 0, "connected_before": False}
 
@@ -82,6 +82,17 @@ def check_seq(edge, seq, what):
     if seq == 0:
         verdict["wraps"] += 1
     edge.expected_seq = (seq + 1) % 256
+
+
+def record_store_and_forward(payload):
+    """Historical metrics by name (timestamp, value), or a live message's newest timestamp and arrival."""
+    historical = [m for m in payload.metrics if m.is_historical]
+    for m in historical:
+        verdict["historical"].setdefault(m.name, []).append([m.timestamp, m.value])
+    if historical:
+        verdict["historical_arrivals"].append(now_ms())
+    elif payload.metrics:
+        verdict["live"].append([max(m.timestamp or 0 for m in payload.metrics), now_ms()])
 
 
 def on_message(client, _userdata, msg):
@@ -148,18 +159,12 @@ def on_message(client, _userdata, msg):
             p = NData.decode(msg.payload, birth=edge.node_birth)
             check_seq(edge, p.seq, "NDATA")
             names = {m.name for m in edge.node_birth.metrics} if edge.node_birth else set()
-            historical = False
+            record_store_and_forward(p)
             for m in p.metrics:
                 if m.name not in names:
                     error(f"NDATA metric {m.name} not in the NBIRTH")
                 if m.is_historical:
                     verdict["historical_metrics"] += 1
-                    verdict["historical"].setdefault(m.name, []).append([m.timestamp, m.value])
-                    historical = True
-            if historical:
-                verdict["historical_arrivals"].append(now_ms())
-            elif p.metrics:
-                verdict["live"].append([max(m.timestamp or 0 for m in p.metrics), now_ms()])
             state["data_seen"] += 1
         elif kind == "DDATA":
             birth = edge.device_births.get(topic.device_id)
@@ -171,8 +176,7 @@ def on_message(client, _userdata, msg):
             for m in p.metrics:
                 if m.name not in names:
                     error(f"DDATA {topic.device_id} metric {m.name} not in its DBIRTH")
-            if p.metrics:
-                verdict["live"].append([max(m.timestamp or 0 for m in p.metrics), now_ms()])
+            record_store_and_forward(p)
             state["data_seen"] += 1
         elif kind == "DDEATH":
             p = DDeath.decode(msg.payload)
