@@ -66,6 +66,17 @@ def error(text):
     verdict["errors"].append(text)
 
 
+def record_store_and_forward(payload):
+    """Historical metrics by name (timestamp, value), or a live message's newest timestamp and arrival."""
+    historical = [m for m in payload.metrics if m.is_historical]
+    for m in historical:
+        verdict["historical"].setdefault(m.name, []).append([m.timestamp, m.value])
+    if historical:
+        verdict["historical_arrivals"].append(now_ms())
+    elif payload.metrics:
+        verdict["live"].append([max(m.timestamp or 0 for m in payload.metrics), now_ms()])
+
+
 def metric_value(metrics, name):
     for m in metrics:
         if m.name == name:
@@ -82,17 +93,6 @@ def check_seq(edge, seq, what):
     if seq == 0:
         verdict["wraps"] += 1
     edge.expected_seq = (seq + 1) % 256
-
-
-def record_store_and_forward(payload):
-    """Historical metrics by name (timestamp, value), or a live message's newest timestamp and arrival."""
-    historical = [m for m in payload.metrics if m.is_historical]
-    for m in historical:
-        verdict["historical"].setdefault(m.name, []).append([m.timestamp, m.value])
-    if historical:
-        verdict["historical_arrivals"].append(now_ms())
-    elif payload.metrics:
-        verdict["live"].append([max(m.timestamp or 0 for m in payload.metrics), now_ms()])
 
 
 def on_message(client, _userdata, msg):
