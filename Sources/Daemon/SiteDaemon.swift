@@ -60,6 +60,8 @@ public struct DaemonConfig: Sendable {
     /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks), and the backfill's pace.
     public var fleetBufferCapacity = StoreAndForwardOptions.defaultCapacity
     public var fleetBackfill = BackfillThrottle()
+    /// Where the fleet buffer is; nil (always, outside tests): the site's store.
+    public var fleetBuffer: (any FleetBufferStorage)?
 
     /// What goes to stdout: a log line per pass (and the API's address), the live view, or nothing.
     public enum Output: Sendable { case logLines, view, silent }
@@ -231,7 +233,7 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         // Store-and-forward: the buffer in the site's store (docs/fleet.md).
         let fleetEdge = edge.map { service in
             var service = service
-            service.storeAndForward = StoreAndForwardOptions(buffer: StoreFleetBuffer(store: prepared.store), capacity: config.fleetBufferCapacity,
+            service.storeAndForward = StoreAndForwardOptions(buffer: config.fleetBuffer ?? StoreFleetBuffer(store: prepared.store), capacity: config.fleetBufferCapacity,
                                                              throttle: config.fleetBackfill, observe: hooks.storeAndForward, observeNode: hooks.fleet)
             return service
         }

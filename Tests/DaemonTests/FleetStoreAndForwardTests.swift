@@ -61,6 +61,32 @@ func waitForSamples(_ it: inout AsyncStream<StoreAndForwardEvent>.AsyncIterator,
     }
 }
 
+/// A fleet buffer whose writes wait until `release()`: a database that has stalled.
+final class StalledBuffer: FleetBufferStorage {
+    let inner = InMemoryFleetBuffer()
+    private let gate = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func release() {
+        let waiting = gate.withLock { g in g.open = true; defer { g.waiting = [] }; return g.waiting }
+        for w in waiting { w.resume() }
+    }
+
+    private func opened() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = gate.withLock { g in g.open ? true : { g.waiting.append(c); return false }() }
+            if now { c.resume() }
+        }
+    }
+
+    func append(_ samples: [BufferedSample], capacity: Int, now: Double) async throws -> Int {
+        await opened()
+        return try await inner.append(samples, capacity: capacity, now: now)
+    }
+    func oldest(limit: Int) async throws -> [(id: Int64, sample: BufferedSample)] { try await inner.oldest(limit: limit) }
+    func remove(through id: Int64) async throws { try await inner.remove(through: id) }
+    func count() async throws -> Int { try await inner.count() }
+}
+
 @Suite("Fleet store-and-forward against mosquitto and pysparkplug", .serialized, .timeLimit(.minutes(5)))
 struct FleetStoreAndForwardTests {
     func logger() -> Logger {
@@ -181,6 +207,45 @@ struct FleetStoreAndForwardTests {
             let arrivals = (verdict["historical_arrivals"] as? [NSNumber] ?? []).map(\.doubleValue)
             print("partition: \(expected.count) historical samples in \(arrivals.count) NDATA; \(live.count) live NDATA/DDATA after the restart, "
                   + "max delay \(Int(delays.max() ?? 0)) ms, \(live.filter { $0.arrived < (arrivals.last ?? 0) }.count) of them during the backfill")
+        }
+    }
+
+    /// The buffer's database stalls while the broker is away: the loop ticks on (one report per advance of the manual
+    /// clock, 300 of them), and once the database answers again every tick's sample is in the buffer, in order,
+    /// none dropped: the hand-off queue held them while the service waited.
+    @Test func aStalledDatabaseNeitherStopsTheLoopNorLosesSamples() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-stall-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let site = try SimulatedSite(in: dir, extraYAML: fleetYAML(port: try freeLoopbackPort()))   // no broker there
+        defer { site.wire.stop() }
+        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
+        config.fleetRetryDelay = .milliseconds(50)
+        let stalled = StalledBuffer()
+        config.fleetBuffer = stalled
+
+        let clock = ManualClock()
+        let watch = FleetWatch()
+        var ticks = watch.ticks.makeAsyncIterator()
+        var sf = watch.storeAndForward.makeAsyncIterator()
+        let group = ServiceGroup(services: [SiteDaemon(config: config, clock: clock, logger: logger(), hooks: watch.hooks)], logger: logger())
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var reports = [try #require(await ticks.next())]
+            await site.step()
+            for _ in 0..<300 {
+                clock.advance(by: .seconds(1))
+                reports.append(try #require(await ticks.next()))
+                await site.step()
+            }
+            #expect(reports.enumerated().allSatisfy { $0.element.at == t0 + Double($0.offset) }, "one tick per advance")
+            #expect(try await stalled.inner.count() == 0, "nothing written while the database stalls")
+            stalled.release()
+            await waitForSamples(&sf, buffered: reports.count)
+            #expect(stalled.inner.samples.map(\.at) == reports.map { UInt64(($0.at * 1000).rounded()) })
+            #expect(stalled.inner.evicted == 0)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
         }
     }
 
