@@ -158,7 +158,7 @@ public struct BackfillThrottle: Sendable, Hashable {
     public var maxSamplesPerSecond: Double
 
     /// Defaults: 60 samples per NDATA (22 KB for the demo site's nine node metrics, Benchmarks/README.md), at
-    /// most 600 per second: 600× real time at 1 s ticks, so a 7-day buffer drains in about 17 minutes.
+    /// most 600 per second: 600× real time at 1 s ticks, so a full 7-day buffer drains in about 17 minutes.
     public init(batchSamples: Int = 60, maxSamplesPerSecond: Double = 600) {
         precondition(batchSamples > 0 && maxSamplesPerSecond > 0, "backfill batch and rate must be positive")
         self.batchSamples = batchSamples
