@@ -58,6 +58,11 @@ public struct DaemonConfig: Sendable {
     public var i2c: String?
     /// Between two attempts to reach the fleet broker (the site file's `fleet:` section).
     public var fleetRetryDelay = Duration.seconds(2)
+    /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks), and the backfill's pace.
+    public var fleetBufferCapacity = StoreAndForwardOptions.defaultCapacity
+    public var fleetBackfill = BackfillThrottle()
+    /// Where the fleet buffer is; nil (always, outside tests): the site's store.
+    public var fleetBuffer: (any FleetBufferStorage)?
 
     /// What goes to stdout: a log line per pass (and the API's address), the live view, or nothing.
     public enum Output: Sendable { case logLines, view, silent }
@@ -97,6 +102,9 @@ public struct DaemonHooks: Sendable {
     public var apiListening: @Sendable (_ url: String, _ port: Int) -> Void
     /// After every tick (not fast paths), with its report.
     public var tick: @Sendable (TickReport) -> Void
+    /// The edge node's runner events and store-and-forward (with a `fleet:` section).
+    public var fleet: @Sendable (EdgeNodeServiceEvent) -> Void = { _ in }
+    public var storeAndForward: @Sendable (StoreAndForwardEvent) -> Void = { _ in }
 
     public init(apiListening: @escaping @Sendable (_ url: String, _ port: Int) -> Void = { _, _ in },
                 tick: @escaping @Sendable (TickReport) -> Void = { _ in }) {
@@ -225,6 +233,13 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
                             commands: FleetCommandProcessor.forDaemon(fleet: fleet, stateDir: config.stateDir, store: prepared.store,
                                                                       runtime: HostedRuntime(host: host, now: { time.now }), logger: logger))
         }
+        // Store-and-forward: the buffer in the site's store (docs/fleet.md).
+        let fleetEdge = edge.map { service in
+            var service = service
+            service.storeAndForward = StoreAndForwardOptions(buffer: config.fleetBuffer ?? StoreFleetBuffer(store: prepared.store), capacity: config.fleetBufferCapacity,
+                                                             throttle: config.fleetBackfill, observe: hooks.storeAndForward, observeNode: hooks.fleet)
+            return service
+        }
         // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves
         // the same trace as a tick: a decision-log row, an event-log entry and a log line, with its
         // trigger, its duration and what it wrote. (Ticks are recorded below, with their poll time.)
@@ -242,12 +257,12 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
                 case .logLines: LiveView.logLine(report)
                 case .silent: break
                 }
-                edge?.offer(report, loop: host.current)
+                fleetEdge?.offer(report, loop: host.current)
                 hooks.tick(report)
             },
             FollowingService(host: host) { FrequencyWatchService(loop: $0, time: time, logger: log) },
         ] + api.services
-        if let edge { services.append(edge) }
+        if let fleetEdge { services.append(fleetEdge) }
         do {
             // One HTTP client for the feeds and the VEN, shut down when the group has stopped.
             try await withHTTPClient { httpClient in

@@ -1,12 +1,13 @@
 // The site as a Sparkplug B edge node (issue 17): a swift-service-lifecycle `Service` that takes the
 // control loop's tick reports through a non-blocking hand-off and publishes them over an `EdgeNodeRunner`:
-// NBIRTH/DBIRTH with every metric, then NDATA/DDATA by exception (ReportByException).
+// NBIRTH/DBIRTH with every metric, then NDATA/DDATA by exception (ReportByException), and store-and-forward
+// (StoreAndForward.swift) while the node is not born.
 //
-// The control loop never waits on MQTT: `offer` (called from the loop's tick hook) only yields the report
-// into an AsyncStream that keeps the newest one (`.bufferingNewest(1)`) and returns. Everything else (building
-// metrics, deadbands, the runner, libmosquitto on its own thread) happens on this service's task. A tick the
-// service had no time for is replaced by the next one; nothing is buffered while offline (store-and-forward is
-// not built yet).
+// The control loop never waits on MQTT or the database: `offer` (called from the loop's tick hook) appends the
+// tick to a bounded hand-off queue (every tick, for store-and-forward) and yields it into an AsyncStream that
+// keeps the newest one (`.bufferingNewest(1)`, for live data), and returns. Everything else (building metrics,
+// deadbands, SQLite, the runner, libmosquitto on its own thread) happens on this service's tasks. A tick the
+// live path had no time for is replaced by the next one; the hand-off queue keeps it for the buffer.
 
 import Control
 import Foundation
@@ -27,6 +28,10 @@ public struct EdgeNodeService: Service {
     public let logger: Logger
     let ticks: AsyncStream<Tick>
     let ticksIn: AsyncStream<Tick>.Continuation
+    /// Store-and-forward (StoreAndForward.swift): every tick handed over, for the buffer; where the buffer is, its
+    /// bound and the backfill's pace (set before `run`; the default buffer is in memory).
+    let handOff = HandOffQueue<Tick>(capacity: 3600)
+    public var storeAndForward = StoreAndForwardOptions()
     let bdSeqStore: any BdSeqStore
     let configVersion: @Sendable () -> Int64?
     let retryDelay: Duration
@@ -55,9 +60,12 @@ public struct EdgeNodeService: Service {
         self.commands = commands
     }
 
-    /// The tick hook: hands the report over and returns at once (never waits on MQTT or on this service).
+    /// The tick hook: hands the report over and returns at once (never waits on MQTT, the database or this
+    /// service).
     public func offer(_ report: TickReport, loop: ControlLoop) {
-        ticksIn.yield(Tick(report: report, loop: loop))
+        let tick = Tick(report: report, loop: loop)
+        handOff.append(tick)
+        ticksIn.yield(tick)
     }
 
     public var mqttConfiguration: MQTTConfiguration {
@@ -88,6 +96,11 @@ public struct EdgeNodeService: Service {
         // Set by the events task after every birth; the publishing loop then re-bases its deadbands.
         let born = BornFlag()
         let (logger, observe, fleet) = (self.logger, self.observe, self.fleet)
+        let (handOff, options) = (self.handOff, self.storeAndForward)
+        let (buffer, bufferCapacity, observeSF) = (options.buffer, options.capacity, options.observe)
+        let backfill = Backfill(storage: buffer, throttle: options.throttle)
+        // Wakes the backfill: after a birth, and after samples were buffered.
+        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         logger.notice("fleet: Sparkplug edge node starting", metadata: [
             "fleet.broker": "\(fleet.brokerHost):\(fleet.brokerPort)", "fleet.group": "\(fleet.groupID)",
             "fleet.edge": "\(fleet.edgeNodeID)", "fleet.devices": "\(sample.devices.count)",
@@ -100,6 +113,7 @@ public struct EdgeNodeService: Service {
                     case .born(let b):
                         born.value.withLock { $0 = true }
                         logger.notice("fleet: births published", metadata: ["fleet.bdseq": "\(b)"])
+                        wake.yield()
                     case .connected(let b): logger.info("fleet: connected", metadata: ["fleet.bdseq": "\(b)"])
                     case .offline(let why): logger.warning("fleet: offline", metadata: ["fleet.reason": "\(why)"])
                     case .failure(let e): logger.warning("fleet: MQTT call failed", metadata: ["error": "\(e)"])
@@ -110,13 +124,66 @@ public struct EdgeNodeService: Service {
                         }
                     }
                     observe(event)
+                    options.observeNode(event)
                 }
             }
+            // The backfill: whenever woken and born, the buffer oldest first, one acknowledged batch at a time.
+            group.addTask {
+                let clock = ContinuousClock()
+                for await _ in wakes {
+                    guard await runner.session.phase == .online else { continue }
+                    let start = clock.now
+                    let outcome = await backfill.run(
+                        publish: { await runner.publishHistorical(node: $0) },
+                        elapsed: { clock.now - start },
+                        onStorageError: { logger.error("fleet: store-and-forward buffer unreadable", metadata: ["error": "\($0)"]) })
+                    if outcome.batches > 0 {
+                        logger.notice("fleet: backfill \(outcome.drained ? "done" : "paused")", metadata: [
+                            "fleet.backfill.samples": "\(outcome.sent)", "fleet.backfill.batches": "\(outcome.batches)"])
+                        observeSF(.backfilled(sent: outcome.sent, drained: outcome.drained))
+                    }
+                }
+            }
+            // Which ticks carry an event (their mode or event lines changed).
+            var eventTracker = TickEventTracker()
+            // Every tick handed over since the last call: buffered while the node is not born, else nothing (the
+            // live path reports the newest by exception).
+            func storeTicksWhileNotBorn() async {
+                let (handed, dropped) = handOff.drain()
+                if dropped > 0 {
+                    logger.error("fleet: \(dropped) ticks dropped before buffering (the edge node service fell behind)")
+                }
+                guard !handed.isEmpty else { return }
+                let online = await runner.session.phase == .online
+                let version = online ? nil : configVersion()
+                var rows: [BufferedSample] = []
+                for tick in handed {
+                    let kind = eventTracker.kind(mode: tick.report.mode.rawValue, events: tick.report.events)
+                    guard !online else { continue }
+                    let s = FleetSample(report: tick.report, loop: tick.loop, configVersion: version)
+                    rows.append(BufferedSample(at: s.at, kind: kind, metrics: s.node))
+                }
+                guard !rows.isEmpty else { return }
+                do {
+                    let evicted = try await buffer.append(rows, capacity: bufferCapacity, now: Double(wallClockMS()) / 1000)
+                    if evicted > 0 {
+                        logger.warning("fleet: store-and-forward buffer full: evicted the \(evicted) oldest samples",
+                                       metadata: ["fleet.buffer.capacity": "\(bufferCapacity)"])
+                    }
+                    observeSF(.buffered(rows.count, evicted: evicted))
+                } catch {
+                    logger.error("fleet: \(rows.count) samples not buffered", metadata: ["error": "\(error)"])
+                }
+                wake.yield()
+            }
+            await storeTicksWhileNotBorn()
+
             var rbe = ReportByException(deadbands: FleetMetricName.deadbands)
             var birth = sample.birth
             // Devices of the last births: data goes only to devices the hosts have a DBIRTH for.
             var bornDevices: Set<String> = []
             while let tick = await iterator.next() {
+                await storeTicksWhileNotBorn()
                 sample = FleetSample(report: tick.report, loop: tick.loop, configVersion: configVersion())
                 if born.value.withLock({ let b = $0; $0 = false; return b }) {
                     // The births carried `birth`'s values: they are the new baselines.
@@ -134,17 +201,23 @@ public struct EdgeNodeService: Service {
                 }
                 birth = next
                 await runner.setBirth(birth)
-                let node = rbe.filter(sample.node, now: sample.at)
+                // Due metrics count as reported only once published: offline, the baselines stay as they were, so
+                // a value that changed meanwhile is sent after the next birth's re-basing too.
+                let node = rbe.pending(sample.node, now: sample.at)
                 let devices = sample.devices.compactMap { d -> (id: String, metrics: [SparkplugMetric])? in
                     guard bornDevices.contains(d.id) else { return nil }
-                    let m = rbe.filter(d.metrics, scope: d.id, now: sample.at)
+                    let m = rbe.pending(d.metrics, scope: d.id, now: sample.at)
                     return m.isEmpty ? nil : (d.id, m)
                 }
-                if !node.isEmpty || !devices.isEmpty {
-                    // Offline: nothing is sent (and nothing kept: store-and-forward is not built yet).
-                    await runner.publishData(node: node, devices: devices)
+                if !node.isEmpty || !devices.isEmpty, await runner.publishData(node: node, devices: devices) {
+                    // Offline, nothing is sent: the node's samples are in the store-and-forward buffer.
+                    rbe.markReported(node, now: sample.at)
+                    for d in devices { rbe.markReported(d.metrics, scope: d.id, now: sample.at) }
                 }
             }
+            // Shutdown: the ticks handed over since the last drain are buffered too, if not born.
+            await storeTicksWhileNotBorn()
+            wake.finish()
             // Shutdown: NDEATH (as the will would say), a clean DISCONNECT, then the client's thread ends.
             if let bdSeq = await runner.session.bdSeq, await runner.session.phase == .online {
                 _ = try? await client.publish(topic: identity.topic(.ndeath),
@@ -161,4 +234,41 @@ public struct EdgeNodeService: Service {
 /// Set by the runner's events (a birth), taken by the publishing loop.
 final class BornFlag: Sendable {
     let value = Mutex(false)
+}
+
+/// The runner's events, under a name for modules that use the service without importing Sparkplug.
+public typealias EdgeNodeServiceEvent = EdgeNodeEvent
+
+/// Store-and-forward's settings (docs/fleet.md): where the buffer is, its bound, the backfill's pace, and what to
+/// tell an observer (tests, the daemon's hooks).
+public struct StoreAndForwardOptions: Sendable {
+    /// 7 days of 1 s ticks.
+    public static let defaultCapacity = 7 * 24 * 3600
+
+    public var buffer: any FleetBufferStorage
+    public var capacity: Int
+    public var throttle: BackfillThrottle
+    public var observe: @Sendable (StoreAndForwardEvent) -> Void
+    /// The runner's events too (beside the service's own `observe`).
+    public var observeNode: @Sendable (EdgeNodeEvent) -> Void
+
+    public init(buffer: any FleetBufferStorage = InMemoryFleetBuffer(), capacity: Int = Self.defaultCapacity,
+                throttle: BackfillThrottle = BackfillThrottle(),
+                observe: @escaping @Sendable (StoreAndForwardEvent) -> Void = { _ in },
+                observeNode: @escaping @Sendable (EdgeNodeEvent) -> Void = { _ in }) {
+        precondition(capacity > 0, "the store-and-forward buffer's capacity must be positive")
+        self.buffer = buffer
+        self.capacity = capacity
+        self.throttle = throttle
+        self.observe = observe
+        self.observeNode = observeNode
+    }
+}
+
+/// What store-and-forward did, for tests and logs.
+public enum StoreAndForwardEvent: Sendable, Hashable {
+    /// Samples written to the buffer (the node was not born), and how many of the oldest were evicted for them.
+    case buffered(Int, evicted: Int)
+    /// A backfill run ended: samples acknowledged (and deleted), and whether the buffer is now empty.
+    case backfilled(sent: Int, drained: Bool)
 }

@@ -37,16 +37,30 @@ public struct ReportByException: Sendable {
     /// The metrics of this sample that must be sent now; they count as reported at `now`.
     /// `scope` separates devices that share metric names (nil: node level).
     public mutating func filter(_ metrics: [SparkplugMetric], scope: String? = nil, now: UInt64) -> [SparkplugMetric] {
-        var out: [SparkplugMetric] = []
-        for metric in metrics {
-            guard let name = metric.name else { out.append(metric); continue }
-            let key = scope.map { "\($0)\u{1F}\(name)" } ?? name
-            if let last = reported[key], !due(last: last, metric: metric, name: name, now: now) { continue }
-            reported[key] = (metric.value, now)
-            out.append(metric)
-        }
+        let out = pending(metrics, scope: scope, now: now)
+        markReported(out, scope: scope, now: now)
         return out
     }
+
+    /// The metrics of this sample that are due now, without counting them as reported: call `markReported`
+    /// once they have really been sent (while offline nothing is, and the baselines must stay as they were).
+    public func pending(_ metrics: [SparkplugMetric], scope: String? = nil, now: UInt64) -> [SparkplugMetric] {
+        metrics.filter { metric in
+            guard let name = metric.name else { return true }
+            guard let last = reported[key(name, scope)] else { return true }
+            return due(last: last, metric: metric, name: name, now: now)
+        }
+    }
+
+    /// These metrics (from `pending`) were sent at `now`: they are the new baselines.
+    public mutating func markReported(_ metrics: [SparkplugMetric], scope: String? = nil, now: UInt64) {
+        for metric in metrics {
+            guard let name = metric.name else { continue }
+            reported[key(name, scope)] = (metric.value, now)
+        }
+    }
+
+    private func key(_ name: String, _ scope: String?) -> String { scope.map { "\($0)\u{1F}\(name)" } ?? name }
 
     /// After a birth: the birth carried these values, so they are the new baselines.
     public mutating func births(_ metrics: [SparkplugMetric], scope: String? = nil, now: UInt64) {

@@ -74,6 +74,28 @@ public actor EdgeNodeRunner {
         return true
     }
 
+    /// Store-and-forward: publishes one NDATA of buffered node metrics (the caller flags them historical) and
+    /// waits until the broker has it: the NDATA (QoS 0, as Sparkplug requires) written whole to the socket,
+    /// then a SUBACK for a repeated NCMD subscription sent after it, which the broker answers only once it has
+    /// read everything before it on the connection. True: acknowledged (delete what it carried); false: not
+    /// sent or not acknowledged (offline, or the connection ended first: keep it and send it again).
+    public func publishHistorical(node: [SparkplugMetric]) async -> Bool {
+        var operations: [MQTTOperation] = []
+        for action in session.data(node: node, devices: [], now: now()) {
+            if case let .publish(topic, payload, qos, retain) = action {
+                operations.append(.publish(topic: topic, payload: payload, qos: qos, retain: retain))
+            }
+        }
+        guard !operations.isEmpty else { return false }
+        operations.append(.subscribe(session.identity.topic(.ncmd), qos: 1))
+        let (results, sink) = AsyncStream<MosquittoError?>.makeStream()
+        client.submitAcknowledged(operations) { sink.yield($0); sink.finish() }
+        var outcome: MosquittoError? = MosquittoError(call: "acknowledgement", code: MosquittoError.noConnection)
+        for await r in results { outcome = r }
+        if let outcome { eventSink.yield(.failure(outcome)); return false }
+        return true
+    }
+
     private func startSession() async {
         while !Task.isCancelled {
             let actions = session.start(now: now())

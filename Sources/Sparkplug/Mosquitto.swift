@@ -206,6 +206,11 @@ final class MosquittoHandle {
         return mid
     }
 
+    /// The callbacks' context this handle was created with (the owning thread's).
+    fileprivate var context: CallbackContext? {
+        mosquitto_userdata(raw).map { Unmanaged<CallbackContext>.fromOpaque($0).takeUnretainedValue() }
+    }
+
     var socket: Int32 { mosquitto_socket(raw) }
     var wantsWrite: Bool { mosquitto_want_write(raw) }
 
@@ -222,13 +227,37 @@ final class MosquittoHandle {
     }
 }
 
+/// Acknowledgements still awaited by one `submitAcknowledged` (owning thread only).
+private final class AckCounter {
+    var value: Int
+    init(_ value: Int) { self.value = value }
+}
+
 /// The callbacks' context: lives as long as the owning thread, touched only on it.
 private final class CallbackContext {
     let continuation: AsyncStream<MQTTEvent>.Continuation
     var connected = false
+    /// Acknowledged submissions (`submitAcknowledged`): message id -> what to call once the broker has it.
+    var awaiting: [Int32: (MosquittoError?) -> Void] = [:]
+    /// While an acknowledged publish call runs: ids whose on_publish fired inside it (libmosquitto may write a
+    /// QoS 0 message, and call on_publish, before mosquitto_publish returns its id).
+    var capturing = false
+    var confirmedEarly: Set<Int32> = []
     init(_ continuation: AsyncStream<MQTTEvent>.Continuation) { self.continuation = continuation }
 
+    func confirmed(_ mid: Int32) {
+        if let done = awaiting.removeValue(forKey: mid) { done(nil) } else if capturing { confirmedEarly.insert(mid) }
+    }
+
+    /// Fails every acknowledged submission still waiting (the connection, or the client, ended first).
+    func failAwaiting(_ reason: String) {
+        let waiting = awaiting
+        awaiting.removeAll()
+        for done in waiting.values { done(MosquittoError(call: "awaiting acknowledgement (\(reason))", code: MosquittoError.noConnection)) }
+    }
+
     func lost(unexpected: Bool, reason: String) {
+        failAwaiting(reason)
         guard connected else { return }
         connected = false
         continuation.yield(.disconnected(unexpected: unexpected, reason: reason))
@@ -300,6 +329,56 @@ public final class MQTTClient: Sendable {
                 }
             }
             completion(results)
+        }
+    }
+
+    /// Like `submit`, but `completion` is called once the broker has everything: every publish of QoS 0 written
+    /// whole to the TCP socket (libmosquitto's on_publish), of QoS 1 acknowledged (PUBACK), and every
+    /// subscribe acknowledged (SUBACK). A broker handles one connection's packets in order, so a SUBACK after
+    /// QoS 0 publishes means it has read them. `completion` gets an error if an operation fails or the
+    /// connection (or the client) ends first. Synchronous, in submission order with `submit`.
+    public func submitAcknowledged(_ operations: [MQTTOperation], completion: @escaping @Sendable (MosquittoError?) -> Void) {
+        let config = configuration
+        shared.submit { handle in
+            guard let handle, let context = handle.context else {
+                completion(MosquittoError(call: "mosquitto_new", code: MosquittoError.invalid))
+                return
+            }
+            var mids: Set<Int32> = []
+            var failure: MosquittoError?
+            for op in operations where failure == nil {
+                do throws(MosquittoError) {
+                    switch op {
+                    case .connect(let will): try Self.connect(handle, config, will)
+                    case let .subscribe(pattern, qos): mids.insert(try handle.subscribe(pattern, qos: qos))
+                    case let .publish(topic, payload, qos, retain):
+                        context.capturing = true
+                        defer { context.capturing = false }
+                        let mid = try handle.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+                        if context.confirmedEarly.remove(mid) == nil { mids.insert(mid) }
+                        context.confirmedEarly.removeAll()
+                    case .disconnect: try handle.disconnect()
+                    }
+                } catch {
+                    failure = error
+                }
+            }
+            if let failure {
+                for mid in mids { context.awaiting[mid] = nil }
+                completion(failure)
+                return
+            }
+            if mids.isEmpty { completion(nil); return }
+            // One completion for the whole list: the last id confirmed calls it.
+            let remaining = AckCounter(mids.count)
+            for mid in mids {
+                context.awaiting[mid] = { error in
+                    guard remaining.value > 0 else { return }
+                    if let error { remaining.value = 0; completion(error); return }
+                    remaining.value -= 1
+                    if remaining.value == 0 { completion(nil) }
+                }
+            }
         }
     }
 
@@ -434,6 +513,7 @@ private final class ClientShared: Sendable {
         }
         // Destroying the handle closes the socket without DISCONNECT (the broker sends the will).
         handle = nil
+        context.failAwaiting("client closed")
         // Jobs queued after the last batch but before stop was seen fail without a handle.
         let rest = jobs.withLock { state in let r = state.queue; state.queue.removeAll(); return r }
         for job in rest { job(nil) }
@@ -454,6 +534,14 @@ private final class ClientShared: Sendable {
             guard let userdata else { return }
             let context = Unmanaged<CallbackContext>.fromOpaque(userdata).takeUnretainedValue()
             context.lost(unexpected: rc != 0, reason: rc == 0 ? "disconnected" : String(cString: mosquitto_strerror(rc)))
+        }
+        mosquitto_publish_callback_set(handle.raw) { _, userdata, mid in
+            guard let userdata else { return }
+            Unmanaged<CallbackContext>.fromOpaque(userdata).takeUnretainedValue().confirmed(mid)
+        }
+        mosquitto_subscribe_callback_set(handle.raw) { _, userdata, mid, _, _ in
+            guard let userdata else { return }
+            Unmanaged<CallbackContext>.fromOpaque(userdata).takeUnretainedValue().confirmed(mid)
         }
         mosquitto_message_callback_set(handle.raw) { _, userdata, message in
             guard let userdata, let m = message?.pointee else { return }

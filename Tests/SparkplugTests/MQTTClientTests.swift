@@ -33,6 +33,41 @@ struct MQTTClientTests {
         #expect(m == MQTTMessage(topic: "t/a", payload: Array("hello".utf8), qos: 1, retain: false))
     }
 
+    /// `submitAcknowledged` (store-and-forward's delete-only-what-the-broker-has): done once QoS 0 is written, QoS 1
+    /// PUBACKed and the SUBSCRIBE SUBACKed; an error if not connected, or if the connection ends before the SUBACK
+    /// (the broker is stopped with SIGSTOP, so no SUBACK can come, then the connection is dropped).
+    @Test func acknowledgedSubmissionsCompleteOnlyOnceTheBrokerHasThem() async throws {
+        let broker = try await MosquittoBroker.start()
+        defer { broker.stop() }
+        let client = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "acked"))
+        defer { client.close() }
+        func acknowledged(_ ops: [MQTTOperation]) async -> MosquittoError? {
+            await withCheckedContinuation { cont in client.submitAcknowledged(ops) { cont.resume(returning: $0) } }
+        }
+        let ops: [MQTTOperation] = [.publish(topic: "a/0", payload: [0], qos: 0, retain: false),
+                                    .publish(topic: "a/1", payload: [1], qos: 1, retain: false),
+                                    .subscribe("a/#", qos: 1)]
+        #expect(await acknowledged(ops) != nil, "not connected: refused at once")
+        var it = client.events.makeAsyncIterator()
+        try await client.connect(will: nil)
+        _ = await nextEvent(&it, isConnected)
+        for _ in 0..<20 { #expect(await acknowledged(ops) == nil) }
+
+        kill(broker.process.processIdentifier, SIGSTOP)
+        // Submitted synchronously, so the operations run on the client's thread before the drop (one queue, in order).
+        let (results, sink) = AsyncStream<MosquittoError?>.makeStream()
+        client.submitAcknowledged([.publish(topic: "a/0", payload: [0], qos: 0, retain: false), .subscribe("a/#", qos: 1)]) {
+            sink.yield($0); sink.finish()
+        }
+        try await client.dropConnection()
+        var outcome: [MosquittoError?] = []
+        for await r in results { outcome.append(r) }
+        kill(broker.process.processIdentifier, SIGCONT)
+        #expect(outcome.count == 1)
+        #expect(outcome.first??.call.hasPrefix("awaiting acknowledgement") == true,
+                "the connection ended before the SUBACK: \(String(describing: outcome))")
+    }
+
     @Test func willIsPublishedWhenTheConnectionDropsWithoutDisconnect() async throws {
         let broker = try await MosquittoBroker.start()
         defer { broker.stop() }

@@ -47,4 +47,21 @@ struct FleetBufferTests {
         let reopened = try Store.open(directory: dir)
         #expect(try reopened.fleetBufferOldest(limit: 100).map(\.at) == (0..<50).map(Double.init))
     }
+
+    /// The async forms the edge node service uses (GRDB's own queue): the same order, eviction and log.
+    @Test func theAsyncFormsKeepOrderEvictAndLog() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleetbuf-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let s = try Store.open(directory: dir)
+        #expect(try await s.bufferForFleet((0..<8).map(row), capacity: 10, now: 100) == 0)
+        #expect(try await s.bufferForFleet((8..<13).map(row), capacity: 10, now: 200) == 3)
+        #expect(try await s.fleetBufferCount() == 10)
+        let oldest = try await s.fleetBufferOldest(limit: 4)
+        #expect(oldest.map(\.at) == [3, 4, 5, 6])
+        #expect(try await s.removeFleetBuffer(through: oldest.last!.id!) == 4)
+        #expect(try await s.fleetBufferOldest(limit: 100).map(\.at) == (7..<13).map(Double.init))
+        #expect(try s.eventLog(limit: 10, kind: .fleet).map(\.message) == ["fleet buffer full (10 rows): evicted the 3 oldest, sampled 0.0 to 2.0"])
+        await #expect(throws: StoreError.self) { try await s.bufferForFleet([row(0)], capacity: 0, now: 1) }
+    }
 }
+

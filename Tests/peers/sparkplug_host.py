@@ -18,6 +18,14 @@ in ms since the epoch), and it records every NDATA carrying "Command/Last ID" as
 {"id", "accepted", "result"} in "command_answers". On "done" it prints one JSON verdict line and exits.
 
 Prints "READY" once subscribed.
+
+Store-and-forward: for every historical NDATA metric it records the metric's timestamp and
+value, per name, in arrival order ("historical"); for every live NDATA (no historical metric) and
+DDATA its newest metric timestamp and when it arrived, ms since the epoch on this machine's clock
+("live"). After its own reconnection (the broker restarted) it publishes its STATE online again
+(a restarted broker has lost the retained one) and forgets what it knew of each edge node's
+session: the NDEATH may have been lost with the broker, so the next NBIRTH may carry any bdSeq.
+
 Usage: sparkplug_host.py PORT HOST_ID REBIRTH_AFTER
 """
 import datetime
@@ -53,12 +61,24 @@ verdict = {
     "birth_before_state": False, "rebirth_sent": False, "historical_metrics": 0,
     "node_metrics": {}, "device_metrics": {}, "command_answers": [], "commands_sent": 0,
 }
+verdict.update({"historical": {}, "live": [], "historical_arrivals": [], "reconnects": 0})
 edges = {}
-state = {"online_published": False, "data_seen": 0}
+state = {"online_published": False, "data_seen": 0, "connected_before": False}
 
 
 def error(text):
     verdict["errors"].append(text)
+
+
+def record_store_and_forward(payload):
+    """Historical metrics by name (timestamp, value), or a live message's newest timestamp and arrival."""
+    historical = [m for m in payload.metrics if m.is_historical]
+    for m in historical:
+        verdict["historical"].setdefault(m.name, []).append([m.timestamp, m.value])
+    if historical:
+        verdict["historical_arrivals"].append(now_ms())
+    elif payload.metrics:
+        verdict["live"].append([max(m.timestamp or 0 for m in payload.metrics), now_ms()])
 
 
 def metric_value(metrics, name):
@@ -160,6 +180,7 @@ def on_message(client, _userdata, msg):
             p = NData.decode(msg.payload, birth=edge.node_birth)
             check_seq(edge, p.seq, "NDATA")
             names = {m.name for m in edge.node_birth.metrics} if edge.node_birth else set()
+            record_store_and_forward(p)
             for m in p.metrics:
                 if m.name not in names:
                     error(f"NDATA metric {m.name} not in the NBIRTH")
@@ -183,6 +204,7 @@ def on_message(client, _userdata, msg):
             for m in p.metrics:
                 if m.name not in names:
                     error(f"DDATA {topic.device_id} metric {m.name} not in its DBIRTH")
+            record_store_and_forward(p)
             state["data_seen"] += 1
         elif kind == "DDEATH":
             p = DDeath.decode(msg.payload)
@@ -200,10 +222,20 @@ def on_connect(client, _userdata, _flags, rc):
     if rc != 0:
         print(f"connect refused: {rc}", file=sys.stderr, flush=True)
         sys.exit(2)
+    if state["connected_before"]:
+        verdict["reconnects"] += 1
+        for edge in edges.values():
+            edge.expected_seq = None
+            edge.bdseq = None
+            edge.dead = False
+    state["connected_before"] = True
     client.subscribe([("spBv1.0/#", 1), (CONTROL, 1)])
 
 
-def on_subscribe(_client, _userdata, _mid, _granted):
+def on_subscribe(client, _userdata, _mid, _granted):
+    if state["online_published"]:
+        # After a reconnection: the broker may have lost the retained STATE (the subscription is in place first).
+        client.publish(STATE_TOPIC, json.dumps({"online": True, "timestamp": now_ms()}), qos=1, retain=True)
     print("READY", flush=True)
 
 
@@ -212,5 +244,7 @@ client.will_set(STATE_TOPIC, json.dumps({"online": False, "timestamp": now_ms()}
 client.on_connect = on_connect
 client.on_subscribe = on_subscribe
 client.on_message = on_message
+# A restarted broker is back within a second or so: retry often rather than back off to minutes.
+client.reconnect_delay_set(min_delay=0.2, max_delay=1)
 client.connect("127.0.0.1", PORT, keepalive=30)
 client.loop_forever()
