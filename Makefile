@@ -3,7 +3,7 @@
 
 SWIFT          ?= swift
 SWIFT_FLAGS    ?=
-APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat chromium mosquitto libmosquitto-dev
+APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat chromium mosquitto libmosquitto-dev openssl
 PIP_PACKAGES   := pymodbus==3.8.6 pyserial==3.5 pysparkplug==0.6.1 paho-mqtt==1.6.1 protobuf==7.36.2
 BENCH_PIP      := scipy==1.17.1 numpy==2.4.6
 SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

@@ -128,7 +128,7 @@ let package = Package(
         // The controller daemon `serve` runs: start-up, signals and live feeds (prices, OpenADR and its
         // curtailment reports), the Modbus client pool, and the ServiceGroup. Never Simulation or Replay.
         .target(name: "Daemon", dependencies: [
-            "Basics", "Control", "FleetEdge", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
+            "Basics", "Control", "FleetEdge", "Sparkplug", "Site", "Signals", "HardwareProfiles", "Modbus", "I2C", "Store", "API",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

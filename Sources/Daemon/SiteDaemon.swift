@@ -13,6 +13,7 @@ import Logging
 import ServiceLifecycle
 import Signals
 import Site
+import Sparkplug
 import Store
 
 /// What the daemon runs: plain values (`serve` builds them from its options).
@@ -103,7 +104,7 @@ public struct DaemonHooks: Sendable {
     /// After every tick (not fast paths), with its report.
     public var tick: @Sendable (TickReport) -> Void
     /// The edge node's runner events and store-and-forward (with a `fleet:` section).
-    public var fleet: @Sendable (EdgeNodeServiceEvent) -> Void = { _ in }
+    public var fleet: @Sendable (EdgeNodeEvent) -> Void = { _ in }
     public var storeAndForward: @Sendable (StoreAndForwardEvent) -> Void = { _ in }
 
     public init(apiListening: @escaping @Sendable (_ url: String, _ port: Int) -> Void = { _, _ in },

@@ -236,8 +236,6 @@ final class BornFlag: Sendable {
     let value = Mutex(false)
 }
 
-/// The runner's events, under a name for modules that use the service without importing Sparkplug.
-public typealias EdgeNodeServiceEvent = EdgeNodeEvent
 
 /// Store-and-forward's settings (docs/fleet.md): where the buffer is, its bound, the backfill's pace, and what to
 /// tell an observer (tests, the daemon's hooks).

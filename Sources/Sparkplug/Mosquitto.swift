@@ -237,6 +237,10 @@ private final class AckCounter {
 private final class CallbackContext {
     let continuation: AsyncStream<MQTTEvent>.Continuation
     var connected = false
+    /// A connect was sent and no CONNACK has come yet: a connection that ends now (a TLS handshake the broker
+    /// or we refused, a socket closed before CONNACK) is a failed attempt, and must be reported as one, or the
+    /// owner would wait for an answer that never comes.
+    var attempting = false
     /// Acknowledged submissions (`submitAcknowledged`): message id -> what to call once the broker has it.
     var awaiting: [Int32: (MosquittoError?) -> Void] = [:]
     /// While an acknowledged publish call runs: ids whose on_publish fired inside it (libmosquitto may write a
@@ -258,9 +262,11 @@ private final class CallbackContext {
 
     func lost(unexpected: Bool, reason: String) {
         failAwaiting(reason)
-        guard connected else { return }
+        guard connected || attempting else { return }
+        let failedAttempt = !connected
         connected = false
-        continuation.yield(.disconnected(unexpected: unexpected, reason: reason))
+        attempting = false
+        continuation.yield(.disconnected(unexpected: unexpected || failedAttempt, reason: reason))
     }
 }
 
@@ -302,6 +308,9 @@ public final class MQTTClient: Sendable {
         if config.username != nil || config.password != nil { try h.usernamePasswordSet(config.username, config.password) }
         if let tls = config.tls { try h.tlsSet(tls) }
         try h.connect(host: config.host, port: config.port, keepAlive: config.keepAlive)
+        if let userdata = mosquitto_userdata(h.raw) {
+            Unmanaged<CallbackContext>.fromOpaque(userdata).takeUnretainedValue().attempting = true
+        }
     }
 
     /// Queues `operations` for the client's thread, which runs them in order; `completion` gets one
@@ -523,6 +532,7 @@ private final class ClientShared: Sendable {
         mosquitto_connect_callback_set(handle.raw) { _, userdata, rc in
             guard let userdata else { return }
             let context = Unmanaged<CallbackContext>.fromOpaque(userdata).takeUnretainedValue()
+            context.attempting = false
             if rc == 0 {
                 context.connected = true
                 context.continuation.yield(.connected)

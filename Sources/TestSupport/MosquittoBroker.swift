@@ -39,17 +39,31 @@ public final class MosquittoBroker: @unchecked Sendable {
         self.process = process
     }
 
+    /// A TLS listener: the broker's certificate and key, and the CA its clients' certificates must chain to
+    /// (`require_certificate`; the certificate's CN becomes the client's username).
+    public struct TLSListener: Sendable {
+        public var caFile: String
+        public var certFile: String
+        public var keyFile: String
+        public init(caFile: String, certFile: String, keyFile: String) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+        }
+    }
+
     /// Starts the broker and waits (off the cooperative pool) until it accepts TCP connections.
-    /// `debugLog` adds mosquitto's debug lines (every PUBLISH in and out) to the log.
-    public static func start(port requested: Int? = nil, debugLog: Bool = false) async throws -> MosquittoBroker {
+    /// `debugLog` adds mosquitto's debug lines (every PUBLISH in and out) to the log; `tls` makes the
+    /// listener TLS-only with client certificates required.
+    public static func start(port requested: Int? = nil, debugLog: Bool = false, tls: TLSListener? = nil) async throws -> MosquittoBroker {
         try await withCheckedThrowingContinuation { cont in
             Thread.detachNewThread {
-                do { cont.resume(returning: try startBlocking(port: requested, debugLog: debugLog)) } catch { cont.resume(throwing: error) }
+                do { cont.resume(returning: try startBlocking(port: requested, debugLog: debugLog, tls: tls)) } catch { cont.resume(throwing: error) }
             }
         }
     }
 
-    static func startBlocking(port requested: Int?, debugLog: Bool) throws -> MosquittoBroker {
+    static func startBlocking(port requested: Int?, debugLog: Bool, tls: TLSListener? = nil) throws -> MosquittoBroker {
         let port = try requested ?? freeLoopbackPort()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-mosquitto-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -57,6 +71,7 @@ public final class MosquittoBroker: @unchecked Sendable {
         let conf = """
         listener \(port) 127.0.0.1
         allow_anonymous true
+        \(tls.map { "cafile \($0.caFile)\ncertfile \($0.certFile)\nkeyfile \($0.keyFile)\nrequire_certificate true\nuse_identity_as_username true" } ?? "")
         persistence false
         log_dest file \(logPath)
         log_type error
