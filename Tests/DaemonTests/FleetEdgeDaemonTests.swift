@@ -61,13 +61,10 @@ struct FleetEdgeDaemonTests {
         defer { broker.stop() }
         let host = try await PeerProcess.python("sparkplug_host.py", ["\(broker.port)", "hq", "1000000"])
         defer { host.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let site = try SimulatedSite(in: dir, extraYAML: fleetYAML(port: broker.port))
-        defer { site.wire.stop() }
-        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
-        config.fleetRetryDelay = .milliseconds(50)
+        let rig = try FleetSiteRig("edge", extraYAML: fleetYAML(port: broker.port))
+        defer { rig.close() }
+        let site = rig.site
+        var config = rig.config
 
         let tap = SparkplugTap(port: broker.port)
         defer { tap.client.close() }
@@ -128,13 +125,10 @@ struct FleetEdgeDaemonTests {
     @Test func theLoopKeepsTickingWhenTheBrokerHangsOrStops() async throws {
         let broker = try await MosquittoBroker.start()
         defer { broker.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let site = try SimulatedSite(in: dir, extraYAML: fleetYAML(port: broker.port))
-        defer { site.wire.stop() }
-        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
-        config.fleetRetryDelay = .milliseconds(50)
+        let rig = try FleetSiteRig("edge", extraYAML: fleetYAML(port: broker.port))
+        defer { rig.close() }
+        let site = rig.site
+        var config = rig.config
         let tap = SparkplugTap(port: broker.port)
         var tapEvents = try await tap.subscribeToEverything()
 

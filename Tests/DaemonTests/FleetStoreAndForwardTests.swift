@@ -104,13 +104,10 @@ struct FleetStoreAndForwardTests {
         defer { broker.stop() }
         let host = try await PeerProcess.python("sparkplug_host.py", ["\(port)", "hq", "1000000"])
         defer { host.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-sf-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let site = try SimulatedSite(in: dir, extraYAML: fleetYAML(port: port) + "  primary_host_id: hq\n")
-        defer { site.wire.stop() }
-        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
-        config.fleetRetryDelay = .milliseconds(50)
+        let rig = try FleetSiteRig("sf", extraYAML: fleetYAML(port: port) + "  primary_host_id: hq\n")
+        defer { rig.close() }
+        let dir = rig.dir, site = rig.site
+        var config = rig.config
         // A DR event inside the partition: a 4 MW import cap from t0+100 s to t0+400 s (loop time).
         let events = dir.appendingPathComponent("events.yaml").path
         try """
@@ -214,13 +211,10 @@ struct FleetStoreAndForwardTests {
     /// clock, 300 of them), and once the database answers again every tick's sample is in the buffer, in order,
     /// none dropped: the hand-off queue held them while the service waited.
     @Test func aStalledDatabaseNeitherStopsTheLoopNorLosesSamples() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-stall-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let site = try SimulatedSite(in: dir, extraYAML: fleetYAML(port: try freeLoopbackPort()))   // no broker there
-        defer { site.wire.stop() }
-        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
-        config.fleetRetryDelay = .milliseconds(50)
+        let rig = try FleetSiteRig("stall", extraYAML: fleetYAML(port: try freeLoopbackPort()))   // no broker there
+        defer { rig.close() }
+        let site = rig.site
+        var config = rig.config
         let stalled = StalledBuffer()
         config.fleetBuffer = stalled
 

@@ -36,13 +36,10 @@ struct FleetTLSDaemonTests {
         defer { pki.remove() }
         let broker = try await MosquittoBroker.start(tls: .init(caFile: pki.path("ca.crt"), certFile: pki.path("server.crt"), keyFile: pki.path("server.key")))
         defer { broker.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let site = try SimulatedSite(in: dir, extraYAML: fleetTLSYAML(port: broker.port, pki: pki, cert: "site"))
-        defer { site.wire.stop() }
-        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
-        config.fleetRetryDelay = .milliseconds(50)
+        let rig = try FleetSiteRig("tls", extraYAML: fleetTLSYAML(port: broker.port, pki: pki, cert: "site"))
+        defer { rig.close() }
+        let site = rig.site
+        var config = rig.config
 
         let hq = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "hq",
                                               tls: MQTTTLS(caFile: pki.path("ca.crt"), certFile: pki.path("hq.crt"), keyFile: pki.path("hq.key"))))
@@ -81,13 +78,10 @@ struct FleetTLSDaemonTests {
         defer { pki.remove() }
         let broker = try await MosquittoBroker.start(tls: .init(caFile: pki.path("ca.crt"), certFile: pki.path("server.crt"), keyFile: pki.path("server.key")))
         defer { broker.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-tls-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let site = try SimulatedSite(in: dir, extraYAML: fleetTLSYAML(port: broker.port, pki: pki, cert: "stranger"))
-        defer { site.wire.stop() }
-        var config = try DaemonRunTests().config(dir: dir, site: site.siteFile)
-        config.fleetRetryDelay = .milliseconds(50)
+        let rig = try FleetSiteRig("tls", extraYAML: fleetTLSYAML(port: broker.port, pki: pki, cert: "stranger"))
+        defer { rig.close() }
+        let site = rig.site
+        var config = rig.config
 
         let (fleetEvents, fleetIn) = AsyncStream<EdgeNodeEvent>.makeStream(bufferingPolicy: .unbounded)
         let watch = DaemonWatch()
