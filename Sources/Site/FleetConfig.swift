@@ -9,7 +9,7 @@ public struct FleetConfig: Sendable, Equatable {
     public var brokerHost: String
     /// Default 1883 (8883 when `tls` is given).
     public var brokerPort: Int
-    /// Sparkplug group id (required: the site file has no region to default to).
+    /// Sparkplug group id (default: the site's region).
     public var groupID: String
     /// Sparkplug edge node id (default: the site id).
     public var edgeNodeID: String
@@ -70,7 +70,7 @@ extension Site {
         return nil
     }
 
-    static func parseFleet(_ n: Node, _ r: Reader, siteID: String, siteIDNode: Node) throws(LocatedError) -> FleetConfig {
+    static func parseFleet(_ n: Node, _ r: Reader, siteID: String, siteIDNode: Node, region: (node: Node, value: String)? = nil) throws(LocatedError) -> FleetConfig {
         let f = try r.fields(n, "'fleet'", allowed: ["broker", "group_id", "edge_node_id", "primary_host_id", "tls", "client_id",
                                                       "roles", "command_window_s"])
         let b = try r.fields(try f.require("broker"), "'fleet' broker", allowed: ["host", "port"])
@@ -104,8 +104,18 @@ extension Site {
             if let problem = sparkplugIDProblem(s) { throw r.fail(v, "fleet \(key) '\(s)' cannot be a Sparkplug \(what): it \(problem)") }
             return s
         }
-        // The site file has no region: the group id is required.
-        guard let group = try id("group_id", "group id") else { throw r.fail(n, "'fleet' is missing 'group_id'") }
+        // The group id defaults to the site's region.
+        let group: String
+        if let g = try id("group_id", "group id") {
+            group = g
+        } else if let region {
+            if let problem = sparkplugIDProblem(region.value) {
+                throw r.fail(region.node, "the site region '\(region.value)' cannot be the fleet's Sparkplug group id: it \(problem); give fleet group_id")
+            }
+            group = region.value
+        } else {
+            throw r.fail(n, "'fleet' is missing 'group_id'")
+        }
         let edge: String
         if let e = try id("edge_node_id", "edge node id") {
             edge = e

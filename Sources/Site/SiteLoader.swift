@@ -22,7 +22,7 @@ extension Site {
 
         let sf = try r.fields(
             try top.require("site"), "'site'",
-            allowed: ["id", "import_limit_kw", "safety_margin_kw", "tick_s", "restore_rate_kw_per_tick", "stale_after_s",
+            allowed: ["id", "region", "import_limit_kw", "safety_margin_kw", "tick_s", "restore_rate_kw_per_tick", "stale_after_s",
                       "inference_reserve_kw"])
         let siteIDNode = try sf.require("id")
         let siteID = try r.string(siteIDNode, "the site id")
@@ -112,7 +112,10 @@ extension Site {
             id: siteID, importLimitKw: importLimit, safetyMarginKw: margin, tickSeconds: tick, restoreRateKwPerTick: restore,
             staleAfterS: staleAfter, nodes: nodes, devices: devices, economics: economics, contracts: contracts, file: file)
         site.inferenceReserveKw = try sf["inference_reserve_kw"].map { n throws(LocatedError) in try r.nonNegative(n, "inference_reserve_kw") }
-        site.fleet = try top["fleet"].map { n throws(LocatedError) in try parseFleet(n, r, siteID: siteID, siteIDNode: siteIDNode) }
+        site.region = try sf["region"].map { n throws(LocatedError) in try r.string(n, "the site region") }
+        site.fleet = try top["fleet"].map { n throws(LocatedError) in
+            try parseFleet(n, r, siteID: siteID, siteIDNode: siteIDNode, region: sf["region"].map { ($0, site.region ?? "") })
+        }
         return site
     }
 

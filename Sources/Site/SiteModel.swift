@@ -4,6 +4,8 @@ import Signals
 /// The site file: capacity tree, devices, economics, contracts. See docs/site-file.md.
 public struct Site: Sendable, Equatable {
     public var id: String
+    /// The operator's region (e.g. `ercot-north`): the default Sparkplug group id of the `fleet:` section.
+    public var region: String? = nil
     public var importLimitKw: Double
     public var safetyMarginKw: Double
     public var tickSeconds: Double

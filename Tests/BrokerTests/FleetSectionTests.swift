@@ -10,6 +10,29 @@ struct FleetSectionTests {
         try Site.parse(yaml: SiteFileTests.minimal + "\n" + fleet, file: "s.yaml")
     }
 
+    /// The site's region is the group id unless `group_id` says otherwise.
+    @Test func theGroupIDDefaultsToTheSiteRegion() throws {
+        func withRegion(_ region: String, _ fleet: String) throws(LocatedError) -> Site {
+            try Site.parse(yaml: SiteFileTests.minimal.replacingOccurrences(of: "  id: t\n", with: "  id: t\n  region: \(region)\n") + "\n" + fleet,
+                           file: "s.yaml")
+        }
+        let site = try withRegion("ercot-north", "fleet:\n  broker: {host: h}\n")
+        #expect(site.region == "ercot-north")
+        #expect(site.fleet?.groupID == "ercot-north")
+        #expect(try withRegion("ercot-north", "fleet:\n  broker: {host: h}\n  group_id: north\n").fleet?.groupID == "north")
+        #expect(try parse("fleet:\n  broker: {host: h}\n  group_id: g\n").region == nil)
+        do {
+            _ = try withRegion("west/2", "fleet:\n  broker: {host: h}\n")
+            Issue.record("a region that cannot be a group id was accepted")
+        } catch {
+            #expect(error.description == "s.yaml:3:11: the site region 'west/2' cannot be the fleet's Sparkplug group id: it contains '/'; give fleet group_id")
+        }
+        // A region that cannot be a group id is fine when group_id is given, and when there is no fleet section.
+        #expect(try withRegion("west/2", "fleet:\n  broker: {host: h}\n  group_id: west\n").fleet?.groupID == "west")
+        #expect(try Site.parse(yaml: SiteFileTests.minimal.replacingOccurrences(of: "  id: t\n", with: "  id: t\n  region: west/2\n"),
+                               file: "s.yaml").region == "west/2")
+    }
+
     @Test func absentMeansNoEdgeNode() throws {
         #expect(try Site.parse(yaml: SiteFileTests.minimal, file: "s.yaml").fleet == nil)
     }
