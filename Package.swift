@@ -153,7 +153,10 @@ let package = Package(
         // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
         .executableTarget(
             name: "SwitchyardBench",
-            dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay", "TestSupport"],
+            dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay", "TestSupport",
+                           "FleetEdge", "Sparkplug",
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Benchmarks/Sources/SwitchyardBench"
         ),
 

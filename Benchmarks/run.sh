@@ -33,3 +33,9 @@ YEAR=$(mktemp --suffix=.csv)
 python3 examples/replay/gen-prices.py --days 365 > "$YEAR"
 $B replay "$YEAR" examples/demo-site.yaml
 rm -f "$YEAR"
+echo
+echo "== Fleet edge node: uplink bytes, demo site steady and in a price spike (issue 17) =="
+$B fleet-uplink examples/demo-site.yaml
+echo
+echo "== Fleet edge node: tick p50/p99 without / with the edge node / broker hung (issue 17) =="
+$B fleet-ticks examples/demo-site.yaml 5 200 50

@@ -10,6 +10,8 @@
 //   SwitchyardBench fast-path [SITE [N]]     DR event → all containers written over loopback
 //   SwitchyardBench steady [N [SECONDS]]     the 1 Hz loop over N containers behind gateways
 //   SwitchyardBench replay PRICES [SITE]     a backtest (controller + 3 baselines), timed
+//   SwitchyardBench fleet-uplink [SITE]      bytes/s the Sparkplug edge node publishes, steady and in a price spike
+//   SwitchyardBench fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]]  tick p50/p99 without / with the edge node / broker hung
 
 import Foundation
 import Modbus
@@ -98,8 +100,12 @@ do {
         try await runReplayBenchmark(arguments: Array(args.dropFirst(2)))
     case "steady":
         try await runSteadyBenchmark(arguments: Array(args.dropFirst(2)))
+    case "fleet-uplink":
+        try await runFleetUplinkBenchmark(arguments: Array(args.dropFirst(2)))
+    case "fleet-ticks":
+        try await runFleetTicksBenchmark(arguments: Array(args.dropFirst(2)))
     default:
-        FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE]\n".utf8))
+        FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE] | fleet-uplink [SITE] | fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]]\n".utf8))
         exit(64)
     }
 } catch {
