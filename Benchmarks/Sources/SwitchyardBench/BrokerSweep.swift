@@ -15,7 +15,7 @@
 //     ones that can miss the optimum: a complete search proves its plan); --from-class k: skip
 //     the classes before the k-th (0-based; each class keeps its own stream).
 //
-//   SwitchyardBench broker-300 [--instances 200] [--devices 300] [--runs 5] [--seed 7] [--no-exact]
+//   SwitchyardBench broker-300 [--instances 200] [--devices 300] [--runs 5] [--seed 1] [--no-exact]
 //     Dispatch time with the exact search: each instance dispatched `runs` times (median kept),
 //     p50 / p99 / max over the instances; then the MILP's solve time on the same instances.
 
