@@ -194,13 +194,17 @@ public struct EdgeNodeService: Service {
                 }
                 // The next births (a rebirth, a new session) carry the newest values.
                 let next = withCommandAnswers(sample.birth, at: sample.at)
-                if next.devices.map(\.id) != birth.devices.map(\.id) {
-                    // A new configuration with other devices: they are published from the next birth. (Live device
-                    // changes, DDEATH and an immediate rebirth, are not built yet.)
-                    logger.notice("fleet: devices changed; they are published from the next birth")
-                }
+                let (was, now) = (birth.devices.map(\.id), next.devices.map(\.id))
                 birth = next
-                await runner.setBirth(birth)
+                if now != was {
+                    // A new configuration with other devices: DDEATH for those gone; births again if any is new.
+                    let removed = was.filter { !now.contains($0) }, added = now.filter { !was.contains($0) }
+                    logger.notice("fleet: devices changed", metadata: ["removed": "\(removed)", "added": "\(added)"])
+                    bornDevices.subtract(removed)
+                    await runner.devicesChanged(to: birth, removed: removed, added: added, deviceCommands: commandSchemas(birth).devices)
+                } else {
+                    await runner.setBirth(birth)
+                }
                 // Due metrics count as reported only once published: offline, the baselines stay as they were, so
                 // a value that changed meanwhile is sent after the next birth's re-basing too.
                 let node = rbe.pending(sample.node, now: sample.at)

@@ -65,6 +65,14 @@ public actor EdgeNodeRunner {
     /// The metrics the next births carry (call when metrics or devices change; it does not rebirth by itself).
     public func setBirth(_ certificate: BirthCertificate) { birth = certificate }
 
+    /// The devices changed: `certificate` carries the new set. Online, a DDEATH for each device that went away
+    /// and, if any is new, the births again (EdgeNodeSession.devicesChanged); offline, the next births carry it.
+    public func devicesChanged(to certificate: BirthCertificate, removed: [String], added: [String],
+                               deviceCommands: [String: CommandSchema]) async {
+        birth = certificate
+        await perform(session.devicesChanged(removed: removed, added: added, deviceCommands: deviceCommands, now: now(), birth: certificate))
+    }
+
     /// Publishes NDATA/DDATA if online; returns false when offline (nothing was sent: keep the data).
     @discardableResult
     public func publishData(node: [SparkplugMetric], devices: [(id: String, metrics: [SparkplugMetric])] = []) async -> Bool {

@@ -78,7 +78,7 @@ public struct EdgeNodeSession: Sendable {
 
     public let identity: EdgeNodeIdentity
     public let nodeCommands: CommandSchema
-    public let deviceCommands: [String: CommandSchema]
+    public private(set) var deviceCommands: [String: CommandSchema]
     public private(set) var phase: Phase = .offline
     /// The bdSeq of the current (or last) session; nil before the first session ever.
     public private(set) var bdSeq: BdSeq?
@@ -225,6 +225,19 @@ public struct EdgeNodeSession: Sendable {
                                     payload: SparkplugPayloads.data(timestamp: now, seq: nextSeq(), metrics: device.metrics).encoded(),
                                     qos: 0, retain: false))
         }
+        return actions
+    }
+
+    /// The set of devices changed (a new configuration): a DDEATH for each device that went away; and, if any
+    /// device is new, the births again (NBIRTH with this session's bdSeq and seq 0, then every DBIRTH), because
+    /// Sparkplug wants every DBIRTH right after the NBIRTH, before any data. DCMD is checked against
+    /// `deviceCommands` from now on. Offline, only the schema changes: the next births carry the new set.
+    public mutating func devicesChanged(removed: [String], added: [String], deviceCommands: [String: CommandSchema], now: UInt64,
+                                        birth: @autoclosure () -> BirthCertificate) -> [Action] {
+        self.deviceCommands = deviceCommands
+        guard phase == .online else { return [] }
+        var actions = removed.flatMap { deviceDeath($0, now: now) }
+        if !added.isEmpty { actions += births(now: now, birth()) }
         return actions
     }
 

@@ -61,7 +61,7 @@ verdict = {
     "birth_before_state": False, "rebirth_sent": False, "historical_metrics": 0,
     "node_metrics": {}, "device_metrics": {}, "command_answers": [], "commands_sent": 0,
 }
-verdict.update({"historical": {}, "live": [], "historical_arrivals": [], "reconnects": 0})
+verdict.update({"historical": {}, "live": [], "historical_arrivals": [], "reconnects": 0, "device_deaths": []})
 edges = {}
 state = {"online_published": False, "data_seen": 0, "connected_before": False}
 
@@ -209,6 +209,11 @@ def on_message(client, _userdata, msg):
         elif kind == "DDEATH":
             p = DDeath.decode(msg.payload)
             check_seq(edge, p.seq, f"DDEATH {topic.device_id}")
+            if topic.device_id not in edge.device_births:
+                error(f"DDEATH for {topic.device_id}, which has no DBIRTH in this birth")
+            # Dead: its data is an error until a DBIRTH brings it back.
+            edge.device_births.pop(topic.device_id, None)
+            verdict["device_deaths"].append(topic.device_id)
         if state["data_seen"] >= REBIRTH_AFTER and not verdict["rebirth_sent"] and edge.node_birth is not None:
             rebirth = NCmd(timestamp=now_ms(), metrics=(
                 Metric(timestamp=now_ms(), name="Node Control/Rebirth", datatype=DataType.BOOLEAN, value=True),))
