@@ -148,7 +148,7 @@ let package = Package(
 
         // Helpers for tests only: start independent peers (pymodbus, mbpoll, socat); re-exports Basics
         // (the seeded RNG, the manual clock) for tests and benchmarks.
-        .target(name: "TestSupport", dependencies: ["Basics"], path: "Sources/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Basics", "Broker"], path: "Sources/TestSupport"),
 
         // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
         .executableTarget(

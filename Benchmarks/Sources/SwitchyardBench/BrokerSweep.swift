@@ -81,105 +81,10 @@ func rawInstanceJSON(_ p: DispatchProblem, id: String) -> [String: Any] {
     ]
 }
 
-/// Random sites with every rule in play, like Tests/BrokerTests/Support/RandomInstances.swift
-/// (same spirit, its own stream). `knapsack`: tight 2–3 level trees, large min-stable blocks,
-/// values close together.
+/// The next random site of `rng`'s stream as the Broker's problem (TestSupport's `SweepSite`, which the suite's
+/// regression tests draw from too).
 func sweepInstance(_ rng: inout SeededRandom, devices nDev: Int, knapsack: Bool) -> DispatchProblem {
-    func chance(_ p: Double) -> Bool { rng.unit() < p }
-    func int(_ a: Int, _ b: Int) -> Int { a + Int(rng.next() % UInt64(b - a + 1)) }
-    var nodes = [NodeSpec(id: "site", parentID: nil, capKw: 0)]
-    var leaves: [String] = []
-    // Bigger sites get more transformers and PDUs.
-    let scale = max(1, nDev / 40)
-    let nx = knapsack ? int(2, 3 + scale) : int(1, 2 + scale)
-    for t in 0..<nx {
-        let xid = "xfmr-\(t)"
-        nodes.append(NodeSpec(id: xid, parentID: "site", capKw: 0))
-        let np = knapsack ? int(0, 2 + scale) : int(0, 1 + scale)
-        if np == 0 { leaves.append(xid) }
-        for q in 0..<np {
-            let pid = "pdu-\(t)-\(q)"
-            nodes.append(NodeSpec(id: pid, parentID: xid, capKw: 0))
-            leaves.append(pid)
-        }
-    }
-    var parentOf: [String: String] = [:]
-    for n in nodes { if let p = n.parentID { parentOf[n.id] = p } }
-    var devices: [DeviceSpec] = []
-    var states: [DeviceState] = []
-    var sumUnder: [String: Double] = [:]
-    let tick = 10.0
-    for i in 0..<nDev {
-        let mining = chance(0.6)
-        let leaf = leaves[int(0, leaves.count - 1)]
-        let maxKw = rng.range(200, 1500).rounded()
-        var ms = chance(0.7) ? (maxKw * rng.range(0.2, 0.6)).rounded() : 0
-        if knapsack { ms = chance(0.85) ? (chance(0.3) ? maxKw : (maxKw * rng.range(0.5, 1.0)).rounded()) : 0 }
-        let ramp = chance(0.5) ? rng.range(5, 100).rounded() : 0
-        let id = (mining ? "asic-" : "gpu-") + String(i)
-        devices.append(
-            DeviceSpec(
-                id: id, deviceClass: mining ? .mining : .inference, nodeID: leaf, maxKw: maxKw, minStableKw: ms, rampKwPerS: ramp,
-                minOnS: chance(0.5) ? 300 : 0, minOffS: chance(0.5) ? 300 : 0,
-                efficiencyJPerTH: mining ? (knapsack ? rng.range(18, 22) : rng.range(15, 35)) : nil,
-                kwPerGpu: mining ? nil : (knapsack ? rng.range(0.9, 1.1) : rng.range(0.7, 1.4))))
-        let on = chance(0.6)
-        let sp = on ? (ms > 0 ? rng.range(ms, maxKw) : rng.range(1, maxKw)).rounded() : 0
-        let available = !chance(knapsack ? 0.03 : 0.08)
-        let age = chance(knapsack ? 0.03 : 0.08) ? rng.range(31, 120) : rng.range(0, 5)
-        states.append(
-            DeviceState(
-                measuredKw: chance(0.9) ? sp * rng.range(0.9, 1.02) : nil, setpointKw: sp, available: available, dataAgeS: age,
-                isOn: on, stateForS: rng.range(0, 1000)))
-        var n: String? = leaf
-        while let c = n {
-            sumUnder[c, default: 0] += maxKw
-            n = parentOf[c]
-        }
-    }
-    var uncontrolled: [String: Double] = [:]
-    for n in nodes where chance(knapsack ? 0.15 : 0.3) { uncontrolled[n.id] = rng.range(0, knapsack ? 100 : 300).rounded() }
-    for i in nodes.indices {
-        let sum = sumUnder[nodes[i].id] ?? 0
-        nodes[i].capKw = (sum * (knapsack ? rng.range(0.3, 0.75) : rng.range(0.3, 1.2)) + 300).rounded()
-    }
-    if chance(0.3) { nodes[0].auxFraction = rng.range(0.03, 0.2) }
-    var measured: [String: Double] = [:]
-    if chance(0.3) {
-        let explained = states.reduce(0) { $0 + ($1.measuredKw ?? 0) } + uncontrolled.values.reduce(0, +)
-        measured["site"] = explained + rng.range(0, 200)
-    }
-    var sig = DispatchSignals(energyPriceUsdPerMWh: (knapsack ? rng.range(-10, 80) : rng.range(-20, 300)).rounded())
-    sig.hashpriceUsdPerPHDay = knapsack ? 50 : rng.range(30, 80)
-    if knapsack {
-        sig.inferenceSpotUsdPerGpuHour = 0.11
-    } else if chance(0.5) {
-        sig.inferenceSpotUsdPerMWh = rng.range(40, 260)
-    } else {
-        sig.inferenceSpotUsdPerGpuHour = rng.range(0.05, 0.3)
-    }
-    for d in devices where d.deviceClass == .inference && chance(0.2) {
-        sig.commitments.append(
-            Commitment(
-                contractID: "c-\(d.id)", deviceID: d.id, committedKw: (d.maxKw * rng.range(0.3, 1.0)).rounded(),
-                rateUsdPerMWh: rng.range(100, 300), penaltyUsdPerMWh: rng.range(50, 500)))
-    }
-    let total = sumUnder["site"] ?? 0
-    if chance(knapsack ? 0.15 : 0.2) { sig.importCaps.append(ImportCap(label: "DR event dr-x", capKw: (total * rng.range(0.1, 0.9)).rounded())) }
-    if chance(0.1) { sig.priceAdders.append(PriceAdder(label: "4CP", usdPerMWh: rng.range(20, 300))) }
-    if chance(knapsack ? 0.1 : 0.15) {
-        sig.paidReduction = PaidReduction(label: "DR event dr-p", baselineKw: (total * rng.range(0.2, 1.0)).rounded(), usdPerMWh: rng.range(50, 500))
-    }
-    if chance(0.2) { sig.strike = StrikePolicy(strikeUsdPerMWh: rng.range(50, 250), hysteresisUsdPerMWh: rng.range(0, 40), minOffS: 600) }
-    if chance(0.15) { sig.priceForecast = [(300, rng.range(-20, 300)), (900, rng.range(-20, 300))] }
-    let importLimit = chance(0.3) ? (total * rng.range(0.3, 1.0)).rounded() + 500 : Double.infinity
-    let plant = try! Plant(
-        nodes: nodes, devices: devices, importLimitKw: importLimit, safetyMarginKw: chance(0.3) ? 100 : 0, tickSeconds: tick,
-        restoreRateKwPerTick: chance(knapsack ? 0.25 : 0.3) ? rng.range(100, 2000 * Double(scale)).rounded() : nil, staleAfterS: 30)
-    let snap = Snapshot(
-        devices: states, nodeMeasuredKw: plant.nodes.map { measured[$0.id] }, uncontrolledKw: plant.nodes.map { uncontrolled[$0.id] ?? 0 },
-        miningCurtailed: chance(0.3), miningCurtailedForS: rng.range(0, 1200))
-    return DispatchProblem(plant: plant, snapshot: snap, signals: sig)
+    try! SweepSite.generate(&rng, devices: nDev, knapsack: knapsack).problem()
 }
 
 struct SweepOptions {
@@ -268,7 +173,7 @@ func runBrokerSweep(arguments: [String]) throws {
     print("| size | instances | feasible (both) | > 0.1 % below the optimum | worst gap | worst proven gap (Broker's bound) | incomplete searches | plan rule violations | feasibility disagreements | Broker p50 / p99 / max ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (ci, cls) in o.classes.enumerated() where ci >= o.fromClass {
-        var rng = SeededRandom(seed: o.seed &* 0x9E37_79B9 &+ UInt64(ci) &* 1_000_003)
+        var rng = SweepSite.classStream(classIndex: ci, seed: o.seed)
         var lines: [[String: Any]] = []
         var provenGap: [String: Double] = [:]
         var complete: [String: Bool] = [:]
@@ -276,7 +181,7 @@ func runBrokerSweep(arguments: [String]) throws {
         var about: [String: String] = [:]
         var times: [Double] = []
         for k in 0..<o.perClass {
-            let n = cls.lowerBound + Int(rng.next() % UInt64(cls.upperBound - cls.lowerBound + 1))
+            let n = SweepSite.sweepSize(&rng, cls)
             let p = sweepInstance(&rng, devices: n, knapsack: k % 2 == 1)
             let id = "c\(ci)-\(k)"
             if let ids = o.ids, !ids.contains(id) { continue }
