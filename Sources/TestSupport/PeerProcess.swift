@@ -230,3 +230,15 @@ public func switchyardExecutable() -> String {
     }
     return packageRoot.appendingPathComponent(".build/debug/switchyard").path
 }
+
+/// The last line of a peer's output parsed as a JSON object (the verdict the Sparkplug host prints on exit),
+/// with the line itself for messages.
+public func lastJSONLine(_ output: String) throws -> (line: String, object: [String: Any]) {
+    guard let line = output.split(separator: "\n").last.map(String.init) else {
+        throw TestSupportError.peerFailed("the peer printed nothing")
+    }
+    guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+        throw TestSupportError.peerFailed("the peer's last line is not a JSON object: \(line.prefix(500))")
+    }
+    return (line, object)
+}

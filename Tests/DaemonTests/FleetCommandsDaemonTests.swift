@@ -123,8 +123,7 @@ struct FleetCommandsDaemonTests {
         #expect(eventLines.allSatisfy { $0.count == 1 && $0[0].contains("grid-1") }, "\(eventLines)")
 
         // The host decoded every message, with the answer metrics declared in the NBIRTH.
-        let line = try #require(host.standardOutput.split(separator: "\n").last.map(String.init))
-        let verdict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let (line, verdict) = try lastJSONLine(host.standardOutput)
         #expect(verdict["errors"] as? [String] == [], "\(line)")
         #expect(verdict["commands_sent"] as? Int == 8)
         let node = verdict["node_metrics"] as? [String: Int] ?? [:]

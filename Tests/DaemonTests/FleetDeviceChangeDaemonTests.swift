@@ -89,8 +89,7 @@ struct FleetDeviceChangeDaemonTests {
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
-        let line = try #require(host.standardOutput.split(separator: "\n").last.map(String.init))
-        let verdict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let (line, verdict) = try lastJSONLine(host.standardOutput)
         #expect(verdict["errors"] as? [String] == [], "\(line)")
         #expect(verdict["device_deaths"] as? [String] == ["asic-3"], "\(line)")
         let counts = verdict["counts"] as? [String: Int] ?? [:]

@@ -98,8 +98,7 @@ struct FleetEdgeDaemonTests {
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
-        let line = try #require(host.standardOutput.split(separator: "\n").last.map(String.init))
-        let verdict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let (line, verdict) = try lastJSONLine(host.standardOutput)
         #expect(verdict["errors"] as? [String] == [], "\(line)")
         let counts = verdict["counts"] as? [String: Int] ?? [:]
         #expect(counts["NBIRTH"] == 1, "\(counts)")

@@ -167,8 +167,7 @@ struct FleetStoreAndForwardTests {
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
 
-            let line = try #require(host.standardOutput.split(separator: "\n").last.map(String.init))
-            let verdict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let (line, verdict) = try lastJSONLine(host.standardOutput)
             #expect(verdict["errors"] as? [String] == [], "\(line.prefix(2_000))")
             #expect(verdict["reconnects"] as? Int == 1)
             let historical = verdict["historical"] as? [String: [[Any]]] ?? [:]

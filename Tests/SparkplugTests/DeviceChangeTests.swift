@@ -111,8 +111,7 @@ struct DeviceChangeInteropTests {
         client.close()
         await running
 
-        let line = try #require(output.split(separator: "\n").last.map(String.init))
-        let verdict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let (line, verdict) = try lastJSONLine(output)
         #expect(verdict["errors"] as? [String] == [], "\(line)")
         let counts = verdict["counts"] as? [String: Int] ?? [:]
         #expect(counts["NBIRTH"] == 2 && counts["DBIRTH"] == 4 && counts["DDEATH"] == 1, "\(counts)")

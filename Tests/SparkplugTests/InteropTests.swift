@@ -83,8 +83,7 @@ struct SparkplugInteropTests {
         client.close()
         await running
 
-        let line = try #require(output.split(separator: "\n").last.map(String.init))
-        let verdict = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let (_, verdict) = try lastJSONLine(output)
         #expect(verdict["errors"] as? [String] == [])
         let counts = verdict["counts"] as? [String: Int] ?? [:]
         if counts["NBIRTH"] != 3 { print("broker log:\n\(broker.log)") }
