@@ -152,7 +152,12 @@ struct PymodbusInteropTests {
 
     /// A dead device (server frozen) never delays requests to a live one.
     @Test func deadDeviceDoesNotDelayOthers() async throws {
-        let (dead, deadClient) = try await Self.server()
+        let (dead, shortTimeout) = try await Self.server()
+        await shortTimeout.close()
+        // The dead device's timeout is long (5 s) so that the order below says what the test is about (the live
+        // device is not held up), not how fast a loaded box answers ten reads (500 ms was too tight under load).
+        let deadClient = ModbusClient(endpoint: .tcp(host: "127.0.0.1", port: dead.port),
+                                      options: .init(responseTimeout: .seconds(5), backoff: .immediate), name: "pymodbus-dead")
         let (live, liveClient) = try await Self.server()
         defer { dead.stop(); live.stop() }
         dead.signal(SIGSTOP)
