@@ -232,13 +232,14 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
                             logger: logger, configVersion: { [store = prepared.store] in (try? store.latestConfig()).map { Int64($0.version) } },
                             retryDelay: config.fleetRetryDelay,
                             commands: FleetCommandProcessor.forDaemon(fleet: fleet, stateDir: config.stateDir, store: prepared.store,
-                                                                      runtime: HostedRuntime(host: host, now: { time.now }), logger: logger))
+                                                                      runtime: HostedRuntime(host: host, now: { time.now }), logger: logger),
+                            observe: hooks.fleet)
         }
         // Store-and-forward: the buffer in the site's store (docs/fleet.md).
         let fleetEdge = edge.map { service in
             var service = service
             service.storeAndForward = StoreAndForwardOptions(buffer: config.fleetBuffer ?? StoreFleetBuffer(store: prepared.store), capacity: config.fleetBufferCapacity,
-                                                             throttle: config.fleetBackfill, observe: hooks.storeAndForward, observeNode: hooks.fleet)
+                                                             throttle: config.fleetBackfill, observe: hooks.storeAndForward)
             return service
         }
         // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves

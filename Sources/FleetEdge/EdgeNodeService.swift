@@ -124,7 +124,6 @@ public struct EdgeNodeService: Service {
                         }
                     }
                     observe(event)
-                    options.observeNode(event)
                 }
             }
             // The backfill: whenever woken and born, the buffer oldest first, one acknowledged batch at a time.
@@ -251,19 +250,15 @@ public struct StoreAndForwardOptions: Sendable {
     public var capacity: Int
     public var throttle: BackfillThrottle
     public var observe: @Sendable (StoreAndForwardEvent) -> Void
-    /// The runner's events too (beside the service's own `observe`).
-    public var observeNode: @Sendable (EdgeNodeEvent) -> Void
 
     public init(buffer: any FleetBufferStorage = InMemoryFleetBuffer(), capacity: Int = Self.defaultCapacity,
                 throttle: BackfillThrottle = BackfillThrottle(),
-                observe: @escaping @Sendable (StoreAndForwardEvent) -> Void = { _ in },
-                observeNode: @escaping @Sendable (EdgeNodeEvent) -> Void = { _ in }) {
+                observe: @escaping @Sendable (StoreAndForwardEvent) -> Void = { _ in }) {
         precondition(capacity > 0, "the store-and-forward buffer's capacity must be positive")
         self.buffer = buffer
         self.capacity = capacity
         self.throttle = throttle
         self.observe = observe
-        self.observeNode = observeNode
     }
 }
 
