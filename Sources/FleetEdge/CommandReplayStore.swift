@@ -3,10 +3,8 @@
 // window still refuses a replay. One line per id: `<id> <timestamp ms>`.
 
 import Foundation
+import Store
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 public final class CommandReplayStore: Sendable {
     public enum Admission: Sendable, Equatable {
@@ -96,17 +94,9 @@ public final class CommandReplayStore: Sendable {
 
     public var seenIDs: Set<String> { state.withLock { Set($0.seen.keys) } }
 
+    /// The store's atomic private-file write (temporary file, fsync, rename, fsync of the directory; mode 0600).
     static func write(_ seen: [String: UInt64], to path: String) throws {
-        let tmp = path + ".tmp"
         let text = seen.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)\n" }.joined()
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8)) else { throw WriteFailed(path: tmp) }
-        let fd = open(tmp, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp, path) == 0 else { throw WriteFailed(path: path) }
-    }
-
-    public struct WriteFailed: Error, CustomStringConvertible {
-        public var path: String
-        public var description: String { "\(path): cannot write the seen command ids" }
+        try PrivateFiles.writeAtomically(Data(text.utf8), to: path)
     }
 }
