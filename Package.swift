@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // Only to name its error types (a failed TLS handshake means the request was never sent); AHC builds it anyway.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // The fleet hub's store (issue 18): PostgreSQL.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // C system libraries (installed by `make deps`: libmodbus-dev, libi2c-dev, libmosquitto-dev).
@@ -63,6 +65,15 @@ let package = Package(
         // the API's caps, roles, loop calls and audit log (API, Store).
         .target(name: "FleetEdge", dependencies: [
             "Sparkplug", "Control", "Site", "Signals", "API", "Store",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The fleet's primary host (issue 18): the fleet model from births and data, PostgreSQL (postgres-nio), the
+        // fleet API, rollouts and fleet DR allocation. Never Control: the hub does not run a site.
+        .target(name: "Hub", dependencies: [
+            "Sparkplug", "Site", "Signals", "Basics",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -171,6 +182,9 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         // Sparkplug unit tests, and interop against Debian's mosquitto and the pinned pysparkplug host.
         .testTarget(name: "SparkplugTests", dependencies: ["Sparkplug", "TestSupport"]),
+        // The hub against Debian's mosquitto, our edge nodes and an independent one, and a throwaway PostgreSQL.
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Sparkplug", "FleetEdge", "TestSupport",
+                                                     .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "FleetEdgeTests", dependencies: ["FleetEdge", "Sparkplug", "TestSupport"]),
         // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).
         .testTarget(name: "APITests", dependencies: [
