@@ -120,6 +120,9 @@ public struct TickReport: Sendable {
     public var nodeLimitKW: [String: Double]
     /// Renders a reason on demand when the tick did not (replays).
     var explainer: Explainer?
+    /// The broker's inputs and the setpoints the governor allowed, for `shedOffer` (computed on demand, off the
+    /// loop: the edge node asks for it on its own task). Nil when a policy, not the broker, decided.
+    var offerInput: (problem: DispatchProblem, setpointsKW: [Double])?
     /// What ran this pass: "tick", "fast path: <reason>" or "shutdown".
     public var trigger: String = "tick"
     /// How long the pass took once it held the writer (decide and write), wall clock.
@@ -277,6 +280,16 @@ public final class LoopWriter: Sendable {
     func close() { state.withLock { $0.closed = true } }
 
     func notify(_ r: TickReport) { observer.withLock { $0 }?(r) }
+}
+
+extension TickReport {
+    /// The site's offer to a fleet shed from this tick's setpoints (`Broker.shedOffer`): kW of import it can shed
+    /// within one tick and the $/h each step loses, cheapest first, merged to at most `maxSteps` steps. Empty when
+    /// a policy, not the broker, set the setpoints, or nothing runs.
+    public func shedOffer(maxSteps: Int = 10) -> [ShedOfferStep] {
+        guard let input = offerInput else { return [] }
+        return Broker.coarsened(Broker.shedOffer(input.problem, setpointsKw: input.setpointsKW), maxSteps: maxSteps)
+    }
 }
 
 extension TickReport {
@@ -735,7 +748,7 @@ public final class ControlLoop: Sendable {
             nodeKW[node.id] = nodeMeasured[n] ?? out.predictedNodeKW[n]
             nodeLimit[node.id] = out.limitKW[n] + safety.marginKW
         }
-        let report = TickReport(
+        var report = TickReport(
             at: now, fastPath: fastPath, siteKW: nodeMeasured[root], limitKW: out.limitKW[root] + safety.marginKW,
             miningKW: mining, inferenceKW: inference, priceUsdPerMWh: sig.energyPriceUsdPerMWh, hashpriceUsdPerPHDay: sig.hashpriceUsdPerPHDay,
             events: signals.describe(at: now) + st.events.filter { $0.isActive(atS: now) && $0.capKW != nil }.map { "DR \($0.id): cap \(fmtKW($0.capKW!)) — \($0.reason)" },
@@ -746,6 +759,7 @@ public final class ControlLoop: Sendable {
             explainer: options.explainEveryTick ? nil : explainer,
             trigger: fastPath.map { "fast path: \($0)" } ?? "tick", preempted: dropped.withLock { $0 }.sorted(), priceBasis: priceBasis,
             startup: startup, neverAnswered: startup == nil ? silent : [], strike: strike, dwell: dwell, binding: binding)
+        report.offerInput = custom == nil ? (problem, out.setpointsKW) : nil
         return report
     }
 }
