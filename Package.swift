@@ -145,10 +145,19 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
+        // A simulated fleet (`sim --fleet`, `make fleet-demo`): N real site daemons on the simulator's in-memory
+        // buses against one broker. Not in Simulation, which must not depend on the daemon.
+        .target(name: "FleetSim", dependencies: [
+            "Basics", "Daemon", "FleetEdge", "Sparkplug", "Simulation", "Site", "HardwareProfiles", "Modbus", "Control",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
         .executableTarget(
             name: "switchyard",
             dependencies: [
                 "Basics", "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay", "Daemon",
+                "FleetSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -183,7 +192,7 @@ let package = Package(
         // Sparkplug unit tests, and interop against Debian's mosquitto and the pinned pysparkplug host.
         .testTarget(name: "SparkplugTests", dependencies: ["Sparkplug", "TestSupport"]),
         // The hub against Debian's mosquitto, our edge nodes and an independent one, and a throwaway PostgreSQL.
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Sparkplug", "FleetEdge", "TestSupport",
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Sparkplug", "FleetEdge", "FleetSim", "Control", "TestSupport",
                                                      .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "FleetEdgeTests", dependencies: ["FleetEdge", "Sparkplug", "TestSupport"]),
         // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).

@@ -10,6 +10,7 @@ import FleetEdge
 import Foundation
 import I2C
 import Logging
+import Modbus
 import ServiceLifecycle
 import Signals
 import Site
@@ -70,6 +71,9 @@ public struct DaemonConfig: Sendable {
     public var output = Output.logLines
     /// SIGTERM and SIGINT shut the daemon down gracefully (off for a daemon run inside a test process).
     public var handlesSignals = true
+    /// The site's devices: nil (`serve`): Modbus over the wire, one client per gateway (`ModbusClientPool`).
+    /// A simulated fleet (`sim --fleet`) passes the simulator's in-memory buses here.
+    public var buses: (@Sendable (Site) -> [String: any RegisterBus])?
 
     public init() {}
 
@@ -158,7 +162,8 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         let live = LiveSignals(base: siteSignals)
         let source = try live.makeSource(site: site)
         let pool = ModbusClientPool()
-        let buses = pool.buses(for: site)
+        let makeBuses: @Sendable (Site) -> [String: any RegisterBus] = config.buses ?? { pool.buses(for: $0) }
+        let buses = makeBuses(site)
         try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true)
         let store = StateFile(directory: config.stateDir)
         let restored: LoopState?
@@ -193,7 +198,7 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         // A loop built for a new configuration starts from the live signals (files plus the feeds' latest data).
         let host = LoopHost(loop: loop) { newSite, state in
             try ControlLoop(site: newSite, profiles: try Startup.profiles(for: newSite, profilesDir: profilesDir),
-                            buses: pool.buses(for: newSite), signals: try live.makeSource(site: newSite),
+                            buses: makeBuses(newSite), signals: try live.makeSource(site: newSite),
                             options: ControlOptions(commWatchdogS: watchdog), restoring: state)
         }
         live.attach(host)

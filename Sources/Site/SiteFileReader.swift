@@ -5,7 +5,7 @@ import Yams
 
 extension ReaderWording {
     /// The site, snapshot and signals files' sentences.
-    static let siteFile = ReaderWording(
+    public static let siteFile = ReaderWording(
         syntax: { e in
             switch e.problem {
             case .empty: (.syntax, "the file is empty")
