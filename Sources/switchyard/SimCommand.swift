@@ -11,10 +11,30 @@ extension Switchyard {
     struct Sim: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "sim",
-            abstract: "Simulate a site's devices (physics, faults) and serve them over Modbus TCP until Ctrl-C."
+            abstract: "Simulate a site's devices (physics, faults) and serve them over Modbus TCP until Ctrl-C; or, with --fleet, a fleet of sites, each with its own controller and Sparkplug edge node.",
+            discussion: """
+            A simulated fleet (--fleet FILE, e.g. examples/fleet.yaml): every site is a copy of the file's template \
+            site, controlled by its own `serve` (control loop, governor, store, API on a free loopback port, edge \
+            node) over the simulator's in-memory buses, in real time, against the MQTT broker of --broker.
+            """
         )
 
-        @OptionGroup var siteOptions: SiteOptions
+        @Option(name: .long, help: ArgumentHelp("The site file (YAML). Not with --fleet.", valueName: "FILE"))
+        var site: String?
+
+        @Option(name: .customLong("profiles-dir"), help: ArgumentHelp("Extra directory of hardware profiles.", valueName: "DIR"))
+        var profilesDir: String?
+
+        @Option(name: .long, help: ArgumentHelp("A simulated fleet's file (examples/fleet.yaml) instead of --site.", valueName: "FILE"))
+        var fleet: String?
+
+        @Option(name: .long, help: ArgumentHelp("With --fleet: the MQTT broker (default: the fleet file's, else 127.0.0.1:1883).", valueName: "HOST:PORT"))
+        var broker: String?
+
+        @Option(name: .customLong("state-dir"), help: ArgumentHelp("With --fleet: where the sites' files and state go (default: a temporary directory, removed at the end).", valueName: "DIR"))
+        var stateDir: String?
+
+        var siteOptions: SiteOptions { SiteOptions(site: site ?? "", profilesDir: profilesDir) }
 
         @Option(name: .long, help: ArgumentHelp("Scenario file: faults and signals at given times.", valueName: "FILE"))
         var scenario: String?
@@ -50,6 +70,18 @@ extension Switchyard {
         var startPower: String = SimStart.fallback.rawValue
 
         func validate() throws {
+            switch (site, fleet) {
+            case (nil, nil): throw ValidationError("give --site FILE (one site) or --fleet FILE (a simulated fleet)")
+            case (.some, .some): throw ValidationError("--site and --fleet cannot be given together")
+            case (nil, .some):
+                for (flag, set) in [("--scenario", scenario != nil), ("--listen-base-port", listenBasePort != nil), ("--gateway", gateway),
+                                    ("--write-site", writeSite != nil), ("--speed", speed != 1)] where set {
+                    throw ValidationError("\(flag) is for one site (--site), not --fleet")
+                }
+                if let broker, FleetSimRun.parseBroker(broker) == nil { throw ValidationError("--broker '\(broker)' should be HOST:PORT") }
+            case (.some, nil):
+                if broker != nil || stateDir != nil { throw ValidationError("--broker and --state-dir are for --fleet") }
+            }
             guard speed > 0, speed <= 10_000 else { throw ValidationError("--speed must be in (0, 10000]") }
             if let p = listenBasePort, !(1024...65000).contains(p) { throw ValidationError("--listen-base-port must be 1024…65000") }
             if gateway, listenBasePort == nil { throw ValidationError("--gateway needs --listen-base-port") }
@@ -59,6 +91,11 @@ extension Switchyard {
         }
 
         func run() async throws {
+            if let fleet {
+                try await FleetSimRun(fleetFile: fleet, broker: broker, stateDir: stateDir, profilesDir: profilesDir,
+                                      startAt: startAt.flatMap(parseISOTime), duration: duration, quiet: quiet).run()
+                return
+            }
             let (site, profiles) = try siteOptions.load()
             var spec: SimSiteSpec
             do { spec = try SimSiteSpec(site: site, profiles: profiles, start: SimStart(rawValue: startPower) ?? .fallback) } catch {

@@ -14,6 +14,14 @@ struct SiteOptions: ParsableArguments {
     @Option(name: .customLong("profiles-dir"), help: ArgumentHelp("Extra directory of hardware profiles.", valueName: "DIR"))
     var profilesDir: String?
 
+    init() {}
+
+    /// The same options from a command that parses them itself (`sim`, whose --site is optional beside --fleet).
+    init(site: String, profilesDir: String?) {
+        self.site = site
+        self.profilesDir = profilesDir
+    }
+
     /// Loads the site and every profile it names; one clear line on error.
     func load() throws -> (Site, [String: DeviceProfile]) {
         let s: Site
