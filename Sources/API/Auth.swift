@@ -1,6 +1,7 @@
 // Bearer-token authentication with roles, rate limiting of failed attempts,
 // and the audit trail of mutating calls.
 
+import Basics
 import Foundation
 import HTTPTypes
 import Hummingbird

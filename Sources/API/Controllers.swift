@@ -1,6 +1,7 @@
 // One controller per resource. Each exposes its routes as a Hummingbird `RouteCollection`, every route
 // behind its least role; `buildRouter` adds the collections.
 
+import Basics
 import Control
 import Foundation
 import HTTPTypes

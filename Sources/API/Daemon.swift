@@ -1,6 +1,7 @@
 // Wiring for `switchyard serve`: the store, the stored configuration on start,
 // the tick recorder and the HTTP application as services.
 
+import Basics
 import Control
 import Foundation
 import Hummingbird

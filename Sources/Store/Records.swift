@@ -1,5 +1,6 @@
 // One record type per table. Times are seconds since 1970 (UTC).
 
+import Basics
 import GRDB
 
 /// API roles, ordered: each role can do everything the ones before it can.

@@ -1,5 +1,7 @@
 // API tokens: "sy_" + 64 hex characters of system randomness. Only the
 // SHA-256 of the secret is stored; the secret is shown once, on creation.
+import Basics
+
 
 public struct IssuedToken: Sendable {
     /// The secret to give the client (shown once).
