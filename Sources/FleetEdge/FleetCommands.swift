@@ -6,6 +6,7 @@
 // FleetCommandProcessor runs on the edge node service's task, never the loop's.
 
 import API
+import Basics
 import Control
 import Foundation
 import Logging
@@ -34,9 +35,13 @@ public enum FleetCommandName {
     public static let eventReason = "DR Event/Reason"
     // NCMD: cancel a DR event.
     public static let cancelEventID = "DR Event/Cancel ID"
-    // NCMD: apply a stored configuration version by its content hash.
+    // NCMD: apply a configuration version by its content hash: a stored one, or the site file sent with it (a fleet
+    // rollout), which must hash to it.
     public static let configSHA256 = "Config/Apply SHA256"
     public static let configComment = "Config/Comment"
+    /// Text: the site file itself (at most `maxConfigYAMLBytes`); stored as a new version if no version has its hash.
+    public static let configYAML = "Config/YAML"
+    public static let maxConfigYAMLBytes = 1 << 20
     // DCMD: a device's mode.
     public static let mode = "Mode"
     public static let setpointKW = "Setpoint kW"
@@ -53,6 +58,7 @@ public enum FleetCommandName {
     public static let nodeSchema = CommandSchema(envelope.merging([
         eventID: .string, eventCapKW: .double, eventStart: .dateTime, eventEnd: .dateTime, eventDurationS: .int64,
         eventReason: .string, cancelEventID: .string, configSHA256: .string, configComment: .string,
+        configYAML: .text,
     ]) { a, _ in a }, echo: envelope)
 
     /// What a DCMD may carry.
@@ -64,7 +70,7 @@ public enum FleetCommandName {
 public enum FleetCommand: Sendable, Equatable {
     case createEvent(id: String, capKW: Double, start: Double?, end: Double?, durationS: Int64?, reason: String)
     case cancelEvent(id: String)
-    case applyConfig(sha256: String, comment: String?)
+    case applyConfig(sha256: String, comment: String?, yaml: String? = nil)
     case setMode(device: String, mode: String, setpointKW: Double?, durationS: Int64?)
 
     /// The least role it needs: the role of the API route doing the same (OperatorRules).
@@ -93,7 +99,8 @@ public enum FleetCommand: Sendable, Equatable {
             "DR event \(id) cap \(cap) kW" + (start.map { " from \(Int($0))" } ?? " from now")
                 + (end.map { " until \(Int($0))" } ?? "") + (duration.map { " for \($0) s" } ?? "") + " — \(reason)"
         case .cancelEvent(let id): "cancel DR event \(id)"
-        case let .applyConfig(sha, comment): "apply config sha256 \(sha)" + (comment.map { " — \($0)" } ?? "")
+        case let .applyConfig(sha, comment, yaml): "apply config sha256 \(sha)" + (yaml.map { " (sent, \($0.utf8.count) bytes)" } ?? "")
+            + (comment.map { " — \($0)" } ?? "")
         case let .setMode(device, mode, kw, duration):
             "\(device) \(mode)" + (kw.map { " \($0) kW" } ?? "") + (duration.map { " for \($0) s" } ?? "")
         }
@@ -198,7 +205,7 @@ public enum FleetCommandParser {
         let create = [FleetCommandName.eventID, FleetCommandName.eventCapKW, FleetCommandName.eventStart, FleetCommandName.eventEnd,
                       FleetCommandName.eventDurationS, FleetCommandName.eventReason].filter { m[$0] != nil }
         let cancel = m[FleetCommandName.cancelEventID] != nil
-        let config = [FleetCommandName.configSHA256, FleetCommandName.configComment].filter { m[$0] != nil }
+        let config = [FleetCommandName.configSHA256, FleetCommandName.configComment, FleetCommandName.configYAML].filter { m[$0] != nil }
         let kinds = [!create.isEmpty, cancel, !config.isEmpty].filter { $0 }.count
         guard kinds == 1 else {
             return .failure(FleetRejection(kinds == 0 ? .missing : .malformed,
@@ -210,7 +217,9 @@ public enum FleetCommandParser {
             guard let sha = string(FleetCommandName.configSHA256) else {
                 return .failure(FleetRejection(.missing, "config apply needs '\(FleetCommandName.configSHA256)'"))
             }
-            return .success(.applyConfig(sha256: sha, comment: string(FleetCommandName.configComment)))
+            var yaml: String?
+            if case .text(let t)? = m[FleetCommandName.configYAML] { yaml = t }
+            return .success(.applyConfig(sha256: sha, comment: string(FleetCommandName.configComment), yaml: yaml))
         }
         for required in [FleetCommandName.eventID, FleetCommandName.eventCapKW, FleetCommandName.eventReason] where m[required] == nil {
             return .failure(FleetRejection(.missing, "a DR event needs '\(required)'"))
@@ -395,16 +404,27 @@ public final class FleetCommandProcessor: Sendable {
             default:
                 return .failure(FleetRejection(.outOfRange, "mode must be 'manual' or 'auto', not '\(mode)'"))
             }
-        case let .applyConfig(sha, rawComment):
-            return await applyConfig(sha: sha.lowercased(), comment: rawComment, actor: actor)
+        case let .applyConfig(sha, rawComment, yaml):
+            return await applyConfig(sha: sha.lowercased(), comment: rawComment, yaml: yaml, actor: actor)
         }
     }
 
     /// The API's rollback path for a stored version named by its content hash: validate, store as the newest
-    /// version (rollback of the old one), apply at the next tick boundary.
-    func applyConfig(sha: String, comment rawComment: String?, actor: String) async -> Result<String, FleetRejection> {
+    /// version (rollback of the old one), apply at the next tick boundary. With `yaml` (a rollout sends the file):
+    /// it must hash to `sha`; when no stored version has that hash it is validated, stored as a new version and
+    /// applied, as `config apply` does through the API.
+    func applyConfig(sha: String, comment rawComment: String?, yaml: String?, actor: String) async -> Result<String, FleetRejection> {
         guard sha.count == 64, sha.allSatisfy({ $0.isHexDigit }) else {
             return .failure(FleetRejection(.outOfRange, "'\(FleetCommandName.configSHA256)' must be 64 hex digits"))
+        }
+        if let yaml {
+            guard yaml.utf8.count <= FleetCommandName.maxConfigYAMLBytes else {
+                return .failure(FleetRejection(.outOfRange, "'\(FleetCommandName.configYAML)' is \(yaml.utf8.count) bytes; at most \(FleetCommandName.maxConfigYAMLBytes)"))
+            }
+            let actual = SHA256.hex(yaml)
+            guard actual == sha else {
+                return .failure(FleetRejection(.malformed, "'\(FleetCommandName.configYAML)' hashes to \(actual.prefix(12))…, not the \(sha.prefix(12))… of '\(FleetCommandName.configSHA256)'"))
+            }
         }
         let comment = rawComment?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         guard comment.count <= 500 else { return .failure(FleetRejection(.outOfRange, "comment must be 1…500 characters")) }
@@ -413,7 +433,8 @@ public final class FleetCommandProcessor: Sendable {
         do {
             current = try deps.configs.latestConfig()
             guard let v = try deps.configs.configHistory(limit: Int.max).first(where: { $0.sha256 == sha }) else {
-                return .failure(FleetRejection(.notFound, "no stored config version with sha256 \(sha)"))
+                guard let yaml else { return .failure(FleetRejection(.notFound, "no stored config version with sha256 \(sha)")) }
+                return await applyNewConfig(yaml: yaml, sha: sha, comment: rawComment, current: try deps.configs.latestConfig(), actor: actor)
             }
             stored = v
         } catch {
@@ -441,6 +462,30 @@ public final class FleetCommandProcessor: Sendable {
         }
         try? deps.eventLog.logEvents([EventEntry(at: deps.wallClock(), kind: .config, subject: "v\(v.version)", message: "applied by \(actor): \(text)")])
         return .success("config v\(v.version) applied (content of v\(stored.version), sha256 \(sha.prefix(12))…)")
+    }
+
+    /// A site file no stored version has (sent with the command): validate, store as the newest version, apply.
+    func applyNewConfig(yaml: String, sha: String, comment rawComment: String?, current: ConfigVersion?, actor: String) async -> Result<String, FleetRejection> {
+        let comment = rawComment?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let file = "config sha256 \(sha.prefix(12))"
+        let site: Site
+        do { site = try deps.runtime.validate(yaml: yaml, file: file) } catch {
+            return .failure(FleetRejection(.outOfRange, SiteValidator.oneLine(error, file: file)))
+        }
+        let text = comment.isEmpty ? "fleet: apply sha256 \(sha.prefix(12))" : comment
+        let now = deps.wallClock()
+        let v: ConfigVersion
+        do {
+            v = try deps.configs.appendConfig(yaml: yaml, author: actor, comment: text, at: now, expected: current?.version ?? 0, rollbackOf: nil, audit: nil)
+        } catch {
+            return .failure(FleetRejection(.conflict, "config changed meanwhile: \(error)"))
+        }
+        do { try await deps.runtime.apply(site, version: v.version) } catch {
+            try? deps.eventLog.logEvents([EventEntry(at: now, kind: .config, subject: "v\(v.version)", message: "stored but not applied: \(error)")])
+            return .failure(FleetRejection(.failed, "config v\(v.version) stored but not applied: \(error)"))
+        }
+        try? deps.eventLog.logEvents([EventEntry(at: deps.wallClock(), kind: .config, subject: "v\(v.version)", message: "applied by \(actor): \(text)")])
+        return .success("config v\(v.version) applied (sent with the command, sha256 \(sha.prefix(12))…)")
     }
 
     /// One audit row, one log line, the answer.

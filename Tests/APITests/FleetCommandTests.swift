@@ -1,3 +1,4 @@
+import Basics
 import Control
 import FleetEdge
 import Foundation
@@ -165,6 +166,40 @@ struct FleetCommandTests {
             SparkplugMetric(name: FleetCommandName.configSHA256, value: .string(String(repeating: "ab", count: 32)))])
         #expect(unknown.result.hasPrefix("rejected: not-found: no stored config version"), "\(unknown.result)")
         #expect(try rig.h.store.latestConfig()?.version == 4)
+    }
+
+    /// A rollout sends the site file with its hash: stored as a new version and applied; a file that does not hash
+    /// to the hash, or does not validate, changes nothing.
+    @Test func aConfigSentWithTheCommandIsStoredAndApplied() async throws {
+        let rig = try FleetRig.make()
+        await rig.h.tick()
+        let changed = apiSiteYAML.replacingOccurrences(of: "import_limit_kw: 6000", with: "import_limit_kw: 5800")
+        func apply(_ id: String, sha: String, yaml: String) async throws -> FleetCommandAnswer {
+            let metrics = rig.envelope(id, client: "hq-admin") + [
+                SparkplugMetric(name: FleetCommandName.configSHA256, value: .string(sha)),
+                SparkplugMetric(name: FleetCommandName.configYAML, value: .text(yaml)),
+            ]
+            let done = Mutex<FleetCommandAnswer?>(nil)
+            let task = Task { let a = try await rig.send(nil, metrics); done.withLock { $0 = a }; return a }
+            var ticks = 0
+            while done.withLock({ $0 == nil }), ticks < 10_000 {
+                await rig.h.tick()
+                await Task.yield()
+                ticks += 1
+            }
+            return try await task.value
+        }
+        let wrong = try await apply("y-1", sha: SHA256.hex(apiSiteYAML), yaml: changed)
+        #expect(wrong.result.hasPrefix("rejected: malformed: 'Config/YAML' hashes to \(SHA256.hex(changed).prefix(12))…"), "\(wrong.result)")
+        let broken = apiSiteYAML.replacingOccurrences(of: "import_limit_kw: 6000", with: "import_limit_kw: lots")
+        let invalid = try await apply("y-2", sha: SHA256.hex(broken), yaml: broken)
+        #expect(invalid.result.hasPrefix("rejected: out-of-range: config sha256 \(SHA256.hex(broken).prefix(12)):"), "\(invalid.result)")
+        #expect(try rig.h.store.latestConfig()?.version == 1)
+        let good = try await apply("y-3", sha: SHA256.hex(changed), yaml: changed)
+        #expect(good.accepted, "\(good.result)")
+        let v2 = try #require(try rig.h.store.latestConfig())
+        #expect(v2.version == 2 && v2.sha256 == SHA256.hex(changed) && v2.rollbackOf == nil && v2.author == "fleet:hq-admin")
+        #expect(rig.h.host.current.site.importLimitKw == 5800)
     }
 
     /// Each bad command changes nothing, is answered with why, and leaves an audit row with its outcome.
