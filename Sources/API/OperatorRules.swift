@@ -2,6 +2,7 @@
 // the fleet commands (FleetEdge.FleetCommandProcessor), so both refuse the same values with the same words.
 // Pure: each check returns why a value is refused, or nil.
 
+import Signals
 import Store
 
 public enum OperatorRules {
@@ -12,27 +13,17 @@ public enum OperatorRules {
     public static let setModeRole = Role.operator
     public static let applyConfigRole = Role.admin
 
-    public static let maxCapKW = 10_000_000.0
-    public static let maxEventS = 31 * 86_400.0
-    public static let maxReasonCharacters = 200
+    // The DR event rules are Signals.DREventRules (the fleet hub checks its caps against them too).
+    public static let maxCapKW = DREventRules.maxCapKW
+    public static let maxEventS = DREventRules.maxEventS
+    public static let maxReasonCharacters = DREventRules.maxReasonCharacters
     public static let maxOverrideS = 7 * 86_400.0
 
-    /// An event or token id: 1…64 of A-Z a-z 0-9 . _ -
-    public static func isValidID(_ s: String) -> Bool {
-        !s.isEmpty && s.count <= 64 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
-    }
+    public static func isValidID(_ s: String) -> Bool { DREventRules.isValidID(s) }
+    public static let idProblem = DREventRules.idProblem
 
-    public static let idProblem = "id must be 1…64 of A-Z a-z 0-9 . _ -"
-
-    /// Why a DR event (cap, window, reason already trimmed) is refused at `now`, or nil.
     public static func eventProblem(capKW: Double, from: Double, until: Double, reason: String, now: Double) -> String? {
-        guard from.isFinite, until.isFinite else { return "from and until must be finite times" }
-        guard capKW.isFinite, capKW >= 0, capKW <= maxCapKW else { return "cap_kw must be 0…10000000 kW" }
-        guard until > from else { return "until must be after from" }
-        guard until > now else { return "until is in the past" }
-        guard until - from <= maxEventS else { return "an event may last at most 31 days" }
-        guard !reason.isEmpty, reason.count <= maxReasonCharacters else { return "reason must be 1…200 characters" }
-        return nil
+        DREventRules.eventProblem(capKW: capKW, from: from, until: until, reason: reason, now: now)
     }
 
     /// Why a manual setpoint for `forS` seconds on a device of `maxKW` is refused, or nil.
