@@ -118,6 +118,23 @@ struct ServeInputTests {
         #expect(r.stderr.contains("site.yaml:2:"), "\(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
+
+    /// `sim` takes one site (--site) or a simulated fleet (--fleet), never both or neither; a bad fleet file names
+    /// its line.
+    @Test func simTakesASiteOrAFleet() async throws {
+        let neither = try await runCommand(exe, ["sim", "--duration", "1"])
+        #expect(neither.status == 64 && neither.stderr.contains("give --site FILE (one site) or --fleet FILE (a simulated fleet)"), "\(neither.stderr)")
+        let demo = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
+        let both = try await runCommand(exe, ["sim", "--site", demo, "--fleet", packageRoot.appendingPathComponent("examples/fleet.yaml").path])
+        #expect(both.status == 64 && both.stderr.contains("--site and --fleet cannot be given together"), "\(both.stderr)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-simfleet-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fleet = dir.appendingPathComponent("fleet.yaml").path
+        try "template: \(demo)\nregions:\n  - {name: ERCOT, sites: 0}\n".write(toFile: fleet, atomically: true, encoding: .utf8)
+        let bad = try await runCommand(exe, ["sim", "--fleet", fleet, "--duration", "1"])
+        #expect(bad.status == 65 && bad.stderr.contains("fleet.yaml:3:26: sites should be 1–99, found 0"), "\(bad.stderr)")
+    }
 }
 
 /// `serve --openadr` against the OpenADR 3 VTN stand-in and the simulated demo site: the VTN's
