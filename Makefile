@@ -1,9 +1,10 @@
 # Switchyard: `make run` and `make test` install whatever is missing, build, then run or test.
-# System packages come from Debian (apt-get), Python peers from PyPI, pinned.
+# System packages come from Debian (apt-get), Python peers from PyPI, pinned. postgresql: the hub store's tests and
+# benchmark start throwaway clusters of it (TestSupport.PostgresServer); the cluster Debian's package creates is unused.
 
 SWIFT          ?= swift
 SWIFT_FLAGS    ?=
-APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat chromium mosquitto libmosquitto-dev openssl
+APT_PACKAGES   := pkg-config libmodbus-dev libi2c-dev mbpoll socat chromium mosquitto libmosquitto-dev openssl postgresql
 PIP_PACKAGES   := pymodbus==3.8.6 pyserial==3.5 pysparkplug==0.6.1 paho-mqtt==1.6.1 protobuf==7.36.2
 BENCH_PIP      := scipy==1.17.1 numpy==2.4.6
 SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
