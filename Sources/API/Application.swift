@@ -2,6 +2,7 @@
 // Every route is declared once, with its minimum role, through `RouteTable` (one RouteCollection per controller),
 // so the auth-matrix tests enumerate exactly what the server serves.
 
+import Basics
 import Control
 import Foundation
 import HTTPTypes

@@ -1,5 +1,6 @@
 // The request context: who is calling (set by the auth middleware) and where from.
 
+import Basics
 import Foundation
 import Hummingbird
 import NIOCore

@@ -2,6 +2,7 @@
 // the fleet commands (FleetEdge.FleetCommandProcessor), so both refuse the same values with the same words.
 // Pure: each check returns why a value is refused, or nil.
 
+import Basics
 import Signals
 import Store
 

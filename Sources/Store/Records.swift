@@ -3,13 +3,8 @@
 import Basics
 import GRDB
 
-/// API roles, ordered: each role can do everything the ones before it can.
-public enum Role: String, Codable, Sendable, CaseIterable, Comparable, DatabaseValueConvertible {
-    case viewer, `operator`, admin
-
-    var rank: Int { switch self { case .viewer: 0; case .operator: 1; case .admin: 2 } }
-    public static func < (a: Role, b: Role) -> Bool { a.rank < b.rank }
-}
+// `Role` (viewer < operator < admin) is Basics': the fleet hub's API uses the same roles without this store.
+extension Role: DatabaseValueConvertible {}
 
 /// One stored version of the full site file.
 public struct ConfigVersion: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {

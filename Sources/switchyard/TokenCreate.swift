@@ -1,5 +1,6 @@
 // `switchyard token create`.
 
+import Basics
 import API
 import ArgumentParser
 import Foundation
