@@ -227,6 +227,32 @@ struct HostApplicationTests {
         #expect(!records.contains { if case .sequenceGap = $0 { true } else { false } })
     }
 
+    /// pysparkplug 0.6.1's clean disconnect publishes an NDEATH whose bdSeq is the *next* session's (its connect
+    /// callback prepares the next bdSeq metric, and disconnect() sends that one), not the NBIRTH's. A host that
+    /// follows the specification ignores it; the DISCONNECT discards the will, so the node stays born until stale.
+    @Test func pysparkplugsCleanDisconnectSendsAnNDEATHWithTheWrongBdSeqWhichIsIgnored() async throws {
+        let broker = try await MosquittoBroker.start()
+        defer { broker.stop() }
+        var (host, group) = try RunningHost.start(broker: broker)
+        async let hostDone: Void = group.run()
+        #expect(await host.next(isOnline) != nil)
+
+        let edge = try await PeerProcess.python("pysparkplug_edge.py", ["\(broker.port)", "PJM", "py-clean"])
+        defer { edge.stop() }
+        let key = SiteKey(group: "PJM", edge: "py-clean")
+        #expect(await host.until { $0.first?.importKW == 1500.25 && $0.first?.devicesOnline == 1 } != nil)
+        edge.signal(SIGUSR1)
+        let death = await host.next { if case .received(.node(_, .ndeath, _), _) = $0 { true } else { false } }
+        guard case let .received(_, problem)? = death else { Issue.record("no NDEATH"); return }
+        #expect(problem?.contains("bdSeq 1, not the session's 0") == true)
+        let rows = await host.host.status()
+        #expect(rows.first?.site == key && rows.first?.liveness == .online && rows.first?.bdSeq == 0)
+
+        await group.triggerGracefulShutdown()
+        try await hostDone
+        #expect(!(await host.sink.records).contains { if case .death = $0 { true } else { false } })
+    }
+
     @Test func ourEdgeNodeWaitsForThisHostsStateAndDiesWhenItGoesOffline() async throws {
         let broker = try await MosquittoBroker.start()
         defer { broker.stop() }

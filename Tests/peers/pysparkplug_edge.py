@@ -4,10 +4,12 @@
 
 It connects (NBIRTH with its metrics and bdSeq 0, then a DBIRTH for device meter-1), publishes one NDATA carrying a
 live value and a historical one, and one DDATA; then prints "READY" and waits to be killed (SIGKILL: the broker
-publishes the NDEATH will registered at connect).
+publishes the NDEATH will registered at connect). On SIGUSR1 it disconnects cleanly with pysparkplug's own
+EdgeNode.disconnect() (an explicit NDEATH, then DISCONNECT) and prints "DISCONNECTED".
 
 Usage: pysparkplug_edge.py PORT GROUP EDGE
 """
+import signal
 import sys
 import time
 
@@ -52,6 +54,16 @@ node.update((
     Metric(timestamp=t - 60_000, name="Site/Import kW", datatype=DataType.DOUBLE, value=999.0, is_historical=True),
 ))
 node.update_device("meter-1", (Metric(timestamp=now_ms(), name="Power kW", datatype=DataType.DOUBLE, value=510.0),))
+
+
+def disconnect(_signum, _frame):
+    node.disconnect()
+    print("DISCONNECTED", flush=True)
+
+
+signal.signal(signal.SIGUSR1, disconnect)
+# The test runner that started us may have SIGUSR1 blocked, and a child inherits the mask.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 print("READY", flush=True)
 while True:
     time.sleep(60)
