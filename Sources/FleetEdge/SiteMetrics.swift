@@ -7,24 +7,9 @@ import Control
 import Site
 import Sparkplug
 
-/// Names of the metrics the edge node publishes.
-public enum FleetMetricName {
-    public static let importKW = "Site/Import kW"
-    public static let capKW = "Site/Cap In Force kW"
-    public static let miningMW = "Site/Mining MW"
-    public static let inferenceMW = "Site/Inference MW"
-    public static let price = "Site/Price USD per MWh"
-    public static let hashprice = "Site/Hashprice USD per PH day"
-    public static let mode = "Site/Governor Mode"
-    public static let configVersion = "Site/Config Version"
-    public static let activeEvents = "Site/Active Events"
-
-    public static let powerKW = "Power kW"
-    public static let setpointKW = "Setpoint kW"
-    public static let up = "Up"
-    public static let following = "Following"
-    public static let lastErrorCode = "Last Error Code"
-
+/// The metric names live in the Sparkplug target (FleetMetricName.swift), shared with the hub; the edge node's
+/// report-by-exception deadbands for them are its own.
+extension FleetMetricName {
     /// Deadbands by name where the default (1 % or 10 in the metric's unit) would be wrong:
     /// MW metrics move by 1 % or 10 kW (0.01 MW), prices by 1 % or 1 $.
     public static let deadbands: [String: Deadband] = [

@@ -1,0 +1,246 @@
+// The Sparkplug B primary host application (Sparkplug 3.0): a swift-service-lifecycle `Service` and a thin I/O
+// shell around `FleetModel`.
+//
+// - Connects with the will `spBv1.0/STATE/<host_id>` = {"online": false, "timestamp": T} (QoS 1, retained);
+//   after CONNACK it subscribes to `spBv1.0/#` (QoS 1) and, once the broker has acknowledged the subscription,
+//   publishes {"online": true, "timestamp": T} (QoS 1, retained). T is the session's start time, the same in the
+//   will, the online STATE and the offline STATE a graceful shutdown publishes (Sparkplug 3.0 pairs them by it).
+// - Every message libmosquitto's thread receives goes into the client's `AsyncStream` (that thread never waits);
+//   this service's task feeds it to the model, publishes the rebirth requests the model asks for (NCMD
+//   `Node Control/Rebirth` = true, QoS 0) and hands the records to a bounded queue. A second task writes them to
+//   the sink, so a slow sink never delays the model or the rebirths; if the queue is full, the batch is dropped,
+//   counted and logged as an error (never silently).
+// - A lost connection is retried after `retryDelay`, with a new session time.
+// - On graceful shutdown: STATE offline (retained, QoS 1, acknowledged), DISCONNECT, then the queued records are
+//   written before `run` returns.
+
+import Foundation
+import Logging
+import ServiceLifecycle
+import Sparkplug
+import Synchronization
+
+/// What the host reports as it runs (for tests, logs and the daemon).
+public enum HostEvent: Sendable, Hashable {
+    /// CONNACK, then `spBv1.0/#` subscribed and STATE online published (its timestamp).
+    case online(stateTimestamp: UInt64)
+    /// The MQTT session ended.
+    case offline(reason: String)
+    /// One Sparkplug message was taken into the model (with what was wrong with it, if anything).
+    case received(SparkplugTopic, problem: String?)
+    /// A rebirth was asked of this node.
+    case rebirthRequested(SiteKey)
+    /// The record queue was full: this many records were dropped (in total so far).
+    case recordsDropped(total: Int)
+    /// The sink failed to write a batch (its error).
+    case sinkFailed(String)
+    /// A libmosquitto call failed.
+    case failure(String)
+}
+
+public struct HostConfiguration: Sendable {
+    /// The host id in `spBv1.0/STATE/<host_id>` (edge nodes name it as their primary host).
+    public var hostID: String
+    public var mqtt: MQTTConfiguration
+    public var model: FleetModel.Configuration
+    /// Batches of records (one per message) waiting for the sink at most; more are dropped and logged.
+    public var recordQueueCapacity: Int
+    /// Between connection attempts.
+    public var retryDelay: Duration
+
+    public init(hostID: String, mqtt: MQTTConfiguration, model: FleetModel.Configuration = .init(),
+                recordQueueCapacity: Int = 10_000, retryDelay: Duration = .seconds(2)) {
+        self.hostID = hostID
+        self.mqtt = mqtt
+        self.model = model
+        self.recordQueueCapacity = recordQueueCapacity
+        self.retryDelay = retryDelay
+    }
+}
+
+public final class HostApplication: Service, Sendable {
+    public let configuration: HostConfiguration
+    public let stateTopic: String
+    private let sink: any FleetRecordSink
+    private let logger: Logger
+    private let now: @Sendable () -> UInt64
+    private let observe: @Sendable (HostEvent) -> Void
+    private let model: Mutex<FleetModel>
+    private let dropped = Atomic<Int>(0)
+    /// Set by a graceful shutdown (or cancellation): no further connection attempts.
+    private let stopping = Atomic<Bool>(false)
+    /// The current MQTT session's start time, ms since the epoch: the timestamp of its STATE messages.
+    private let session = Mutex<UInt64>(0)
+
+    /// `now`: ms since the epoch (STATE timestamps, receipt times, staleness); inject one in tests.
+    public init(configuration: HostConfiguration, sink: any FleetRecordSink, logger: Logger,
+                now: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+                observe: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws {
+        try validateSparkplugID(configuration.hostID, kind: "host id")
+        self.configuration = configuration
+        stateTopic = SparkplugTopic.state(hostID: configuration.hostID).description
+        self.sink = sink
+        self.logger = logger
+        self.now = now
+        self.observe = observe
+        model = Mutex(FleetModel(configuration: configuration.model))
+    }
+
+    /// The fleet, one row per site ever born (for the fleet API and CLI).
+    public func status() async -> [SiteStatus] {
+        let t = now()
+        return model.withLock { $0.status(now: t) }
+    }
+
+    /// The whole model (devices, metric values), a copy.
+    public func snapshot() async -> FleetModel { model.withLock { $0 } }
+
+    /// Records dropped so far because the sink fell behind.
+    public var droppedRecords: Int { dropped.load(ordering: .relaxed) }
+
+    public func run() async throws {
+        let client = MQTTClient(configuration.mqtt)
+        let (batches, batchesIn) = AsyncStream.makeStream(of: [HubRecord].self,
+                                                          bufferingPolicy: .bufferingOldest(max(1, configuration.recordQueueCapacity)))
+        session.withLock { $0 = now() }
+        let sink = self.sink
+        let logger = self.logger
+        let observe = self.observe
+
+        await withTaskGroup(of: Void.self) { group in
+            // The sink's own task: one batch at a time, in arrival order.
+            group.addTask {
+                for await batch in batches {
+                    do { try await sink.write(batch) } catch {
+                        logger.error("hub: the record sink failed; \(batch.count) records lost",
+                                     metadata: ["hub.error": "\(error)"])
+                        observe(.sinkFailed("\(error)"))
+                    }
+                }
+            }
+            await withTaskCancellationOrGracefulShutdownHandler {
+                await self.connect(client)
+                for await event in client.events {
+                    switch event {
+                    case .connected:
+                        await self.announce(client, session: self.session.withLock { $0 })
+                    case .connectionRefused(_, let reason), .disconnected(_, let reason):
+                        logger.warning("hub: MQTT session ended", metadata: ["mqtt.reason": "\(reason)"])
+                        observe(.offline(reason: reason))
+                        if self.stopping.load(ordering: .acquiring) { continue }
+                        try? await Task.sleep(for: self.configuration.retryDelay)
+                        if self.stopping.load(ordering: .acquiring) { continue }
+                        self.session.withLock { $0 = self.now() }
+                        await self.connect(client)
+                    case .message(let m):
+                        self.take(m, client: client, records: batchesIn)
+                    }
+                }
+            } onCancelOrGracefulShutdown: {
+                self.stopping.store(true, ordering: .releasing)
+                let offline = HostState(online: false, timestamp: self.session.withLock { $0 }).encoded()
+                let topic = self.stateTopic
+                // STATE offline, acknowledged by the broker (or failed: not connected), then DISCONNECT and close:
+                // the event stream ends and so does the loop above.
+                client.submitAcknowledged([.publish(topic: topic, payload: offline, qos: 1, retain: true)]) { error in
+                    if let error { logger.warning("hub: STATE offline not published", metadata: ["mqtt.error": "\(error)"]) }
+                    client.submit([.disconnect]) { _ in client.close() }
+                }
+            }
+            batchesIn.finish()
+            await group.waitForAll()
+        }
+    }
+
+    /// CONNECT with the STATE offline will of this session (retried on failure until stopped).
+    private func connect(_ client: MQTTClient) async {
+        let will = MQTTWill(topic: stateTopic, payload: HostState(online: false, timestamp: session.withLock { $0 }).encoded(),
+                            qos: 1, retain: true)
+        while !Task.isCancelled, !stopping.load(ordering: .acquiring) {
+            do {
+                try await client.connect(will: will)
+                return
+            } catch {
+                logger.warning("hub: cannot connect to the broker", metadata: ["mqtt.error": "\(error)"])
+                observe(.failure("\(error)"))
+                try? await Task.sleep(for: configuration.retryDelay)
+            }
+        }
+    }
+
+    /// After CONNACK: subscribe to the namespace, and once the broker has acknowledged it, STATE online.
+    private func announce(_ client: MQTTClient, session: UInt64) async {
+        let (acks, ackIn) = AsyncStream.makeStream(of: MosquittoError?.self)
+        client.submitAcknowledged([.subscribe(Hub.subscription, qos: 1)]) { ackIn.yield($0); ackIn.finish() }
+        var failure: MosquittoError? = MosquittoError(call: "mosquitto_subscribe", code: MosquittoError.noConnection)
+        for await r in acks { failure = r }
+        if let failure {
+            logger.warning("hub: subscribe failed", metadata: ["mqtt.error": "\(failure)"])
+            observe(.failure("\(failure)"))
+            return
+        }
+        let online = HostState(online: true, timestamp: session).encoded()
+        let (done, doneIn) = AsyncStream.makeStream(of: MosquittoError?.self)
+        client.submitAcknowledged([.publish(topic: stateTopic, payload: online, qos: 1, retain: true)]) { doneIn.yield($0); doneIn.finish() }
+        var result: MosquittoError? = MosquittoError(call: "mosquitto_publish", code: MosquittoError.noConnection)
+        for await r in done { result = r }
+        if let result {
+            logger.warning("hub: STATE online not published", metadata: ["mqtt.error": "\(result)"])
+            observe(.failure("\(result)"))
+            return
+        }
+        logger.info("hub: primary host online", metadata: ["sparkplug.host": "\(configuration.hostID)"])
+        observe(.online(stateTimestamp: session))
+    }
+
+    /// One message: into the model; its records to the queue; a rebirth request to the node if asked for.
+    private func take(_ message: MQTTMessage, client: MQTTClient, records: AsyncStream<[HubRecord]>.Continuation) {
+        guard let topic = try? SparkplugTopic(parsing: message.topic) else {
+            logger.debug("hub: not a Sparkplug topic", metadata: ["mqtt.topic": "\(message.topic)"])
+            return
+        }
+        if case .state = topic { return }
+        let t = now()
+        let outcome = model.withLock { $0.receive(topic, payload: message.payload, now: t) }
+        if let problem = outcome.problem {
+            logger.warning("hub: \(problem)", metadata: ["mqtt.topic": "\(message.topic)"])
+        }
+        if !outcome.records.isEmpty, case .dropped = records.yield(outcome.records) {
+            let total = dropped.add(outcome.records.count, ordering: .relaxed).newValue
+            logger.error("hub: the record sink is behind (queue of \(configuration.recordQueueCapacity) batches full): records dropped",
+                         metadata: ["hub.dropped": "\(outcome.records.count)", "hub.dropped_total": "\(total)"])
+            observe(.recordsDropped(total: total))
+        }
+        if let key = outcome.rebirth {
+            let payload = SparkplugPayload(timestamp: t, seq: nil, metrics: [
+                SparkplugMetric(name: SparkplugMetricName.rebirth, timestamp: t, value: .boolean(true)),
+            ]).encoded()
+            let ncmd = SparkplugTopic.node(group: key.group, type: .ncmd, edge: key.edge).description
+            let logger = self.logger
+            let observe = self.observe
+            client.submit([.publish(topic: ncmd, payload: payload, qos: 0, retain: false)]) { results in
+                if let error = results.first ?? nil {
+                    logger.warning("hub: rebirth request not sent", metadata: ["sparkplug.node": "\(key)", "mqtt.error": "\(error)"])
+                    observe(.failure("\(error)"))
+                }
+            }
+            logger.notice("hub: asked for a rebirth", metadata: ["sparkplug.node": "\(key)"])
+            observe(.rebirthRequested(key))
+        }
+        observe(.received(topic, problem: outcome.problem))
+    }
+}
+
+/// Records kept in memory (tests, and `switchyard hub` without a database).
+public actor MemoryRecordSink: FleetRecordSink {
+    public private(set) var records: [HubRecord] = []
+    /// At most this many records are kept (the oldest go first); nil: all.
+    public let limit: Int?
+
+    public init(limit: Int? = nil) { self.limit = limit }
+
+    public func write(_ batch: [HubRecord]) async throws {
+        records.append(contentsOf: batch)
+        if let limit, records.count > limit { records.removeFirst(records.count - limit) }
+    }
+}

@@ -1,0 +1,22 @@
+// The names of the metrics a Switchyard edge node publishes (issue 17), shared by both ends of the fleet bus:
+// the edge node (FleetEdge) writes them and the primary host (Hub) reads them. Datatypes and meanings are listed
+// in docs/fleet.md ("What `serve` publishes").
+
+/// Names of the metrics the edge node publishes.
+public enum FleetMetricName {
+    public static let importKW = "Site/Import kW"
+    public static let capKW = "Site/Cap In Force kW"
+    public static let miningMW = "Site/Mining MW"
+    public static let inferenceMW = "Site/Inference MW"
+    public static let price = "Site/Price USD per MWh"
+    public static let hashprice = "Site/Hashprice USD per PH day"
+    public static let mode = "Site/Governor Mode"
+    public static let configVersion = "Site/Config Version"
+    public static let activeEvents = "Site/Active Events"
+
+    public static let powerKW = "Power kW"
+    public static let setpointKW = "Setpoint kW"
+    public static let up = "Up"
+    public static let following = "Following"
+    public static let lastErrorCode = "Last Error Code"
+}
