@@ -71,7 +71,7 @@ let package = Package(
         // The fleet's primary host (issue 18): the fleet model from births and data, PostgreSQL (postgres-nio), the
         // fleet API, rollouts and fleet DR allocation. Never Control: the hub does not run a site.
         .target(name: "Hub", dependencies: [
-            "Sparkplug", "Site", "Signals", "Basics",
+            "Sparkplug", "Site", "Signals", "Basics", "HTTPBasics",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,9 +121,11 @@ let package = Package(
 
         // SQLite (GRDB): config versions, audit log, event log, decision log, per-minute series, API tokens.
         .target(name: "Store", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The HTTP error shape and the failed-authentication limiter, shared by the site API and the hub's API.
+        .target(name: "HTTPBasics", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
         // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics (swift-prometheus); the tick recorder.
         .target(name: "API", dependencies: [
-            "Basics", "Control", "Store", "Site", "Signals",
+            "Basics", "HTTPBasics", "Control", "Store", "Site", "Signals",
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Hummingbird", package: "hummingbird"),

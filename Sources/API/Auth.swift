@@ -2,46 +2,13 @@
 // and the audit trail of mutating calls.
 
 import Basics
+@_exported import HTTPBasics
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
 import Store
 import Synchronization
-
-/// Limits failed authentications per client address: after `maxFailures` within
-/// `windowS`, the client gets 429 until the oldest failure leaves the window.
-public final class FailedAuthLimiter: Sendable {
-    public let maxFailures: Int
-    public let windowS: Double
-    let failures = Mutex<[String: [Double]]>([:])
-
-    public init(maxFailures: Int = 10, windowS: Double = 300) {
-        self.maxFailures = maxFailures
-        self.windowS = windowS
-    }
-
-    /// Seconds until `client` may try again, or nil if it may try now.
-    public func retryAfter(_ client: String, now: Double) -> Double? {
-        failures.withLock { f in
-            let recent = (f[client] ?? []).filter { now - $0 < windowS }
-            f[client] = recent.isEmpty ? nil : recent
-            guard recent.count >= maxFailures, let oldest = recent.first else { return nil }
-            return max(1, oldest + windowS - now)
-        }
-    }
-
-    public func recordFailure(_ client: String, now: Double) {
-        failures.withLock { f in
-            var recent = (f[client] ?? []).filter { now - $0 < windowS }
-            recent.append(now)
-            if recent.count > maxFailures { recent.removeFirst(recent.count - maxFailures) }
-            f[client] = recent
-            // Bound memory under a spray of addresses: forget the quietest clients.
-            if f.count > 10_000 { f = f.filter { now - ($0.value.last ?? 0) < windowS } }
-        }
-    }
-}
 
 /// Verifies `Authorization: Bearer <token>` against the token repository and
 /// sets `context.identity`. Missing, unknown, revoked or expired → 401; too many
@@ -144,31 +111,4 @@ public struct AuditMiddleware: RouterMiddleware {
 
     /// Set by a handler that already wrote its audit row transactionally.
     static let auditedHeader = HTTPField.Name("X-Switchyard-Audited")!
-}
-
-/// An error with a status and one clear line, rendered as {"error": {"message": …}}.
-public struct APIError: HTTPResponseError, CustomStringConvertible {
-    public var status: HTTPResponse.Status
-    public var message: String
-    public var headers: HTTPFields
-
-    public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
-        self.status = status
-        self.message = message
-        self.headers = headers
-    }
-
-    public var description: String { message }
-
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let data = try JSONEncoder().encode(ErrorBody(error: .init(message: message, status: Int(status.code))))
-        var h = headers
-        h[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-}
-
-struct ErrorBody: Encodable {
-    struct E: Encodable { var message: String; var status: Int }
-    var error: E
 }

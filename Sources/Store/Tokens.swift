@@ -10,15 +10,12 @@ public struct IssuedToken: Sendable {
 }
 
 public enum Tokens {
-    public static func hash(_ secret: String) -> String { SHA256.hex(secret) }
+    public static func hash(_ secret: String) -> String { TokenSecret.hash(secret) }
 
-    /// A new token for `role`. Uses the system CSPRNG (getrandom on Linux).
+    /// A new token for `role` (`TokenSecret`: the system CSPRNG).
     public static func issue(name: String, role: Role, createdBy: String, at: Double, validForS: Double?) -> IssuedToken {
-        var rng = SystemRandomNumberGenerator()
-        let secretBytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let idBytes = (0..<4).map { _ in UInt8.random(in: 0...255, using: &rng) }
-        let secret = "sy_" + SHA256.hexString(secretBytes)
-        let record = TokenRecord(id: "tok_" + SHA256.hexString(idBytes), name: name, role: role, secretHash: hash(secret),
+        let (secret, id) = TokenSecret.generate()
+        let record = TokenRecord(id: id, name: name, role: role, secretHash: hash(secret),
                                  createdAt: at, createdBy: createdBy, expiresAt: validForS.map { at + $0 })
         return IssuedToken(secret: secret, record: record)
     }
