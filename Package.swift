@@ -159,7 +159,7 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "Basics", "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay", "Daemon",
-                "FleetSim",
+                "FleetSim", "Hub", "Sparkplug",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -194,7 +194,8 @@ let package = Package(
         // Sparkplug unit tests, and interop against Debian's mosquitto and the pinned pysparkplug host.
         .testTarget(name: "SparkplugTests", dependencies: ["Sparkplug", "TestSupport"]),
         // The hub against Debian's mosquitto, our edge nodes and an independent one, and a throwaway PostgreSQL.
-        .testTarget(name: "HubTests", dependencies: ["Hub", "Sparkplug", "FleetEdge", "FleetSim", "Control", "TestSupport",
+        .testTarget(name: "HubTests", dependencies: ["Hub", "Sparkplug", "FleetEdge", "FleetSim", "Control", "TestSupport", "HTTPBasics",
+                                                     .product(name: "HummingbirdTesting", package: "hummingbird"),
                                                      .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "FleetEdgeTests", dependencies: ["FleetEdge", "Sparkplug", "TestSupport"]),
         // Router-mode auth matrix, config lifecycle, fuzzed bodies; live CLI-vs-daemon tests (need the built binary).

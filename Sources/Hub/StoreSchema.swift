@@ -177,5 +177,19 @@ enum HubSchema {
             $$
             """,
         ]),
+        // The fleet API's bearer tokens: the site API's model (roles viewer < operator < admin, only the SHA-256 of a
+        // secret stored, revocable), in the hub's database.
+        HubMigration(name: "v4-api-tokens", statements: [
+            """
+            CREATE TABLE api_tokens (
+                id text PRIMARY KEY,
+                name text NOT NULL,
+                role text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+                secret_hash text NOT NULL UNIQUE,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                revoked_at timestamptz
+            )
+            """,
+        ]),
     ]
 }

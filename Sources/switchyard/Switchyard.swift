@@ -14,6 +14,8 @@ struct Switchyard: AsyncParsableCommand {
             Dispatch.self,
             Sim.self,
             Serve.self,
+            HubCommand.self,
+            Fleet.self,
             Replay.self,
             Status.self,
             Devices.self,

@@ -1,0 +1,58 @@
+// `switchyard hub`: the store's pool and migrations, then the primary host (into the store) and the fleet API, until
+// a graceful shutdown (the host publishes STATE offline on its way out).
+
+import Foundation
+import HTTPBasics
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Sparkplug
+
+public struct HubConfiguration: Sendable {
+    public var host: HostConfiguration
+    public var store: HubStoreConfiguration
+    /// The fleet API's address (port 0: a free one, reported to `onListening`).
+    public var apiHost: String
+    public var apiPort: Int
+
+    public init(host: HostConfiguration, store: HubStoreConfiguration, apiHost: String = "127.0.0.1", apiPort: Int = 8444) {
+        self.host = host
+        self.store = store
+        self.apiHost = apiHost
+        self.apiPort = apiPort
+    }
+}
+
+public struct HubService: Service {
+    public let configuration: HubConfiguration
+    public let logger: Logger
+    let onListening: @Sendable (Int) -> Void
+    let observe: @Sendable (HostEvent) -> Void
+
+    public init(configuration: HubConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in },
+                observe: @escaping @Sendable (HostEvent) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onListening = onListening
+        self.observe = observe
+    }
+
+    public func run() async throws {
+        let (configuration, logger, onListening) = (self.configuration, self.logger, self.onListening)
+        let store = HubStore(configuration: configuration.store, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { pool in
+            pool.addTask { await store.client.run() }
+            defer { pool.cancelAll() }
+            let applied = try await store.migrate()
+            if !applied.isEmpty { logger.notice("hub: store migrated", metadata: ["hub.migrations": "\(applied)"]) }
+            let host = try HostApplication(configuration: configuration.host, sink: store, logger: logger, observe: observe)
+            let app = Application(router: FleetAPI.router(.live(host: host, store: store, logger: logger)),
+                                  configuration: .init(address: .hostname(configuration.apiHost, port: configuration.apiPort),
+                                                       serverName: "switchyard-hub"),
+                                  onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
+                                  logger: logger)
+            let group = ServiceGroup(services: [host, app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+            try await group.run()
+        }
+    }
+}
