@@ -149,6 +149,7 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "Basics", "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay", "Daemon",
+                "Hub", "Sparkplug",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -14,6 +14,7 @@ struct Switchyard: AsyncParsableCommand {
             Dispatch.self,
             Sim.self,
             Serve.self,
+            HubCommand.self,
             Replay.self,
             Status.self,
             Devices.self,
