@@ -125,9 +125,12 @@ public final class HostApplication: Service, Sendable {
                     case .connected:
                         await self.announce(client, session: self.session.withLock { $0 })
                     case .connectionRefused(_, let reason), .disconnected(_, let reason):
-                        logger.warning("hub: MQTT session ended", metadata: ["mqtt.reason": "\(reason)"])
                         observe(.offline(reason: reason))
-                        if self.stopping.load(ordering: .acquiring) { continue }
+                        if self.stopping.load(ordering: .acquiring) {
+                            logger.info("hub: MQTT session ended (shutting down)", metadata: ["mqtt.reason": "\(reason)"])
+                            continue
+                        }
+                        logger.warning("hub: MQTT session ended", metadata: ["mqtt.reason": "\(reason)"])
                         try? await Task.sleep(for: self.configuration.retryDelay)
                         if self.stopping.load(ordering: .acquiring) { continue }
                         self.session.withLock { $0 = self.now() }
