@@ -100,19 +100,26 @@ public final class HostApplication: Service, Sendable {
 
     public func run() async throws {
         let client = MQTTClient(configuration.mqtt)
-        let (batches, batchesIn) = AsyncStream.makeStream(of: [HubRecord].self,
-                                                          bufferingPolicy: .bufferingOldest(max(1, configuration.recordQueueCapacity)))
+        let queue = RecordQueue(capacity: max(1, configuration.recordQueueCapacity))
         session.withLock { $0 = now() }
         let sink = self.sink
         let logger = self.logger
         let observe = self.observe
 
         await withTaskGroup(of: Void.self) { group in
-            // The sink's own task: one batch at a time, in arrival order.
+            // The sink's own task, in arrival order: whatever has queued up since the last write goes in one call (one
+            // transaction in the store), so a slow sink catches up instead of paying a commit per message.
             group.addTask {
-                for await batch in batches {
-                    do { try await sink.write(batch) } catch {
-                        logger.error("hub: the record sink failed; \(batch.count) records lost",
+                var wakes = queue.wakes.makeAsyncIterator()
+                while true {
+                    let (records, finished) = queue.take(maxRecords: RecordQueue.maxRecordsPerWrite)
+                    if records.isEmpty {
+                        if finished { break }
+                        _ = await wakes.next()
+                        continue
+                    }
+                    do { try await sink.write(records) } catch {
+                        logger.error("hub: the record sink failed; \(records.count) records lost",
                                      metadata: ["hub.error": "\(error)"])
                         observe(.sinkFailed("\(error)"))
                     }
@@ -136,7 +143,7 @@ public final class HostApplication: Service, Sendable {
                         self.session.withLock { $0 = self.now() }
                         await self.connect(client)
                     case .message(let m):
-                        self.take(m, client: client, records: batchesIn)
+                        self.take(m, client: client, records: queue)
                     }
                 }
             } onCancelOrGracefulShutdown: {
@@ -150,7 +157,7 @@ public final class HostApplication: Service, Sendable {
                     client.submit([.disconnect]) { _ in client.close() }
                 }
             }
-            batchesIn.finish()
+            queue.finish()
             await group.waitForAll()
         }
     }
@@ -197,7 +204,7 @@ public final class HostApplication: Service, Sendable {
     }
 
     /// One message: into the model; its records to the queue; a rebirth request to the node if asked for.
-    private func take(_ message: MQTTMessage, client: MQTTClient, records: AsyncStream<[HubRecord]>.Continuation) {
+    private func take(_ message: MQTTMessage, client: MQTTClient, records: RecordQueue) {
         guard let topic = try? SparkplugTopic(parsing: message.topic) else {
             logger.debug("hub: not a Sparkplug topic", metadata: ["mqtt.topic": "\(message.topic)"])
             return
@@ -208,7 +215,7 @@ public final class HostApplication: Service, Sendable {
         if let problem = outcome.problem {
             logger.warning("hub: \(problem)", metadata: ["mqtt.topic": "\(message.topic)"])
         }
-        if !outcome.records.isEmpty, case .dropped = records.yield(outcome.records) {
+        if !outcome.records.isEmpty, !records.push(outcome.records) {
             let total = dropped.add(outcome.records.count, ordering: .relaxed).newValue
             logger.error("hub: the record sink is behind (queue of \(configuration.recordQueueCapacity) batches full): records dropped",
                          metadata: ["hub.dropped": "\(outcome.records.count)", "hub.dropped_total": "\(total)"])
@@ -245,5 +252,54 @@ public actor MemoryRecordSink: FleetRecordSink {
     public func write(_ batch: [HubRecord]) async throws {
         records.append(contentsOf: batch)
         if let limit, records.count > limit { records.removeFirst(records.count - limit) }
+    }
+}
+
+/// The host's records on their way to the sink: at most `capacity` batches (one per message) wait; `take` takes every
+/// batch queued so far (up to `maxRecords` records, at least one batch), in arrival order.
+final class RecordQueue: Sendable {
+    static let maxRecordsPerWrite = 5_000
+    let capacity: Int
+    private let state = Mutex<(batches: [[HubRecord]], finished: Bool)>(([], false))
+    /// Yielded after every push (the newest only), finished by `finish`: the writer waits on it when the queue is empty.
+    let wakes: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// False (and nothing queued) when `capacity` batches are already waiting.
+    func push(_ batch: [HubRecord]) -> Bool {
+        let ok = state.withLock { s -> Bool in
+            guard s.batches.count < capacity else { return false }
+            s.batches.append(batch)
+            return true
+        }
+        if ok { wake.yield() }
+        return ok
+    }
+
+    /// No more batches: `take` returns what is left, then reports finished.
+    func finish() {
+        state.withLock { $0.finished = true }
+        wake.finish()
+    }
+
+    /// Every batch queued so far (at most `maxRecords` records, but at least one batch), and whether the queue is
+    /// finished and now empty.
+    func take(maxRecords: Int) -> (records: [HubRecord], finished: Bool) {
+        state.withLock { s in
+            var out: [HubRecord] = []
+            var n = 0
+            for b in s.batches {
+                if !out.isEmpty && out.count + b.count > maxRecords { break }
+                out += b
+                n += 1
+            }
+            s.batches.removeFirst(n)
+            return (out, s.finished && s.batches.isEmpty)
+        }
     }
 }

@@ -359,16 +359,17 @@ struct HostApplicationTests {
         #expect(host.droppedRecords > 0 && droppedTotal == host.droppedRecords)
         // The model saw every message all the same.
         #expect(await host.status().first?.importKW == 16)
-        // NBIRTH and the two DBIRTHs (2 records each) and two NDATA (1 record each) were kept: 1 at the writer, 4
-        // queued; the other 15 NDATA batches (1 record each) were dropped.
-        #expect(host.droppedRecords == 15)
+        // 23 records in all (NBIRTH and the two DBIRTHs: 2 each; 17 NDATA: 1 each). The writer holds what was queued
+        // when it took its first write (it takes every batch waiting, one write), at most 4 batches wait behind it,
+        // and the rest are dropped: at least 23 − 6 (the births) − 4 = 13 NDATA records.
+        #expect(host.droppedRecords >= 13)
         await sink.open()
         await group.triggerGracefulShutdown()
         try await hostDone
         await runner.client.close()
         await edgeDone
-        #expect(await sink.batches == 5)
-        #expect(await sink.records.count == 8)
+        // Nothing lost silently: what the sink got and what was counted as dropped make up every record.
+        #expect(await sink.records.count + host.droppedRecords == 23)
     }
 }
 
