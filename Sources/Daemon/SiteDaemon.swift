@@ -59,7 +59,8 @@ public struct DaemonConfig: Sendable {
     public var i2c: String?
     /// Between two attempts to reach the fleet broker (the site file's `fleet:` section).
     public var fleetRetryDelay = Duration.seconds(2)
-    /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks), and the backfill's pace.
+    /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks) when the site file's `fleet.buffer_samples`
+    /// does not give one, and the backfill's pace.
     public var fleetBufferCapacity = StoreAndForwardOptions.defaultCapacity
     public var fleetBackfill = BackfillThrottle()
     /// Fleet commands waiting at most (past it the newest are dropped and logged), and how many may change the loop
@@ -249,7 +250,9 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         // Store-and-forward: the buffer in the site's store (docs/fleet.md).
         let fleetEdge = edge.map { service in
             var service = service
-            service.storeAndForward = StoreAndForwardOptions(buffer: config.fleetBuffer ?? StoreFleetBuffer(store: prepared.store), capacity: config.fleetBufferCapacity,
+            // The bound: the site file's `fleet.buffer_samples`, else the daemon's (7 days of 1 s ticks).
+            service.storeAndForward = StoreAndForwardOptions(buffer: config.fleetBuffer ?? StoreFleetBuffer(store: prepared.store),
+                                                             capacity: service.fleet.bufferSamples ?? config.fleetBufferCapacity,
                                                              throttle: config.fleetBackfill, observe: hooks.storeAndForward)
             service.commandQueue = CommandQueueOptions(capacity: config.fleetCommandQueueCapacity, perTick: config.fleetCommandsPerTick,
                                                        observe: hooks.fleetCommands)
