@@ -79,9 +79,10 @@ public struct EdgeNodeService: Service {
         inbox.offer(tick)
     }
 
-    /// How often the tick hook resumed a task: the service (the first tick; with `TickPacing.clock`, only a tick its
-    /// clock found missing) and the command worker (waiting for the next tick's budget). For benchmarks.
-    public var tickHookWakes: (service: Int, commands: Int) { inbox.hookWakes }
+    /// How often the tick hook resumed a task: the service (the first tick; every tick with `TickPacing.everyTick`) and
+    /// others (with `TickPacing.clock`, its task after a wake-up that came before the tick; the command worker waiting
+    /// for the next tick's budget). For benchmarks.
+    public var tickHookWakes: (service: Int, others: Int) { inbox.hookWakes }
 
     public var mqttConfiguration: MQTTConfiguration {
         MQTTConfiguration(host: fleet.brokerHost, port: fleet.brokerPort, clientID: fleet.clientID,
@@ -138,14 +139,19 @@ public struct EdgeNodeService: Service {
             group.addTask { await runner.run() }
             // The service's clock (TickPacing.clock): wakes it a phase after each tick, instead of the hook.
             if let ticker = pacing.ticker {
-                group.addTask { await ticker { inbox.fire() } }
+                group.addTask { await ticker({ inbox.fire() }, { await inbox.waitForTick(after: $0) }) }
             }
             // Commands, one at a time, off the runner's events (births and connection losses are never queued
             // behind a flood of commands).
             group.addTask {
-                func reportDrops() {
+                // Drops are logged at most once per tick (a sustained flood must not flood the log too), and at the end.
+                var reportedAtTick = -1
+                func reportDrops(final: Bool = false) {
+                    let tick = inbox.ticks
+                    guard final || tick != reportedAtTick else { return }
                     let (count, ids) = commandQueue.takeDropped()
                     guard count > 0 else { return }
+                    reportedAtTick = tick
                     logger.error("fleet: \(count) commands dropped: \(commandQueue.capacity) were already waiting", metadata: [
                         "fleet.commands.dropped": "\(count)", "fleet.commands.first_dropped": "\(ids)"])
                     observeCommands(.dropped(count, ids: ids))
@@ -158,8 +164,10 @@ public struct EdgeNodeService: Service {
                     } else {
                         logger.notice("fleet: command ignored (fleet commands are off: the site file has no fleet roles)")
                     }
+                    // Drained: every drop so far is reported before the worker waits.
+                    if commandQueue.count == 0 { reportDrops(final: true) }
                 }
-                reportDrops()
+                reportDrops(final: true)
             }
             group.addTask {
                 for await event in runner.events {

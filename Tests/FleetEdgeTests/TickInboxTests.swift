@@ -36,7 +36,7 @@ struct TickInboxTests {
             inbox.offer(0)
             #expect(await taken.next() == 0)
             #expect(inbox.hookWakes.service == 1)
-            group.addTask { await pacing.ticker!({ inbox.fire() }) }
+            group.addTask { await pacing.ticker!({ inbox.fire() }, { await inbox.waitForTick(after: $0) }) }
             await clock.waitForSleepers(1)  // the ticker, anchored at 0: it fires at 1.25, 2.25, …
             // Ticks at 1 … 10 s, each done well within the phase: the clock hands each over 250 ms later.
             for k in 1...10 {
@@ -46,19 +46,22 @@ struct TickInboxTests {
                 #expect(await taken.next() == k)
                 await clock.waitForSleepers(1)
             }
-            #expect(inbox.hookWakes.service == 1, "the hook resumed the service only for the first tick")
-            // A tick longer than the phase: the clock fires first, finds nothing new, and the hook hands the tick over.
+            #expect(inbox.hookWakes == (1, 0), "the hook resumed the service only for the first tick, nothing else")
+            // A tick longer than the phase: the clock fires first and finds nothing new; the hook's next hand-off
+            // resumes the clock's task, which hands the tick over and locks its schedule onto it (11.25 + 1.25).
             clock.advance(by: .seconds(1))                      // 11.25: nothing offered for 11 yet
-            await clock.waitForSleepers(1)
+            while inbox.budgetWaiters == 0 { await Task.yield() }
             inbox.offer(11)
             #expect(await taken.next() == 11)
-            #expect(inbox.hookWakes.service == 2)
+            #expect(inbox.hookWakes == (1, 1))
+            await clock.waitForSleepers(1)
             // Ticks the service had no time for are replaced by the newest (the hand-off queue keeps every one).
-            clock.advance(by: .milliseconds(750))
+            clock.advance(by: .milliseconds(750))               // 12.0
             inbox.offer(12)
             inbox.offer(13)
-            clock.advance(by: .milliseconds(250))
+            clock.advance(by: .milliseconds(500))               // 12.5: the re-locked clock fires
             #expect(await taken.next() == 13)
+            #expect(inbox.hookWakes == (1, 1))
             inbox.close()
             #expect(await taken.next() == nil)
             group.cancelAll()
@@ -93,7 +96,7 @@ struct TickInboxTests {
             inbox.offer(1)
         }
         #expect(third.value.withLock { $0 } == 2)
-        #expect(inbox.hookWakes.commands == 1)
+        #expect(inbox.hookWakes.others == 1)
         #expect(budget.takeFastPath())
     }
 }
