@@ -60,9 +60,18 @@ public struct DaemonConfig: Sendable {
     public var i2c: String?
     /// Between two attempts to reach the fleet broker (the site file's `fleet:` section).
     public var fleetRetryDelay = Duration.seconds(2)
-    /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks), and the backfill's pace.
+    /// The fleet store-and-forward buffer's bound in samples (7 days of 1 s ticks) when the site file's `fleet.buffer_samples`
+    /// does not give one, and the backfill's pace.
     public var fleetBufferCapacity = StoreAndForwardOptions.defaultCapacity
     public var fleetBackfill = BackfillThrottle()
+    /// Fleet commands waiting at most (past it the newest are dropped and logged), and how many may change the loop
+    /// per tick (docs/fleet.md, "Commands").
+    public var fleetCommandQueueCapacity = CommandQueueOptions.defaultCapacity
+    public var fleetCommandsPerTick = CommandQueueOptions.defaultPerTick
+    /// When the edge node takes a tick: this long after the tick instant on the loop's clock (nil: a quarter of the tick
+    /// period, so the loop's tick is done and the hook resumes nothing). Tests on a manual clock use zero: their time
+    /// moves only when they advance it, so the node takes each tick at the advance that made it (the hook wakes it then).
+    public var fleetWakePhase: Duration?
     /// Where the fleet buffer is; nil (always, outside tests): the site's store.
     public var fleetBuffer: (any FleetBufferStorage)?
 
@@ -110,6 +119,7 @@ public struct DaemonHooks: Sendable {
     /// The edge node's runner events and store-and-forward (with a `fleet:` section).
     public var fleet: @Sendable (EdgeNodeEvent) -> Void = { _ in }
     public var storeAndForward: @Sendable (StoreAndForwardEvent) -> Void = { _ in }
+    public var fleetCommands: @Sendable (FleetCommandQueueEvent) -> Void = { _ in }
 
     public init(apiListening: @escaping @Sendable (_ url: String, _ port: Int) -> Void = { _, _ in },
                 tick: @escaping @Sendable (TickReport) -> Void = { _ in }) {
@@ -238,13 +248,19 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
                             retryDelay: config.fleetRetryDelay,
                             commands: FleetCommandProcessor.forDaemon(fleet: fleet, stateDir: config.stateDir, store: prepared.store,
                                                                       runtime: HostedRuntime(host: host, now: { time.now }), logger: logger),
+                            // Woken on the loop's clock a quarter period after each tick: the tick hook resumes nothing.
+                            pacing: .clock(clock, period: period, phase: config.fleetWakePhase ?? period / 4),
                             observe: hooks.fleet)
         }
         // Store-and-forward: the buffer in the site's store (docs/fleet.md).
         let fleetEdge = edge.map { service in
             var service = service
-            service.storeAndForward = StoreAndForwardOptions(buffer: config.fleetBuffer ?? StoreFleetBuffer(store: prepared.store), capacity: config.fleetBufferCapacity,
+            // The bound: the site file's `fleet.buffer_samples`, else the daemon's (7 days of 1 s ticks).
+            service.storeAndForward = StoreAndForwardOptions(buffer: config.fleetBuffer ?? StoreFleetBuffer(store: prepared.store),
+                                                             capacity: service.fleet.bufferSamples ?? config.fleetBufferCapacity,
                                                              throttle: config.fleetBackfill, observe: hooks.storeAndForward)
+            service.commandQueue = CommandQueueOptions(capacity: config.fleetCommandQueueCapacity, perTick: config.fleetCommandsPerTick,
+                                                       observe: hooks.fleetCommands)
             return service
         }
         // Every pass that is not a tick (fast paths: API and OpenADR events, under-frequency trips) leaves

@@ -4,10 +4,15 @@
 // (StoreAndForward.swift) while the node is not born.
 //
 // The control loop never waits on MQTT or the database: `offer` (called from the loop's tick hook) appends the
-// tick to a bounded hand-off queue (every tick, for store-and-forward) and yields it into an AsyncStream that
-// keeps the newest one (`.bufferingNewest(1)`, for live data), and returns. Everything else (building metrics,
-// deadbands, SQLite, the runner, libmosquitto on its own thread) happens on this service's tasks. A tick the
-// live path had no time for is replaced by the next one; the hand-off queue keeps it for the buffer.
+// tick to a bounded hand-off queue (every tick, for store-and-forward) and stores it in the inbox's slot (the
+// newest, for live data), and returns: two short mutex sections, no task resumed (TickInbox.swift). With
+// `TickPacing.clock` (the daemon's), the service wakes on its own clock a quarter period after the tick and takes
+// the slot, so neither the wake-up nor the service's work (building metrics, deadbands, protobuf, SQLite, the
+// runner, libmosquitto on its own thread) overlaps the tick. A tick the live path had no time for is replaced by
+// the next one; the hand-off queue keeps it for the buffer.
+//
+// Fleet commands go from the runner into a bounded queue (CommandQueue.swift) and are applied by a worker task
+// of their own, at most `perTick` changing the loop per tick and one fast path per tick (docs/fleet.md).
 
 import Control
 import Foundation
@@ -26,12 +31,16 @@ public struct EdgeNodeService: Service {
 
     public let fleet: FleetConfig
     public let logger: Logger
-    let ticks: AsyncStream<Tick>
-    let ticksIn: AsyncStream<Tick>.Continuation
+    /// The newest tick, for live data (the hook stores it; the service takes it).
+    let inbox: TickInbox<Tick>
     /// Store-and-forward (StoreAndForward.swift): every tick handed over, for the buffer; where the buffer is, its
     /// bound and the backfill's pace (set before `run`; the default buffer is in memory).
     let handOff = HandOffQueue<Tick>(capacity: 3600)
     public var storeAndForward = StoreAndForwardOptions()
+    /// The fleet command queue's bound and per-tick budget (set before `run`).
+    public var commandQueue = CommandQueueOptions()
+    /// How the service learns of ticks: fixed at init (the hook and the service share it).
+    public let pacing: TickPacing
     let bdSeqStore: any BdSeqStore
     let configVersion: @Sendable () -> Int64?
     let retryDelay: Duration
@@ -48,10 +57,12 @@ public struct EdgeNodeService: Service {
                 retryDelay: Duration = .seconds(2),
                 wallClockMS: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
                 commands: FleetCommandProcessor? = nil,
+                pacing: TickPacing = .everyTick,
                 observe: @escaping @Sendable (EdgeNodeEvent) -> Void = { _ in }) {
         self.fleet = fleet
         self.logger = logger
-        (ticks, ticksIn) = AsyncStream.makeStream(of: Tick.self, bufferingPolicy: .bufferingNewest(1))
+        self.pacing = pacing
+        inbox = TickInbox(everyTick: pacing.ticker == nil)
         bdSeqStore = FileBdSeqStore(path: bdSeqPath)
         self.configVersion = configVersion
         self.retryDelay = retryDelay
@@ -61,12 +72,17 @@ public struct EdgeNodeService: Service {
     }
 
     /// The tick hook: hands the report over and returns at once (never waits on MQTT, the database or this
-    /// service).
+    /// service; with `TickPacing.clock` it resumes no task either, unless the service or the command worker asked).
     public func offer(_ report: TickReport, loop: ControlLoop) {
         let tick = Tick(report: report, loop: loop)
         handOff.append(tick)
-        ticksIn.yield(tick)
+        inbox.offer(tick)
     }
+
+    /// How often the tick hook resumed a task: the service (the first tick; every tick with `TickPacing.everyTick`) and
+    /// others (with `TickPacing.clock`, its task after a wake-up that came before the tick; the command worker waiting
+    /// for the next tick's budget). For benchmarks.
+    public var tickHookWakes: (service: Int, others: Int) { inbox.hookWakes }
 
     public var mqttConfiguration: MQTTConfiguration {
         MQTTConfiguration(host: fleet.brokerHost, port: fleet.brokerPort, clientID: fleet.clientID,
@@ -75,18 +91,18 @@ public struct EdgeNodeService: Service {
 
     public func run() async throws {
         let identity = try EdgeNodeIdentity(group: fleet.groupID, edge: fleet.edgeNodeID, primaryHostID: fleet.primaryHostID)
-        let ticksIn = self.ticksIn
+        let inbox = self.inbox
         try await withGracefulShutdownHandler {
             try await publish(identity: identity)
         } onGracefulShutdown: {
-            ticksIn.finish()
+            inbox.close()
         }
     }
 
     private func publish(identity: EdgeNodeIdentity) async throws {
-        var iterator = ticks.makeAsyncIterator()
-        // The births need values: wait for the first tick.
-        guard let first = await iterator.next() else { return }
+        let inbox = self.inbox
+        // The births need values: wait for the first tick (the hook wakes the service for it).
+        guard let first = await inbox.next() else { return }
         var sample = FleetSample(report: first.report, loop: first.loop, configVersion: configVersion())
         let client = MQTTClient(mqttConfiguration)
         let schemas = commandSchemas(sample.birth)
@@ -101,12 +117,58 @@ public struct EdgeNodeService: Service {
         let backfill = Backfill(storage: buffer, throttle: options.throttle)
         // Wakes the backfill: after a birth, and after samples were buffered.
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let commandQueue = CommandQueue(capacity: self.commandQueue.capacity)
+        let observeCommands = self.commandQueue.observe
+        let budget = LoopActionBudget(perTick: self.commandQueue.perTick, inbox: inbox)
+        // The tick count the worker's current command was admitted in, for the observer.
+        let admitted = AdmittedTick()
+        let gate = LoopActionGate(admit: {
+            let t = await budget.admit { observeCommands(.waitingForTick($0)) }
+            admitted.value.withLock { $0 = t }
+            return t
+        }, fastPath: {
+            let ran = budget.takeFastPath()
+            observeCommands(.fastPath(ran: ran, tick: inbox.ticks))
+            return ran
+        })
         logger.notice("fleet: Sparkplug edge node starting", metadata: [
             "fleet.broker": "\(fleet.brokerHost):\(fleet.brokerPort)", "fleet.group": "\(fleet.groupID)",
             "fleet.edge": "\(fleet.edgeNodeID)", "fleet.devices": "\(sample.devices.count)",
         ])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await runner.run() }
+            // The service's clock (TickPacing.clock): wakes it a phase after each tick, instead of the hook.
+            if let ticker = pacing.ticker {
+                group.addTask { await ticker({ inbox.fire() }, { await inbox.waitForTick(after: $0) }) }
+            }
+            // Commands, one at a time, off the runner's events (births and connection losses are never queued
+            // behind a flood of commands).
+            group.addTask {
+                // Drops are logged at most once per tick (a sustained flood must not flood the log too), and at the end.
+                var reportedAtTick = -1
+                func reportDrops(final: Bool = false) {
+                    let tick = inbox.ticks
+                    guard final || tick != reportedAtTick else { return }
+                    let (count, ids) = commandQueue.takeDropped()
+                    guard count > 0 else { return }
+                    reportedAtTick = tick
+                    logger.error("fleet: \(count) commands dropped: \(commandQueue.capacity) were already waiting", metadata: [
+                        "fleet.commands.dropped": "\(count)", "fleet.commands.first_dropped": "\(ids)"])
+                    observeCommands(.dropped(count, ids: ids))
+                }
+                while let event = await commandQueue.next() {
+                    reportDrops()
+                    admitted.value.withLock { $0 = nil }
+                    if let answer = await handleCommand(event, runner: runner, gate: gate) {
+                        observeCommands(.handled(id: answer.id, accepted: answer.accepted, tick: admitted.value.withLock { $0 }))
+                    } else {
+                        logger.notice("fleet: command ignored (fleet commands are off: the site file has no fleet roles)")
+                    }
+                    // Drained: every drop so far is reported before the worker waits.
+                    if commandQueue.count == 0 { reportDrops(final: true) }
+                }
+                reportDrops(final: true)
+            }
             group.addTask {
                 for await event in runner.events {
                     switch event {
@@ -119,9 +181,7 @@ public struct EdgeNodeService: Service {
                     case .failure(let e): logger.warning("fleet: MQTT call failed", metadata: ["error": "\(e)"])
                     case .bdSeqNotSaved(let why): logger.warning("fleet: bdSeq not saved", metadata: ["error": "\(why)"])
                     case .command, .rejected:
-                        if !(await handleCommand(event, runner: runner)) {
-                            logger.notice("fleet: command ignored (fleet commands are off: the site file has no fleet roles)")
-                        }
+                        commandQueue.push(event)
                     }
                     observe(event)
                 }
@@ -181,7 +241,7 @@ public struct EdgeNodeService: Service {
             var birth = sample.birth
             // Devices of the last births: data goes only to devices the hosts have a DBIRTH for.
             var bornDevices: Set<String> = []
-            while let tick = await iterator.next() {
+            while let tick = await inbox.next() {
                 await storeTicksWhileNotBorn()
                 sample = FleetSample(report: tick.report, loop: tick.loop, configVersion: configVersion())
                 if born.value.withLock({ let b = $0; $0 = false; return b }) {
@@ -221,6 +281,7 @@ public struct EdgeNodeService: Service {
             // Shutdown: the ticks handed over since the last drain are buffered too, if not born.
             await storeTicksWhileNotBorn()
             wake.finish()
+            commandQueue.close()
             // Shutdown: NDEATH (as the will would say), a clean DISCONNECT, then the client's thread ends.
             if let bdSeq = await runner.session.bdSeq, await runner.session.phase == .online {
                 _ = try? await client.publish(topic: identity.topic(.ndeath),
@@ -237,6 +298,11 @@ public struct EdgeNodeService: Service {
 /// Set by the runner's events (a birth), taken by the publishing loop.
 final class BornFlag: Sendable {
     let value = Mutex(false)
+}
+
+/// The tick count a fleet command was admitted in (LoopActionBudget), for the command queue's observer.
+final class AdmittedTick: Sendable {
+    let value = Mutex<Int?>(nil)
 }
 
 

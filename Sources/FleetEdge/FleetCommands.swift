@@ -269,6 +269,19 @@ public struct FleetCommandDependencies: Sendable {
     }
 }
 
+/// What the edge node service lets commands do to the loop (its command budget, TickInbox.swift): `admit` returns
+/// once the tick has budget for one more command that changes the loop (waiting for the next tick if not), with the
+/// tick count; `fastPath` is true for the first fast path of a tick only. Nil (unit tests, tools): no budget.
+public struct LoopActionGate: Sendable {
+    public var admit: @Sendable () async -> Int
+    public var fastPath: @Sendable () -> Bool
+
+    public init(admit: @escaping @Sendable () async -> Int, fastPath: @escaping @Sendable () -> Bool) {
+        self.admit = admit
+        self.fastPath = fastPath
+    }
+}
+
 /// Applies fleet commands, one at a time, on the edge node service's task. Every command, accepted or not, gets one
 /// audit row, a log line and an answer.
 public final class FleetCommandProcessor: Sendable {
@@ -292,11 +305,11 @@ public final class FleetCommandProcessor: Sendable {
     public var lastAnswer: FleetCommandAnswer { last.withLock { $0 } }
 
     /// Handles a runner event; nil for events that are not commands.
-    public func handle(_ event: EdgeNodeEvent) async -> FleetCommandAnswer? {
+    public func handle(_ event: EdgeNodeEvent, gate: LoopActionGate? = nil) async -> FleetCommandAnswer? {
         switch event {
         case let .command(device, commands):
             let (envelope, parsed) = FleetCommandParser.parse(device: device, commands)
-            return await handle(envelope: envelope, parsed, device: device)
+            return await handle(envelope: envelope, parsed, device: device, gate: gate)
         case let .rejected(device, why, echo):
             let envelope = FleetCommandEnvelope(echo)
             return await finish(envelope: envelope, role: envelope.clientID.flatMap { roles[$0] },
@@ -307,7 +320,8 @@ public final class FleetCommandProcessor: Sendable {
         }
     }
 
-    public func handle(envelope: FleetCommandEnvelope, _ parsed: Result<FleetCommand, FleetRejection>, device: String?) async -> FleetCommandAnswer {
+    public func handle(envelope: FleetCommandEnvelope, _ parsed: Result<FleetCommand, FleetRejection>, device: String?,
+                       gate: LoopActionGate? = nil) async -> FleetCommandAnswer {
         let action = (try? parsed.get())?.action ?? (device.map { "DCMD \($0)" } ?? "NCMD")
         let summary = (try? parsed.get())?.summary ?? "malformed command"
         let role = envelope.clientID.flatMap { roles[$0] }
@@ -346,12 +360,15 @@ public final class FleetCommandProcessor: Sendable {
         guard role >= command.role else {
             return await refuse(FleetRejection(.wrongRole, "\(command.action) needs role \(command.role.rawValue); '\(client)' has \(role.rawValue)"))
         }
-        let outcome = await apply(command, client: client, now: now)
+        // The budget: at most so many commands change the loop per tick (the rest wait for the next tick), so a flood
+        // of valid commands cannot keep pre-empting the ticks' writes or queue passes ahead of them.
+        if let gate { _ = await gate.admit() }
+        let outcome = await apply(command, client: client, now: gate == nil ? now : deps.runtime.now(), gate: gate)
         return await finish(envelope: envelope, role: role, action: action, summary: summary, outcome: outcome)
     }
 
     /// Applies a command as the API does; the message on success.
-    func apply(_ command: FleetCommand, client: String, now: Double) async -> Result<String, FleetRejection> {
+    func apply(_ command: FleetCommand, client: String, now: Double, gate: LoopActionGate? = nil) async -> Result<String, FleetRejection> {
         let actor = "fleet:\(client)"
         let loop = deps.runtime.loop
         switch command {
@@ -368,14 +385,17 @@ public final class FleetCommandProcessor: Sendable {
                 return .failure(FleetRejection(.conflict, "event '\(id)' exists (cap \(existing.capKW ?? 0) kW until \(Int(existing.endS))); cancel it first"))
             }
             let event = DREvent.operatorCap(id: id, capKW: cap, from: from, until: until, reason: "\(reason) [\(actor)]")
-            if from <= now {
+            var next = ""
+            if from <= now, gate?.fastPath() ?? true {
                 // In force now: the fast path applies the cap at once, as for the API.
                 await loop.fastPath(now: now, reason: "DR event \(id)", event: event)
             } else {
+                // Later, or a fleet command already ran a fast path this tick: the next tick applies it.
+                if from <= now { next = " (from the next tick: one fast path per tick for fleet commands)" }
                 loop.addEvent(event)
             }
             try? deps.eventLog.logEvents([EventEntry(at: now, kind: .dr, subject: id, message: "created by \(actor): cap \(cap) kW — \(reason)")])
-            return .success("DR event \(id) cap \(cap) kW from \(Int(from)) until \(Int(until))")
+            return .success("DR event \(id) cap \(cap) kW from \(Int(from)) until \(Int(until))\(next)")
         case .cancelEvent(let id):
             guard loop.cancelEvent(id) else { return .failure(FleetRejection(.notFound, "no event '\(id)'")) }
             try? deps.eventLog.logEvents([EventEntry(at: now, kind: .dr, subject: id, message: "cancelled by \(actor)")])
@@ -533,11 +553,11 @@ extension EdgeNodeService {
     }
 
     /// Applies a command event (or answers its refusal) and publishes the answer; false when commands are off.
-    func handleCommand(_ event: EdgeNodeEvent, runner: EdgeNodeRunner) async -> Bool {
-        guard let commands, let answer = await commands.handle(event) else { return false }
+    func handleCommand(_ event: EdgeNodeEvent, runner: EdgeNodeRunner, gate: LoopActionGate? = nil) async -> FleetCommandAnswer? {
+        guard let commands, let answer = await commands.handle(event, gate: gate) else { return nil }
         // Offline: not sent now; the next births carry it.
         await runner.publishData(node: answer.metrics(at: wallClockMS()))
-        return true
+        return answer
     }
 }
 

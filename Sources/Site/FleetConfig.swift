@@ -23,10 +23,14 @@ public struct FleetConfig: Sendable, Equatable {
     public var roles: [String: String]
     /// A command's `Command/Timestamp` must be within this many seconds of the loop's clock (default 300).
     public var commandWindowS: Double
+    /// The store-and-forward buffer's bound in samples (one per tick); nil: the daemon's default (7 days at 1 s).
+    public var bufferSamples: Int?
 
     /// The role names `roles` may map to: the API's (`Store.Role`; a test keeps the two lists equal).
     public static let roleNames = ["viewer", "operator", "admin"]
     public static let defaultCommandWindowS = 300.0
+    /// `buffer_samples` may be 1…this (a year of 1 s ticks).
+    public static let maxBufferSamples = 31_536_000
 
     public struct TLS: Sendable, Equatable {
         public var caFile: String?
@@ -42,7 +46,7 @@ public struct FleetConfig: Sendable, Equatable {
 
     public init(brokerHost: String, brokerPort: Int, groupID: String, edgeNodeID: String, primaryHostID: String? = nil,
                 tls: TLS? = nil, clientID: String? = nil, roles: [String: String] = [:],
-                commandWindowS: Double = FleetConfig.defaultCommandWindowS) {
+                commandWindowS: Double = FleetConfig.defaultCommandWindowS, bufferSamples: Int? = nil) {
         self.brokerHost = brokerHost
         self.brokerPort = brokerPort
         self.groupID = groupID
@@ -52,6 +56,7 @@ public struct FleetConfig: Sendable, Equatable {
         self.clientID = clientID ?? "switchyard-\(edgeNodeID)"
         self.roles = roles
         self.commandWindowS = commandWindowS
+        self.bufferSamples = bufferSamples
     }
 }
 
@@ -72,7 +77,7 @@ extension Site {
 
     static func parseFleet(_ n: Node, _ r: Reader, siteID: String, siteIDNode: Node, region: (node: Node, value: String)? = nil) throws(LocatedError) -> FleetConfig {
         let f = try r.fields(n, "'fleet'", allowed: ["broker", "group_id", "edge_node_id", "primary_host_id", "tls", "client_id",
-                                                      "roles", "command_window_s"])
+                                                      "roles", "command_window_s", "buffer_samples"])
         let b = try r.fields(try f.require("broker"), "'fleet' broker", allowed: ["host", "port"])
         let hostNode = try b.require("host")
         let host = try r.string(hostNode, "fleet broker host")
@@ -154,7 +159,15 @@ extension Site {
                 throw r.fail(w, "fleet command_window_s must be 1…86400 seconds, got \(window)")
             }
         }
+        var bufferSamples: Int?
+        if let b = f["buffer_samples"] {
+            let v = try r.integer(b, "fleet buffer_samples")
+            guard v >= 1, v <= FleetConfig.maxBufferSamples else {
+                throw r.fail(b, "fleet buffer_samples must be 1…\(FleetConfig.maxBufferSamples) samples (one per tick), got \(v)")
+            }
+            bufferSamples = v
+        }
         return FleetConfig(brokerHost: host, brokerPort: port, groupID: group, edgeNodeID: edge, primaryHostID: primary,
-                           tls: tls, clientID: clientID, roles: roles, commandWindowS: window)
+                           tls: tls, clientID: clientID, roles: roles, commandWindowS: window, bufferSamples: bufferSamples)
     }
 }

@@ -59,7 +59,7 @@ struct FleetSectionTests {
 
     static let bad: [(fleet: String, error: String)] = [
         ("fleet:\n  broker: {host: h}\n  group_id: g\n  colour: red\n",
-         "s.yaml:49:3: unknown key 'colour' in 'fleet'; expected one of: broker, group_id, edge_node_id, primary_host_id, tls, client_id, roles, command_window_s"),
+         "s.yaml:49:3: unknown key 'colour' in 'fleet'; expected one of: broker, group_id, edge_node_id, primary_host_id, tls, client_id, roles, command_window_s, buffer_samples"),
         ("fleet:\n  broker: {host: h}\n", "s.yaml:47:3: 'fleet' is missing 'group_id'"),
         ("fleet:\n  group_id: g\n", "s.yaml:47:3: 'fleet' is missing 'broker'"),
         ("fleet:\n  broker: {host: h, port: 70000}\n  group_id: g\n", "s.yaml:47:27: fleet broker port must be 1…65535, got 70000"),
@@ -79,6 +79,14 @@ struct FleetSectionTests {
          "s.yaml:49:11: fleet roles client id '' must be non-empty, without control characters"),
         ("fleet:\n  broker: {host: h}\n  group_id: g\n  command_window_s: 0\n",
          "s.yaml:49:21: fleet command_window_s must be 1…86400 seconds, got 0.0"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  buffer_samples: 0\n",
+         "s.yaml:49:19: fleet buffer_samples must be 1…31536000 samples (one per tick), got 0"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  buffer_samples: 40000000\n",
+         "s.yaml:49:19: fleet buffer_samples must be 1…31536000 samples (one per tick), got 40000000"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  buffer_samples: 1.5\n",
+         "s.yaml:49:19: fleet buffer_samples should be a whole number, found '1.5'"),
+        ("fleet:\n  broker: {host: h}\n  group_id: g\n  buffer_samples: week\n",
+         "s.yaml:49:19: fleet buffer_samples should be a whole number, found 'week'"),
     ]
 
     @Test("bad fleet sections name file:line:column", arguments: bad.indices)
@@ -104,6 +112,13 @@ struct FleetSectionTests {
             """).fleet)
         #expect(f.roles == ["hq-scada": "operator", "hq-admin": "admin", "hq-dashboard": "viewer"])
         #expect(f.commandWindowS == 60)
+    }
+
+    /// `fleet.buffer_samples` bounds the store-and-forward buffer; absent, the daemon's default applies (7 days at 1 s).
+    @Test func theStoreAndForwardBound() throws {
+        #expect(try parse("fleet:\n  broker: {host: h}\n  group_id: g\n").fleet?.bufferSamples == nil)
+        #expect(try parse("fleet:\n  broker: {host: h}\n  group_id: g\n  buffer_samples: 86400\n").fleet?.bufferSamples == 86_400)
+        #expect(try parse("fleet:\n  broker: {host: h}\n  group_id: g\n  buffer_samples: 1\n").fleet?.bufferSamples == 1)
     }
 
     @Test func aSiteIDThatCannotBeAnEdgeNodeIDNeedsOne() {

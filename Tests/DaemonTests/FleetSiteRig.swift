@@ -21,6 +21,8 @@ struct FleetSiteRig {
             throw error
         }
         config.fleetRetryDelay = .milliseconds(50)
+        // The manual clock moves only when a test advances it: the node takes each tick at the advance that made it.
+        config.fleetWakePhase = .zero
     }
 
     func close() {

@@ -242,6 +242,39 @@ struct FleetStoreAndForwardTests {
         }
     }
 
+    /// The site file's `fleet.buffer_samples` bounds the buffer (not the daemon's 7-day default): with 5 and the broker
+    /// away for 12 ticks, the 5 newest samples are kept and the 8 oldest evicted.
+    @Test func theSiteFileBoundsTheBuffer() async throws {
+        let rig = try FleetSiteRig("bound", extraYAML: fleetYAML(port: try freeLoopbackPort()) + "  buffer_samples: 5\n")   // no broker there
+        defer { rig.close() }
+        let site = rig.site
+        var config = rig.config
+        let buffer = InMemoryFleetBuffer()
+        config.fleetBuffer = buffer
+        #expect(config.fleetBufferCapacity == StoreAndForwardOptions.defaultCapacity)
+
+        let clock = ManualClock()
+        let watch = FleetWatch()
+        var ticks = watch.ticks.makeAsyncIterator()
+        var sf = watch.storeAndForward.makeAsyncIterator()
+        let group = ServiceGroup(services: [SiteDaemon(config: config, clock: clock, logger: logger(), hooks: watch.hooks)], logger: logger())
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var reports = [try #require(await ticks.next())]
+            await site.step()
+            for _ in 0..<12 {
+                clock.advance(by: .seconds(1))
+                reports.append(try #require(await ticks.next()))
+                await site.step()
+            }
+            await waitForSamples(&sf, buffered: reports.count)
+            #expect(buffer.samples.map(\.at) == reports.suffix(5).map { UInt64(($0.at * 1000).rounded()) })
+            #expect(buffer.evicted == reports.count - 5)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
     /// The figure for Benchmarks/README.md: 3,600 one-second samples (a 1 h partition) in the SQLite buffer, sent
     /// over mosquitto on loopback to a subscriber that decodes them, with the default pace and without one. The
     /// rate is samples per wall second, i.e. how many times faster than real time a 1 s-tick gap is backfilled.

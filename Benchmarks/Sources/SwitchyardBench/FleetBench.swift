@@ -1,13 +1,16 @@
 // The fleet edge node's figures (issue 17):
 //   fleet-uplink [SITE]                          what the Sparkplug edge node publishes, in bytes per second, for the
 //                                                demo site in steady state and during a price spike ($40 → $1500/MWh)
-//   fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]] tick p50/p99 without the edge node, with it publishing, and with the
-//                                                broker hung (SIGSTOP), alternating, median of RUNS ratios
+//   fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS [FLOOD_PER_S]]]]] tick p50/p99 without the edge node, with it publishing,
+//                                                with a second client flooding it with commands (FLOOD_PER_S, default 500:
+//                                                valid, invalid and replayed NCMD/DCMD), and with the broker hung (SIGSTOP),
+//                                                alternating, median of RUNS ratios
 //
 // Both run the control loop in-process on the simulator's in-memory buses (as replay does) at the site's 1 s tick
 // of loop time, Debian's mosquitto on a free loopback port, and the real `EdgeNodeService` fed through its tick
 // hook (`offer`). The site file is SITE with a `fleet:` section appended that points at that broker.
 
+import API
 import Control
 import FleetEdge
 import Foundation
@@ -18,6 +21,7 @@ import ServiceLifecycle
 import Simulation
 import Site
 import Sparkplug
+import Store
 import Synchronization
 import TestSupport
 
@@ -26,10 +30,10 @@ import Glibc
 #endif
 
 /// The demo site (or SITE) with a `fleet:` section for a broker on `port`, loaded with its profiles.
-func fleetSite(_ path: String, port: Int) throws -> (Site, [String: DeviceProfile]) {
+func fleetSite(_ path: String, port: Int, extra: String = "") throws -> (Site, [String: DeviceProfile]) {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     let copy = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-bench-\(getpid()).yaml").path
-    try (text + "\nfleet:\n  broker: {host: 127.0.0.1, port: \(port)}\n  group_id: bench\n").write(toFile: copy, atomically: true, encoding: .utf8)
+    try (text + "\nfleet:\n  broker: {host: 127.0.0.1, port: \(port)}\n  group_id: bench\n" + extra).write(toFile: copy, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: copy) }
     return try loadSite(copy)
 }
@@ -209,14 +213,88 @@ func runFleetUplinkBenchmark(arguments: [String]) async throws {
                  modes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "), wall))
 }
 
+/// What the tick loop and the flood share: the loop time, whether the flood is on, and what the node's command queue did.
+final class FloodShared: Sendable {
+    let loopTime: Mutex<Double>
+    let flooding = Mutex(false)
+    let counts = Mutex((handled: 0, accepted: 0, dropped: 0, fastPaths: 0, deferred: 0))
+    init(t0: Double) { loopTime = Mutex(t0) }
+}
+
+/// The site for the fleet command flood: the API's runtime over the bench's loop (no config swaps).
+struct BenchRuntime: SiteRuntime {
+    let loop: ControlLoop
+    let clock: @Sendable () -> Double
+    func now() -> Double { clock() }
+    func validate(yaml: String, file: String) throws -> Site { throw BenchError("no config apply in the benchmark") }
+    func apply(_ site: Site, version: Int) async throws { throw BenchError("no config apply in the benchmark") }
+}
+
+/// A second MQTT client publishing fleet commands at `perSecond` (in bursts every 20 ms): in turn a valid DR event
+/// (in force now, 5 s, a cap far above the site's), a valid DCMD `auto`, an unknown metric, a replayed id.
+final class CommandFlood: Sendable {
+    let client: MQTTClient
+    let sent = Mutex(0)
+    init(port: Int) {
+        client = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: port, clientID: "fleet-bench-flood-\(getpid())"))
+    }
+
+    func run(edge: String, device: String, perSecond: Int, loopTimeMS: @escaping @Sendable () -> UInt64, on: @escaping @Sendable () -> Bool) async throws {
+        let (connected, connectedIn) = AsyncStream.makeStream(of: Void.self)
+        let events = client.events
+        Task.detached { for await e in events { if case .connected = e { connectedIn.yield() } } }
+        try await client.connect(will: nil)
+        var c = connected.makeAsyncIterator()
+        _ = await c.next()
+        let clock = ContinuousClock()
+        var next = clock.now
+        var n = 0
+        let perBurst = max(1, perSecond / 50)
+        while !Task.isCancelled {
+            next = next.advanced(by: .milliseconds(20))
+            try await clock.sleep(until: next)
+            guard on() else { continue }
+            let at = loopTimeMS()
+            for _ in 0..<perBurst {
+                n += 1
+                func envelope(_ id: String) -> [SparkplugMetric] {
+                    [SparkplugMetric(name: FleetCommandName.id, value: .string(id)),
+                     SparkplugMetric(name: FleetCommandName.timestamp, value: .dateTime(millisecondsSinceEpoch: at)),
+                     SparkplugMetric(name: FleetCommandName.clientID, value: .string("bench-op"))]
+                }
+                let (topic, metrics): (String, [SparkplugMetric])
+                switch n % 4 {
+                case 0:
+                    (topic, metrics) = ("spBv1.0/bench/NCMD/\(edge)", envelope("flood-\(n)") + [
+                        SparkplugMetric(name: FleetCommandName.eventID, value: .string("flood-\(n)")),
+                        SparkplugMetric(name: FleetCommandName.eventCapKW, value: .double(1_000_000)),
+                        SparkplugMetric(name: FleetCommandName.eventDurationS, value: .int64(5)),
+                        SparkplugMetric(name: FleetCommandName.eventReason, value: .string("flood"))])
+                case 1:
+                    (topic, metrics) = ("spBv1.0/bench/DCMD/\(edge)/\(device)", envelope("flood-\(n)") + [
+                        SparkplugMetric(name: FleetCommandName.mode, value: .string("auto"))])
+                case 2:
+                    (topic, metrics) = ("spBv1.0/bench/NCMD/\(edge)", envelope("flood-\(n)") + [SparkplugMetric(name: "Bogus", value: .double(1))])
+                default:
+                    (topic, metrics) = ("spBv1.0/bench/DCMD/\(edge)/\(device)", envelope("flood-\(n - 2)") + [
+                        SparkplugMetric(name: FleetCommandName.mode, value: .string("auto"))])
+                }
+                _ = try? await client.publish(topic: topic, payload: SparkplugPayload(timestamp: at, seq: nil, metrics: metrics).encoded(), qos: 0)
+                sent.withLock { $0 += 1 }
+            }
+        }
+    }
+}
+
 func runFleetTicksBenchmark(arguments: [String]) async throws {
     let path = arguments.first ?? "examples/demo-site.yaml"
     let runs = arguments.count > 1 ? Int(arguments[1]) ?? 5 : 5
     let n = arguments.count > 2 ? Int(arguments[2]) ?? 200 : 200
     let periodMS = arguments.count > 3 ? Int(arguments[3]) ?? 50 : 50
+    let floodPerS = arguments.count > 4 ? Int(arguments[4]) ?? 500 : 500
     let broker = try await MosquittoBroker.start()
     defer { broker.stop() }
-    let (site, profiles) = try fleetSite(path, port: broker.port)
+    let (site, profiles) = try fleetSite(path, port: broker.port, extra: "  roles: {bench-op: operator}\n")
     guard let fleet = site.fleet else { throw BenchError("no fleet section") }
     let t0 = 1_795_680_000.0
     // Prices that move every 5 minutes ($30–$200), so the site curtails and restores and the node has data to send.
@@ -232,20 +310,51 @@ func runFleetTicksBenchmark(arguments: [String]) async throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fleet-bench-\(getpid())")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
-    let edge = EdgeNodeService(fleet: fleet, bdSeqPath: dir.appendingPathComponent("bdseq").path, logger: quietLogger(),
-                               configVersion: { 1 }, retryDelay: .milliseconds(50))
+    // Fleet commands as the daemon runs them: the API's rules, a store for the audit and event logs, the replay record.
+    let shared = FloodShared(t0: t0)
+    let store = try Store.open(directory: dir.appendingPathComponent("store").path)
+    let replay = CommandReplayStore(path: dir.appendingPathComponent("fleet-command-ids").path, loadedAtS: t0)
+    let processor = FleetCommandProcessor(deps: FleetCommandDependencies(runtime: BenchRuntime(loop: bench.loop, clock: { shared.loopTime.withLock { $0 } }), store: store),
+                                          fleet: fleet, replay: replay, logger: quietLogger())
+    let period = Duration.milliseconds(periodMS)
+    var node = EdgeNodeService(fleet: fleet, bdSeqPath: dir.appendingPathComponent("bdseq").path, logger: quietLogger(),
+                               configVersion: { 1 }, retryDelay: .milliseconds(50), commands: processor,
+                               pacing: .clock(ContinuousClock(), period: period, phase: period / 4))
+    node.commandQueue = CommandQueueOptions(observe: { e in
+        shared.counts.withLock { c in
+            switch e {
+            case .dropped(let k, _): c.dropped += k
+            case .handled(_, let ok, _): c.handled += 1; if ok { c.accepted += 1 }
+            case .fastPath(let ran, _): if ran { c.fastPaths += 1 } else { c.deferred += 1 }
+            case .waitingForTick: break
+            }
+        }
+    })
+    let edge = node
     let group = ServiceGroup(services: [edge], logger: quietLogger())
     var kinds = tap.kinds.makeAsyncIterator()
-    enum Mode: String { case without = "without the edge node", with = "with the edge node publishing", hung = "with the broker hung (SIGSTOP)" }
+    enum Mode: String {
+        case without = "without the edge node", with = "with the edge node publishing", flood = "with the node and a command flood"
+        case hung = "with the broker hung (SIGSTOP)"
+    }
     var results: [Mode: [(p50: Double, p99: Double)]] = [:]
     let clock = ContinuousClock()
     var hookUS: [Double] = []
+    let flood = CommandFlood(port: broker.port)
+    defer { flood.client.close() }
+    let device = bench.loop.plant.devices.first!.id
+    var floodSent = 0, floodHandled = 0, floodAccepted = 0, floodDropped = 0, floodFast = 0, floodDeferred = 0
     try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
+        tasks.addTask {
+            try await flood.run(edge: fleet.edgeNodeID, device: device, perSecond: floodPerS,
+                                loopTimeMS: { UInt64(shared.loopTime.withLock { $0 } * 1000) }, on: { shared.flooding.withLock { $0 } })
+        }
         var t = t0
         var next = clock.now
         // One tick of loop time per period of real time; returns the tick's duration in ms (tick + the hook).
         func tick(_ offer: Bool) async throws -> Double {
+            shared.loopTime.withLock { $0 = t }
             let start = clock.now
             let r = await bench.loop.tick(now: t)
             if offer {
@@ -256,21 +365,36 @@ func runFleetTicksBenchmark(arguments: [String]) async throws {
             let d = seconds(clock.now - start) * 1000
             bench.sim.step(.seconds(1))
             t += 1
-            next = next.advanced(by: .milliseconds(periodMS))
+            next = next.advanced(by: period)
             try await clock.sleep(until: next)
             return d
         }
         _ = try await tick(true)
         while let k = await kinds.next(), k != "NBIRTH" {}
-        next = clock.now
+        // Keep the ticks on the schedule the node's clock anchored on (its first tick): skip whole periods.
+        while next < clock.now { next = next.advanced(by: period) }
         for _ in 0..<100 { _ = try await tick(true) }  // warm-up: caches, the first ramp
         for run in 0..<runs {
             // Alternate the order between runs; the hung block last (the broker is continued after it).
-            let order: [Mode] = run % 2 == 0 ? [.without, .with, .hung] : [.with, .without, .hung]
+            let order: [Mode] = run % 2 == 0 ? [.without, .with, .flood, .hung] : [.flood, .with, .without, .hung]
             for mode in order {
                 if mode == .hung { kill(broker.process.processIdentifier, SIGSTOP) }
+                if mode == .flood {
+                    shared.counts.withLock { $0 = (0, 0, 0, 0, 0) }
+                    let before = flood.sent.withLock { $0 }
+                    shared.flooding.withLock { $0 = true }
+                    floodSent -= before
+                }
                 var ds: [Double] = []
                 for _ in 0..<n { ds.append(try await tick(mode != .without)) }
+                if mode == .flood {
+                    shared.flooding.withLock { $0 = false }
+                    for _ in 0..<20 { _ = try await tick(true) }  // not measured: the queue drains
+                    floodSent += flood.sent.withLock { $0 }
+                    let c = shared.counts.withLock { $0 }
+                    floodHandled += c.handled; floodAccepted += c.accepted; floodDropped += c.dropped
+                    floodFast += c.fastPaths; floodDeferred += c.deferred
+                }
                 if mode == .hung {
                     kill(broker.process.processIdentifier, SIGCONT)
                     for _ in 0..<20 { _ = try await tick(true) }  // not measured: the broker and the tap catch up
@@ -280,11 +404,13 @@ func runFleetTicksBenchmark(arguments: [String]) async throws {
             }
         }
         await group.triggerGracefulShutdown()
-        try await tasks.waitForAll()
+        flood.client.close()
+        try await tasks.next()
+        tasks.cancelAll()
     }
     let sent = tap.messages.withLock { $0.filter { $0.kind == "NDATA" || $0.kind == "DDATA" }.count }
-    print("fleet-ticks: \(path), loop on the simulator's in-memory buses, one tick of 1 s loop time every \(periodMS) ms of real time; \(runs) runs of \(n) ticks per condition, alternating; tick = ControlLoop.tick + the offer hook; load average \(loadAverage())")
-    for mode in [Mode.without, .with, .hung] {
+    print("fleet-ticks: \(path), loop on the simulator's in-memory buses, one tick of 1 s loop time every \(periodMS) ms of real time; \(runs) runs of \(n) ticks per condition, alternating; tick = ControlLoop.tick + the offer hook; the node wakes on its clock a quarter period after each tick; load average \(loadAverage())")
+    for mode in [Mode.without, .with, .flood, .hung] {
         let r = results[mode] ?? []
         print("  \(mode.rawValue): p50 " + r.map { String(format: "%.3f", $0.p50) }.joined(separator: " / ")
               + " ms, p99 " + r.map { String(format: "%.3f", $0.p99) }.joined(separator: " / ") + " ms")
@@ -294,10 +420,13 @@ func runFleetTicksBenchmark(arguments: [String]) async throws {
         let ratios = zip(a, b).map { $0[keyPath: key] / $1[keyPath: key] }.sorted()
         return ratios.isEmpty ? .nan : ratios[ratios.count / 2]
     }
-    print(String(format: "  ratio to without (median of %d runs): with p50 %.2f, p99 %.2f; hung p50 %.2f, p99 %.2f (goal: 1 within noise)",
-                 runs, medianRatio(.with, \.p50), medianRatio(.with, \.p99), medianRatio(.hung, \.p50), medianRatio(.hung, \.p99)))
+    print(String(format: "  ratio to without (median of %d runs): with p50 %.2f, p99 %.2f; flood p50 %.2f, p99 %.2f; hung p50 %.2f, p99 %.2f (goal: 1 within noise)",
+                 runs, medianRatio(.with, \.p50), medianRatio(.with, \.p99), medianRatio(.flood, \.p50), medianRatio(.flood, \.p99),
+                 medianRatio(.hung, \.p50), medianRatio(.hung, \.p99)))
     hookUS.sort()
-    print(String(format: "  the offer hook alone: p50 %.1f µs, p99 %.1f µs, max %.1f µs over %d calls", percentile(hookUS, 0.5), percentile(hookUS, 0.99), hookUS.last ?? .nan, hookUS.count))
+    print(String(format: "  the offer hook alone: p50 %.1f µs, p99 %.1f µs, max %.1f µs over %d calls; the hook resumed the service %d times, its clock's task or the command worker %d times",
+                 percentile(hookUS, 0.5), percentile(hookUS, 0.99), hookUS.last ?? .nan, hookUS.count, edge.tickHookWakes.service, edge.tickHookWakes.others))
+    print("  flood blocks: \(floodSent) commands published (\(floodPerS)/s target), \(floodHandled) answered (\(floodAccepted) accepted), \(floodDropped) dropped (queue full), fast paths \(floodFast) run / \(floodDeferred) left to the next tick")
     print("  data messages the host saw: \(sent)")
 }
 
