@@ -463,40 +463,32 @@ public final class FleetCommandProcessor: Sendable {
         if let current, current.sha256 == sha {
             return .success("config v\(current.version) (sha256 \(sha.prefix(12))…) is already in force")
         }
-        let site: Site
-        do { site = try deps.runtime.validate(yaml: stored.yaml, file: "v\(stored.version)") } catch {
-            return .failure(FleetRejection(.outOfRange, SiteValidator.oneLine(error, file: "v\(stored.version)")))
-        }
-        let text = comment.isEmpty ? "fleet: apply v\(stored.version)" : comment
-        let now = deps.wallClock()
-        let v: ConfigVersion
-        do {
-            v = try deps.configs.appendConfig(yaml: stored.yaml, author: actor, comment: text, at: now, expected: current?.version ?? 0,
-                                              rollbackOf: stored.version, audit: nil)
-        } catch {
-            return .failure(FleetRejection(.conflict, "config changed meanwhile: \(error)"))
-        }
-        do { try await deps.runtime.apply(site, version: v.version) } catch {
-            try? deps.eventLog.logEvents([EventEntry(at: now, kind: .config, subject: "v\(v.version)", message: "stored but not applied: \(error)")])
-            return .failure(FleetRejection(.failed, "config v\(v.version) stored but not applied: \(error)"))
-        }
-        try? deps.eventLog.logEvents([EventEntry(at: deps.wallClock(), kind: .config, subject: "v\(v.version)", message: "applied by \(actor): \(text)")])
-        return .success("config v\(v.version) applied (content of v\(stored.version), sha256 \(sha.prefix(12))…)")
+        return await storeAndApply(yaml: stored.yaml, sha: sha, file: "v\(stored.version)",
+                                   text: comment.isEmpty ? "fleet: apply v\(stored.version)" : comment,
+                                   current: current, rollbackOf: stored.version, source: "content of v\(stored.version)", actor: actor)
     }
 
     /// A site file no stored version has (sent with the command): validate, store as the newest version, apply.
     func applyNewConfig(yaml: String, sha: String, comment rawComment: String?, current: ConfigVersion?, actor: String) async -> Result<String, FleetRejection> {
         let comment = rawComment?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        let file = "config sha256 \(sha.prefix(12))"
+        return await storeAndApply(yaml: yaml, sha: sha, file: "config sha256 \(sha.prefix(12))",
+                                   text: comment.isEmpty ? "fleet: apply sha256 \(sha.prefix(12))" : comment,
+                                   current: current, rollbackOf: nil, source: "sent with the command", actor: actor)
+    }
+
+    /// Validates `yaml` (errors name `file`), stores it as the version after `current` (`rollbackOf` a stored one,
+    /// or new) and applies it at the next tick boundary; a config event either way.
+    func storeAndApply(yaml: String, sha: String, file: String, text: String, current: ConfigVersion?, rollbackOf: Int?,
+                       source: String, actor: String) async -> Result<String, FleetRejection> {
         let site: Site
         do { site = try deps.runtime.validate(yaml: yaml, file: file) } catch {
             return .failure(FleetRejection(.outOfRange, SiteValidator.oneLine(error, file: file)))
         }
-        let text = comment.isEmpty ? "fleet: apply sha256 \(sha.prefix(12))" : comment
         let now = deps.wallClock()
         let v: ConfigVersion
         do {
-            v = try deps.configs.appendConfig(yaml: yaml, author: actor, comment: text, at: now, expected: current?.version ?? 0, rollbackOf: nil, audit: nil)
+            v = try deps.configs.appendConfig(yaml: yaml, author: actor, comment: text, at: now, expected: current?.version ?? 0,
+                                              rollbackOf: rollbackOf, audit: nil)
         } catch {
             return .failure(FleetRejection(.conflict, "config changed meanwhile: \(error)"))
         }
@@ -505,7 +497,7 @@ public final class FleetCommandProcessor: Sendable {
             return .failure(FleetRejection(.failed, "config v\(v.version) stored but not applied: \(error)"))
         }
         try? deps.eventLog.logEvents([EventEntry(at: deps.wallClock(), kind: .config, subject: "v\(v.version)", message: "applied by \(actor): \(text)")])
-        return .success("config v\(v.version) applied (sent with the command, sha256 \(sha.prefix(12))…)")
+        return .success("config v\(v.version) applied (\(source), sha256 \(sha.prefix(12))…)")
     }
 
     /// One audit row, one log line, the answer.
