@@ -165,7 +165,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchyardBench",
             dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay", "TestSupport",
-                           "FleetEdge", "Sparkplug",
+                           "FleetEdge", "Sparkplug", "Hub",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Benchmarks/Sources/SwitchyardBench"
