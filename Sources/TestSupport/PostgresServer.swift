@@ -160,7 +160,7 @@ public final class PostgresServer: @unchecked Sendable {
 
     private func openLog() throws -> FileHandle {
         if !FileManager.default.fileExists(atPath: logFile.path) {
-            FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
         let h = try FileHandle(forWritingTo: logFile)
         h.seekToEndOfFile()
@@ -260,6 +260,7 @@ public final class PostgresServer: @unchecked Sendable {
 
     /// Runs Debian's `psql -At` (unaligned, tuples only, `|` between columns) against the server over TCP and returns
     /// its output; throws when psql fails (ON_ERROR_STOP).
+    @discardableResult
     public func psql(_ sql: String) async throws -> String {
         let r = try await runCommand(binDirectory.appendingPathComponent("psql").path, [
             "-h", "127.0.0.1", "-p", "\(port)", "-U", username, "-d", database,
