@@ -176,7 +176,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchyardBench",
             dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay", "TestSupport",
-                           "FleetEdge", "Sparkplug", "API", "Store",
+                           "FleetEdge", "Sparkplug", "API", "Store", "Hub",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Benchmarks/Sources/SwitchyardBench"

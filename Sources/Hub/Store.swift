@@ -104,7 +104,7 @@ public final class HubStore: FleetRecordSink, Service {
     /// Runs the connection pool until the task is cancelled or a graceful shutdown begins.
     public func run() async throws {
         let client = self.client
-        try await cancelWhenGracefulShutdown { await client.run() }
+        await cancelWhenGracefulShutdown { await client.run() }
     }
 
     /// Runs the store's pool for the duration of `body` (and cancels it afterwards), for tests, tools and benchmarks.

@@ -56,8 +56,11 @@ public final class PostgresServer: @unchecked Sendable {
 
     static func startBlocking() throws -> PostgresServer {
         let bin = try findBinaries()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-postgres-\(UUID().uuidString)")
+        reapAbandoned()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("\(directoryPrefix)\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        // Who owns this cluster: a later start removes it if this process dies without stopping it (reapAbandoned).
+        try "\(getpid())\n".write(to: dir.appendingPathComponent(ownerFile), atomically: true, encoding: .utf8)
         // The port is chosen before the server binds it; another process may take it in between, so a start that
         // fails is retried on a new port (the cluster is kept).
         var server = PostgresServer(port: try freeLoopbackPort(), directory: dir, binDirectory: bin)
@@ -95,6 +98,37 @@ public final class PostgresServer: @unchecked Sendable {
             throw error
         }
     }
+
+    static let directoryPrefix = "switchyard-postgres-"
+    static let ownerFile = "owner.pid"
+
+    /// Stops and removes every throwaway cluster whose owning process (the pid in its `owner.pid`) has died without
+    /// stopping it (a test process killed, say): its postmaster gets SIGQUIT (immediate shutdown, the backends go
+    /// with it), then the directory is deleted. A directory without `owner.pid`, or whose owner is alive, is left.
+    public static func reapAbandoned() {
+        let tmp = FileManager.default.temporaryDirectory
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? []
+        for name in entries where name.hasPrefix(directoryPrefix) {
+            let dir = tmp.appendingPathComponent(name)
+            guard let owner = try? String(contentsOf: dir.appendingPathComponent(ownerFile), encoding: .utf8),
+                  let ownerPID = Int32(owner.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            if kill(ownerPID, 0) == 0 || errno == EPERM { continue }  // the owner is alive
+            let pidFile = dir.appendingPathComponent("data/postmaster.pid")
+            if let text = try? String(contentsOf: pidFile, encoding: .utf8),
+               let first = text.split(separator: "\n").first, let postmaster = Int32(first),
+               let cmdline = try? String(contentsOfFile: "/proc/\(postmaster)/cmdline", encoding: .utf8),
+               cmdline.contains(dir.path) {
+                kill(postmaster, SIGQUIT)
+                let deadline = Date().addingTimeInterval(10)
+                while isAlive(postmaster), Date() < deadline { usleep(10_000) }
+                if isAlive(postmaster) { kill(postmaster, SIGKILL) }
+            }
+            try? FileManager.default.removeItem(at: dir)
+        }
+    }
+
+    /// Whether the server process is running.
+    public var isRunning: Bool { lock.withLock { process?.isRunning ?? false } }
 
     /// The highest-numbered /usr/lib/postgresql/<version>/bin holding `postgres` and `initdb`.
     public static func findBinaries() throws -> URL {
@@ -160,7 +194,7 @@ public final class PostgresServer: @unchecked Sendable {
 
     private func openLog() throws -> FileHandle {
         if !FileManager.default.fileExists(atPath: logFile.path) {
-            FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
         let h = try FileHandle(forWritingTo: logFile)
         h.seekToEndOfFile()
@@ -260,6 +294,7 @@ public final class PostgresServer: @unchecked Sendable {
 
     /// Runs Debian's `psql -At` (unaligned, tuples only, `|` between columns) against the server over TCP and returns
     /// its output; throws when psql fails (ON_ERROR_STOP).
+    @discardableResult
     public func psql(_ sql: String) async throws -> String {
         let r = try await runCommand(binDirectory.appendingPathComponent("psql").path, [
             "-h", "127.0.0.1", "-p", "\(port)", "-U", username, "-d", database,

@@ -64,4 +64,31 @@ import TestSupport
             #expect(server.log.contains("database system was interrupted") || server.log.contains("not properly shut down"))
         }
     }
+
+    /// A cluster whose owner died without stopping it (a killed test process) is stopped and removed by the next
+    /// start.
+    @Test func aClusterWhoseOwnerDiedIsRemovedByTheNextStart() async throws {
+        let orphan = try await PostgresServer.start()
+        let other = try await PostgresServer.start()
+        do {
+            // A pid that no longer runs: a child that has exited and been reaped.
+            let exited = Process()
+            exited.executableURL = URL(fileURLWithPath: "/bin/true")
+            try exited.run()
+            exited.waitUntilExit()
+            try "\(exited.processIdentifier)\n".write(to: orphan.directory.appendingPathComponent("owner.pid"), atomically: true, encoding: .utf8)
+            PostgresServer.reapAbandoned()
+            #expect(!FileManager.default.fileExists(atPath: orphan.directory.path))
+            await #expect(throws: (any Error).self) { try await orphan.psql("SELECT 1") }  // the server is gone
+            // A cluster whose owner (this process) is alive is left alone.
+            #expect(FileManager.default.fileExists(atPath: other.directory.path))
+            #expect(try await other.psql("SELECT 1").trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        } catch {
+            await orphan.stop()
+            await other.stop()
+            throw error
+        }
+        await orphan.stop()
+        await other.stop()
+    }
 }

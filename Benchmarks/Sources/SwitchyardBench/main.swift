@@ -12,6 +12,7 @@
 //   SwitchyardBench replay PRICES [SITE]     a backtest (controller + 3 baselines), timed
 //   SwitchyardBench fleet-uplink [SITE]      bytes/s the Sparkplug edge node publishes, steady and in a price spike
 //   SwitchyardBench fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]]  tick p50/p99 without / with the edge node / broker hung
+//   SwitchyardBench hub-store [SAMPLES [BATCHES]]  the hub's PostgreSQL store: insert samples/s by batch size, disk per site-day
 
 import Foundation
 import Modbus
@@ -104,8 +105,10 @@ do {
         try await runFleetUplinkBenchmark(arguments: Array(args.dropFirst(2)))
     case "fleet-ticks":
         try await runFleetTicksBenchmark(arguments: Array(args.dropFirst(2)))
+    case "hub-store":
+        try await runHubStoreBenchmark(arguments: Array(args.dropFirst(2)))
     default:
-        FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE] | fleet-uplink [SITE] | fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]]\n".utf8))
+        FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE] | fleet-uplink [SITE] | fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]] | hub-store [SAMPLES [BATCHES]]\n".utf8))
         exit(64)
     }
 } catch {
