@@ -115,7 +115,9 @@ public final class HostApplication: Service, Sendable {
                     let (records, finished) = queue.take(maxRecords: RecordQueue.maxRecordsPerWrite)
                     if records.isEmpty {
                         if finished { break }
-                        _ = await wakes.next()
+                        // nil: the queue was finished (the next round takes what is left and ends), or this task was
+                        // cancelled, when the wait returns at once: stop rather than spin.
+                        if await wakes.next() == nil, Task.isCancelled { break }
                         continue
                     }
                     do { try await sink.write(records) } catch {

