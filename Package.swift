@@ -64,7 +64,7 @@ let package = Package(
         // tick, and EdgeNodeService (fed by the loop's tick hook without ever blocking it); fleet commands through
         // the API's caps, roles, loop calls and audit log (API, Store).
         .target(name: "FleetEdge", dependencies: [
-            "Sparkplug", "Control", "Site", "Signals", "API", "Store",
+            "Sparkplug", "Control", "Broker", "Site", "Signals", "API", "Store",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),

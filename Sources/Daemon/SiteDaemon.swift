@@ -244,7 +244,7 @@ public struct SiteDaemon<C: Clock>: Service where C.Duration == Duration {
         // hook only hands the report over (`offer` never waits); the service publishes on its own task.
         let edge = site.fleet.map { fleet in
             EdgeNodeService(fleet: fleet, bdSeqPath: URL(fileURLWithPath: config.stateDir).appendingPathComponent("sparkplug-bdseq").path,
-                            logger: logger, configVersion: { [store = prepared.store] in (try? store.latestConfig()).map { Int64($0.version) } },
+                            logger: logger, config: { [store = prepared.store] in (try? store.latestConfig()).map { ConfigStamp(version: Int64($0.version), sha256: $0.sha256) } },
                             retryDelay: config.fleetRetryDelay,
                             commands: FleetCommandProcessor.forDaemon(fleet: fleet, stateDir: config.stateDir, store: prepared.store,
                                                                       runtime: HostedRuntime(host: host, now: { time.now }), logger: logger),

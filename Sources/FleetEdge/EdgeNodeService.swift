@@ -42,7 +42,7 @@ public struct EdgeNodeService: Service {
     /// How the service learns of ticks: fixed at init (the hook and the service share it).
     public let pacing: TickPacing
     let bdSeqStore: any BdSeqStore
-    let configVersion: @Sendable () -> Int64?
+    let config: @Sendable () -> ConfigStamp?
     let retryDelay: Duration
     let wallClockMS: @Sendable () -> UInt64
     /// Runner events, for tests and logs.
@@ -50,10 +50,10 @@ public struct EdgeNodeService: Service {
     /// Fleet commands (FleetCommands.swift); nil: only `Node Control/Rebirth` is acted on.
     let commands: FleetCommandProcessor?
 
-    /// `bdSeqPath`: where the last bdSeq is kept across restarts. `configVersion` is called on this service's
+    /// `bdSeqPath`: where the last bdSeq is kept across restarts. `config` is called on this service's
     /// task, never the loop's. `wallClockMS`: payload timestamps (metric timestamps are the tick's loop time).
     public init(fleet: FleetConfig, bdSeqPath: String, logger: Logger,
-                configVersion: @escaping @Sendable () -> Int64? = { nil },
+                config: @escaping @Sendable () -> ConfigStamp? = { nil },
                 retryDelay: Duration = .seconds(2),
                 wallClockMS: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
                 commands: FleetCommandProcessor? = nil,
@@ -64,7 +64,7 @@ public struct EdgeNodeService: Service {
         self.pacing = pacing
         inbox = TickInbox(everyTick: pacing.ticker == nil)
         bdSeqStore = FileBdSeqStore(path: bdSeqPath)
-        self.configVersion = configVersion
+        self.config = config
         self.retryDelay = retryDelay
         self.wallClockMS = wallClockMS
         self.observe = observe
@@ -103,7 +103,7 @@ public struct EdgeNodeService: Service {
         let inbox = self.inbox
         // The births need values: wait for the first tick (the hook wakes the service for it).
         guard let first = await inbox.next() else { return }
-        var sample = FleetSample(report: first.report, loop: first.loop, configVersion: configVersion())
+        var sample = FleetSample(report: first.report, loop: first.loop, config: config())
         let client = MQTTClient(mqttConfiguration)
         let schemas = commandSchemas(sample.birth)
         let runner = try EdgeNodeRunner(client: client, identity: identity, store: bdSeqStore,
@@ -214,12 +214,12 @@ public struct EdgeNodeService: Service {
                 }
                 guard !handed.isEmpty else { return }
                 let online = await runner.session.phase == .online
-                let version = online ? nil : configVersion()
+                let version = online ? nil : config()
                 var rows: [BufferedSample] = []
                 for tick in handed {
                     let kind = eventTracker.kind(mode: tick.report.mode.rawValue, events: tick.report.events)
                     guard !online else { continue }
-                    let s = FleetSample(report: tick.report, loop: tick.loop, configVersion: version)
+                    let s = FleetSample(report: tick.report, loop: tick.loop, config: version, offer: false)
                     rows.append(BufferedSample(at: s.at, kind: kind, metrics: s.node))
                 }
                 guard !rows.isEmpty else { return }
@@ -243,7 +243,7 @@ public struct EdgeNodeService: Service {
             var bornDevices: Set<String> = []
             while let tick = await inbox.next() {
                 await storeTicksWhileNotBorn()
-                sample = FleetSample(report: tick.report, loop: tick.loop, configVersion: configVersion())
+                sample = FleetSample(report: tick.report, loop: tick.loop, config: config())
                 if born.value.withLock({ let b = $0; $0 = false; return b }) {
                     // The births carried `birth`'s values: they are the new baselines.
                     rbe.reset()

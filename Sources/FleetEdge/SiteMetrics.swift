@@ -3,6 +3,7 @@
 // made it, off the loop's task (EdgeNodeService). Pure apart from reading the loop's telemetry (under its
 // own locks; no I/O). Metric names and datatypes are listed in docs/fleet.md.
 
+import Broker
 import Control
 import Site
 import Sparkplug
@@ -46,8 +47,9 @@ public struct FleetSample: Sendable, Equatable {
         self.devices = devices
     }
 
-    /// The metrics of a tick. `configVersion`: the configuration version, if known.
-    public init(report: TickReport, loop: ControlLoop, configVersion: Int64?) {
+    /// The metrics of a tick. `config`: the configuration in force, if known. `offer`: whether to compute the
+    /// site's shed offer (live data only: a buffered sample leaves it out, an old offer is worth nothing).
+    public init(report: TickReport, loop: ControlLoop, config: ConfigStamp?, offer: Bool = true) {
         let at = UInt64(max(0, report.at * 1000).rounded())
         func double(_ name: String, _ v: Double?) -> SparkplugMetric {
             v.map { SparkplugMetric(name: name, timestamp: at, value: .double($0)) } ?? SparkplugMetric(name: name, timestamp: at, null: .double)
@@ -61,9 +63,12 @@ public struct FleetSample: Sendable, Equatable {
             double(FleetMetricName.hashprice, report.hashpriceUsdPerPHDay),
             SparkplugMetric(name: FleetMetricName.mode, timestamp: at, value: .string(report.mode.rawValue)),
         ]
-        node.append(configVersion.map { SparkplugMetric(name: FleetMetricName.configVersion, timestamp: at, value: .int64($0)) }
+        node.append(config.map { SparkplugMetric(name: FleetMetricName.configVersion, timestamp: at, value: .int64($0.version)) }
                     ?? SparkplugMetric(name: FleetMetricName.configVersion, timestamp: at, null: .int64))
         node.append(SparkplugMetric(name: FleetMetricName.activeEvents, timestamp: at, value: .int32(Int32(clamping: report.events.count))))
+        node.append(config.map { SparkplugMetric(name: FleetMetricName.configSHA256, timestamp: at, value: .string($0.sha256)) }
+                    ?? SparkplugMetric(name: FleetMetricName.configSHA256, timestamp: at, null: .string))
+        if offer { node += Self.offerMetrics(report.shedOffer(maxSteps: FleetMetricName.offerMaxSteps), at: at) }
 
         var writeErrors: [String: String] = [:]
         for w in report.writes { if let e = w.error { writeErrors[w.device] = e.code } }
@@ -86,5 +91,33 @@ public struct FleetSample: Sendable, Equatable {
             devices.append((id, m))
         }
         self.init(at: at, node: node, devices: devices)
+    }
+
+    /// The offer curve as node metrics (FleetMetricName.offerSteps …): every step slot is always present, so the
+    /// birth declares them all and data changes them by report-by-exception.
+    static func offerMetrics(_ steps: [ShedOfferStep], at: UInt64) -> [SparkplugMetric] {
+        let used = min(steps.count, FleetMetricName.offerMaxSteps)
+        var m = [SparkplugMetric(name: FleetMetricName.offerSteps, timestamp: at, value: .int32(Int32(used)))]
+        for k in 1...FleetMetricName.offerMaxSteps {
+            if k <= used {
+                m.append(SparkplugMetric(name: FleetMetricName.offerStepKW(k), timestamp: at, value: .double(steps[k - 1].importKw)))
+                m.append(SparkplugMetric(name: FleetMetricName.offerStepUSDPerHour(k), timestamp: at, value: .double(steps[k - 1].usdPerHour)))
+            } else {
+                m.append(SparkplugMetric(name: FleetMetricName.offerStepKW(k), timestamp: at, null: .double))
+                m.append(SparkplugMetric(name: FleetMetricName.offerStepUSDPerHour(k), timestamp: at, null: .double))
+            }
+        }
+        return m
+    }
+}
+
+/// The configuration in force at a site, as the edge node reports it.
+public struct ConfigStamp: Sendable, Hashable {
+    public var version: Int64
+    public var sha256: String
+
+    public init(version: Int64, sha256: String) {
+        self.version = version
+        self.sha256 = sha256
     }
 }

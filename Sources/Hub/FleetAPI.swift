@@ -73,6 +73,9 @@ public struct SiteStatusDTO: Codable, Sendable, Equatable, ResponseEncodable {
     public var priceUsdPerMwh: Double?
     public var governorMode: String?
     public var configVersion: Int64?
+    public var configSha256: String?
+    /// MW the site offers to shed within one tick (the sum of its offer's steps), nil without an offer.
+    public var offerMw: Double?
     /// ISO 8601, or nil if never heard from.
     public var lastSeen: String?
     /// online, stale or offline.
@@ -90,6 +93,8 @@ public struct SiteStatusDTO: Codable, Sendable, Equatable, ResponseEncodable {
         priceUsdPerMwh = s.priceUsdPerMWh
         governorMode = s.governorMode
         configVersion = s.configVersion
+        configSha256 = s.configSHA256
+        offerMw = s.offer.map { $0.reduce(0) { $0 + $1.mw } }
         lastSeen = s.lastSeen.map { ISO8601.format(Double($0) / 1000) }
         liveness = s.liveness.rawValue
         devices = s.devices

@@ -106,6 +106,10 @@ public struct SiteStatus: Sendable, Hashable, Codable {
     public var priceUsdPerMWh: Double?
     public var governorMode: String?
     public var configVersion: Int64?
+    /// The SHA-256 of the configuration in force (`Site/Config SHA256`).
+    public var configSHA256: String?
+    /// The site's offer to a fleet shed (`Site/Offer/…`), nil when it publishes none or a step is malformed.
+    public var offer: [OfferStep]?
     /// When the host last heard from the site, ms since the epoch.
     public var lastSeen: UInt64?
     public var liveness: SiteLiveness
@@ -116,7 +120,10 @@ public struct SiteStatus: Sendable, Hashable, Codable {
 
     public init(site: SiteKey, importKW: Double? = nil, capKW: Double? = nil, miningMW: Double? = nil, inferenceMW: Double? = nil,
                 priceUsdPerMWh: Double? = nil, governorMode: String? = nil, configVersion: Int64? = nil, lastSeen: UInt64? = nil,
-                liveness: SiteLiveness, devices: Int = 0, devicesOnline: Int = 0, births: Int = 0, bdSeq: UInt64? = nil) {
+                liveness: SiteLiveness, devices: Int = 0, devicesOnline: Int = 0, births: Int = 0, bdSeq: UInt64? = nil,
+                configSHA256: String? = nil, offer: [OfferStep]? = nil) {
+        self.configSHA256 = configSHA256
+        self.offer = offer
         self.site = site
         self.importKW = importKW
         self.capKW = capKW
@@ -425,13 +432,44 @@ public struct FleetModel: Sendable {
             if case let .text(s)? = node.metrics[FleetMetricName.mode]?.value { mode = s }
             var version: Int64?
             if let v = node.metrics[FleetMetricName.configVersion]?.value.flatMap(Self.double) { version = Int64(exactly: v) }
+            var sha: String?
+            if case let .string(s)? = node.metrics[FleetMetricName.configSHA256]?.value { sha = s }
             return SiteStatus(site: node.key, importKW: double(FleetMetricName.importKW), capKW: double(FleetMetricName.capKW),
                               miningMW: double(FleetMetricName.miningMW), inferenceMW: double(FleetMetricName.inferenceMW),
                               priceUsdPerMWh: double(FleetMetricName.price), governorMode: mode, configVersion: version,
                               lastSeen: node.lastSeen, liveness: liveness(of: node.key, now: now),
                               devices: node.devices.count, devicesOnline: node.devices.values.filter(\.online).count,
-                              births: node.births, bdSeq: node.bdSeq)
+                              births: node.births, bdSeq: node.bdSeq, configSHA256: sha, offer: Self.offer(node))
         }
+    }
+
+    /// A node's offer curve from its `Site/Offer/…` metrics (import kW → MW), cheapest step first; nil when it
+    /// publishes none, or a step in use is missing or not a positive, finite number (the site is then left out of
+    /// fleet sheds rather than guessed at). Zero steps: an empty offer (nothing to shed).
+    static func offer(_ node: NodeState) -> [OfferStep]? {
+        guard let n = node.metrics[FleetMetricName.offerSteps]?.value.flatMap(Self.double), n >= 0,
+              n <= Double(FleetMetricName.offerMaxSteps), n == n.rounded() else { return nil }
+        var steps: [OfferStep] = []
+        for k in stride(from: 1, through: Int(n), by: 1) {
+            guard let kw = node.metrics[FleetMetricName.offerStepKW(k)]?.value.flatMap(Self.double),
+                  let usd = node.metrics[FleetMetricName.offerStepUSDPerHour(k)]?.value.flatMap(Self.double),
+                  kw.isFinite, kw > 0, usd.isFinite, usd >= 0 else { return nil }
+            steps.append(OfferStep(mw: kw / 1000, dollarsPerHour: usd))
+        }
+        return steps
+    }
+
+    /// What a fleet shed in `region` starts from: every online site of the region with an offer and a metered
+    /// import. Sites without them are left out (listed in `missing`, with why).
+    public func shedInputs(region: String, now: UInt64) -> (sites: [SiteKey: SiteShedInput], missing: [SiteKey: String]) {
+        var sites: [SiteKey: SiteShedInput] = [:], missing: [SiteKey: String] = [:]
+        for row in status(now: now) where row.region == region {
+            guard row.liveness == .online else { missing[row.site] = "\(row.liveness)"; continue }
+            guard let steps = row.offer, let curve = try? OfferCurve(steps: steps) else { missing[row.site] = "no offer curve"; continue }
+            guard let kw = row.importKW, kw.isFinite else { missing[row.site] = "no metered import"; continue }
+            sites[row.site] = SiteShedInput(offer: curve, importKW: kw)
+        }
+        return (sites, missing)
     }
 
     // MARK: - Helpers

@@ -92,6 +92,12 @@ public final class HostApplication: Service, Sendable {
         return model.withLock { $0.status(now: t) }
     }
 
+    /// What a fleet shed in `region` would start from now (FleetModel.shedInputs).
+    public func shedInputs(region: String) -> (sites: [SiteKey: SiteShedInput], missing: [SiteKey: String]) {
+        let t = now()
+        return model.withLock { $0.shedInputs(region: region, now: t) }
+    }
+
     /// The whole model (devices, metric values), a copy.
     public func snapshot() async -> FleetModel { model.withLock { $0 } }
 

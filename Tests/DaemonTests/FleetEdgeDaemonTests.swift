@@ -110,8 +110,8 @@ struct FleetEdgeDaemonTests {
             "bdSeq": 4, "Node Control/Rebirth": 11,
             "Site/Import kW": 10, "Site/Cap In Force kW": 10, "Site/Mining MW": 10, "Site/Inference MW": 10,
             "Site/Price USD per MWh": 10, "Site/Hashprice USD per PH day": 10, "Site/Governor Mode": 12,
-            "Site/Config Version": 4, "Site/Active Events": 3,
-        ], "\(node)")
+            "Site/Config Version": 4, "Site/Active Events": 3, "Site/Config SHA256": 12, "Site/Offer/Steps": 3,
+        ].merging((1...10).flatMap { ["Site/Offer/Step \($0) kW", "Site/Offer/Step \($0) USD per h"] }.map { ($0, 10) }) { a, _ in a }, "\(node)")
         let devices = verdict["device_metrics"] as? [String: [String: Int]] ?? [:]
         #expect(devices["asic-1"] == ["Power kW": 10, "Setpoint kW": 10, "Up": 11, "Following": 11, "Last Error Code": 12], "\(devices)")
         #expect(devices["gpu-1"] == devices["asic-1"])

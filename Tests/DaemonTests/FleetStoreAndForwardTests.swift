@@ -182,7 +182,7 @@ struct FleetStoreAndForwardTests {
             #expect(modeTimes == expected, "historical samples: \(modeTimes.count), expected \(expected.count)")
             #expect(Set(historical.keys) == Set([
                 "Site/Import kW", "Site/Cap In Force kW", "Site/Mining MW", "Site/Inference MW", "Site/Price USD per MWh",
-                "Site/Hashprice USD per PH day", "Site/Governor Mode", "Site/Config Version", "Site/Active Events"]))
+                "Site/Hashprice USD per PH day", "Site/Governor Mode", "Site/Config Version", "Site/Active Events", "Site/Config SHA256"]))
             #expect(historical.values.allSatisfy { $0.count == expected.count }, "every node metric of every sample")
             // The DR event is in the gap's samples: one active event from t0+100 s to t0+400 s, none before or after.
             let active = (historical["Site/Active Events"] ?? []).map { ($0.last as? NSNumber)?.intValue ?? -1 }

@@ -157,7 +157,7 @@ func runFleetUplinkBenchmark(arguments: [String]) async throws {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
     let edge = EdgeNodeService(fleet: fleet, bdSeqPath: dir.appendingPathComponent("bdseq").path, logger: quietLogger(),
-                               configVersion: { [input = taken.input] in input.yield(); return 1 }, retryDelay: .milliseconds(50))
+                               config: { [input = taken.input] in input.yield(); return ConfigStamp(version: 1, sha256: String(repeating: "0", count: 64)) }, retryDelay: .milliseconds(50))
     let group = ServiceGroup(services: [edge], logger: quietLogger())
     var takenIt = taken.stream.makeAsyncIterator()
     var kinds = tap.kinds.makeAsyncIterator()
@@ -318,7 +318,7 @@ func runFleetTicksBenchmark(arguments: [String]) async throws {
                                           fleet: fleet, replay: replay, logger: quietLogger())
     let period = Duration.milliseconds(periodMS)
     var node = EdgeNodeService(fleet: fleet, bdSeqPath: dir.appendingPathComponent("bdseq").path, logger: quietLogger(),
-                               configVersion: { 1 }, retryDelay: .milliseconds(50), commands: processor,
+                               config: { ConfigStamp(version: 1, sha256: String(repeating: "0", count: 64)) }, retryDelay: .milliseconds(50), commands: processor,
                                pacing: .clock(ContinuousClock(), period: period, phase: period / 4))
     node.commandQueue = CommandQueueOptions(observe: { e in
         shared.counts.withLock { c in
