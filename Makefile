@@ -10,7 +10,7 @@ BENCH_PIP      := scipy==1.17.1 numpy==2.4.6
 SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 BIN            := .build/debug/switchyard
 
-.PHONY: all deps apt-deps pip-deps build test run bench proto clean
+.PHONY: all deps apt-deps pip-deps build test run fleet-demo bench proto clean
 
 all: build
 
@@ -43,6 +43,10 @@ test: deps
 ## run: the most useful end-to-end demo that exists (see README)
 run: build
 	@./scripts/run-demo.sh
+
+## fleet-demo: mosquitto, a throwaway PostgreSQL, the hub and 40 simulated sites; fleet status live, then a 50 MW ERCOT shed
+fleet-demo: build
+	@./scripts/fleet-demo.sh
 
 ## bench: the benchmark harness (release build); figures go to Benchmarks/README.md
 bench: deps

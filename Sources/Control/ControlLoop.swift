@@ -283,12 +283,18 @@ public final class LoopWriter: Sendable {
 }
 
 extension TickReport {
-    /// The site's offer to a fleet shed from this tick's setpoints (`Broker.shedOffer`): kW of import it can shed
-    /// within one tick and the $/h each step loses, cheapest first, merged to at most `maxSteps` steps. Empty when
-    /// a policy, not the broker, set the setpoints, or nothing runs.
+    /// The site's offer to a fleet shed (`Broker.shedOffer`): kW of import it can shed within one tick and the $/h
+    /// each step loses, cheapest first, merged to at most `maxSteps` steps. Empty when a policy, not the broker, set
+    /// the setpoints, or nothing runs. It counts from what each device draws now, never above this tick's setpoint:
+    /// a device still ramping up to its setpoint can shed only what it draws (lowering a setpoint it has not reached
+    /// sheds nothing a meter sees), and a device never read offers nothing.
     public func shedOffer(maxSteps: Int = 10) -> [ShedOfferStep] {
         guard let input = offerInput else { return [] }
-        return Broker.coarsened(Broker.shedOffer(input.problem, setpointsKw: input.setpointsKW), maxSteps: maxSteps)
+        let devices = input.problem.snapshot.devices
+        let drawing = input.setpointsKW.enumerated().map { d, kw in
+            d < devices.count ? min(kw, max(0, devices[d].measuredKw ?? 0)) : 0
+        }
+        return Broker.coarsened(Broker.shedOffer(input.problem, setpointsKw: drawing), maxSteps: maxSteps)
     }
 }
 

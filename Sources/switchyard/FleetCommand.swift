@@ -12,7 +12,7 @@ extension Switchyard {
     }
 
     struct FleetStatus: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "status", abstract: "One row per site: region, import / cap, MW mining and inference, price, mode, config version, last seen, and whether it is stale or offline.")
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "One row per site: region, import / cap, MW mining and inference, MW it offers to shed, price, mode, config version, last seen, and whether it is stale or offline.")
         @OptionGroup var remote: RemoteOptions
 
         func run() async throws {
@@ -21,10 +21,10 @@ extension Switchyard {
             if remote.json { printJSON(r.body); return }
             let s = try c.decode(FleetStatusDTO.self, r)
             func mwText(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "-" }
-            printTable(["REGION", "SITE", "IMPORT/CAP kW", "MINING MW", "INFER MW", "PRICE $/MWh", "MODE", "CONFIG", "LAST SEEN", "FLAG"],
+            printTable(["REGION", "SITE", "IMPORT/CAP kW", "MINING MW", "INFER MW", "OFFER MW", "PRICE $/MWh", "MODE", "CONFIG", "LAST SEEN", "FLAG"],
                        s.sites.map { row in
                            [terminalSafe(row.region), terminalSafe(row.site), "\(kw(row.importKw)) / \(kw(row.capKw))", mwText(row.miningMw),
-                            mwText(row.inferenceMw), row.priceUsdPerMwh.map { String(format: "%.2f", $0) } ?? "-",
+                            mwText(row.inferenceMw), mwText(row.offerMw), row.priceUsdPerMwh.map { String(format: "%.2f", $0) } ?? "-",
                             terminalSafe(row.governorMode ?? "-"), row.configVersion.map { "v\($0)" } ?? "-", row.lastSeen ?? "never",
                             row.liveness == "online" ? "" : row.liveness.uppercased()]
                        })

@@ -77,6 +77,11 @@ struct HubEndToEndTests {
                     #expect(r.liveness == "online")
                     #expect((r.importKw ?? 0) > 1000, "\(r.site) import \(String(describing: r.importKw))")
                     #expect(r.capKw == 40_000)
+                    // Each site offers to shed part of its import (its broker's ranking), and says which configuration
+                    // is in force.
+                    let offer = try #require(r.offerMw, "\(r.site) publishes no offer")
+                    #expect(offer > 0 && offer * 1000 <= (r.importKw ?? 0), "\(r.site) offers \(offer) MW of \(r.importKw ?? 0) kW")
+                    #expect(r.configSha256?.count == 64, "\(r.site) config sha \(String(describing: r.configSha256))")
                 }
                 let table = try await runCommand(switchyardExecutable(), ["fleet", "status", "--server", server, "--token", secret])
                 #expect(table.status == 0 && table.stdout.contains("ercot-02") && table.stdout.contains("PJM"), "\(table.stdout)\(table.stderr)")
@@ -115,8 +120,12 @@ struct FleetStatusWire: Decodable {
         var importKw: Double?
         var capKw: Double?
         var liveness: String
+        var offerMw: Double?
+        var configSha256: String?
         enum CodingKeys: String, CodingKey {
             case region, site, liveness
+            case offerMw = "offer_mw"
+            case configSha256 = "config_sha256"
             case importKw = "import_kw"
             case capKw = "cap_kw"
         }
