@@ -28,13 +28,24 @@ if [ "$(id -u)" -eq 0 ]; then AS_PG=(/usr/bin/setpriv --reuid=postgres --regid=p
 PGDATA="$WORK/pg"
 PGSOCK="$WORK/pgsock"
 
-PIDS=()
+# Stops one process: SIGTERM, up to 20 s to finish (a site sets its containers to their fallback, the hub publishes
+# STATE offline), then SIGKILL, said out loud.
+stop() {
+  local pid=$1 name=$2
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }; sleep 0.1; done
+  echo "fleet-demo: $name did not stop within 20 s of SIGTERM: killed" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
 cleanup() {
   trap - INT TERM EXIT
   echo
   echo "fleet-demo: stopping"
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do wait "${PIDS[$i]}" 2>/dev/null || true; done
+  # The sites first (while the broker can still take their deaths), then the hub, then the broker.
+  [ -n "${SIM:-}" ] && stop "$SIM" "the simulated fleet"
+  [ -n "${HUB:-}" ] && stop "$HUB" "the hub"
+  [ -n "${MQTT:-}" ] && stop "$MQTT" "mosquitto"
   [ -f "$PGDATA/postmaster.pid" ] && "${AS_PG[@]}" "$PGBIN/pg_ctl" stop -D "$PGDATA" -m fast -w -t 30 >/dev/null 2>&1 || true
   [ -n "${KEEP:-}" ] && { echo "fleet-demo: logs kept in $WORK"; exit 0; }
   rm -rf "$WORK"
@@ -47,7 +58,7 @@ mkdir -p "$WORK/mqtt" && chmod 777 "$WORK/mqtt"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file %s/mqtt/mosquitto.log\n' \
   "$MQTT_PORT" "$WORK" > "$WORK/mqtt/mosquitto.conf"
 /usr/sbin/mosquitto -c "$WORK/mqtt/mosquitto.conf" &
-PIDS+=($!)
+MQTT=$!
 
 # PostgreSQL: a throwaway cluster, trust on the socket and loopback only.
 mkdir -p "$PGDATA" "$PGSOCK"
@@ -64,7 +75,6 @@ echo "mosquitto on 127.0.0.1:$MQTT_PORT · PostgreSQL on 127.0.0.1:$PG_PORT (dat
 # roles give it admin), the fleet API on loopback.
 "$BIN" hub run --broker "127.0.0.1:$MQTT_PORT" --host-id hub --client-id switchyard-hub --listen "127.0.0.1:$API_PORT" \
   > "$WORK/hub.log" 2>&1 &
-PIDS+=($!)
 HUB=$!
 TOKEN=""
 for _ in $(seq 1 100); do
@@ -79,7 +89,6 @@ printf 'export SWITCHYARD_SERVER=%s\nexport SWITCHYARD_TOKEN=%s\n' "$SWITCHYARD_
 echo "hub: fleet API on $SWITCHYARD_SERVER (operator token in $WORK/env) · log $WORK/hub.log"
 
 "$BIN" sim --fleet "$FLEET" --broker "127.0.0.1:$MQTT_PORT" --state-dir "$WORK/fleet" > "$WORK/fleet.log" 2>&1 &
-PIDS+=($!)
 SIM=$!
 for _ in $(seq 1 100); do grep -q "^switchyard sim:" "$WORK/fleet.log" 2>/dev/null && break; kill -0 "$SIM" 2>/dev/null || { cat "$WORK/fleet.log"; exit 1; }; sleep 0.2; done
 head -1 "$WORK/fleet.log"

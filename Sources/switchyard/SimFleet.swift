@@ -68,7 +68,9 @@ final class FleetTotals: Sendable {
     func record(_ site: String, _ mining: Double, _ inference: Double) { latest.withLock { $0[site] = (mining, inference) } }
 }
 
-/// A line per region every 10 s; ends the run after `duration` seconds.
+/// A line per region every 10 s; ends the run after `duration` seconds, or at once on SIGTERM/SIGINT (the group
+/// shuts its services down last to first, so a reporter that kept sleeping held the whole fleet up: `make
+/// fleet-demo` found `sim --fleet` ignoring SIGTERM).
 struct FleetSimReporter: Service {
     let totals: FleetTotals
     let regions: [String: [String]]
@@ -76,6 +78,10 @@ struct FleetSimReporter: Service {
     let duration: Double?
 
     func run() async throws {
+        do { try await cancelWhenGracefulShutdown { try await report() } } catch is CancellationError { return }
+    }
+
+    private func report() async throws {
         let start = ContinuousClock.now
         while true {
             let left = duration.map { $0 - (ContinuousClock.now - start).seconds } ?? .infinity
