@@ -52,25 +52,51 @@ public final class MosquittoBroker: @unchecked Sendable {
         }
     }
 
+    /// Password authentication and an ACL: `users` (name → password, hashed into a password file with Debian's
+    /// `mosquitto_passwd`) and the ACL file's text (mosquitto's `user`/`topic`/`pattern` lines). Anonymous clients
+    /// are refused.
+    public struct Auth: Sendable {
+        public var users: [String: String]
+        public var acl: String
+        public init(users: [String: String], acl: String) {
+            self.users = users
+            self.acl = acl
+        }
+    }
+
     /// Starts the broker and waits (off the cooperative pool) until it accepts TCP connections.
     /// `debugLog` adds mosquitto's debug lines (every PUBLISH in and out) to the log; `tls` makes the
-    /// listener TLS-only with client certificates required.
-    public static func start(port requested: Int? = nil, debugLog: Bool = false, tls: TLSListener? = nil) async throws -> MosquittoBroker {
+    /// listener TLS-only with client certificates required; `auth` requires a user and password and applies an ACL.
+    public static func start(port requested: Int? = nil, debugLog: Bool = false, tls: TLSListener? = nil, auth: Auth? = nil) async throws -> MosquittoBroker {
         try await withCheckedThrowingContinuation { cont in
             Thread.detachNewThread {
-                do { cont.resume(returning: try startBlocking(port: requested, debugLog: debugLog, tls: tls)) } catch { cont.resume(throwing: error) }
+                do { cont.resume(returning: try startBlocking(port: requested, debugLog: debugLog, tls: tls, auth: auth)) } catch { cont.resume(throwing: error) }
             }
         }
     }
 
-    static func startBlocking(port requested: Int?, debugLog: Bool, tls: TLSListener? = nil) throws -> MosquittoBroker {
+    static func startBlocking(port requested: Int?, debugLog: Bool, tls: TLSListener? = nil, auth: Auth? = nil) throws -> MosquittoBroker {
         let port = try requested ?? freeLoopbackPort()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-mosquitto-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let logPath = dir.appendingPathComponent("mosquitto.log").path
+        var access = "allow_anonymous true"
+        if let auth {
+            let passwords = dir.appendingPathComponent("passwords").path
+            for (i, (user, password)) in auth.users.sorted(by: { $0.key < $1.key }).enumerated() {
+                let r = try runBlocking("/usr/bin/mosquitto_passwd", (i == 0 ? ["-c"] : []) + ["-b", passwords, user, password])
+                guard r.status == 0 else { throw TestSupportError.peerFailed("mosquitto_passwd exited \(r.status): \(r.output)") }
+            }
+            let aclPath = dir.appendingPathComponent("acl").path
+            try auth.acl.write(toFile: aclPath, atomically: true, encoding: .utf8)
+            // mosquitto drops to its own user as root: it must read both.
+            chmod(passwords, 0o644)
+            chmod(aclPath, 0o644)
+            access = "allow_anonymous false\npassword_file \(passwords)\nacl_file \(aclPath)"
+        }
         let conf = """
         listener \(port) 127.0.0.1
-        allow_anonymous true
+        \(access)
         \(tls.map { "cafile \($0.caFile)\ncertfile \($0.certFile)\nkeyfile \($0.keyFile)\nrequire_certificate true\nuse_identity_as_username true" } ?? "")
         persistence false
         log_dest file \(logPath)
