@@ -47,9 +47,12 @@ public struct HostConfiguration: Sendable {
     public var recordQueueCapacity: Int
     /// Between connection attempts.
     public var retryDelay: Duration
+    /// After the sink's first failed write, before it is tried again (then doubling, up to 30 s).
+    public var sinkRetryDelay: Duration
 
     public init(hostID: String, mqtt: MQTTConfiguration, model: FleetModel.Configuration = .init(),
-                recordQueueCapacity: Int = 10_000, retryDelay: Duration = .seconds(2)) {
+                recordQueueCapacity: Int = 10_000, retryDelay: Duration = .seconds(2), sinkRetryDelay: Duration = .seconds(1)) {
+        self.sinkRetryDelay = sinkRetryDelay
         self.hostID = hostID
         self.mqtt = mqtt
         self.model = model
@@ -111,6 +114,7 @@ public final class HostApplication: Service, Sendable {
         let sink = self.sink
         let logger = self.logger
         let observe = self.observe
+        let sinkRetryDelay = configuration.sinkRetryDelay
 
         await withTaskGroup(of: Void.self) { group in
             // The sink's own task, in arrival order: whatever has queued up since the last write goes in one call (one
@@ -126,10 +130,28 @@ public final class HostApplication: Service, Sendable {
                         if await wakes.next() == nil, Task.isCancelled { break }
                         continue
                     }
-                    do { try await sink.write(records) } catch {
-                        logger.error("hub: the record sink failed; \(records.count) records lost",
-                                     metadata: ["hub.error": "\(error)"])
-                        observe(.sinkFailed("\(error)"))
+                    // A failed write (PostgreSQL restarting, a dropped connection) keeps its records and is tried
+                    // again, sinkRetryDelay after the first failure, doubling up to 30 s; messages arriving meanwhile
+                    // wait in the queue (bounded: beyond it they are dropped, counted and logged). Only a write that
+                    // still fails once the host is stopping gives up, after three tries, and says how many it lost.
+                    var delay = sinkRetryDelay, failures = 0
+                    while true {
+                        do {
+                            try await sink.write(records)
+                            if failures > 0 { logger.notice("hub: the record sink recovered", metadata: ["hub.failed_writes": "\(failures)"]) }
+                            break
+                        } catch {
+                            failures += 1
+                            observe(.sinkFailed("\(error)"))
+                            if Task.isCancelled || (queue.isFinished && failures >= 3) {
+                                logger.error("hub: the record sink failed; \(records.count) records lost", metadata: ["hub.error": "\(error)"])
+                                break
+                            }
+                            logger.error("hub: the record sink failed; \(records.count) records kept, retrying in \(delay)",
+                                         metadata: ["hub.error": "\(error)"])
+                            try? await Task.sleep(for: delay)
+                            delay = min(delay * 2, .seconds(30))
+                        }
                     }
                 }
             }
@@ -288,6 +310,8 @@ final class RecordQueue: Sendable {
         if ok { wake.yield() }
         return ok
     }
+
+    var isFinished: Bool { state.withLock { $0.finished } }
 
     /// No more batches: `take` returns what is left, then reports finished.
     func finish() {
