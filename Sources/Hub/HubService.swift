@@ -39,10 +39,7 @@ public struct HubService: Service {
 
     public func run() async throws {
         let (configuration, logger, onListening) = (self.configuration, self.logger, self.onListening)
-        let store = HubStore(configuration: configuration.store, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { pool in
-            pool.addTask { await store.client.run() }
-            defer { pool.cancelAll() }
+        try await HubStore.withRunning(configuration.store, logger: logger) { store in
             let applied = try await store.migrate()
             if !applied.isEmpty { logger.notice("hub: store migrated", metadata: ["hub.migrations": "\(applied)"]) }
             let host = try HostApplication(configuration: configuration.host, sink: store, logger: logger, observe: observe)

@@ -56,16 +56,20 @@ extension Switchyard {
 
         func validate() throws {
             if FleetSimRun.parseBroker(broker) == nil { throw ValidationError("--broker '\(broker)' should be HOST:PORT") }
-            if FleetSimRun.parseBroker(listen.replacingOccurrences(of: ":0", with: ":1")) == nil {
-                throw ValidationError("--listen '\(listen)' should be HOST:PORT")
-            }
+            if Self.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' should be HOST:PORT (port 0…65535; 0: a free one)") }
             if validateSparkplugIDProblem(hostID) != nil { throw ValidationError("--host-id '\(hostID)': \(validateSparkplugIDProblem(hostID)!)") }
+        }
+
+        /// HOST:PORT for the API to listen on; unlike the broker's address, port 0 (a free port) is allowed.
+        static func parseListen(_ s: String) -> (host: String, port: Int)? {
+            guard let colon = s.lastIndex(of: ":"), colon > s.startIndex, let port = Int(s[s.index(after: colon)...]),
+                  (0...65535).contains(port) else { return nil }
+            return (String(s[..<colon]), port)
         }
 
         func run() async throws {
             let (mqttHost, mqttPort) = FleetSimRun.parseBroker(broker)!
-            let apiPort = Int(listen.split(separator: ":").last ?? "") ?? 8444
-            let apiHost = String(listen[..<(listen.lastIndex(of: ":") ?? listen.endIndex)])
+            let (apiHost, apiPort) = Self.parseListen(listen)!
             var logger = Logger(label: "switchyard-hub")
             logger.logLevel = .notice
             let config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: MQTTConfiguration(host: mqttHost, port: mqttPort, clientID: clientID)),
