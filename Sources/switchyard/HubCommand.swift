@@ -52,9 +52,12 @@ extension Switchyard {
         var clientID: String = "switchyard-hub"
         @Option(name: .long, help: ArgumentHelp("The fleet API's address.", valueName: "HOST:PORT"))
         var listen: String = "127.0.0.1:8444"
+        @Option(name: .customLong("retention-days"), help: ArgumentHelp("Days of samples kept (1…3650); older day partitions are dropped at start and hourly.", valueName: "N"))
+        var retentionDays: Int = HubRetention.defaultDays
         @OptionGroup var postgres: PostgresOptions
 
         func validate() throws {
+            if let problem = HubRetention.problem(days: retentionDays) { throw ValidationError(problem) }
             if FleetSimRun.parseBroker(broker) == nil { throw ValidationError("--broker '\(broker)' should be HOST:PORT") }
             if Self.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' should be HOST:PORT (port 0…65535; 0: a free one)") }
             if validateSparkplugIDProblem(hostID) != nil { throw ValidationError("--host-id '\(hostID)': \(validateSparkplugIDProblem(hostID)!)") }
@@ -73,7 +76,8 @@ extension Switchyard {
             var logger = Logger(label: "switchyard-hub")
             logger.logLevel = .notice
             let config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: MQTTConfiguration(host: mqttHost, port: mqttPort, clientID: clientID)),
-                                          store: postgres.configuration, apiHost: apiHost, apiPort: apiPort)
+                                          store: postgres.configuration, apiHost: apiHost, apiPort: apiPort,
+                                          retentionDays: retentionDays)
             let hub = HubService(configuration: config, logger: logger, onListening: { port in
                 print("switchyard hub: fleet API on http://\(apiHost):\(port), primary host '\(hostID)' on MQTT \(mqttHost):\(mqttPort)")
                 fflushStdout()

@@ -1,4 +1,4 @@
-// `switchyard hub`'s options are validated before anything starts (no broker or PostgreSQL needed): one error line,
+// `switchyard hub`'s options (--listen, --retention-days) are validated before anything starts (no broker or PostgreSQL needed): one error line,
 // exit 64.
 
 import Foundation
@@ -22,6 +22,18 @@ struct HubOptionsTests {
             #expect(r.status == 64, "\(good): \(r.stderr)")
             #expect(!r.stderr.contains("--listen"), "\(good): \(r.stderr)")
             #expect(r.stderr.contains("--host-id 'a/b'"), "\(good): \(r.stderr)")
+        }
+    }
+
+    @Test func retentionDaysIsOneToThreeThousandSixHundredFifty() async throws {
+        for bad in ["0", "3651", "100000"] {
+            let r = try await runCommand(exe, ["hub", "run", "--retention-days", bad])
+            #expect(r.status == 64, "\(bad): \(r.stderr)")
+            #expect(r.stderr.contains("--retention-days must be 1…3650 (days of samples kept), not \(bad)"), "\(bad): \(r.stderr)")
+        }
+        for good in ["1", "3650"] {
+            let r = try await runCommand(exe, ["hub", "run", "--retention-days", good, "--host-id", "a/b"])
+            #expect(r.status == 64 && !r.stderr.contains("--retention-days") && r.stderr.contains("--host-id 'a/b'"), "\(good): \(r.stderr)")
         }
     }
 }
