@@ -51,9 +51,8 @@ func runHubPublish(arguments: [String]) async throws {
     for c in clients { try await c.connect(will: nil) }
     for i in 0..<sites {
         let (g, e) = benchSiteKey(i), now = wallMs()
-        var metrics = [SparkplugMetric(name: "Node Control/Rebirth", timestamp: now, value: .boolean(false))]
-        metrics += names.map { SparkplugMetric(name: $0, timestamp: now, value: .double(0)) }
-        let p = SparkplugPayloads.nbirth(timestamp: now, bdSeq: BdSeq(0), metrics: metrics)
+        // (nbirth adds bdSeq and Node Control/Rebirth.)
+        let p = SparkplugPayloads.nbirth(timestamp: now, bdSeq: BdSeq(0), metrics: names.map { SparkplugMetric(name: $0, timestamp: now, value: .double(0)) })
         _ = try await clients[i % clientCount].publish(topic: "spBv1.0/\(g)/NBIRTH/\(e)", payload: p.encoded(), qos: 0)
     }
     emitLine("BIRTHS \(sites)")
