@@ -46,6 +46,13 @@ public struct HubService: Service {
 
     public func run() async throws {
         let (configuration, logger, onListening) = (self.configuration, self.logger, self.onListening)
+        // Refused here with a clear error rather than by StoreMaintenanceService's preconditions.
+        if let problem = HubRetention.problem(days: configuration.retentionDays) {
+            throw HubStoreError(operation: "configuration", message: problem)
+        }
+        guard configuration.maintenancePeriod > .zero else {
+            throw HubStoreError(operation: "configuration", message: "the store's maintenance period must be positive, not \(configuration.maintenancePeriod)")
+        }
         try await HubStore.withRunning(configuration.store, logger: logger) { store in
             let applied = try await store.migrate()
             if !applied.isEmpty { logger.notice("hub: store migrated", metadata: ["hub.migrations": "\(applied)"]) }

@@ -52,7 +52,6 @@ struct HubEndToEndTests {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 var portIt = ports.makeAsyncIterator()
-FileHandle.standardError.write(Data("E2E \(Date()) port\n".utf8))
                 let apiPort = try #require(await portIt.next())
                 var tickIt = ticks.makeAsyncIterator()
                 var recIt = received.makeAsyncIterator()
@@ -60,13 +59,11 @@ FileHandle.standardError.write(Data("E2E \(Date()) port\n".utf8))
                 for _ in 0..<3 { _ = await tickIt.next() }
                 var births: Set<String> = []
                 while births.count < 3, let t = await recIt.next() { if t.contains("/NBIRTH/") { births.insert(t) } }
-FileHandle.standardError.write(Data("E2E \(Date()) births\n".utf8))
                 #expect(births == ["spBv1.0/ERCOT/NBIRTH/ercot-01", "spBv1.0/ERCOT/NBIRTH/ercot-02", "spBv1.0/PJM/NBIRTH/pjm-01"])
                 for _ in 0..<15 {
                     clock.advance(by: .seconds(1))
                     for _ in 0..<3 { _ = await tickIt.next() }
                 }
-FileHandle.standardError.write(Data("E2E \(Date()) ticks\n".utf8))
                 var data: Set<String> = []
                 while data.count < 3, let t = await recIt.next() { if t.contains("/NDATA/") { data.insert(t) } }
 
@@ -82,7 +79,6 @@ FileHandle.standardError.write(Data("E2E \(Date()) ticks\n".utf8))
                     #expect((r.importKw ?? 0) > 1000, "\(r.site) import \(String(describing: r.importKw))")
                     #expect(r.capKw == 40_000)
                 }
-FileHandle.standardError.write(Data("E2E \(Date()) status-json\n".utf8))
                 let table = try await runCommand(switchyardExecutable(), ["fleet", "status", "--server", server, "--token", secret])
                 #expect(table.status == 0 && table.stdout.contains("ercot-02") && table.stdout.contains("PJM"), "\(table.stdout)\(table.stderr)")
                 let refused = try await runCommand(switchyardExecutable(), ["fleet", "status", "--server", server, "--token", "sy_wrong"])
@@ -90,7 +86,6 @@ FileHandle.standardError.write(Data("E2E \(Date()) status-json\n".utf8))
 
                 // psql reads the same current import from the hub's tables (the sink writes behind the model: the
                 // ticks have stopped, so the tables catch up and stay).
-FileHandle.standardError.write(Data("E2E \(Date()) table\n".utf8))
                 let expected = Dictionary(uniqueKeysWithValues: rows.map { ($0.site, $0.importKw ?? .nan) })
                 var stored: [String: Double] = [:]
                 for _ in 0..<500 {
@@ -107,7 +102,6 @@ FileHandle.standardError.write(Data("E2E \(Date()) table\n".utf8))
                 }
                 #expect(stored == expected)
 
-FileHandle.standardError.write(Data("E2E \(Date()) psql\n".utf8))
                 // `fleet history --svg`: the chart of the samples the API gives (JSON), one polyline point each.
                 let svgPath = dir.appendingPathComponent("ercot-01.svg").path
                 let historyArgs = ["fleet", "history", "ercot-01", "--metric", "site_import_kw", "--since", "2026-11-26T00:00:00Z",
@@ -117,15 +111,12 @@ FileHandle.standardError.write(Data("E2E \(Date()) psql\n".utf8))
                 #expect(history.status == 0, "\(history.stderr)")
                 let samples = (try? JSONDecoder().decode(HistoryDTO.self, from: Data(history.stdout.utf8)))?.samples ?? []
                 #expect(samples.count >= 3, "\(history.stdout)\(history.stderr)")
-FileHandle.standardError.write(Data("E2E \(Date()) history-json\n".utf8))
                 let chart = try await runCommand(switchyardExecutable(), historyArgs + ["--svg", svgPath])
                 #expect(chart.status == 0 && chart.stdout.hasPrefix("wrote \(svgPath): Site/Import kW of ERCOT/ercot-01"), "\(chart.stdout)\(chart.stderr)")
                 let drawn = (try? String(contentsOfFile: svgPath, encoding: .utf8)).flatMap { try? ChartReader.read($0) }
                 #expect(drawn?.points.count == samples.filter { $0.value != nil }.count)
                 #expect(drawn?.title == "Site/Import kW — ERCOT/ercot-01")
-FileHandle.standardError.write(Data("E2E \(Date()) svg\n".utf8))
                 await group.triggerGracefulShutdown()
-FileHandle.standardError.write(Data("E2E \(Date()) shutdown-triggered\n".utf8))
                 try await tasks.waitForAll()
             }
         }
