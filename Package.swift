@@ -178,6 +178,8 @@ let package = Package(
             dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay", "TestSupport",
                            "FleetEdge", "Sparkplug", "API", "Store", "Hub",
                            .product(name: "Logging", package: "swift-log"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             path: "Benchmarks/Sources/SwitchyardBench"
         ),

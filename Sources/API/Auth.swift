@@ -34,12 +34,13 @@ public struct BearerAuthMiddleware: RouterMiddleware {
                                                               "http.path": "\(request.uri.path)"])
             return APIError(.unauthorized, why, headers: [.wwwAuthenticate: "Bearer realm=\"switchyard\""])
         }
-        guard let header = request.headers[.authorization] else { throw reject("missing bearer token") }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].count <= 256 else {
-            throw reject("malformed Authorization header: expected 'Bearer <token>'")
+        let secret: String
+        switch BearerToken.parse(request.headers[.authorization]) {
+        case .success(let s): secret = s
+        case .failure(.missing): throw reject("missing bearer token")
+        case .failure(.malformed): throw reject(BearerToken.malformedMessage)
         }
-        let hash = Tokens.hash(String(parts[1]))
+        let hash = Tokens.hash(secret)
         let record: TokenRecord?
         // GRDB's async read: a slow disk holds this request, not a cooperative thread every other task needs.
         do { record = try await tokens.tokenAsync(hash: hash) } catch {

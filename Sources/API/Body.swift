@@ -82,10 +82,7 @@ struct JSONResponse<T: Encodable & Sendable>: ResponseGenerator {
     var body: T
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
-        let data = try e.encode(body)
+        let data = try JSONEncoder.apiResponse.encode(body)
         var h = headers
         h[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))

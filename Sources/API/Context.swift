@@ -2,6 +2,7 @@
 
 import Basics
 import Foundation
+import HTTPBasics
 import Hummingbird
 import NIOCore
 import Store
@@ -26,12 +27,7 @@ public struct APIRequestContext: RequestContext, RemoteAddressRequestContext {
     }
 
     /// JSON out: snake_case keys, sorted, so responses are stable.
-    public var responseEncoder: JSONEncoder {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }
+    public var responseEncoder: JSONEncoder { .apiResponse }
 
     /// The client's address without the port ("unknown" in router tests).
     var clientKey: String {

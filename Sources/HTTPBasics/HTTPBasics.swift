@@ -1,10 +1,46 @@
 // What the site API and the fleet hub's API share that needs neither the control loop nor a store: the error
-// shape ({"error": {"message": …, "status": …}}) and the limiter of failed authentications.
+// shape ({"error": {"message": …, "status": …}}), the response encoder, the parse of the Authorization header and
+// the limiter of failed authentications.
 
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Synchronization
+
+extension JSONEncoder {
+    /// The APIs' response encoder: snake_case keys, sorted, so responses are stable.
+    public static var apiResponse: JSONEncoder {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}
+
+/// The parse of an `Authorization: Bearer <token>` header.
+public enum BearerToken {
+    /// The longest token accepted (a longer one is malformed, not looked up).
+    public static let maxLength = 256
+    /// The message for a header that is present but not `Bearer <token>`.
+    public static let malformedMessage = "malformed Authorization header: expected 'Bearer <token>'"
+
+    public enum ParseError: Error, Equatable {
+        /// No Authorization header.
+        case missing
+        /// A header that is not `Bearer <token>` (scheme case-insensitive, token 1…256 characters).
+        case malformed
+    }
+
+    /// The token in `header` (the Authorization header's value, nil when absent).
+    public static func parse(_ header: String?) -> Result<String, ParseError> {
+        guard let header else { return .failure(.missing) }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].count <= maxLength else {
+            return .failure(.malformed)
+        }
+        return .success(String(parts[1]))
+    }
+}
 
 /// Limits failed authentications per client address: after `maxFailures` within
 /// `windowS`, the client gets 429 until the oldest failure leaves the window.

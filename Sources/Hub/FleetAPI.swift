@@ -54,12 +54,8 @@ public struct FleetRequestContext: RequestContext, RemoteAddressRequestContext {
         remoteAddress = source.channel.remoteAddress
     }
 
-    public var responseEncoder: JSONEncoder {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys]
-        return e
-    }
+    /// JSON out: snake_case keys, sorted, as the site API.
+    public var responseEncoder: JSONEncoder { .apiResponse }
 }
 
 /// One row of `fleet status`.
@@ -104,6 +100,7 @@ public struct SiteStatusDTO: Codable, Sendable, Equatable, ResponseEncodable {
 
 public struct FleetStatusDTO: Codable, Sendable, ResponseEncodable {
     public var sites: [SiteStatusDTO]
+    public init(sites: [SiteStatusDTO]) { self.sites = sites }
 }
 
 public struct HistoryDTO: Codable, Sendable, ResponseEncodable {
@@ -112,12 +109,26 @@ public struct HistoryDTO: Codable, Sendable, ResponseEncodable {
         public var value: Double?
         public var text: String?
         public var historical: Bool
+        public init(at: String, value: Double?, text: String?, historical: Bool) {
+            self.at = at
+            self.value = value
+            self.text = text
+            self.historical = historical
+        }
     }
     public var region: String
     public var site: String
     public var device: String?
     public var metric: String
     public var samples: [Sample]
+
+    public init(region: String, site: String, device: String?, metric: String, samples: [Sample]) {
+        self.region = region
+        self.site = site
+        self.device = device
+        self.metric = metric
+        self.samples = samples
+    }
 }
 
 /// Bearer token → `context.token`; refuses with 401 (429 after repeated failures from one address).
@@ -137,13 +148,14 @@ struct FleetAuthMiddleware: RouterMiddleware {
             deps.logger.notice("fleet API: authentication failed", metadata: ["client": "\(client)", "reason": "\(why)"])
             return APIError(.unauthorized, why, headers: [.wwwAuthenticate: "Bearer realm=\"switchyard-hub\""])
         }
-        guard let header = request.headers[.authorization] else { throw refuse("missing bearer token") }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty, parts[1].count <= 256 else {
-            throw refuse("malformed Authorization header: expected 'Bearer <token>'")
+        let secret: String
+        switch BearerToken.parse(request.headers[.authorization]) {
+        case .success(let s): secret = s
+        case .failure(.missing): throw refuse("missing bearer token")
+        case .failure(.malformed): throw refuse(BearerToken.malformedMessage)
         }
         let record: HubTokenRecord?
-        do { record = try await deps.token(TokenSecret.hash(String(parts[1]))) } catch {
+        do { record = try await deps.token(TokenSecret.hash(secret)) } catch {
             throw APIError(.serviceUnavailable, "token store unavailable: \(error)")
         }
         guard let record else { throw refuse("unknown token") }

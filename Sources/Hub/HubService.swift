@@ -1,5 +1,5 @@
-// `switchyard hub`: the store's pool and migrations, then the primary host (into the store) and the fleet API, until
-// a graceful shutdown (the host publishes STATE offline on its way out).
+// `switchyard hub`: the store's pool and migrations, then the primary host (into the store), the fleet API and the
+// store's maintenance (retention and tomorrow's partition, hourly), until a graceful shutdown (the host publishes STATE offline on its way out).
 
 import Foundation
 import HTTPBasics
@@ -14,12 +14,19 @@ public struct HubConfiguration: Sendable {
     /// The fleet API's address (port 0: a free one, reported to `onListening`).
     public var apiHost: String
     public var apiPort: Int
+    /// Days of samples kept (`HubRetention.allowedDays`); the store's maintenance drops older day partitions.
+    public var retentionDays: Int
+    /// How often the store's maintenance runs (retention, and tomorrow's partition), after once at start.
+    public var maintenancePeriod: Duration
 
-    public init(host: HostConfiguration, store: HubStoreConfiguration, apiHost: String = "127.0.0.1", apiPort: Int = 8444) {
+    public init(host: HostConfiguration, store: HubStoreConfiguration, apiHost: String = "127.0.0.1", apiPort: Int = 8444,
+                retentionDays: Int = HubRetention.defaultDays, maintenancePeriod: Duration = .seconds(3600)) {
         self.host = host
         self.store = store
         self.apiHost = apiHost
         self.apiPort = apiPort
+        self.retentionDays = retentionDays
+        self.maintenancePeriod = maintenancePeriod
     }
 }
 
@@ -39,10 +46,14 @@ public struct HubService: Service {
 
     public func run() async throws {
         let (configuration, logger, onListening) = (self.configuration, self.logger, self.onListening)
-        let store = HubStore(configuration: configuration.store, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { pool in
-            pool.addTask { await store.client.run() }
-            defer { pool.cancelAll() }
+        // Refused here with a clear error rather than by StoreMaintenanceService's preconditions.
+        if let problem = HubRetention.problem(days: configuration.retentionDays) {
+            throw HubStoreError(operation: "configuration", message: problem)
+        }
+        guard configuration.maintenancePeriod > .zero else {
+            throw HubStoreError(operation: "configuration", message: "the store's maintenance period must be positive, not \(configuration.maintenancePeriod)")
+        }
+        try await HubStore.withRunning(configuration.store, logger: logger) { store in
             let applied = try await store.migrate()
             if !applied.isEmpty { logger.notice("hub: store migrated", metadata: ["hub.migrations": "\(applied)"]) }
             let host = try HostApplication(configuration: configuration.host, sink: store, logger: logger, observe: observe)
@@ -51,7 +62,9 @@ public struct HubService: Service {
                                                        serverName: "switchyard-hub"),
                                   onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
                                   logger: logger)
-            let group = ServiceGroup(services: [host, app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+            let maintenance = StoreMaintenanceService(store: store, retentionDays: configuration.retentionDays,
+                                                      period: configuration.maintenancePeriod, clock: ContinuousClock(), logger: logger)
+            let group = ServiceGroup(services: [host, app, maintenance], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
             try await group.run()
         }
     }

@@ -10,6 +10,13 @@ public struct HubTokenRecord: Sendable, Hashable {
     public var name: String
     public var role: Role
     public var revoked: Bool
+
+    public init(id: String, name: String, role: Role, revoked: Bool) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.revoked = revoked
+    }
 }
 
 extension HubStore {

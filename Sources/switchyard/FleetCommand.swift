@@ -32,7 +32,7 @@ extension Switchyard {
     }
 
     struct FleetHistory: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "history", abstract: "A site's metric over time, as a table or JSON.")
+        static let configuration = CommandConfiguration(commandName: "history", abstract: "A site's metric over time, as a table or JSON; --svg FILE writes a chart instead of the table.")
         @Argument(help: ArgumentHelp("The site: REGION/SITE, or SITE when its id is unique in the fleet.", valueName: "SITE"))
         var site: String
         @Option(name: .long, help: "The metric: Site/Import kW, or site_import_kw for short (snake_case of a site metric).")
@@ -41,6 +41,8 @@ extension Switchyard {
         var device: String?
         @Option(name: .long, help: "How far back: 24h, 90m, 3600s, or an ISO 8601 time.")
         var since: String = "24h"
+        @Option(name: .long, help: ArgumentHelp("Also write the samples as an SVG line chart to FILE (live and historical samples marked apart).", valueName: "FILE"))
+        var svg: String?
         @OptionGroup var remote: RemoteOptions
 
         static let shortNames = ["site_import_kw": "Site/Import kW", "site_cap_kw": "Site/Cap In Force kW", "site_mining_mw": "Site/Mining MW",
@@ -68,6 +70,15 @@ extension Switchyard {
             var query = "metric=\(pathSegment(name))&since=\(pathSegment(isoTime(from)))"
             if let device { query += "&device=\(pathSegment(device))" }
             let r = try await c.call("GET", "/v1/fleet/sites/\(pathSegment(parts[0]))/\(pathSegment(parts[1]))/history?\(query)")
+            if let svg {
+                let h = try c.decode(HistoryDTO.self, r)
+                do { try Data(HistoryChart.svg(history: h).utf8).write(to: URL(fileURLWithPath: svg), options: .atomic) } catch {
+                    printError("error: \(svg): cannot write the chart: \(error.localizedDescription)")
+                    throw ExitCode(73)  // EX_CANTCREAT
+                }
+                // The chart instead of the table (JSON still goes to stdout with --json).
+                if !remote.json { print("wrote \(svg): \(h.metric) of \(h.region)/\(h.site), \(h.samples.count) sample\(h.samples.count == 1 ? "" : "s")"); return }
+            }
             if remote.json { printJSON(r.body); return }
             let h = try c.decode(HistoryDTO.self, r)
             printTable(["AT", "VALUE", "HISTORICAL"], h.samples.map { [$0.at, $0.value.map { String(format: "%.3f", $0) } ?? terminalSafe($0.text ?? "-"), $0.historical ? "yes" : ""] })

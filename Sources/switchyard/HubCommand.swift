@@ -52,24 +52,32 @@ extension Switchyard {
         var clientID: String = "switchyard-hub"
         @Option(name: .long, help: ArgumentHelp("The fleet API's address.", valueName: "HOST:PORT"))
         var listen: String = "127.0.0.1:8444"
+        @Option(name: .customLong("retention-days"), help: ArgumentHelp("Days of samples kept (1…3650); older day partitions are dropped at start and hourly.", valueName: "N"))
+        var retentionDays: Int = HubRetention.defaultDays
         @OptionGroup var postgres: PostgresOptions
 
         func validate() throws {
+            if let problem = HubRetention.problem(days: retentionDays) { throw ValidationError(problem) }
             if FleetSimRun.parseBroker(broker) == nil { throw ValidationError("--broker '\(broker)' should be HOST:PORT") }
-            if FleetSimRun.parseBroker(listen.replacingOccurrences(of: ":0", with: ":1")) == nil {
-                throw ValidationError("--listen '\(listen)' should be HOST:PORT")
-            }
+            if Self.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' should be HOST:PORT (port 0…65535; 0: a free one)") }
             if validateSparkplugIDProblem(hostID) != nil { throw ValidationError("--host-id '\(hostID)': \(validateSparkplugIDProblem(hostID)!)") }
+        }
+
+        /// HOST:PORT for the API to listen on; unlike the broker's address, port 0 (a free port) is allowed.
+        static func parseListen(_ s: String) -> (host: String, port: Int)? {
+            guard let colon = s.lastIndex(of: ":"), colon > s.startIndex, let port = Int(s[s.index(after: colon)...]),
+                  (0...65535).contains(port) else { return nil }
+            return (String(s[..<colon]), port)
         }
 
         func run() async throws {
             let (mqttHost, mqttPort) = FleetSimRun.parseBroker(broker)!
-            let apiPort = Int(listen.split(separator: ":").last ?? "") ?? 8444
-            let apiHost = String(listen[..<(listen.lastIndex(of: ":") ?? listen.endIndex)])
+            let (apiHost, apiPort) = Self.parseListen(listen)!
             var logger = Logger(label: "switchyard-hub")
             logger.logLevel = .notice
             let config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: MQTTConfiguration(host: mqttHost, port: mqttPort, clientID: clientID)),
-                                          store: postgres.configuration, apiHost: apiHost, apiPort: apiPort)
+                                          store: postgres.configuration, apiHost: apiHost, apiPort: apiPort,
+                                          retentionDays: retentionDays)
             let hub = HubService(configuration: config, logger: logger, onListening: { port in
                 print("switchyard hub: fleet API on http://\(apiHost):\(port), primary host '\(hostID)' on MQTT \(mqttHost):\(mqttPort)")
                 fflushStdout()

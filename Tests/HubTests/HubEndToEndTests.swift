@@ -1,6 +1,7 @@
 // The hub end to end: a throwaway PostgreSQL, Debian's mosquitto, `HubService` (primary host, store, fleet API) and a
 // simulated fleet of three sites on virtual time whose edge nodes wait for the hub's STATE. `switchyard fleet
-// status` (the built binary) shows every site, and `psql` reads the same import from the hub's tables.
+// status` (the built binary) shows every site, `psql` reads the same import from the hub's tables, and `fleet history
+// --svg` draws the samples the API gives.
 
 import Foundation
 import FleetSim
@@ -105,6 +106,21 @@ struct HubEndToEndTests {
                     await Task.yield()
                 }
                 #expect(stored == expected)
+
+                // `fleet history --svg`: the chart of the samples the API gives (JSON), one polyline point each.
+                let svgPath = dir.appendingPathComponent("ercot-01.svg").path
+                let historyArgs = ["fleet", "history", "ercot-01", "--metric", "site_import_kw", "--since", "2026-11-26T00:00:00Z",
+                                   "--server", server, "--token", secret]
+                // (Nothing here throws: a failure is recorded and the services still shut down below.)
+                let history = try await runCommand(switchyardExecutable(), historyArgs + ["--json"])
+                #expect(history.status == 0, "\(history.stderr)")
+                let samples = (try? JSONDecoder().decode(HistoryDTO.self, from: Data(history.stdout.utf8)))?.samples ?? []
+                #expect(samples.count >= 3, "\(history.stdout)\(history.stderr)")
+                let chart = try await runCommand(switchyardExecutable(), historyArgs + ["--svg", svgPath])
+                #expect(chart.status == 0 && chart.stdout.hasPrefix("wrote \(svgPath): Site/Import kW of ERCOT/ercot-01"), "\(chart.stdout)\(chart.stderr)")
+                let drawn = (try? String(contentsOfFile: svgPath, encoding: .utf8)).flatMap { try? ChartReader.read($0) }
+                #expect(drawn?.points.count == samples.filter { $0.value != nil }.count)
+                #expect(drawn?.title == "Site/Import kW — ERCOT/ercot-01")
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
