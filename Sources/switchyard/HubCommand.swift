@@ -52,6 +52,10 @@ extension Switchyard {
         var clientID: String = "switchyard-hub"
         @Option(name: .long, help: ArgumentHelp("The fleet API's address.", valueName: "HOST:PORT"))
         var listen: String = "127.0.0.1:8444"
+        @Option(name: .customLong("command-client-id"), help: "The Command/Client ID the hub's fleet commands claim (default: --client-id); the sites' fleet.roles must map it to a role.")
+        var commandClientID: String?
+        @Option(name: .customLong("allocation-period"), help: ArgumentHelp("How often a fleet shed's shares are checked against the meters and re-allocated, seconds.", valueName: "S"))
+        var allocationPeriodS: Int = 30
         @OptionGroup var postgres: PostgresOptions
 
         func validate() throws {
@@ -59,6 +63,7 @@ extension Switchyard {
             if FleetSimRun.parseBroker(listen.replacingOccurrences(of: ":0", with: ":1")) == nil {
                 throw ValidationError("--listen '\(listen)' should be HOST:PORT")
             }
+            if !(1...3600).contains(allocationPeriodS) { throw ValidationError("--allocation-period must be 1…3600 s, not \(allocationPeriodS)") }
             if validateSparkplugIDProblem(hostID) != nil { throw ValidationError("--host-id '\(hostID)': \(validateSparkplugIDProblem(hostID)!)") }
         }
 
@@ -68,8 +73,10 @@ extension Switchyard {
             let apiHost = String(listen[..<(listen.lastIndex(of: ":") ?? listen.endIndex)])
             var logger = Logger(label: "switchyard-hub")
             logger.logLevel = .notice
-            let config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: MQTTConfiguration(host: mqttHost, port: mqttPort, clientID: clientID)),
-                                          store: postgres.configuration, apiHost: apiHost, apiPort: apiPort)
+            let config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: MQTTConfiguration(host: mqttHost, port: mqttPort, clientID: clientID),
+                                                                  commandClientID: commandClientID),
+                                          store: postgres.configuration, apiHost: apiHost, apiPort: apiPort,
+                                          operations: FleetOperations.Configuration(allocationPeriod: .seconds(allocationPeriodS)))
             let hub = HubService(configuration: config, logger: logger, onListening: { port in
                 print("switchyard hub: fleet API on http://\(apiHost):\(port), primary host '\(hostID)' on MQTT \(mqttHost):\(mqttPort)")
                 fflushStdout()
