@@ -36,6 +36,8 @@ public enum HostEvent: Sendable, Hashable {
     case sinkFailed(String)
     /// A libmosquitto call failed.
     case failure(String)
+    /// A site answered one of the hub's commands (HostCommands.swift).
+    case commandAnswered(SiteKey, commandID: String, accepted: Bool)
 }
 
 public struct HostConfiguration: Sendable {
@@ -68,7 +70,7 @@ public final class HostApplication: Service, Sendable {
     private let sink: any FleetRecordSink
     let logger: Logger
     let now: @Sendable () -> UInt64
-    private let observe: @Sendable (HostEvent) -> Void
+    let observe: @Sendable (HostEvent) -> Void
     let model: Mutex<FleetModel>
     /// Where commands and their outcomes are recorded (HostCommands.swift); nil: nowhere.
     let commandLog: (any FleetCommandLog)?

@@ -244,5 +244,6 @@ extension HostApplication: FleetCommandHost {
         logger.info("hub: command answered", metadata: ["sparkplug.node": "\(key)", "hub.command": "\(id)", "hub.accepted": "\(accepted)",
                                                         "hub.result": "\(result)"])
         replyFeed.yield((id, reply))
+        observe(.commandAnswered(key, commandID: id, accepted: accepted))
     }
 }
