@@ -87,7 +87,7 @@ public struct FleetRolloutReport: Sendable, Codable, Equatable {
     public var sites: [Site]
 }
 
-public actor FleetOperations: Service {
+public actor FleetOperations {
     public struct Configuration: Sendable {
         /// How often shares are checked against the meters and re-allocated.
         public var allocationPeriod: Duration
@@ -143,14 +143,12 @@ public actor FleetOperations: Service {
         self.now = now
     }
 
-    /// Polls every `pollInterval` until a graceful shutdown or cancellation.
-    public func run() async throws {
+    /// Polls every `pollInterval` until cancelled (HubService cancels it once the host and the API have stopped).
+    public nonisolated func run() async throws {
         let clock = self.clock, interval = configuration.pollInterval
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do { try await clock.sleep(for: interval) } catch { return }
-                await self.step()
-            }
+        while !Task.isCancelled {
+            do { try await clock.sleep(for: interval) } catch { return }
+            await step()
         }
     }
 

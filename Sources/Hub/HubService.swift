@@ -64,6 +64,8 @@ public struct HubService: Service {
                                            now: { UInt64(max(0, now() * 1000).rounded()) }, commands: store, observe: observe)
             let operations = FleetOperations(host: host, configuration: configuration.operations, clock: clock, now: now)
             onOperations(operations)
+            // The fleet operations poll until the hub stops (cancelled with the pool's other tasks below).
+            pool.addTask { try await operations.run() }
             var deps = FleetAPIDependencies.live(host: host, store: store, logger: logger)
             deps.clock = now
             let router = FleetAPI.router(deps)
@@ -73,7 +75,7 @@ public struct HubService: Service {
                                                        serverName: "switchyard-hub"),
                                   onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
                                   logger: logger)
-            let group = ServiceGroup(services: [host, app, operations], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
+            let group = ServiceGroup(services: [host, app], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
             try await group.run()
         }
     }
