@@ -36,6 +36,8 @@ public enum HostEvent: Sendable, Hashable {
     case sinkFailed(String)
     /// A libmosquitto call failed.
     case failure(String)
+    /// A site answered one of the hub's commands (HostCommands.swift).
+    case commandAnswered(SiteKey, commandID: String, accepted: Bool)
 }
 
 public struct HostConfiguration: Sendable {
@@ -49,10 +51,15 @@ public struct HostConfiguration: Sendable {
     public var retryDelay: Duration
     /// After the sink's first failed write, before it is tried again (then doubling, up to 30 s).
     public var sinkRetryDelay: Duration
+    /// The `Command/Client ID` the hub's fleet commands claim (the site file's `fleet.roles` maps it to a role);
+    /// nil: the MQTT client id.
+    public var commandClientID: String?
 
     public init(hostID: String, mqtt: MQTTConfiguration, model: FleetModel.Configuration = .init(),
-                recordQueueCapacity: Int = 10_000, retryDelay: Duration = .seconds(2), sinkRetryDelay: Duration = .seconds(1)) {
+                recordQueueCapacity: Int = 10_000, retryDelay: Duration = .seconds(2), sinkRetryDelay: Duration = .seconds(1),
+                commandClientID: String? = nil) {
         self.sinkRetryDelay = sinkRetryDelay
+        self.commandClientID = commandClientID
         self.hostID = hostID
         self.mqtt = mqtt
         self.model = model
@@ -65,19 +72,30 @@ public final class HostApplication: Service, Sendable {
     public let configuration: HostConfiguration
     public let stateTopic: String
     private let sink: any FleetRecordSink
-    private let logger: Logger
-    private let now: @Sendable () -> UInt64
-    private let observe: @Sendable (HostEvent) -> Void
-    private let model: Mutex<FleetModel>
+    let logger: Logger
+    let now: @Sendable () -> UInt64
+    let observe: @Sendable (HostEvent) -> Void
+    let model: Mutex<FleetModel>
+    /// Where commands and their outcomes are recorded (HostCommands.swift); nil: nowhere.
+    let commandLog: (any FleetCommandLog)?
+    let commandState = Mutex(HostCommandState())
+    /// The client of the running session (commands are published through it), and whether STATE online is out.
+    let currentClient = Mutex<MQTTClient?>(nil)
+    let connected = Atomic<Bool>(false)
+    /// Replies to our commands, on their way to `commandLog` (the writer task in `run`).
+    let replyFeed: AsyncStream<(String, FleetCommandReply)>.Continuation
+    private let replyStream: AsyncStream<(String, FleetCommandReply)>
     private let dropped = Atomic<Int>(0)
     /// Set by a graceful shutdown (or cancellation): no further connection attempts.
     private let stopping = Atomic<Bool>(false)
     /// The current MQTT session's start time, ms since the epoch: the timestamp of its STATE messages.
-    private let session = Mutex<UInt64>(0)
+    let session = Mutex<UInt64>(0)
 
     /// `now`: ms since the epoch (STATE timestamps, receipt times, staleness); inject one in tests.
+    /// `commands`: where the hub's fleet commands and their outcomes are recorded (the store).
     public init(configuration: HostConfiguration, sink: any FleetRecordSink, logger: Logger,
                 now: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
+                commands: (any FleetCommandLog)? = nil,
                 observe: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws {
         try validateSparkplugID(configuration.hostID, kind: "host id")
         self.configuration = configuration
@@ -87,6 +105,8 @@ public final class HostApplication: Service, Sendable {
         self.now = now
         self.observe = observe
         model = Mutex(FleetModel(configuration: configuration.model))
+        commandLog = commands
+        (replyStream, replyFeed) = AsyncStream.makeStream(of: (String, FleetCommandReply).self)
     }
 
     /// The fleet, one row per site ever born (for the fleet API and CLI).
@@ -109,6 +129,7 @@ public final class HostApplication: Service, Sendable {
 
     public func run() async throws {
         let client = MQTTClient(configuration.mqtt)
+        currentClient.withLock { $0 = client }
         let queue = RecordQueue(capacity: max(1, configuration.recordQueueCapacity))
         session.withLock { $0 = now() }
         let sink = self.sink
@@ -155,6 +176,16 @@ public final class HostApplication: Service, Sendable {
                     }
                 }
             }
+            // The sites' answers to our commands, into the command log (off the message path).
+            let replies = replyStream, commandLog = self.commandLog
+            group.addTask {
+                for await (id, reply) in replies {
+                    let status: HubCommandStatus = reply.accepted ? .acknowledged : .rejected
+                    do { try await commandLog?.recordOutcome(commandID: id, status: status, outcome: reply.result, at: reply.at) } catch {
+                        logger.error("hub: a command's outcome was not recorded", metadata: ["hub.command": "\(id)", "hub.error": "\(error)"])
+                    }
+                }
+            }
             await withTaskCancellationOrGracefulShutdownHandler {
                 await self.connect(client)
                 for await event in client.events {
@@ -162,6 +193,7 @@ public final class HostApplication: Service, Sendable {
                     case .connected:
                         await self.announce(client, session: self.session.withLock { $0 })
                     case .connectionRefused(_, let reason), .disconnected(_, let reason):
+                        self.connected.store(false, ordering: .releasing)
                         observe(.offline(reason: reason))
                         if self.stopping.load(ordering: .acquiring) {
                             logger.info("hub: MQTT session ended (shutting down)", metadata: ["mqtt.reason": "\(reason)"])
@@ -188,6 +220,8 @@ public final class HostApplication: Service, Sendable {
                 }
             }
             queue.finish()
+            connected.store(false, ordering: .releasing)
+            replyFeed.finish()
             await group.waitForAll()
         }
     }
@@ -229,6 +263,7 @@ public final class HostApplication: Service, Sendable {
             observe(.failure("\(result)"))
             return
         }
+        connected.store(true, ordering: .releasing)
         logger.info("hub: primary host online", metadata: ["sparkplug.host": "\(configuration.hostID)"])
         observe(.online(stateTimestamp: session))
     }
@@ -266,6 +301,9 @@ public final class HostApplication: Service, Sendable {
             }
             logger.notice("hub: asked for a rebirth", metadata: ["sparkplug.node": "\(key)"])
             observe(.rebirthRequested(key))
+        }
+        if case let .node(group, type, edge) = topic, type == .ndata || type == .nbirth {
+            takeReply(SiteKey(group: group, edge: edge), now: t)
         }
         observe(.received(topic, problem: outcome.problem))
     }

@@ -18,9 +18,13 @@ public struct HubConfiguration: Sendable {
     public var retentionDays: Int
     /// How often the store's maintenance runs (retention, and tomorrow's partition), after once at start.
     public var maintenancePeriod: Duration
+    /// Fleet sheds and rollouts: allocation period, poll interval, rollout timeout.
+    public var operations: FleetOperations.Configuration
 
     public init(host: HostConfiguration, store: HubStoreConfiguration, apiHost: String = "127.0.0.1", apiPort: Int = 8444,
-                retentionDays: Int = HubRetention.defaultDays, maintenancePeriod: Duration = .seconds(3600)) {
+                retentionDays: Int = HubRetention.defaultDays, maintenancePeriod: Duration = .seconds(3600),
+                operations: FleetOperations.Configuration = .init()) {
+        self.operations = operations
         self.host = host
         self.store = store
         self.apiHost = apiHost
@@ -35,9 +39,19 @@ public struct HubService: Service {
     public let logger: Logger
     let onListening: @Sendable (Int) -> Void
     let observe: @Sendable (HostEvent) -> Void
+    let clock: any Clock<Duration>
+    let now: @Sendable () -> Double
+    let onOperations: @Sendable (FleetOperations) -> Void
 
+    /// `clock` and `now` (seconds since 1970): the hub's time, for the host, the API and the fleet operations (a
+    /// ManualClock and virtual time in tests). `onOperations`: the fleet operations, once built (tests).
     public init(configuration: HubConfiguration, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in },
-                observe: @escaping @Sendable (HostEvent) -> Void = { _ in }) {
+                observe: @escaping @Sendable (HostEvent) -> Void = { _ in }, clock: any Clock<Duration> = ContinuousClock(),
+                now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+                onOperations: @escaping @Sendable (FleetOperations) -> Void = { _ in }) {
+        self.clock = clock
+        self.now = now
+        self.onOperations = onOperations
         self.configuration = configuration
         self.logger = logger
         self.onListening = onListening
@@ -56,8 +70,16 @@ public struct HubService: Service {
         try await HubStore.withRunning(configuration.store, logger: logger) { store in
             let applied = try await store.migrate()
             if !applied.isEmpty { logger.notice("hub: store migrated", metadata: ["hub.migrations": "\(applied)"]) }
-            let host = try HostApplication(configuration: configuration.host, sink: store, logger: logger, observe: observe)
-            let app = Application(router: FleetAPI.router(.live(host: host, store: store, logger: logger)),
+            let now = self.now
+            let host = try HostApplication(configuration: configuration.host, sink: store, logger: logger,
+                                           now: { UInt64(max(0, now() * 1000).rounded()) }, commands: store, observe: observe)
+            let operations = FleetOperations(host: host, configuration: configuration.operations, clock: clock, now: now)
+            onOperations(operations)
+            var deps = FleetAPIDependencies.live(host: host, store: store, logger: logger)
+            deps.clock = now
+            let router = FleetAPI.router(deps)
+            FleetCommandAPI.register(on: router, deps: deps, operations: operations)
+            let app = Application(router: router,
                                   configuration: .init(address: .hostname(configuration.apiHost, port: configuration.apiPort),
                                                        serverName: "switchyard-hub"),
                                   onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
@@ -65,7 +87,12 @@ public struct HubService: Service {
             let maintenance = StoreMaintenanceService(store: store, retentionDays: configuration.retentionDays,
                                                       period: configuration.maintenancePeriod, clock: ContinuousClock(), logger: logger)
             let group = ServiceGroup(services: [host, app, maintenance], gracefulShutdownSignals: [], cancellationSignals: [], logger: logger)
-            try await group.run()
+            // The fleet operations poll until the hub stops: cancelled once the host, the API and the maintenance have.
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await operations.run() }
+                defer { tasks.cancelAll() }
+                try await group.run()
+            }
         }
     }
 }

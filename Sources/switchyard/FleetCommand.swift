@@ -8,7 +8,7 @@ import Hub
 extension Switchyard {
     struct Fleet: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "fleet", abstract: "The fleet, through the hub's API.",
-                                                        subcommands: [FleetStatus.self, FleetHistory.self])
+                                                        subcommands: [FleetStatus.self, FleetHistory.self, FleetEvent.self, FleetConfigCommand.self])
     }
 
     struct FleetStatus: AsyncParsableCommand {

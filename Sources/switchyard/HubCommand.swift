@@ -54,12 +54,17 @@ extension Switchyard {
         var listen: String = "127.0.0.1:8444"
         @Option(name: .customLong("retention-days"), help: ArgumentHelp("Days of samples kept (1…3650); older day partitions are dropped at start and hourly.", valueName: "N"))
         var retentionDays: Int = HubRetention.defaultDays
+        @Option(name: .customLong("command-client-id"), help: "The Command/Client ID the hub's fleet commands claim (default: --client-id); the sites' fleet.roles must map it to a role.")
+        var commandClientID: String?
+        @Option(name: .customLong("allocation-period"), help: ArgumentHelp("How often a fleet shed's shares are checked against the meters and re-allocated, seconds.", valueName: "S"))
+        var allocationPeriodS: Int = 30
         @OptionGroup var postgres: PostgresOptions
 
         func validate() throws {
             if let problem = HubRetention.problem(days: retentionDays) { throw ValidationError(problem) }
             if FleetSimRun.parseBroker(broker) == nil { throw ValidationError("--broker '\(broker)' should be HOST:PORT") }
             if Self.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' should be HOST:PORT (port 0…65535; 0: a free one)") }
+            if !(1...3600).contains(allocationPeriodS) { throw ValidationError("--allocation-period must be 1…3600 s, not \(allocationPeriodS)") }
             if validateSparkplugIDProblem(hostID) != nil { throw ValidationError("--host-id '\(hostID)': \(validateSparkplugIDProblem(hostID)!)") }
         }
 
@@ -75,9 +80,11 @@ extension Switchyard {
             let (apiHost, apiPort) = Self.parseListen(listen)!
             var logger = Logger(label: "switchyard-hub")
             logger.logLevel = .notice
-            let config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: MQTTConfiguration(host: mqttHost, port: mqttPort, clientID: clientID)),
+            let config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: MQTTConfiguration(host: mqttHost, port: mqttPort, clientID: clientID),
+                                                                  commandClientID: commandClientID),
                                           store: postgres.configuration, apiHost: apiHost, apiPort: apiPort,
-                                          retentionDays: retentionDays)
+                                          retentionDays: retentionDays,
+                                          operations: FleetOperations.Configuration(allocationPeriod: .seconds(allocationPeriodS)))
             let hub = HubService(configuration: config, logger: logger, onListening: { port in
                 print("switchyard hub: fleet API on http://\(apiHost):\(port), primary host '\(hostID)' on MQTT \(mqttHost):\(mqttPort)")
                 fflushStdout()
