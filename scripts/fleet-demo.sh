@@ -117,11 +117,19 @@ echo
 echo "== fleet event create --region $REGION --shed-mw $SHED_MW --from now --until +2h"
 "$BIN" fleet event create --region "$REGION" --shed-mw "$SHED_MW" --from now --until +2h --reason "fleet-demo: utility call" \
   | tee "$WORK/event.txt"
-EVENT=$(grep -o 'fleet-[A-Za-z0-9._-]*' "$WORK/event.txt" | head -1 || true)
+EVENT=$(sed -n 's/^fleet shed \([^ ]*\) in .*/\1/p' "$WORK/event.txt" | head -1)
+[ -n "$EVENT" ] || { echo "error: the shed was not created (hub log: $WORK/hub.log)" >&2; exit 1; }
+STARTED=$(date +%s)
+MET=""
 
 END=$(( $(date +%s) + WATCH ))
 while [ "$(date +%s)" -lt "$END" ]; do
-  show "fleet event status ${EVENT}: each site's share and its metered shed" "$BIN" fleet event status ${EVENT:+"$EVENT"}
+  show "fleet event status ${EVENT}: each site's share and its metered shed (baseline − import, the sites' own meters)" "$BIN" fleet event status "$EVENT"
+  metered=$("$BIN" fleet event status "$EVENT" --json 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin).get("metered_mw", 0))' 2>/dev/null || echo 0)
+  if [ -z "$MET" ] && python3 -c "import sys; sys.exit(0 if float('$metered') >= $SHED_MW - 0.1 else 1)"; then
+    MET=$(( $(date +%s) - STARTED ))
+  fi
+  [ -n "$MET" ] && echo "metered shed reached the ${SHED_MW} MW target ${MET} s after the command"
   sleep 3
 done
 show "fleet status after the shed" "$BIN" fleet status

@@ -107,15 +107,21 @@ public final class HubStore: FleetRecordSink, Service {
         await cancelWhenGracefulShutdown { await client.run() }
     }
 
-    /// Runs the store's pool for the duration of `body` (and cancels it afterwards), for tests, tools and benchmarks.
+    /// Runs the store's pool for the duration of `body`, and stops it once `body` has returned (the hub, tests, tools
+    /// and benchmarks). postgres-nio's `PostgresClient.run()` ends at a graceful shutdown of the task it runs in, so
+    /// in a child task the pool closed as soon as the hub began to shut down, and the host's last write waited for a
+    /// connection for ever (HubEndToEndTests hung at shutdown about one run in four). The pool therefore runs in a
+    /// task of its own, outside the caller's graceful shutdown, and is cancelled after `body`.
     public static func withRunning<T: Sendable>(_ configuration: HubStoreConfiguration, logger: Logger,
                                                 _ body: (HubStore) async throws -> T) async throws -> T {
         let store = HubStore(configuration: configuration, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await store.client.run() }
-            defer { group.cancelAll() }
-            return try await body(store)
-        }
+        let client = store.client
+        let pool = Task.detached { await client.run() }
+        let result: Result<T, any Error>
+        do { result = .success(try await body(store)) } catch { result = .failure(error) }
+        pool.cancel()
+        await pool.value
+        return try result.get()
     }
 
     // MARK: Migrations

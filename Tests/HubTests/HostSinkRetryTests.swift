@@ -64,15 +64,19 @@ struct HostSinkRetryTests {
             tasks.addTask { try await group.run() }
             var it = events.makeAsyncIterator()
             var failures = 0, received = 0
-            func next(_ match: (HostEvent) -> Bool) async -> HostEvent? {
+            var online = false
+            /// Waits, event by event, until `condition` holds (at once if it already does); false if the events end.
+            func until(_ condition: () -> Bool) async -> Bool {
+                if condition() { return true }
                 while let e = await it.next() {
                     if case .sinkFailed = e { failures += 1 }
                     if case .received = e { received += 1 }
-                    if match(e) { return e }
+                    if case .online = e { online = true }
+                    if condition() { return true }
                 }
-                return nil
+                return false
             }
-            #expect(await next { if case .online = $0 { true } else { false } } != nil)
+            #expect(await until { online })
             let edge = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "edge-sink-test"))
             try await edge.connect(will: nil)
             var edgeEvents = edge.events.makeAsyncIterator()
@@ -86,13 +90,13 @@ struct HostSinkRetryTests {
                                            payload: SparkplugPayloads.data(timestamp: t0 + UInt64(k), seq: SparkplugSeq(UInt8(k)), metrics: [
                                                SparkplugMetric(name: FleetMetricName.importKW, timestamp: t0 + UInt64(k), value: .double(Double(k)))]).encoded())
             }
-            _ = await next { _ in received == 21 }
+            #expect(await until { received == 21 })
             // Every write reported: wait until the sink holds every value (or the writes stop coming).
             var writes = sink.writes.makeAsyncIterator()
             while await sink.importValues().count < 21, await writes.next() != nil {}
             #expect(await sink.importValues() == (0...20).map(Double.init), "every sample written once, in order")
             #expect(await sink.failed == 3)
-            _ = await next { _ in failures >= 3 }
+            #expect(await until { failures >= 3 })
             #expect(failures == 3, "each failed write reported")
             #expect(host.droppedRecords == 0)
             edge.close()
