@@ -79,24 +79,7 @@ public enum FleetTime {
     }
 
     /// "90s", "30m", "2h", "1d", "1h30m" → seconds (> 0), else nil.
-    public static func duration(_ s: String) -> Double? {
-        var total = 0.0, num = ""
-        guard !s.isEmpty else { return nil }
-        for c in s {
-            if c.isASCII, c.isNumber || c == "." { num.append(c); continue }
-            guard let n = Double(num), n.isFinite else { return nil }
-            switch c {
-            case "s": total += n
-            case "m": total += n * 60
-            case "h": total += n * 3600
-            case "d": total += n * 86400
-            default: return nil
-            }
-            num = ""
-        }
-        guard num.isEmpty else { return nil }
-        return total > 0 && total.isFinite ? total : nil
-    }
+    public static func duration(_ s: String) -> Double? { DurationText.seconds(s) }
 
     public static let help = "now, +DURATION (+30m, +2h, +1h30m) or ISO 8601 UTC (2026-11-27T18:00:00Z)"
 }

@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import AsyncHTTPClient
+import Basics
 import Foundation
 import NIOCore
 import Signals
@@ -215,24 +216,8 @@ func parseTimeArg(_ s: String, now: Double = Date().timeIntervalSince1970) -> Do
     return parseISOTime(s)
 }
 
-/// "2h", "30m", "90s", "1d", "1h30m" → seconds.
-func parseDurationArg(_ s: String) -> Double? {
-    var total = 0.0, num = ""
-    for c in s {
-        if c.isNumber || c == "." { num.append(c); continue }
-        guard let n = Double(num) else { return nil }
-        switch c {
-        case "s": total += n
-        case "m": total += n * 60
-        case "h": total += n * 3600
-        case "d": total += n * 86400
-        default: return nil
-        }
-        num = ""
-    }
-    if !num.isEmpty { guard let n = Double(num) else { return nil }; total += n }
-    return total > 0 ? total : nil
-}
+/// "2h", "30m", "90s", "1d", "1h30m" → seconds (a trailing bare number counts as seconds).
+func parseDurationArg(_ s: String) -> Double? { DurationText.seconds(s, bareSeconds: true) }
 
 /// Percent-encodes one path segment or query value (RFC 3986 unreserved characters pass).
 func pathSegment(_ s: String) -> String {
