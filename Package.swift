@@ -71,7 +71,7 @@ let package = Package(
         // The fleet's primary host (issue 18): the fleet model from births and data, PostgreSQL (postgres-nio), the
         // fleet API, rollouts and fleet DR allocation. Never Control: the hub does not run a site.
         .target(name: "Hub", dependencies: [
-            "Sparkplug", "Site", "Signals", "Basics", "HTTPBasics",
+            "Sparkplug", "Site", "Signals", "Basics", "HTTPBasics", "Broker",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -35,6 +35,22 @@ public struct ShedOfferStep: Sendable, Hashable {
 }
 
 extension Broker {
+    /// Adjacent steps pooled until their rates never fall (pool-adjacent-violators): a step whose `rate` is lower
+    /// than the one before it is merged into it (`merge(earlier, later)`), repeatedly. Shared by the site's offer
+    /// (within a device) and the hub's allocator (a site's convex hull, Hub/Allocation.swift).
+    public static func poolAdjacent<Step>(_ steps: [Step], rate: (Step) -> Double, merge: (Step, Step) -> Step) -> [Step] {
+        var out: [Step] = []
+        for s in steps {
+            var cur = s
+            while let last = out.last, rate(cur) < rate(last) {
+                out.removeLast()
+                cur = merge(last, cur)
+            }
+            out.append(cur)
+        }
+        return out
+    }
+
     /// The offer of a site running `setpointsKw` (parallel to `problem.plant.devices`), cheapest step first.
     public static func shedOffer(_ problem: DispatchProblem, setpointsKw: [Double]) -> [ShedOfferStep] {
         Engine(problem).shedOffer(setpointsKw)
@@ -91,16 +107,13 @@ extension Engine {
                 let importKw = (top - bottom) * plant.rootMult[d]
                 guard importKw > eps else { continue }
                 let lost = max(0, deviceNet(d, top) - deviceNet(d, bottom))
-                var step = ShedOfferStep(deviceIDs: [plant.devices[d].id], deviceKw: top - bottom, importKw: importKw, usdPerHour: lost)
-                // Pool while this (later) step is cheaper per MWh than the one before it.
-                while let last = own.last, step.usdPerMWh < last.usdPerMWh {
-                    own.removeLast()
-                    step = ShedOfferStep(deviceIDs: step.deviceIDs, deviceKw: last.deviceKw + step.deviceKw, importKw: last.importKw + step.importKw,
-                                         usdPerHour: last.usdPerHour + step.usdPerHour)
-                }
-                own.append(step)
+                own.append(ShedOfferStep(deviceIDs: [plant.devices[d].id], deviceKw: top - bottom, importKw: importKw, usdPerHour: lost))
             }
-            steps += own
+            // Pooled where a later step is cheaper per MWh than the one before it.
+            steps += Broker.poolAdjacent(own, rate: \.usdPerMWh) { last, step in
+                ShedOfferStep(deviceIDs: step.deviceIDs, deviceKw: last.deviceKw + step.deviceKw, importKw: last.importKw + step.importKw,
+                              usdPerHour: last.usdPerHour + step.usdPerHour)
+            }
         }
         // Cheapest first; ties by device id (then the device's own order, which the stable sort keeps).
         return steps.enumerated().sorted {

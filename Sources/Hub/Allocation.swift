@@ -8,6 +8,8 @@
 // the rates rise. On convex (pooled) curves, taking the cheapest MW of the whole region first is optimal: it is
 // the greedy solution of a fractional knapsack, which the LP tests in HubTests check against an exact simplex.
 
+import Broker
+
 /// One step of a site's offer: `mw` it can shed within one tick, losing `dollarsPerHour` while it is shed.
 public struct OfferStep: Sendable, Hashable, Codable {
     public var mw: Double
@@ -63,16 +65,9 @@ public struct OfferCurve: Sendable, Hashable {
 
     /// Pool adjacent violators: merge a step into the one before it while its rate is lower.
     static func pooled(_ steps: [OfferStep]) -> [OfferStep] {
-        var out: [OfferStep] = []
-        for s in steps {
-            var cur = s
-            while let last = out.last, cur.dollarsPerMWh < last.dollarsPerMWh {
-                out.removeLast()
-                cur = OfferStep(mw: last.mw + cur.mw, dollarsPerHour: last.dollarsPerHour + cur.dollarsPerHour)
-            }
-            out.append(cur)
+        Broker.poolAdjacent(steps, rate: \.dollarsPerMWh) { last, cur in
+            OfferStep(mw: last.mw + cur.mw, dollarsPerHour: last.dollarsPerHour + cur.dollarsPerHour)
         }
-        return out
     }
 }
 
