@@ -73,6 +73,7 @@ let package = Package(
         .target(name: "Hub", dependencies: [
             "Sparkplug", "Site", "Signals", "Basics", "HTTPBasics", "Broker",
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -122,7 +123,11 @@ let package = Package(
         // SQLite (GRDB): config versions, audit log, event log, decision log, per-minute series, API tokens.
         .target(name: "Store", dependencies: ["Basics", .product(name: "GRDB", package: "GRDB.swift")]),
         // The HTTP error shape and the failed-authentication limiter, shared by the site API and the hub's API.
-        .target(name: "HTTPBasics", dependencies: [.product(name: "Hummingbird", package: "hummingbird")]),
+        .target(name: "HTTPBasics", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // Hummingbird API: bearer tokens with roles, config lifecycle, /metrics (swift-prometheus); the tick recorder.
         .target(name: "API", dependencies: [
             "Basics", "HTTPBasics", "Control", "Store", "Site", "Signals",
@@ -159,7 +164,7 @@ let package = Package(
             name: "switchyard",
             dependencies: [
                 "Basics", "Modbus", "HardwareProfiles", "Site", "Broker", "Simulation", "Control", "Signals", "I2C", "Store", "API", "Replay", "Daemon",
-                "FleetSim", "Hub", "Sparkplug",
+                "FleetSim", "Hub", "Sparkplug", "HTTPBasics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

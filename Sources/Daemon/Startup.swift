@@ -88,9 +88,7 @@ enum Startup {
         if !api.usesTLS && !api.isLoopback {
             writeErrorLine("WARNING: --insecure: the API listens on \(config.listen) WITHOUT TLS; bearer tokens can be sniffed on this network")
         }
-        let scheme = api.usesTLS ? "https" : "http"
-        let hostText = api.host.contains(":") ? "[\(api.host)]" : api.host
-        let app = try makeAPIService(config: api, deps: deps) { port in onListening("\(scheme)://\(hostText):\(port)", port) }
+        let app = try makeAPIService(config: api, deps: deps) { port in onListening(api.url(port: port), port) }
         return APIStack(recorder: recorder, services: [makeStoreService(recorder: recorder, logger: logger), app])
     }
 }

@@ -20,6 +20,9 @@ public struct HubConfiguration: Sendable {
     public var maintenancePeriod: Duration
     /// Fleet sheds and rollouts: allocation period, poll interval, rollout timeout.
     public var operations: FleetOperations.Configuration
+    /// The fleet API over TLS: a PEM certificate chain and its key (both or neither; `hub --tls-cert --tls-key`).
+    public var apiTLSCertPath: String?
+    public var apiTLSKeyPath: String?
 
     public init(host: HostConfiguration, store: HubStoreConfiguration, apiHost: String = "127.0.0.1", apiPort: Int = 8444,
                 retentionDays: Int = HubRetention.defaultDays, maintenancePeriod: Duration = .seconds(3600),
@@ -80,6 +83,8 @@ public struct HubService: Service {
             let router = FleetAPI.router(deps)
             FleetCommandAPI.register(on: router, deps: deps, operations: operations)
             let app = Application(router: router,
+                                  server: try ListenConfiguration.serverBuilder(tlsCertPath: configuration.apiTLSCertPath,
+                                                                                tlsKeyPath: configuration.apiTLSKeyPath),
                                   configuration: .init(address: .hostname(configuration.apiHost, port: configuration.apiPort),
                                                        serverName: "switchyard-hub"),
                                   onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },

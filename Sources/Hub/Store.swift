@@ -6,12 +6,84 @@
 
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import ServiceLifecycle
 import Sparkplug
 import Synchronization
 
 /// Where the hub's PostgreSQL is.
+/// TLS to PostgreSQL, with libpq's modes (`--pg-sslmode`, `$PGSSLMODE`): `disable` (plain), `prefer` (TLS when the
+/// server offers it, unverified; libpq's default), `require` (TLS, unverified), `verify-ca` (TLS, the server's
+/// certificate signed by `rootCertFile` or the system's roots), `verify-full` (also for the host name or IP address
+/// dialled). `certFile`/`keyFile`: a client certificate for servers that ask for one (`clientcert` in pg_hba.conf).
+public struct HubStoreTLS: Sendable, Hashable {
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        case disable, prefer, require
+        case verifyCA = "verify-ca"
+        case verifyFull = "verify-full"
+    }
+    public var mode: Mode
+    public var rootCertFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+
+    public init(mode: Mode = .disable, rootCertFile: String? = nil, certFile: String? = nil, keyFile: String? = nil) {
+        self.mode = mode
+        self.rootCertFile = rootCertFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+    }
+
+    /// NIOSSL's client configuration for this mode (nil: plain). The files are read here, so a missing or
+    /// unreadable file is an error that names it before any connection is tried.
+    public func tlsConfiguration() throws(HubStoreError) -> TLSConfiguration? {
+        if mode == .disable { return nil }
+        var c = TLSConfiguration.makeClientConfiguration()
+        switch mode {
+        case .disable: return nil
+        case .prefer, .require: c.certificateVerification = .none
+        case .verifyCA: c.certificateVerification = .noHostnameVerification
+        case .verifyFull: c.certificateVerification = .fullVerification
+        }
+        func load<T>(_ what: String, _ path: String, _ body: () throws -> T) throws(HubStoreError) -> T {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw HubStoreError(operation: "TLS", message: "\(what) \(path): no such file, or not readable")
+            }
+            do { return try body() } catch { throw HubStoreError(operation: "TLS", message: "\(what) \(path): \(error)") }
+        }
+        if let root = rootCertFile {
+            guard mode == .verifyCA || mode == .verifyFull else {
+                throw HubStoreError(operation: "TLS", message: "a root certificate (\(root)) is only used with sslmode verify-ca or verify-full, not \(mode.rawValue)")
+            }
+            let certs = try load("root certificate", root) { try NIOSSLCertificate.fromPEMFile(root) }
+            c.trustRoots = .certificates(certs)
+        }
+        if (certFile == nil) != (keyFile == nil) {
+            throw HubStoreError(operation: "TLS", message: "give both a client certificate and its key, or neither")
+        }
+        if let cert = certFile, let key = keyFile {
+            c.certificateChain = try load("client certificate", cert) { try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) } }
+            c.privateKey = .privateKey(try load("client key", key) { try NIOSSLPrivateKey(file: key, format: .pem) })
+        }
+        return c
+    }
+
+    /// The pool's TLS (postgres-nio's `PostgresClient`).
+    func clientTLS() throws(HubStoreError) -> PostgresClient.Configuration.TLS {
+        guard let c = try tlsConfiguration() else { return .disable }
+        return mode == .prefer ? .prefer(c) : .require(c)
+    }
+
+    /// A single connection's TLS (the start-up check).
+    func connectionTLS() throws(HubStoreError) -> PostgresConnection.Configuration.TLS {
+        guard let c = try tlsConfiguration() else { return .disable }
+        let context: NIOSSLContext
+        do { context = try NIOSSLContext(configuration: c) } catch { throw HubStoreError(operation: "TLS", message: "\(error)") }
+        return mode == .prefer ? .prefer(context) : .require(context)
+    }
+}
+
 public struct HubStoreConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -20,9 +92,12 @@ public struct HubStoreConfiguration: Sendable {
     public var database: String
     /// The client's pool size.
     public var maximumConnections: Int
+    /// TLS to the server, as libpq's sslmode, sslrootcert, sslcert and sslkey.
+    public var tls: HubStoreTLS
 
     public init(host: String = "127.0.0.1", port: Int = 5432, username: String, password: String? = nil,
-                database: String, maximumConnections: Int = 8) {
+                database: String, maximumConnections: Int = 8, tls: HubStoreTLS = HubStoreTLS()) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.username = username
@@ -93,9 +168,9 @@ public final class HubStore: FleetRecordSink, Service {
     }
     let caches = Mutex(Caches())
 
-    public init(configuration c: HubStoreConfiguration, logger: Logger) {
+    public init(configuration c: HubStoreConfiguration, logger: Logger) throws(HubStoreError) {
         var config = PostgresClient.Configuration(host: c.host, port: c.port, username: c.username, password: c.password,
-                                                  database: c.database, tls: .disable)
+                                                  database: c.database, tls: try c.tls.clientTLS())
         config.options.maximumConnections = c.maximumConnections
         self.client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.logger = logger
@@ -114,7 +189,8 @@ public final class HubStore: FleetRecordSink, Service {
     /// task of its own, outside the caller's graceful shutdown, and is cancelled after `body`.
     public static func withRunning<T: Sendable>(_ configuration: HubStoreConfiguration, logger: Logger,
                                                 _ body: (HubStore) async throws -> T) async throws -> T {
-        let store = HubStore(configuration: configuration, logger: logger)
+        try await checkConnection(configuration, logger: logger)
+        let store = try HubStore(configuration: configuration, logger: logger)
         let client = store.client
         let pool = Task.detached { await client.run() }
         let result: Result<T, any Error>
@@ -122,6 +198,21 @@ public final class HubStore: FleetRecordSink, Service {
         pool.cancel()
         await pool.value
         return try result.get()
+    }
+
+    /// Opens one connection and closes it, so that a server that refuses the hub (pg_hba.conf, a wrong password, a
+    /// certificate that does not verify, nothing listening) is reported with its own message at once. The pool would
+    /// retry and then fail its queries with only "circuit breaker tripped".
+    public static func checkConnection(_ c: HubStoreConfiguration, logger: Logger) async throws(HubStoreError) {
+        let config = PostgresConnection.Configuration(host: c.host, port: c.port, username: c.username, password: c.password,
+                                                      database: c.database, tls: try c.tls.connectionTLS())
+        do {
+            let connection = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            let e = HubStoreError.wrap(error, "connect to \(c.username)@\(c.host):\(c.port)/\(c.database)")
+            throw e
+        }
     }
 
     // MARK: Migrations

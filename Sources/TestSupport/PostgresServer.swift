@@ -304,6 +304,32 @@ public final class PostgresServer: @unchecked Sendable {
         return r.stdout
     }
 
+    // MARK: TLS and passwords
+
+    /// Turns TLS on with `certificate`/`key` (PEM files, copied into the cluster and given to the server's user),
+    /// replaces pg_hba.conf with `hba` and reloads; returns once a new connection sees `ssl` on. The `postgres`
+    /// user keeps whatever `hba` gives it (the helpers here use it over 127.0.0.1 without a password).
+    public func enableTLS(certificate: String, key: String, hba: String) async throws {
+        let cert = dataDirectory.appendingPathComponent("server.crt"), keyURL = dataDirectory.appendingPathComponent("server.key")
+        let hbaURL = dataDirectory.appendingPathComponent("pg_hba.conf")
+        for (from, to) in [(certificate, cert), (key, keyURL)] {
+            try? FileManager.default.removeItem(at: to)
+            try FileManager.default.copyItem(atPath: from, toPath: to.path)
+            try handToServerUser(to)
+        }
+        chmod(keyURL.path, 0o600)  // the server refuses a key others can read
+        try hba.write(to: hbaURL, atomically: false, encoding: .utf8)
+        try handToServerUser(hbaURL)
+        try await psql("ALTER SYSTEM SET ssl = on")
+        try await psql("SELECT pg_reload_conf()")
+        // The postmaster applies the reload by itself; wait (bounded) until a new session reports it.
+        let deadline = Date().addingTimeInterval(30)
+        while try await psql("SHOW ssl").trimmingCharacters(in: .whitespacesAndNewlines) != "on" {
+            guard Date() < deadline else { throw TestSupportError.peerFailed("ssl did not turn on within 30 s: \(log)") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     // MARK: Running as the postgres user
 
     static var runningAsRoot: Bool { getuid() == 0 }

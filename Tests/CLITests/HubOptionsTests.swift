@@ -17,7 +17,7 @@ struct HubOptionsTests {
         }
         // Port 0 (a free port) and an ordinary port pass --listen's check: the next check (the host id) is the one
         // that fails.
-        for good in ["127.0.0.1:0", "0.0.0.0:8444", "localhost:10"] {
+        for good in ["127.0.0.1:0", "[::1]:8444", "localhost:10"] {
             let r = try await runCommand(exe, ["hub", "run", "--listen", good, "--host-id", "a/b"])
             #expect(r.status == 64, "\(good): \(r.stderr)")
             #expect(!r.stderr.contains("--listen"), "\(good): \(r.stderr)")
