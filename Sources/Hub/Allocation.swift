@@ -33,7 +33,7 @@ public enum OfferCurveError: Error, Sendable, Hashable, CustomStringConvertible 
 }
 
 /// A site's offer curve, in the order the site sheds its steps.
-public struct OfferCurve: Sendable, Hashable {
+public struct OfferCurve: Sendable, Hashable, Codable {
     public let steps: [OfferStep]
     /// The lower convex hull of `steps` (pooled where the $/MWh falls): rates never fall along it.
     public let convex: [OfferStep]
@@ -72,7 +72,7 @@ public struct OfferCurve: Sendable, Hashable {
 }
 
 /// One site's part of a regional shed.
-public struct ShedShare: Sendable, Hashable {
+public struct ShedShare: Sendable, Hashable, Codable {
     public var site: SiteKey
     public var mw: Double
     /// The $/h the site loses for it (on its convex curve).
@@ -86,7 +86,7 @@ public struct ShedShare: Sendable, Hashable {
 }
 
 /// A bound on a site's share below its offer, with the reason, for the words of the allocation.
-public struct ShedLimit: Sendable, Hashable {
+public struct ShedLimit: Sendable, Hashable, Codable {
     public var mw: Double
     public var reason: String
 
@@ -97,7 +97,7 @@ public struct ShedLimit: Sendable, Hashable {
 }
 
 /// A regional shed split across sites.
-public struct ShedAllocation: Sendable, Hashable {
+public struct ShedAllocation: Sendable, Hashable, Codable {
     public var targetMW: Double
     /// Every offering site, sorted by site (a share of 0 MW included, so that the sites left out are visible).
     public var shares: [ShedShare]

@@ -10,6 +10,9 @@
 // - A rollout sends the canary's apply command (with the YAML), then each batch once the one before has passed;
 //   every poll it is fed each site's answer, its reported configuration SHA-256 and governor mode, and whether it is
 //   offline. A command that cannot be sent counts as the site going offline: the rollout stops.
+// - With a journal (the hub's store), every shed and rollout is saved whenever its state changes, and a hub started
+//   again carries on with the ones not finished (`restore`). Until their sites are born again to the new hub, or
+//   one allocation period has passed, a restored operation waits: a site not yet reborn is not taken for gone.
 
 import Basics
 import Foundation
@@ -107,7 +110,7 @@ public actor FleetOperations {
         }
     }
 
-    struct ShedEntry {
+    struct ShedEntry: Codable {
         var shed: FleetShed
         var from: Double
         var leftOut: [SiteKey: String]
@@ -117,7 +120,7 @@ public actor FleetOperations {
         var commands: [SiteKey: String] = [:]
     }
 
-    struct RolloutEntry {
+    struct RolloutEntry: Codable {
         var rollout: Rollout
         var yaml: String
         var comment: String?
@@ -133,10 +136,23 @@ public actor FleetOperations {
     var rollouts: [String: RolloutEntry] = [:]
     var rolloutOrder: [String] = []
     var counter = 0
+    let journal: (any FleetOperationsJournal)?
+    /// What the journal last took for each operation (its JSON), so that only changes are written.
+    var saved: [String: Data] = [:]
+    /// Restored operations wait until this time (or until all their sites are online again).
+    var resumeAt: [String: Double] = [:]
+    /// The last failure to write the journal (retried at the next poll), for the hub's log and tests.
+    public private(set) var journalProblem: String?
 
-    /// `now`: seconds since 1970 (the hub's clock; virtual in tests); `clock`: what the poll sleeps on.
+    /// Finished operations read back at a restart (for the API's lists): those that ended within this long.
+    public static let keptFinishedS = 7 * 86_400.0
+
+    /// `now`: seconds since 1970 (the hub's clock; virtual in tests); `clock`: what the poll sleeps on; `journal`:
+    /// where the operations are kept across a restart (nil: in memory only).
     public init(host: any FleetCommandHost, configuration: Configuration = .init(), clock: any Clock<Duration> = ContinuousClock(),
-                now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
+                now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+                journal: (any FleetOperationsJournal)? = nil) {
+        self.journal = journal
         self.host = host
         self.configuration = configuration
         self.clock = clock
@@ -192,6 +208,7 @@ public actor FleetOperations {
         shedOrder.append(id)
         await perform(actions, shed: id)
         entry = sheds[id]!
+        await persist()
         return await report(entry)
     }
 
@@ -227,6 +244,7 @@ public actor FleetOperations {
         let t = now()
         for id in shedOrder {
             guard var entry = sheds[id], t < entry.shed.until || !entry.shed.activeEvent.isEmpty else { continue }
+            guard resumed(id, sites: entry.shed.baselineKW.keys, byKey, t) else { continue }
             for site in entry.shed.baselineKW.keys {
                 if let row = byKey[site], row.liveness == .online {
                     if let kw = row.importKW, kw.isFinite, entry.sendProblems[site] == nil { entry.shed.observe(site: site, importKW: kw) }
@@ -240,6 +258,7 @@ public actor FleetOperations {
         }
         for id in rolloutOrder {
             guard var entry = rollouts[id], entry.rollout.phase == .running else { continue }
+            guard resumed(id, sites: entry.rollout.sites, byKey, t) else { continue }
             var actions: [RolloutAction] = []
             for site in entry.rollout.sites {
                 if let cid = entry.rollout.commandIDs[site], let reply = host.reply(commandID: cid) {
@@ -255,6 +274,78 @@ public actor FleetOperations {
             rollouts[id] = entry
             await perform(actions, rollout: id)
         }
+        await persist()
+    }
+
+    /// Whether a restored operation may go on: its sites are all online again, or its wait is over.
+    func resumed(_ id: String, sites: some Sequence<SiteKey>, _ byKey: [SiteKey: SiteStatus], _ t: Double) -> Bool {
+        guard let until = resumeAt[id] else { return true }
+        if t < until && !sites.allSatisfy({ byKey[$0]?.liveness == .online }) { return false }
+        resumeAt[id] = nil
+        return true
+    }
+
+    // MARK: - Journal
+
+    static let journalEncoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    /// Writes every operation whose state changed since it was last written. A failed write is kept as
+    /// `journalProblem` and tried again at the next poll (the state in memory stays the truth meanwhile).
+    func persist() async {
+        guard let journal else { return }
+        let t = now()
+        var writes: [(id: String, kind: String, finished: Bool, data: Data)] = []
+        for id in shedOrder {
+            guard let e = sheds[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
+            writes.append((id, "shed", t >= e.shed.until && e.shed.activeEvent.isEmpty, data))
+        }
+        for id in rolloutOrder {
+            guard let e = rollouts[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
+            writes.append((id, "rollout", e.rollout.phase != .running, data))
+        }
+        for w in writes {
+            do {
+                try await journal.saveOperation(id: w.id, kind: w.kind, finished: w.finished, state: w.data)
+                saved[w.id] = w.data
+                journalProblem = nil
+            } catch {
+                journalProblem = "\(error)"
+                return
+            }
+        }
+    }
+
+    /// Reads the journal back (a hub starting again): the sheds and rollouts not finished carry on, those finished
+    /// within `keptFinishedS` are listed again. Returns how many were restored that are still in progress.
+    @discardableResult
+    public func restore() async throws -> Int {
+        guard let journal else { return 0 }
+        let t = now()
+        let grace = Self.seconds(configuration.allocationPeriod)
+        var running = 0
+        let decoder = JSONDecoder()
+        for row in try await journal.operations(finishedWithin: Self.keptFinishedS) where sheds[row.id] == nil && rollouts[row.id] == nil {
+            switch row.kind {
+            case "shed":
+                let e = try decoder.decode(ShedEntry.self, from: row.state)
+                sheds[row.id] = e
+                shedOrder.append(row.id)
+                if t < e.shed.until || !e.shed.activeEvent.isEmpty { resumeAt[row.id] = t + grace; running += 1 }
+            case "rollout":
+                let e = try decoder.decode(RolloutEntry.self, from: row.state)
+                rollouts[row.id] = e
+                rolloutOrder.append(row.id)
+                if e.rollout.phase == .running { resumeAt[row.id] = t + grace; running += 1 }
+            default:
+                continue
+            }
+            saved[row.id] = row.state
+        }
+        return running
     }
 
     public func shedReports() async -> [FleetShedReport] {
@@ -318,6 +409,7 @@ public actor FleetOperations {
         rollouts[id] = RolloutEntry(rollout: rollout, yaml: yaml, comment: comment, regions: Dictionary(sites.map { ($0, $0.group) }, uniquingKeysWith: { a, _ in a }))
         rolloutOrder.append(id)
         await perform(actions, rollout: id)
+        await persist()
         return rolloutReport(rollouts[id]!)
     }
 

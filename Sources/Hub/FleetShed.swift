@@ -30,7 +30,7 @@ public enum FleetShedAction: Sendable, Hashable {
     case cancel(site: SiteKey, eventID: String)
 }
 
-public struct FleetShed: Sendable {
+public struct FleetShed: Sendable, Codable {
     public let id: String
     public let region: String
     public let targetMW: Double

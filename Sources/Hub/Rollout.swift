@@ -9,7 +9,7 @@
 // passed `timeoutS` after its command was sent.
 
 /// A site's part in a rollout.
-public enum RolloutSiteState: Sendable, Hashable {
+public enum RolloutSiteState: Sendable, Hashable, Codable {
     case waiting
     /// The apply command was sent at this time (seconds).
     case sent(at: Double)
@@ -19,7 +19,7 @@ public enum RolloutSiteState: Sendable, Hashable {
     case failed(String)
 }
 
-public enum RolloutPhase: Sendable, Hashable {
+public enum RolloutPhase: Sendable, Hashable, Codable {
     case running
     case done
     case stopped(site: SiteKey, reason: String)
@@ -50,7 +50,7 @@ public enum RolloutAction: Sendable, Hashable {
     }
 }
 
-public struct Rollout: Sendable {
+public struct Rollout: Sendable, Codable {
     public let id: String
     public let sha256: String
     /// The canary first, then the rest in order.

@@ -191,5 +191,19 @@ enum HubSchema {
             )
             """,
         ]),
+        // The fleet sheds and rollouts in progress (FleetOperations), so that a hub restarted after a crash carries
+        // them on: each one's whole state as JSON, rewritten when it changes.
+        HubMigration(name: "v5-fleet-operations", statements: [
+            """
+            CREATE TABLE fleet_operations (
+                id text PRIMARY KEY,
+                kind text NOT NULL CHECK (kind IN ('shed', 'rollout')),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now(),
+                finished boolean NOT NULL,
+                state jsonb NOT NULL
+            )
+            """,
+        ]),
     ]
 }
