@@ -5,6 +5,7 @@
 //   POST /v1/fleet/events          operator  {"region","shed_mw","from","until","reason"}: start a fleet shed
 //   GET  /v1/fleet/events          viewer    every shed since the hub started
 //   GET  /v1/fleet/events/{id}     viewer    one shed: shares, caps, metered shed per site, shortfall
+//   DELETE /v1/fleet/events/{id}   operator  cancel a shed: its caps withdrawn from the sites
 //   POST /v1/fleet/rollouts        admin     {"yaml","sites"|"region","batch_size","comment"}: start a rollout
 //   GET  /v1/fleet/rollouts        viewer    every rollout since the hub started
 //   GET  /v1/fleet/rollouts/{id}   viewer    one rollout: phase, each site's state
@@ -128,6 +129,12 @@ public enum FleetCommandAPI {
             try FleetAPI.onlyQuery(request, allowed: [])
             let id = try context.parameters.require("id")
             do { return try await operations.shedReport(id: id) } catch { throw apiError(error) }
+        }
+
+        `operator`.delete("events/:id") { request, context -> FleetShedReport in
+            try FleetAPI.onlyQuery(request, allowed: [])
+            let id = try context.parameters.require("id")
+            do { return try await operations.cancelShed(id: id) } catch { throw apiError(error) }
         }
 
         admin.post("rollouts") { request, _ -> EditedResponse<FleetRolloutReport> in

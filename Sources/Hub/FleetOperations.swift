@@ -64,6 +64,8 @@ public struct FleetShedReport: Sendable, Codable, Equatable {
     public var shortfallMw: Double
     public var usdPerHourLost: Double
     public var ended: Bool
+    /// When an operator cancelled it (ISO 8601), if one did.
+    public var cancelledAt: String?
 }
 
 /// A rollout as the API reports it.
@@ -232,7 +234,10 @@ public actor FleetOperations {
             case let .cancel(site, eventID):
                 let r = await host.send(.cancelEvent(eventID: eventID), to: site, commandID: nil)
                 sheds[id]?.caps[site] = nil
-                if case .sent(let cid) = r { sheds[id]?.commands[site] = cid }
+                switch r {
+                case .sent(let cid): sheds[id]?.commands[site] = cid
+                case .notSent: sheds[id]?.shed.cancelNotDelivered(site: site, eventID: eventID)
+                }
             }
         }
     }
@@ -243,7 +248,7 @@ public actor FleetOperations {
         let byKey = Dictionary(rows.map { ($0.site, $0) }, uniquingKeysWith: { a, _ in a })
         let t = now()
         for id in shedOrder {
-            guard var entry = sheds[id], t < entry.shed.until || !entry.shed.activeEvent.isEmpty else { continue }
+            guard var entry = sheds[id], t < entry.shed.until || !entry.shed.isFinished(now: t) else { continue }
             guard resumed(id, sites: entry.shed.baselineKW.keys, byKey, t) else { continue }
             for site in entry.shed.baselineKW.keys {
                 if let row = byKey[site], row.liveness == .online {
@@ -301,7 +306,7 @@ public actor FleetOperations {
         var writes: [(id: String, kind: String, finished: Bool, data: Data)] = []
         for id in shedOrder {
             guard let e = sheds[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
-            writes.append((id, "shed", t >= e.shed.until && e.shed.activeEvent.isEmpty, data))
+            writes.append((id, "shed", e.shed.isFinished(now: t), data))
         }
         for id in rolloutOrder {
             guard let e = rollouts[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
@@ -334,7 +339,7 @@ public actor FleetOperations {
                 let e = try decoder.decode(ShedEntry.self, from: row.state)
                 sheds[row.id] = e
                 shedOrder.append(row.id)
-                if t < e.shed.until || !e.shed.activeEvent.isEmpty { resumeAt[row.id] = t + grace; running += 1 }
+                if !e.shed.isFinished(now: t) { resumeAt[row.id] = t + grace; running += 1 }
             case "rollout":
                 let e = try decoder.decode(RolloutEntry.self, from: row.state)
                 rollouts[row.id] = e
@@ -346,6 +351,22 @@ public actor FleetOperations {
             saved[row.id] = row.state
         }
         return running
+    }
+
+    /// Cancels a shed: its caps are withdrawn now (from an offline site, when it is heard again before the end).
+    public func cancelShed(id: String) async throws(FleetOperationError) -> FleetShedReport {
+        guard var entry = sheds[id] else { throw .notFound("no fleet shed '\(id)'") }
+        let t = now()
+        guard let actions = entry.shed.cancel(now: t) else {
+            let when = entry.shed.cancelledAt.map { "was cancelled at \(ISO8601.format($0))" } ?? "ended at \(ISO8601.format(entry.shed.until))"
+            throw .invalid("fleet shed '\(id)' \(when): nothing to cancel")
+        }
+        resumeAt[id] = nil
+        sheds[id] = entry
+        await perform(actions, shed: id)
+        await persist()
+        entry = sheds[id]!
+        return await report(entry)
     }
 
     public func shedReports() async -> [FleetShedReport] {
@@ -385,7 +406,7 @@ public actor FleetOperations {
                                until: ISO8601.format(shed.until), reason: shed.reason, shares: shares.filter { $0.shareMw > 1e-9 },
                                leftOut: leftOut, allocatedMw: allocated, meteredMw: delivered.values.reduce(0, +),
                                shortfallMw: max(0, shed.targetMW - allocated), usdPerHourLost: shed.allocation?.dollarsPerHour ?? 0,
-                               ended: t >= shed.until)
+                               ended: t >= shed.endsAt, cancelledAt: shed.cancelledAt.map { ISO8601.format($0) })
     }
 
     // MARK: - Rollouts

@@ -49,6 +49,11 @@ public struct FleetShed: Sendable, Codable {
     public private(set) var activeEvent: [SiteKey: String] = [:]
     /// Caps that were not sent because the site's rules would refuse them, with why.
     public private(set) var refused: [SiteKey: String] = [:]
+    /// When an operator cancelled the shed (seconds), if one did.
+    public private(set) var cancelledAt: Double?
+    /// After a cancel: the caps still to withdraw from sites that were offline then (event id by site); each is sent
+    /// when its site is heard again before the shed's end, after which the cap has expired at the site anyway.
+    public private(set) var unsentCancels: [SiteKey: String] = [:]
     private var offers: [SiteKey: OfferCurve] = [:]
     private var revision = 0
     private var lastAllocationAt = 0.0
@@ -93,9 +98,41 @@ public struct FleetShed: Sendable, Codable {
         baselineKW.reduce(into: [:]) { out, e in out[e.key] = (e.value - (latestKW[e.key] ?? e.value)) / 1000 }
     }
 
+    /// The shed's end: `until`, or the cancel if one came first.
+    public var endsAt: Double { min(until, cancelledAt ?? until) }
+
+    /// Ended: past its end, with no cap left to withdraw.
+    public func isFinished(now: Double) -> Bool { now >= endsAt && activeEvent.isEmpty && unsentCancels.isEmpty }
+
+    /// An operator's cancel: every cap in force is withdrawn (to an offline site, when it is heard again), and
+    /// nothing is re-allocated after it. Refused once the shed has ended or been cancelled.
+    public mutating func cancel(now: Double) -> [FleetShedAction]? {
+        guard cancelledAt == nil, now < until else { return nil }
+        cancelledAt = now
+        var out: [FleetShedAction] = []
+        for (site, event) in activeEvent.sorted(by: { $0.key < $1.key }) {
+            if offline.contains(site) { unsentCancels[site] = event } else { out.append(.cancel(site: site, eventID: event)) }
+        }
+        activeEvent = [:]
+        return out
+    }
+
+    /// A cancel that could not be sent after the shed was cancelled: sent again when the site is heard.
+    public mutating func cancelNotDelivered(site: SiteKey, eventID: String) {
+        guard cancelledAt != nil else { return }
+        unsentCancels[site] = eventID
+    }
+
     /// Once per period: re-allocates the shortfall of sites that dropped off or delivered too little. At `until`,
-    /// the shed is over and the caps expire at the sites by themselves (nothing is sent).
+    /// the shed is over and the caps expire at the sites by themselves (nothing is sent). After a cancel: the
+    /// cancels not yet delivered go to the sites heard again.
     public mutating func tick(now: Double) -> [FleetShedAction] {
+        if cancelledAt != nil {
+            guard now < until else { unsentCancels = [:]; return [] }
+            let ready = unsentCancels.filter { !offline.contains($0.key) }.sorted { $0.key < $1.key }
+            for (site, _) in ready { unsentCancels[site] = nil }
+            return ready.map { .cancel(site: $0.key, eventID: $0.value) }
+        }
         guard let previous = allocation, now < until, now - lastAllocationAt >= periodS else {
             if now >= until { activeEvent = [:]; lastAllocationAt = max(lastAllocationAt, now) }
             return []

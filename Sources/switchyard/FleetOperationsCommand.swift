@@ -9,7 +9,7 @@ import Hub
 extension Switchyard {
     struct FleetEvent: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "event", abstract: "Fleet DR: shed MW across a region's sites.",
-                                                        subcommands: [FleetEventCreate.self, FleetEventStatus.self])
+                                                        subcommands: [FleetEventCreate.self, FleetEventStatus.self, FleetEventCancel.self])
     }
 
     struct FleetEventCreate: AsyncParsableCommand {
@@ -51,7 +51,7 @@ extension Switchyard {
                 let r = try await c.call("GET", "/v1/fleet/events/\(pathSegment(id))")
                 if remote.json { printJSON(r.body); return }
                 let e = try c.decode(FleetShedReport.self, r)
-                print("fleet shed \(e.id) in \(terminalSafe(e.region)): target \(mwText3(e.targetMw)) MW, allocated \(mwText3(e.allocatedMw)) MW, metered \(mwText3(e.meteredMw)) MW, shortfall \(mwText3(e.shortfallMw)) MW, until \(e.until)\(e.ended ? " (ended)" : "")")
+                print("fleet shed \(e.id) in \(terminalSafe(e.region)): target \(mwText3(e.targetMw)) MW, allocated \(mwText3(e.allocatedMw)) MW, metered \(mwText3(e.meteredMw)) MW, shortfall \(mwText3(e.shortfallMw)) MW, until \(e.until)\(e.cancelledAt.map { " (cancelled at \($0))" } ?? (e.ended ? " (ended)" : ""))")
                 Self.printShares(e)
                 return
             }
@@ -59,7 +59,7 @@ extension Switchyard {
             if remote.json { printJSON(r.body); return }
             let list = try c.decode(FleetShedList.self, r)
             printTable(["ID", "REGION", "TARGET MW", "ALLOCATED MW", "METERED MW", "SHORTFALL MW", "UNTIL", "STATE"], list.events.map { e in
-                [e.id, terminalSafe(e.region), mwText3(e.targetMw), mwText3(e.allocatedMw), mwText3(e.meteredMw), mwText3(e.shortfallMw), e.until, e.ended ? "ended" : "active"]
+                [e.id, terminalSafe(e.region), mwText3(e.targetMw), mwText3(e.allocatedMw), mwText3(e.meteredMw), mwText3(e.shortfallMw), e.until, e.cancelledAt != nil ? "cancelled" : e.ended ? "ended" : "active"]
             })
         }
 
@@ -69,6 +69,20 @@ extension Switchyard {
                  s.offline ? "OFFLINE" : terminalSafe(s.answer ?? "-")]
             })
             for l in e.leftOut { print("left out: \(terminalSafe(l.site)): \(terminalSafe(l.reason))") }
+        }
+    }
+
+    struct FleetEventCancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a fleet shed: its caps are withdrawn from the sites (an offline site's when it is heard again).")
+        @Argument(help: "The shed's id.") var id: String
+        @OptionGroup var remote: RemoteOptions
+
+        func run() async throws {
+            let c = try remote.client()
+            let r = try await c.call("DELETE", "/v1/fleet/events/\(pathSegment(id))")
+            if remote.json { printJSON(r.body); return }
+            let e = try c.decode(FleetShedReport.self, r)
+            print("fleet shed \(e.id) in \(terminalSafe(e.region)) cancelled at \(e.cancelledAt ?? "?"): its caps are withdrawn from the sites")
         }
     }
 

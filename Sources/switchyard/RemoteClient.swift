@@ -123,6 +123,7 @@ struct RemoteClient: Sendable {
             // A change that may have reached the server is not "unreachable": say the outcome is unknown.
             if method != "GET", method != "HEAD", !failure.neverSent {
                 let check = path.hasPrefix("/v1/config") ? "`config history`" : path.hasPrefix("/v1/events") ? "`event list`"
+                    : path.hasPrefix("/v1/fleet/events") ? "`fleet event status`" : path.hasPrefix("/v1/fleet/rollouts") ? "`fleet config status`"
                     : path.hasPrefix("/v1/tokens") ? "`token list`" : "`audit`"
                 printError("error: outcome unknown: check \(check) — \(method) \(path) was sent to \(base.absoluteString) but no reply came (\(failure.text))")
                 throw ExitCode(ExitCodes.outcomeUnknown)
