@@ -333,7 +333,14 @@ struct ChaosSoak {
                 for t in 0..<(seconds + cooldown) {
                     for chaos in plan[t] ?? [] {
                         figures.chaos.append("\(t) s: \(chaos)")
-                        if verbose { print("chaos soak: \(Date()) \(t) s: \(chaos)") }
+                        if verbose {
+                            let rows = pg.isRunning ? ((try? await pg.psql("SELECT count(*) FROM samples"))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?") : "-"
+                            print("chaos soak: \(Date()) \(t) s: \(chaos) (samples rows: \(rows))")
+                            if pg.isRunning, let activity = try? await pg.psql("""
+                                SELECT state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), now() - query_start, left(regexp_replace(query, '\\s+', ' ', 'g'), 100)
+                                FROM pg_stat_activity WHERE datname = 'postgres' AND pid <> pg_backend_pid()
+                                """) { print(activity) }
+                        }
                         switch chaos {
                         case .cut(let site):
                             try await disrupt([site]) { siteRelays[site]!.cutLink() }

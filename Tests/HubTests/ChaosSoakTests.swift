@@ -23,10 +23,10 @@ struct ChaosSoakTests {
         #expect(figures.capViolations.isEmpty, "\(figures.capViolations.prefix(10))")
         #expect(figures.wrongSamples.isEmpty, "\(figures.wrongSamples.prefix(10))")
         #expect(figures.expiredCommandsInForce.isEmpty, "\(figures.expiredCommandsInForce.prefix(10))")
-        // Found by this soak and not fixed yet (docs/fleet.md, "Chaos soak"): the first hub's samples never reached
-        // PostgreSQL, with no write failing; its queue filled (records dropped) and its kill lost everything it held.
-        // Intermittent: on 4 sites the writer worked until PostgreSQL stopped.
-        withKnownIssue("the hub's record writer stalls (no failure reported): records dropped, and lost at a hub kill", isIntermittent: true) {
+        // Found by this soak and not fixed yet (docs/fleet.md, "Chaos soak"): a hub write in flight when PostgreSQL is
+        // killed neither returns nor fails, so the record writer stops for good; its queue fills (records dropped) and
+        // the hub's kill loses all it held. Intermittent: it needs the kill to strike during a write.
+        withKnownIssue("a hub write in flight at a PostgreSQL SIGKILL never ends: records dropped, and lost at the hub's kill", isIntermittent: true) {
             #expect(figures.recordsDropped == 0)
             #expect(figures.lostSampleCount == 0, "\(figures.lostSamples.prefix(10))")
         }
