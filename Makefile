@@ -10,7 +10,7 @@ BENCH_PIP      := scipy==1.17.1 numpy==2.4.6
 SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 BIN            := .build/debug/switchyard
 
-.PHONY: all deps apt-deps pip-deps build test run fleet-demo bench proto clean
+.PHONY: all deps apt-deps pip-deps build test run fleet-demo soak bench proto clean
 
 all: build
 
@@ -47,6 +47,16 @@ run: build
 ## fleet-demo: mosquitto, a throwaway PostgreSQL, the hub and 40 simulated sites; fleet status live, then a 50 MW ERCOT shed
 fleet-demo: build
 	@./scripts/fleet-demo.sh
+
+## soak: the fleet's chaos soak on virtual time, long (release build): SOAK_SECONDS of virtual time (default 86400, 24 h)
+## on SOAK_SITES sites (default 40), seed SOAK_SEED; prints the pass figures (docs/fleet.md, "Chaos soak")
+SOAK_SECONDS ?= 86400
+SOAK_SITES   ?= 40
+SOAK_SEED    ?= 18
+soak: deps
+	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing $(SWIFT_FLAGS)
+	SWITCHYARD_SOAK_SECONDS=$(SOAK_SECONDS) SWITCHYARD_SOAK_SITES=$(SOAK_SITES) SWITCHYARD_SOAK_SEED=$(SOAK_SEED) \
+	  $(SWIFT) test -c release -Xswiftc -enable-testing --skip-build $(SWIFT_FLAGS) --filter ChaosSoakTests
 
 ## bench: the benchmark harness (release build); figures go to Benchmarks/README.md
 bench: deps

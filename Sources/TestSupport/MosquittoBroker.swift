@@ -29,14 +29,17 @@ public func freeLoopbackPort() throws -> Int {
 public final class MosquittoBroker: @unchecked Sendable {
     public let port: Int
     public let directory: URL
-    public let process: Process
+    /// The running mosquitto (a new one after `restart()`).
+    public var process: Process { lock.withLock { current } }
+    private var current: Process
+    private let lock = NSLock()
 
     public var log: String { (try? String(contentsOf: directory.appendingPathComponent("mosquitto.log"), encoding: .utf8)) ?? "" }
 
     private init(port: Int, directory: URL, process: Process) {
         self.port = port
         self.directory = directory
-        self.process = process
+        self.current = process
     }
 
     /// A TLS listener: the broker's certificate and key, and the CA its clients' certificates must chain to
@@ -112,23 +115,54 @@ public final class MosquittoBroker: @unchecked Sendable {
         try conf.write(to: confURL, atomically: true, encoding: .utf8)
         // mosquitto started as root drops to the `mosquitto` user: let it write its log here.
         chmod(dir.path, 0o777)
+        let broker = MosquittoBroker(port: port, directory: dir, process: try launch(directory: dir))
+        do {
+            try broker.waitUntilListening()
+        } catch {
+            broker.stop()
+            throw error
+        }
+        return broker
+    }
+
+    static func launch(directory: URL) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
-        p.arguments = ["-c", confURL.path]
+        p.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        let broker = MosquittoBroker(port: port, directory: dir, process: p)
-        // Readiness: a TCP connect succeeds (bounded: 10 s).
+        return p
+    }
+
+    /// Readiness: a TCP connect succeeds (bounded: 10 s).
+    func waitUntilListening() throws {
+        let p = process
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if !p.isRunning { throw TestSupportError.peerFailed("mosquitto exited \(p.terminationStatus): \(broker.log)") }
-            if canConnect(port: port) { return broker }
+            if !p.isRunning { throw TestSupportError.peerFailed("mosquitto exited \(p.terminationStatus): \(log)") }
+            if Self.canConnect(port: port) { return }
             usleep(20_000)
         }
-        broker.stop()
-        throw TestSupportError.peerFailed("mosquitto did not listen on 127.0.0.1:\(port) within 10 s: \(broker.log)")
+        throw TestSupportError.peerFailed("mosquitto did not listen on 127.0.0.1:\(port) within 10 s: \(log)")
+    }
+
+    /// A broker restart: stops mosquitto (SIGTERM, as a service restart does; `persistence false`, so every session and
+    /// retained message is gone) and starts it again on the same port and configuration, waiting (off the cooperative
+    /// pool) until it accepts connections.
+    public func restart() async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                do {
+                    self.terminate()
+                    let p = try Self.launch(directory: self.directory)
+                    self.lock.withLock { self.current = p }
+                    try self.waitUntilListening()
+                    cont.resume()
+                } catch { cont.resume(throwing: error) }
+            }
+        }
     }
 
     static func canConnect(port: Int) -> Bool {
@@ -146,6 +180,12 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     /// Stops the broker (SIGTERM, then SIGKILL after 3 s) and removes its directory.
     public func stop() {
+        terminate()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func terminate() {
+        let process = self.process
         if process.isRunning {
             let pid = process.processIdentifier
             kill(pid, SIGTERM)
@@ -154,7 +194,6 @@ public final class MosquittoBroker: @unchecked Sendable {
             if process.isRunning { kill(pid, SIGKILL) }
             process.waitUntilExit()
         }
-        try? FileManager.default.removeItem(at: directory)
     }
 
     deinit { stop() }
