@@ -94,6 +94,8 @@ public struct HubStoreConfiguration: Sendable {
     public var maximumConnections: Int
     /// TLS to the server, as libpq's sslmode, sslrootcert, sslcert and sslkey.
     public var tls: HubStoreTLS
+    /// How long one write may take before it is cancelled and reported failed (the caller retries).
+    public var writeTimeout: Duration = .seconds(30)
 
     public init(host: String = "127.0.0.1", port: Int = 5432, username: String, password: String? = nil,
                 database: String, maximumConnections: Int = 8, tls: HubStoreTLS = HubStoreTLS()) {
@@ -167,11 +169,13 @@ public final class HubStore: FleetRecordSink, Service {
         var partitions: Set<Int64> = []
     }
     let caches = Mutex(Caches())
+    let writeTimeout: Duration
 
     public init(configuration c: HubStoreConfiguration, logger: Logger) throws(HubStoreError) {
         var config = PostgresClient.Configuration(host: c.host, port: c.port, username: c.username, password: c.password,
                                                   database: c.database, tls: try c.tls.clientTLS())
         config.options.maximumConnections = c.maximumConnections
+        self.writeTimeout = c.writeTimeout
         self.client = PostgresClient(configuration: config, backgroundLogger: logger)
         self.logger = logger
     }

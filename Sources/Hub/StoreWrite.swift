@@ -8,6 +8,7 @@
 //   set.
 
 import Foundation
+import Synchronization
 import PostgresNIO
 import Sparkplug
 
@@ -33,6 +34,32 @@ extension HubStore {
     /// transaction (partition DDL locks the parent table).
     public func write(_ records: [HubRecord]) async throws {
         guard !records.isEmpty else { return }
+        try await HubStore.withinWriteTimeout(writeTimeout, "write \(records.count) records") {
+            try await self.writeUnbounded(records)
+        }
+    }
+
+    /// `body`, failed if it has not finished within `limit`: a write in flight when PostgreSQL is killed could wait
+    /// on the dead connection for ever, even once cancelled (StoreOutageTests, through a TCP relay as behind a
+    /// proxy; found by the chaos soak), and the host's record writer waited with it. After `limit` the write is
+    /// cancelled and left behind, and the caller gets an error (the host's writer retries on a new connection).
+    static func withinWriteTimeout(_ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        let race = WriteRace()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                race.start(c, work: Task {
+                    do { try await body(); race.finish(.success(())) } catch { race.finish(.failure(error)) }
+                }, timer: Task {
+                    do { try await Task.sleep(for: limit) } catch { return }
+                    race.finish(.failure(HubStoreError(operation: what, message: "PostgreSQL did not answer within \(limit) (the connection is cut or the server gone): given up, to be retried")))
+                })
+            }
+        } onCancel: {
+            race.cancel()
+        }
+    }
+
+    private func writeUnbounded(_ records: [HubRecord]) async throws {
         do {
             var firstSeen: [SiteKey: UInt64] = [:]
             func saw(_ site: SiteKey, _ at: UInt64) { firstSeen[site] = min(firstSeen[site] ?? at, at) }
@@ -275,4 +302,39 @@ extension HubStore {
             }
         }
     }
+}
+
+/// A write against its deadline: the first to finish resumes the caller, once, and cancels the other.
+final class WriteRace: Sendable {
+    struct State {
+        var continuation: CheckedContinuation<Void, any Error>?
+        var work: Task<Void, Never>?
+        var timer: Task<Void, Never>?
+        var result: Result<Void, any Error>?
+    }
+    let state = Mutex(State())
+
+    func start(_ c: CheckedContinuation<Void, any Error>, work: Task<Void, Never>, timer: Task<Void, Never>) {
+        let done = state.withLock { s -> Result<Void, any Error>? in
+            s.work = work
+            s.timer = timer
+            if let r = s.result { return r }
+            s.continuation = c
+            return nil
+        }
+        if let done { work.cancel(); timer.cancel(); c.resume(with: done) }
+    }
+
+    func finish(_ result: Result<Void, any Error>) {
+        let (c, tasks) = state.withLock { s -> (CheckedContinuation<Void, any Error>?, [Task<Void, Never>]) in
+            guard s.result == nil else { return (nil, []) }
+            s.result = result
+            defer { s.continuation = nil }
+            return (s.continuation, [s.work, s.timer].compactMap { $0 })
+        }
+        for t in tasks { t.cancel() }
+        c?.resume(with: result)
+    }
+
+    func cancel() { finish(.failure(CancellationError())) }
 }

@@ -14,7 +14,7 @@ import TestSupport
             let config = StoreFixture.configuration(server)
             let first = try await HubStore.withRunning(config, logger: StoreFixture.logger) { try await $0.migrate() }
             #expect(first == HubStore.migrationNames)
-            #expect(first.count == 4)
+            #expect(first.count == 5)
             // The same store again, and a new store (a restarted hub): nothing left to apply.
             let (again, recorded) = try await HubStore.withRunning(config, logger: StoreFixture.logger) { store in
                 (try await store.migrate(), try await store.appliedMigrations())
@@ -22,7 +22,7 @@ import TestSupport
             #expect(again.isEmpty)
             #expect(recorded == HubStore.migrationNames)
             // Two hubs migrating at once apply each migration once (the advisory lock).
-            try await server.psql("DROP TABLE samples, latest, commands, command_outcomes, events, deaths, births, devices, sites, api_tokens CASCADE; DROP FUNCTION hub_sample_partition, hub_drop_sample_partitions_before; DELETE FROM hub_migrations")
+            try await server.psql("DROP TABLE samples, latest, commands, command_outcomes, events, deaths, births, devices, sites, api_tokens, fleet_operations CASCADE; DROP FUNCTION hub_sample_partition, hub_drop_sample_partitions_before; DELETE FROM hub_migrations")
             let concurrent = try await withThrowingTaskGroup(of: [String].self) { group in
                 for _ in 0..<2 {
                     group.addTask { try await HubStore.withRunning(config, logger: StoreFixture.logger) { try await $0.migrate() } }
@@ -40,7 +40,7 @@ import TestSupport
                 ORDER BY relname
                 """).psqlRows.map { $0[0] }
             #expect(Set(["sites", "devices", "births", "deaths", "events", "commands", "command_outcomes", "samples",
-                         "latest", "api_tokens", "hub_migrations"]).isSubset(of: Set(tables)))
+                         "latest", "api_tokens", "fleet_operations", "hub_migrations"]).isSubset(of: Set(tables)))
             let kind = try await server.psql("SELECT relkind FROM pg_class WHERE relname = 'samples'")
             #expect(kind.trimmingCharacters(in: .whitespacesAndNewlines) == "p")  // partitioned
         }
