@@ -49,7 +49,8 @@ public struct FleetShed: Sendable {
     public private(set) var activeEvent: [SiteKey: String] = [:]
     /// Caps that were not sent because the site's rules would refuse them, with why.
     public private(set) var refused: [SiteKey: String] = [:]
-    private var offers: [SiteKey: OfferCurve] = [:]
+    /// The offers the target was split over (the region's at the start).
+    public private(set) var offers: [SiteKey: OfferCurve] = [:]
     private var revision = 0
     private var lastAllocationAt = 0.0
 
