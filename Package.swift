@@ -181,7 +181,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchyardBench",
             dependencies: ["Modbus", "Broker", "Site", "Simulation", "Control", "HardwareProfiles", "Replay", "TestSupport",
-                           "FleetEdge", "Sparkplug", "API", "Store", "Hub",
+                           "FleetEdge", "Sparkplug", "API", "Store", "Hub", "FleetSim",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Hummingbird", package: "hummingbird"),

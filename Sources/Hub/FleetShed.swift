@@ -54,7 +54,8 @@ public struct FleetShed: Sendable, Codable {
     /// After a cancel: the caps still to withdraw from sites that were offline then (event id by site); each is sent
     /// when its site is heard again before the shed's end, after which the cap has expired at the site anyway.
     public private(set) var unsentCancels: [SiteKey: String] = [:]
-    private var offers: [SiteKey: OfferCurve] = [:]
+    /// The offers the target was split over (the region's at the start).
+    public private(set) var offers: [SiteKey: OfferCurve] = [:]
     private var revision = 0
     private var lastAllocationAt = 0.0
 

@@ -110,24 +110,7 @@ import TestSupport
             let target = rng.range(0, offered * 1.2)
             let r = FleetShedAllocator.allocate(targetMW: target, offers: offers, limits: limits)
 
-            // The LP: one variable per pooled step, 0 ≤ y ≤ its MW, Σ over a site ≤ its limit, Σ y ≤ target;
-            // maximise Σ (M − rate)·y with M above every rate, so it sheds min(target, offered) at least cost.
-            let sites = offers.keys.sorted()
-            var rates: [Double] = [], upper: [Double] = [], owner: [Int] = []
-            for (k, s) in sites.enumerated() {
-                for step in offers[s]!.convex { rates.append(step.dollarsPerMWh); upper.append(step.mw); owner.append(k) }
-            }
-            let big = (rates.max() ?? 0) + 1000
-            var A: [[Double]] = [[Double](repeating: 1, count: rates.count)]
-            var bounds = [target]
-            for (k, s) in sites.enumerated() {
-                guard let l = limits[s] else { continue }
-                A.append(owner.map { $0 == k ? 1 : 0 })
-                bounds.append(l.mw)
-            }
-            let y = Simplex.maximize(c: rates.map { big - $0 }, A: A, b: bounds, upper: upper)
-            let lpMW = y.reduce(0, +)
-            let lpCost = zip(y, rates).reduce(0.0) { $0 + $1.0 * $1.1 }
+            let (lpMW, lpCost, _) = ShedLP.optimum(targetMW: target, offers: offers, limits: limits)
 
             #expect(abs(r.allocatedMW - min(target, offered)) < 1e-6, "instance \(instance)")
             #expect(abs(lpMW - r.allocatedMW) < 1e-6, "instance \(instance)")

@@ -1,6 +1,5 @@
-// Fleet commands end to end: a throwaway PostgreSQL, Debian's mosquitto, `HubService` (host, store, API, fleet
-// operations) on virtual time, and simulated sites (real SiteDaemons) on the same ManualClock, whose site files map
-// the hub's client id to admin. Driven through the built `switchyard` binary:
+// Fleet commands end to end on 3 sites of one region (the rig: FleetRig.swift; the same on the 40 sites of
+// examples/fleet.yaml: FleetDR40Tests). Driven through the built `switchyard` binary:
 // - `fleet event create` on ERCOT: every site with a share reports a cap in force at or below the cap sent, and
 //   the region's metered shed (baseline − import, from the sites' own meters) reaches the target within 30 s of
 //   virtual time; the commands and the sites' answers are in the hub's tables (psql); one site killed mid-event
@@ -13,201 +12,14 @@ import Basics
 import Foundation
 import FleetSim
 @testable import Hub
-import Logging
-import ServiceLifecycle
 import Sparkplug
-import Synchronization
 import Testing
 import TestSupport
 
 @Suite("Fleet commands end to end", .serialized, .timeLimit(.minutes(6)))
 struct FleetCommandEndToEndTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let startAt = 1_795_680_000.0
-
-    /// What a test gets: the API, a token, the hub's operations, the clock, the sites' ticks, the database.
-    struct Rig {
-        let server: String
-        let token: String
-        let operations: FleetOperations
-        let clock: ManualClock
-        let pg: PostgresServer
-        let ticks: Ticks
-        /// The ids of the hub's commands the sites have answered.
-        let answers: Ticks
-        let fleets: [SimulatedFleet<ManualClock>]
-
-        var now: Double { FleetCommandEndToEndTests.startAt + FleetOperations.seconds(clock.now.offset) }
-
-        /// Moves virtual time by one second, waits for a tick of each of `sites`, then runs one poll of the hub's
-        /// fleet operations to its end (its commands recorded and published): the test is the operations' clock.
-        func second(_ sites: Set<String>) async {
-            let before = ticks.mark()  // before the clock moves: the ticks it causes may come before the wait starts
-            clock.advance(by: .seconds(1))
-            let ok = await ticks.wait(for: sites, since: before, limit: .seconds(30))
-            #expect(ok, "every one of \(sites.sorted()) ticked within 30 s of real time")
-            await operations.step()
-        }
-
-        func cli(_ args: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-            try await runCommand(switchyardExecutable(), args + ["--server", server, "--token", token])
-        }
-
-        func status() async -> [SiteKey: SiteStatus] {
-            Dictionary(uniqueKeysWithValues: await operations.host.status().map { ($0.site, $0) })
-        }
-    }
-
-    /// Counts each site's ticks; `wait` returns once each of the sites has ticked since the last wait.
-    final class Ticks: Sendable {
-        let state = Mutex<(seen: [String: Int], waiters: [(Set<String>, [String: Int], CheckedContinuation<Void, Never>)])>(([:], []))
-
-        func tick(_ site: String) {
-            let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-                s.seen[site, default: 0] += 1
-                var out: [CheckedContinuation<Void, Never>] = []
-                s.waiters.removeAll { w in
-                    let done = w.0.allSatisfy { (s.seen[$0] ?? 0) > (w.1[$0] ?? 0) }
-                    if done { out.append(w.2) }
-                    return done
-                }
-                return out
-            }
-            for c in ready { c.resume() }
-        }
-
-        func mark() -> [String: Int] { state.withLock { $0.seen } }
-
-        /// Releases every waiter (a watchdog: the test then fails on what it finds, instead of hanging).
-        func releaseAll() {
-            let all = state.withLock { s -> [CheckedContinuation<Void, Never>] in defer { s.waiters = [] }; return s.waiters.map(\.2) }
-            for c in all { c.resume() }
-        }
-
-        /// `wait`, bounded by a watchdog of `limit` real time; false if the watchdog fired.
-        func wait(for sites: Set<String>, since: [String: Int]?, limit: Duration) async -> Bool {
-            await withTaskGroup(of: Bool.self) { g in
-                g.addTask { await self.wait(for: sites, since: since); return true }
-                g.addTask {
-                    do { try await Task.sleep(for: limit) } catch { return true }
-                    self.releaseAll()
-                    return false
-                }
-                let first = await g.next() ?? false
-                g.cancelAll()
-                let second = await g.next() ?? true
-                return first && second
-            }
-        }
-
-        func wait(for sites: Set<String>, since: [String: Int]? = nil) async {
-            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let ready = state.withLock { s -> Bool in
-                    let base = since ?? s.seen
-                    if since != nil, sites.allSatisfy({ (s.seen[$0] ?? 0) > (base[$0] ?? 0) }) { return true }
-                    s.waiters.append((sites, base, c))
-                    return false
-                }
-                if ready { c.resume() }
-            }
-        }
-    }
-
-    /// PostgreSQL, mosquitto, the hub and the fleet (`apart` runs in a fleet of its own, `killApart` shuts it down).
-    static func withRig(sites: Int, apart: String? = nil,
-                        _ body: (Rig, _ killApart: @Sendable () async -> Void) async throws -> Void) async throws {
-        try await withPostgres { pg in
-            let broker = try await MosquittoBroker.start()
-            defer { broker.stop() }
-            let storeConfig = StoreFixture.configuration(pg)
-            let logger = StoreFixture.logger
-            let secret = try await HubStore.withRunning(storeConfig, logger: logger) { s in
-                try await s.migrate()
-                return try await s.createToken(name: "e2e", role: .admin).secret
-            }
-            let clock = ManualClock()
-            let now: @Sendable () -> Double = { startAt + FleetOperations.seconds(clock.now.offset) }
-            let (ports, portsIn) = AsyncStream.makeStream(of: Int.self)
-            let opsBox = Mutex<FleetOperations?>(nil)
-            let answers = Ticks()
-            let hub = HubService(
-                configuration: HubConfiguration(
-                    host: HostConfiguration(hostID: "hub", mqtt: MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "switchyard-hub"),
-                                            retryDelay: .milliseconds(50)),
-                    store: storeConfig, apiHost: "127.0.0.1", apiPort: 0,
-                    // The test runs each poll itself (Rig.second), after every second of virtual time.
-                    operations: .init(allocationPeriod: .seconds(30), pollInterval: .seconds(86_400), rolloutTimeout: .seconds(60))),
-                logger: logger, onListening: { portsIn.yield($0) },
-                observe: { e in if case .commandAnswered(_, let id, _) = e { answers.tick(id) } }, clock: clock, now: now,
-                onOperations: { ops in opsBox.withLock { $0 = ops } })
-
-            let spec = try FleetSpec.parse(yaml: "template: demo-site.yaml\nprimary_host_id: hub\nroles: {switchyard-hub: admin}\nregions:\n  - {name: ERCOT, sites: \(sites), price_usd_per_mwh: 30}\n",
-                                           file: "fleet.yaml", directory: root.appendingPathComponent("examples").path)
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleetcmd-e2e-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: dir) }
-            let ticks = Ticks()
-            let ids = Set(spec.sites.map(\.id))
-            let main = ids.subtracting(apart.map { [$0] } ?? [])
-            func fleet(_ only: Set<String>) throws -> SimulatedFleet<ManualClock> {
-                try SimulatedFleet(spec: spec, brokerHost: "127.0.0.1", brokerPort: broker.port, workDir: dir,
-                                   profilesDir: root.appendingPathComponent("hardware-profiles").path, clock: clock,
-                                   startAt: startAt, fleetRetryDelay: .milliseconds(50), logger: logger,
-                                   hooks: SimulatedFleetHooks(tick: { site, _ in ticks.tick(site) }), only: only)
-            }
-            let mainFleet = try fleet(main)
-            let apartFleet = try apart.map { try fleet([$0]) }
-            let hubGroup = ServiceGroup(services: [hub], logger: logger)
-            let group = ServiceGroup(services: [mainFleet], logger: logger)
-            let apartGroup = apartFleet.map { ServiceGroup(services: [$0], logger: logger) }
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await hubGroup.run() }
-                tasks.addTask { try await group.run() }
-                if let apartGroup { tasks.addTask { try await apartGroup.run() } }
-                var portIt = ports.makeAsyncIterator()
-                let apiPort = try #require(await portIt.next())
-                // Every site's first tick (they wait for the hub's STATE to be born), then 20 s of data.
-                await ticks.wait(for: ids, since: [:])
-                let ops = try #require(opsBox.withLock { $0 })
-                let rig = Rig(server: "http://127.0.0.1:\(apiPort)", token: secret, operations: ops, clock: clock, pg: pg, ticks: ticks,
-                              answers: answers, fleets: [mainFleet] + (apartFleet.map { [$0] } ?? []))
-                var born = 0
-                for _ in 0..<200 {
-                    born = await rig.status().values.filter { $0.liveness == .online && $0.offer != nil && $0.importKW != nil }.count
-                    if born == ids.count { break }
-                    await rig.second(ids)
-                }
-                #expect(born == ids.count, "every site online with an offer and an import")
-                for _ in 0..<20 { await rig.second(ids) }
-                try await body(rig, { await apartGroup?.triggerGracefulShutdown() })
-                await group.triggerGracefulShutdown()
-                await apartGroup?.triggerGracefulShutdown()
-                await hubGroup.triggerGracefulShutdown()
-                // The fleet and the hub in groups of their own, shut down together. A shutdown that has not ended
-                // after 20 s of real time is cancelled, and the test says so on its output (a hang found this way:
-                // FleetOperations as a member of the hub's ServiceGroup did not end on a graceful shutdown; it is now
-                // a task of HubService cancelled once the host and the API have stopped).
-                struct ShutdownTimeout: Error {}
-                tasks.addTask { try await Task.sleep(for: .seconds(20)); throw ShutdownTimeout() }
-                for _ in 0..<(apartGroup == nil ? 2 : 3) {
-                    do { try await tasks.next() } catch is ShutdownTimeout {
-                        print("e2e: the graceful shutdown had not ended after 20 s: cancelled")
-                        break
-                    }
-                }
-                tasks.cancelAll()
-                while let _ = try? await tasks.next() {}
-            }
-        }
-    }
-
-    static func decoder() -> JSONDecoder {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return d
-    }
-
     @Test func aRegionalShedIsMeteredWithin30SAndAKilledSiteIsCovered() async throws {
-        try await Self.withRig(sites: 3, apart: "ercot-03") { rig, kill in
+        try await FleetRig.with(sites: 3, apart: "ercot-03") { rig, kill in
             let all: Set<String> = ["ercot-01", "ercot-02", "ercot-03"]
             let before = await rig.status()
             let offers = before.mapValues { ($0.offer ?? []).reduce(0) { $0 + $1.mw } }
@@ -230,7 +42,7 @@ struct FleetCommandEndToEndTests {
             let created = try await rig.cli(["fleet", "event", "create", "--region", "ERCOT", "--shed-mw", "\(target)", "--from", "now",
                                              "--until", "+2h", "--reason", "e2e utility call", "--json"])
             #expect(created.status == 0, "\(created.stderr)")
-            let shed = try Self.decoder().decode(FleetShedReport.self, from: Data(created.stdout.utf8))
+            let shed = try FleetRig.decoder().decode(FleetShedReport.self, from: Data(created.stdout.utf8))
             let sentAt = rig.now
             #expect(abs(shed.allocatedMw - target) < 1e-6 && shed.shortfallMw < 1e-6, "\(shed)")
             #expect(Set(shed.shares.map(\.site)) == all, "every site takes part: \(shed.shares)")
@@ -270,21 +82,9 @@ struct FleetCommandEndToEndTests {
             // the two others' shares cover the whole target.
             await kill()
             let two: Set<String> = ["ercot-01", "ercot-02"]
-            var offlineAt: Double?
-            var covered: Double?
-            var last: FleetShedReport?
-            for _ in 0..<45 {
-                await rig.second(two)
-                if offlineAt == nil, await rig.status()[SiteKey(group: "ERCOT", edge: "ercot-03")]?.liveness != .online { offlineAt = rig.now }
-                let report = try await rig.operations.shedReport(id: shed.id)
-                last = report
-                let others = report.shares.filter { two.contains($0.site) }
-                // Covered: the two others' shares make the target, and each has its cap sent.
-                if abs(others.reduce(0) { $0 + $1.shareMw } - target) < 1e-6, others.allSatisfy({ $0.capKw != nil }), let offlineAt {
-                    covered = rig.now - offlineAt
-                    break
-                }
-            }
+            // Covered: the two others' shares make the target, and each has its cap sent.
+            let (offlineAt, covered, last) = try await rig.cover(shed: shed.id, target: target, killed: SiteKey(group: "ERCOT", edge: "ercot-03"),
+                                                                 covering: two, ticking: two)
             #expect(offlineAt != nil, "the hub saw ercot-03 go offline")
             #expect(covered != nil && covered! <= 30, "after \(covered ?? -1) s: \(String(describing: last))")
             #expect(last?.leftOut.contains(.init(site: "ercot-03", reason: "offline: its share went to the others")) == true, "\(String(describing: last))")
@@ -308,7 +108,7 @@ struct FleetCommandEndToEndTests {
     }
 
     @Test func aRolloutRunsTheCanaryFirstAndARefusedConfigStopsThere() async throws {
-        try await Self.withRig(sites: 3) { rig, _ in
+        try await FleetRig.with(sites: 3) { rig, _ in
             let all: Set<String> = ["ercot-01", "ercot-02", "ercot-03"]
             let file = try #require(rig.fleets[0].sites.first { $0.entry.id == "ercot-02" }).siteFile
             let yaml = try String(contentsOfFile: file, encoding: .utf8) + "# rollout e2e: v2\n"
@@ -326,7 +126,7 @@ struct FleetCommandEndToEndTests {
             let started = try await rig.cli(["fleet", "config", "apply", path, "--sites", "ercot-02,ercot-01,ercot-03", "--batch-size", "2",
                                              "--comment", "e2e rollout", "--json"])
             #expect(started.status == 0, "\(started.stderr)")
-            let rollout = try Self.decoder().decode(FleetRolloutReport.self, from: Data(started.stdout.utf8))
+            let rollout = try FleetRig.decoder().decode(FleetRolloutReport.self, from: Data(started.stdout.utf8))
             #expect(rollout.sha256 == sha)
             #expect(rollout.sites.map(\.state) == ["sent", "waiting", "waiting"] && rollout.sites[0].canary)
             var report = rollout
@@ -359,7 +159,7 @@ struct FleetCommandEndToEndTests {
             try bad.write(toFile: path, atomically: true, encoding: .utf8)
             let refused = try await rig.cli(["fleet", "config", "apply", path, "--region", "ERCOT", "--batch-size", "1", "--json"])
             #expect(refused.status == 0, "\(refused.stderr)")
-            let second = try Self.decoder().decode(FleetRolloutReport.self, from: Data(refused.stdout.utf8))
+            let second = try FleetRig.decoder().decode(FleetRolloutReport.self, from: Data(refused.stdout.utf8))
             for _ in 0..<20 {
                 await rig.second(all)
                 report = try await rig.operations.rolloutReport(id: second.id)

@@ -15,6 +15,7 @@
 //   SwitchyardBench hub-store [SAMPLES [BATCHES]]  the hub's PostgreSQL store: insert samples/s by batch size, disk per site-day
 //   SwitchyardBench hub-ingest [SECONDS [SITES [METRICS_PER_S [CLIENTS]]]]  Sparkplug publishers → host → store: lag, CPU, disk
 //   SwitchyardBench fleet-status [REQUESTS [SITES [METRICS_PER_S]]]  GET /v1/fleet/status p50/p99 for 100 sites
+//   SwitchyardBench fleet-command [ROUNDS [EVENT_S [GAP_S [FLEET]]]]  fleet shed → every site's acknowledgement, and metered compliance
 
 import Foundation
 import Modbus
@@ -113,10 +114,12 @@ do {
         try await runHubIngestBenchmark(arguments: Array(args.dropFirst(2)))
     case "fleet-status":
         try await runFleetStatusBenchmark(arguments: Array(args.dropFirst(2)))
+    case "fleet-command":
+        try await runFleetCommandBenchmark(arguments: Array(args.dropFirst(2)))
     case "hub-publish":
         try await runHubPublish(arguments: Array(args.dropFirst(2)))
     default:
-        FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE] | fleet-uplink [SITE] | fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]] | hub-store [SAMPLES [BATCHES]] | hub-ingest [SECONDS [SITES [METRICS_PER_S [CLIENTS]]]] | fleet-status [REQUESTS [SITES [METRICS_PER_S]]]\n".utf8))
+        FileHandle.standardError.write(Data("usage: SwitchyardBench serve N | poll DEVICES SECONDS REGISTERS PORTS | broker | broker-300 | broker-sweep | sim-day | fast-path | steady | replay PRICES [SITE] | fleet-uplink [SITE] | fleet-ticks [SITE [RUNS [TICKS [PERIOD_MS]]]] | hub-store [SAMPLES [BATCHES]] | hub-ingest [SECONDS [SITES [METRICS_PER_S [CLIENTS]]]] | fleet-status [REQUESTS [SITES [METRICS_PER_S]]] | fleet-command [ROUNDS [EVENT_S [GAP_S [FLEET]]]]\n".utf8))
         exit(64)
     }
 } catch {
