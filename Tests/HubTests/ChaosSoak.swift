@@ -229,7 +229,7 @@ struct ChaosSoak {
             let clock = ManualClock()
             let now: @Sendable () -> Double = { Self.startAt + FleetOperations.seconds(clock.now.offset) }
             let observed = Observed()
-            let ticks = FleetCommandEndToEndTests.Ticks()
+            let ticks = FleetTicks()
 
             func startHub() async throws -> HubRun {
                 let (opsStream, opsIn) = AsyncStream.makeStream(of: FleetOperations.self)
