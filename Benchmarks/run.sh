@@ -10,6 +10,9 @@ B=.build/release/SwitchyardBench
 echo "== Modbus polling (issue 2) =="
 python3 Benchmarks/modbus_bench.py
 echo
+echo "== Modbus instructions per transaction, callgrind (issue 15; valgrind from make bench) =="
+python3 Benchmarks/modbus_callgrind.py || echo "(callgrind failed: see Benchmarks/README.md, issue 15)"
+echo
 echo "== Broker dispatch, 10,000 devices (issue 5) =="
 $B broker
 echo
@@ -23,7 +26,9 @@ echo "== Simulator, one day of the large site (issue 4) =="
 $B sim-day examples/large-site.yaml
 echo
 echo "== Fast path, 300 containers over loopback (issue 6) =="
-$B fast-path 300 40 10
+$B fast-path 300 400 10
+echo "-- the same with max_connections: 2 on every gateway (issue 15) --"
+$B fast-path 300 400 10 2
 echo
 echo "== Steady 1 Hz loop, 1,000 containers (issue 6) =="
 $B steady 1000 30

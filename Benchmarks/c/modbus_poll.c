@@ -1,6 +1,8 @@
 /* Baseline: poll N Modbus TCP devices with libmodbus directly, from C.
  * One thread, round-robin, blocking calls: the CPU-per-transaction ceiling.
- * Usage: modbus_poll DEVICES SECONDS REGISTERS PORT[,PORT...]
+ * Usage: modbus_poll DEVICES SECONDS REGISTERS PORT[,PORT...] [READS]
+ * With READS, exactly READS reads (round-robin) instead of SECONDS of them: the instruction-count
+ * measure (modbus_callgrind.py) runs it under callgrind with READS = 0 and 10,000.
  * Prints one JSON line: {"client":"c-libmodbus","devices":N,"tx":T,"errors":E,"wall_s":W,"cpu_s":C}
  */
 #include <errno.h>
@@ -40,8 +42,13 @@ int main(int argc, char **argv) {
     }
     uint16_t buf[125];
     long tx = 0, errors = 0;
+    long reads = argc > 5 ? atol(argv[5]) : -1;
     double c0 = cpu_s(), t0 = now_s(), deadline = t0 + seconds;
-    while (now_s() < deadline) {
+    if (reads >= 0) {
+        for (long k = 0; k < reads; k++) {
+            if (modbus_read_registers(ctx[k % n], 0, regs, buf) == regs) tx++; else errors++;
+        }
+    } else while (now_s() < deadline) {
         for (int i = 0; i < n; i++) {
             if (modbus_read_registers(ctx[i], 0, regs, buf) == regs) tx++; else errors++;
         }

@@ -91,6 +91,12 @@ public final class Actuator: Sendable {
     @discardableResult
     public func apply(_ setpointsKW: [String: Double], now: Double, force: Set<String> = [],
                       shouldContinue: (@Sendable (String) -> Bool)? = nil) async -> [WriteOutcome] {
+        await applyTimed(setpointsKW, now: now, force: force, shouldContinue: shouldContinue).0
+    }
+
+    /// `apply`, and where the writes' time went.
+    public func applyTimed(_ setpointsKW: [String: Double], now: Double, force: Set<String> = [],
+                           shouldContinue: (@Sendable (String) -> Bool)? = nil) async -> ([WriteOutcome], WriteTiming) {
         var jobs: [(Int, Double, Bool, Bool)] = []  // index, kW, keepAlive, configure
         tracks.withLock { t in
             for (id, kw) in setpointsKW.sorted(by: { $0.key < $1.key }) {
@@ -109,13 +115,21 @@ public final class Actuator: Sendable {
                 jobs.append((i, kw, !changed && keepAliveDue && !followRetry, !tr.configured))
             }
         }
-        guard !jobs.isEmpty else { return [] }
-        return await withTaskGroup(of: (Int, WriteOutcome?, Bool).self) { group in
+        guard !jobs.isEmpty else { return ([], WriteTiming()) }
+        let clock = ContinuousClock()
+        let created = clock.now
+        return await withTaskGroup(of: (Int, WriteOutcome?, Bool, DeviceWriteTiming).self) { group in
             for (i, kw, keepAlive, configure) in jobs {
                 let t = targets[i]
-                group.addTask {
+                let executor = t.bus.preferredExecutor()
+                let lane = executor.map { ObjectIdentifier($0) }
+                // The device's whole write cycle on its connection's thread (one of them, in turn, where the
+                // gateway allows several): its writes and read-backs go out in place, no hop each.
+                group.addTask(executorPreference: executor) {
+                    var timing = DeviceWriteTiming(lane: lane, queued: clock.now - created)
                     var configuredNow = !configure
-                    if let shouldContinue, !shouldContinue(t.id) { return (i, nil, false) }
+                    if let shouldContinue, !shouldContinue(t.id) { return (i, nil, false, timing) }
+                    let wireStart = clock.now
                     do {
                         if configure {
                             if let w = t.watchdog, t.watchdogS > 0 {
@@ -125,23 +139,33 @@ public final class Actuator: Sendable {
                                 try await t.bus.writeRegisters(address: f.address, values: try PointEncoder.encode(t.fallbackKW * 1000, for: f))
                             }
                             configuredNow = true
-                            if let shouldContinue, !shouldContinue(t.id) { return (i, nil, true) }
+                            if let shouldContinue, !shouldContinue(t.id) { timing.wire = clock.now - wireStart; return (i, nil, true, timing) }
                         }
                         let words = try PointEncoder.encode((kw * 1000).rounded(), for: t.setpoint)
                         // Write and verify by read-back in one trip to the bus's connection (one FC23
                         // transaction where the device supports it).
                         let back = try await t.bus.writeAndReadBack(address: t.setpoint.address, values: words, combined: t.combinedVerify)
+                        let verifyStart = clock.now
+                        timing.wire = verifyStart - wireStart
                         let verified = back == words
+                        timing.verify = clock.now - verifyStart
                         return (i, WriteOutcome(device: t.id, kw: kw, verified: verified,
                                                 error: verified ? nil : .readBack(device: t.id, read: Array(back), written: Array(words)),
-                                                keepAlive: keepAlive), configuredNow)
+                                                keepAlive: keepAlive), configuredNow, timing)
                     } catch {
-                        return (i, WriteOutcome(device: t.id, kw: kw, verified: false, error: DeviceFault(error), keepAlive: keepAlive), configuredNow)
+                        timing.wire = clock.now - wireStart
+                        return (i, WriteOutcome(device: t.id, kw: kw, verified: false, error: DeviceFault(error), keepAlive: keepAlive), configuredNow, timing)
                     }
                 }
             }
             var out: [WriteOutcome] = []
-            for await (i, result, configured) in group {
+            var timing = WriteTiming()
+            var busy: [ObjectIdentifier?: Duration] = [:]
+            for await (i, result, configured, t) in group {
+                timing.longestQueueWait = max(timing.longestQueueWait, t.queued)
+                timing.longestWire = max(timing.longestWire, t.wire)
+                timing.verify += t.verify
+                busy[t.lane, default: .zero] += t.wire
                 guard let outcome = result else {
                     if configured { tracks.withLock { $0[i].configured = true } }
                     continue
@@ -162,9 +186,36 @@ public final class Actuator: Sendable {
                 }
                 out.append(outcome)
             }
-            return out.sorted { $0.device < $1.device }
+            timing.busiestLaneWire = busy.values.max() ?? .zero
+            timing.devices = jobs.count
+            timing.lanes = busy.count
+            return (out.sorted { $0.device < $1.device }, timing)
         }
     }
+}
+
+/// Where one `apply`'s time went.
+public struct WriteTiming: Sendable, Equatable {
+    /// The longest any device's write task waited to start (its connection busy with other writes, or scheduling).
+    public var longestQueueWait: Duration = .zero
+    /// The longest one device's writes and read-back took on the wire (call to answer; FC23 carries the read-back).
+    public var longestWire: Duration = .zero
+    /// The busiest connection: the sum of its devices' wire times (they are serialised on it).
+    public var busiestLaneWire: Duration = .zero
+    /// Comparing read-back words with the written ones, summed over devices.
+    public var verify: Duration = .zero
+    public var devices = 0
+    /// Connections (executors) the writes went over; devices without one count as one.
+    public var lanes = 0
+
+    public init() {}
+}
+
+struct DeviceWriteTiming: Sendable {
+    var lane: ObjectIdentifier?
+    var queued: Duration
+    var wire: Duration = .zero
+    var verify: Duration = .zero
 }
 
 /// A configuration or wiring error in the controller.

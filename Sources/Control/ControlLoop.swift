@@ -127,6 +127,8 @@ public struct TickReport: Sendable {
     public var trigger: String = "tick"
     /// How long the pass took once it held the writer (decide and write), wall clock.
     public var duration: Duration = .zero
+    /// Where the pass's time went, phase by phase (the fast-path latency budget in Benchmarks/README.md).
+    public var timing = PassTiming()
     /// Devices whose writes this pass dropped because a newer pass pre-empted it.
     public var preempted: [String] = []
     /// Where the energy price came from (see `PriceBasis`).
@@ -548,6 +550,7 @@ public final class ControlLoop: Sendable {
     /// pass has been asked for, records what it commanded, and reports to the writer's observer.
     func pass(now requested: Double, fastPath: String?) async -> TickReport {
         let writer = self.writer
+        let asked = ContinuousClock.now
         await writer.acquire()
         if let next = successor {  // swapped out while this pass waited: the new loop owns the state
             writer.release()
@@ -557,6 +560,8 @@ public final class ControlLoop: Sendable {
         let now = writer.passTime(requested)
         var report = await decide(now: now, fastPath: fastPath, writer: writer)
         report.duration = ContinuousClock.now - started
+        report.timing.waitForWriter = started - asked
+        report.timing.after = report.duration - report.timing.inputs - report.timing.broker - report.timing.governor - report.timing.writes
         metrics.intervened(report.interventions.count)
         lastReportBox.withLock { $0 = report }
         writer.release()
@@ -565,6 +570,8 @@ public final class ControlLoop: Sendable {
     }
 
     func decide(now: Double, fastPath: String?, writer: LoopWriter) async -> TickReport {
+        var timing = PassTiming()
+        let t0 = ContinuousClock.now
         let epoch = writer.epoch
         let closed = writer.isClosed
         let st = state.withLock { s -> LoopState in
@@ -649,8 +656,12 @@ public final class ControlLoop: Sendable {
                                 headroomCreditKw: credit)
         let problem = DispatchProblem(plant: plant, snapshot: snapshot, signals: sig)
         // A policy (replay baselines) replaces the broker: it is not run at all then.
+        let tBroker = ContinuousClock.now
+        timing.inputs = tBroker - t0
         let custom = options.policy?(problem)
         let plan = custom == nil ? Broker.dispatch(problem) : nil
+        let tGovernor = ContinuousClock.now
+        timing.broker = tGovernor - tBroker
 
         // Proposals: the broker's plan (or the policy's), mining zeroed while an under-frequency shed holds.
         var proposed: [Double?] = (custom?.setpointsKW ?? plan!.setpointsKw).map { Optional($0) }
@@ -701,11 +712,15 @@ public final class ControlLoop: Sendable {
         // Pre-emption: before each device's write, is this pass still the newest? (A fast path asked
         // for, or an event or override changed, since it decided: the rest is left to the next pass.)
         let dropped = Mutex<[String]>([])
-        let writes = closed ? [] : await actuator.apply(setpoints, now: now, force: force) { device in
+        let tWrites = ContinuousClock.now
+        timing.governor = tWrites - tGovernor
+        let (writes, writeTiming) = closed ? ([], WriteTiming()) : await actuator.applyTimed(setpoints, now: now, force: force) { device in
             if writer.epoch == epoch { return true }
             dropped.withLock { $0.append(device) }
             return false
         }
+        timing.writes = ContinuousClock.now - tWrites
+        timing.write = writeTiming
 
         // Remember what the devices were told.
         let curtailedSince = state.withLock { s -> Double? in
@@ -766,6 +781,7 @@ public final class ControlLoop: Sendable {
             trigger: fastPath.map { "fast path: \($0)" } ?? "tick", preempted: dropped.withLock { $0 }.sorted(), priceBasis: priceBasis,
             startup: startup, neverAnswered: startup == nil ? silent : [], strike: strike, dwell: dwell, binding: binding)
         report.offerInput = custom == nil ? (problem, out.setpointsKW) : nil
+        report.timing = timing
         return report
     }
 }
@@ -775,4 +791,23 @@ extension String {
         let r = (v * 100).rounded() / 100
         self = "\(r)"
     }
+}
+
+/// Where one pass's time went, wall clock (the fast-path latency budget, Benchmarks/README.md).
+/// `after` is what is left of the pass's `duration`: recording what was commanded and the report.
+public struct PassTiming: Sendable, Equatable {
+    /// Waiting for the writer (another pass held it), before `duration` starts.
+    public var waitForWriter: Duration = .zero
+    /// Telemetry into the broker's snapshot, signals, headroom credit.
+    public var inputs: Duration = .zero
+    public var broker: Duration = .zero
+    /// The safety governor, the value order and headroom it needs, and the write list.
+    public var governor: Duration = .zero
+    /// Every device's write and read-back, from the first task created to the last result collected.
+    public var writes: Duration = .zero
+    /// Inside `writes`.
+    public var write = WriteTiming()
+    public var after: Duration = .zero
+
+    public init() {}
 }

@@ -186,7 +186,10 @@ public final class Poller: Sendable {
         }
         await withTaskGroup(of: Void.self) { group in
             for i in targets.indices where skip[i] <= tick && (only?.contains(targets[i].id) ?? true) {
-                group.addTask { await self.pollDevice(i, now: now, level: lvl, tick: tick) }
+                // On the device's connection thread where it has one: its requests go out in place, no hop each.
+                group.addTask(executorPreference: targets[i].bus.preferredExecutor()) {
+                    await self.pollDevice(i, now: now, level: lvl, tick: tick)
+                }
             }
         }
     }

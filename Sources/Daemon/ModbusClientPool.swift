@@ -12,15 +12,19 @@ final class ModbusClientPool: Sendable {
         for d in site.devices {
             guard let a = d.address else { continue }
             let endpoint: ModbusEndpoint
+            var connections = 1
             switch a {
-            case let .tcp(host, port, _): endpoint = .tcp(host: host, port: port)
+            case let .tcp(host, port, _):
+                endpoint = .tcp(host: host, port: port)
+                connections = site.maxConnections(host: host, port: port)
             case let .rtu(dev, baud, parity, dataBits, stopBits, _):
                 endpoint = .rtu(RTUSettings(device: dev, baud: baud, parity: parity,
                                             dataBits: dataBits, stopBits: stopBits))
             }
             let client = clients.withLock { c in
                 if let existing = c[endpoint] { return existing }
-                let n = ModbusClient(endpoint: endpoint, options: .init(responseTimeout: .milliseconds(500)))
+                // The site file's `gateways: max_connections` (read once: a changed value takes effect on restart).
+                let n = ModbusClient(endpoint: endpoint, options: .init(responseTimeout: .milliseconds(500), maxInFlight: connections))
                 c[endpoint] = n
                 return n
             }

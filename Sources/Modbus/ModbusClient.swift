@@ -1,14 +1,20 @@
 // An async Modbus client over libmodbus.
 //
-// Each connection ("lane") owns one `modbus_t` and one dedicated thread (a
-// one-thread NIOThreadPool). Every blocking libmodbus call runs on that
-// thread, never on Swift's cooperative pool, and the context never leaves it.
-// Requests to all unit ids behind one endpoint (an RTU line or a TCP gateway)
-// share the endpoint's lanes, so they are serialised; `maxInFlight` TCP lanes
-// allow that many requests at once to one gateway (default 1).
+// Each connection ("lane") owns one `modbus_t` and one dedicated thread (`LaneThread`, a
+// Swift `TaskExecutor`). Every blocking libmodbus call runs on that thread, never on
+// Swift's cooperative pool, and the context never leaves it. A task that prefers the lane's
+// executor (`preferredExecutor()`; the poller and the actuators use it for each device)
+// runs its whole poll or write cycle on that thread and makes each request in place, with
+// no hop; any other caller hops to the thread and back once per call. Requests to all unit
+// ids behind one endpoint (an RTU line or a TCP gateway) share the endpoint's lanes, so they
+// are serialised per lane; `maxInFlight` TCP lanes (the site file's `max_connections`) allow
+// that many requests at once to one gateway (default 1).
 
-import NIOPosix
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Exponential backoff with jitter for reconnects.
 public struct BackoffPolicy: Sendable, Equatable {
@@ -69,17 +75,20 @@ public struct ModbusClientStats: Sendable, Equatable {
     public var connects = 0
     public var reconnectsAfterFailure = 0
     public var timeouts = 0
+    /// Requests that had to cross to the connection's thread and back (the caller was not on it).
+    public var hops = 0
 }
 
 /// One connection: one `modbus_t`, one thread. All mutable state is touched
-/// only on `pool`'s single thread, which is what makes the unchecked
-/// Sendable conformance sound.
+/// only on `thread`, which is what makes the unchecked Sendable conformance sound.
 final class ConnectionLane: @unchecked Sendable {
-    let pool: NIOThreadPool
+    let thread: LaneThread
     let endpoint: ModbusEndpoint
     let name: String
     let options: ModbusClientOptions
     let pending = Atomic<Int>(0)
+
+    let closed = Atomic<Bool>(false)
 
     // Thread-confined state.
     private var context: ModbusContext?
@@ -95,26 +104,47 @@ final class ConnectionLane: @unchecked Sendable {
         self.name = name
         self.options = options
         self.statsBox = Mutex(ModbusClientStats())
-        self.pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
+        self.thread = LaneThread(name: name)
     }
 
     deinit {
-        pool.shutdownGracefully { _ in }
+        thread.stop()
+    }
+
+    /// Stops the thread once its queued work is done; later requests fail with `.closed`.
+    func close() async {
+        closed.store(true, ordering: .sequentiallyConsistent)
+        await thread.shutdown()
     }
 
     var stats: ModbusClientStats { statsBox.withLock { $0 } }
 
-    /// Runs `op` on this lane's thread with a connected context.
+    /// Runs `op` in place; only on this lane's thread (`thread.isCurrent`), where a task preferring the
+    /// lane's executor runs. The closure does not escape, so nothing is allocated for it.
+    func inPlace<T>(unit: Int, function: FunctionCode?, address: Int, count: Int,
+                    _ op: (ModbusContext) throws(ModbusError) -> T) throws(ModbusError) -> T {
+        if closed.load(ordering: .relaxed) {
+            throw ModbusError(.closed, device: name, unit: unit, function: function, address: address, count: count)
+        }
+        return try perform(unit: unit, function: function, address: address, count: count, op).get()
+    }
+
+    /// Runs `op` on this lane's thread with a connected context, from another thread: one hop there and back.
     func run<T: Sendable>(unit: Int, function: FunctionCode?, address: Int, count: Int,
                           _ op: @escaping @Sendable (ModbusContext) throws(ModbusError) -> T) async throws(ModbusError) -> T {
+        if closed.load(ordering: .relaxed) {
+            throw ModbusError(.closed, device: name, unit: unit, function: function, address: address, count: count)
+        }
         pending.add(1, ordering: .relaxed)
         defer { pending.subtract(1, ordering: .relaxed) }
-        let result: Result<T, ModbusError>
-        do {
-            result = try await pool.runIfActive { self.perform(unit: unit, function: function, address: address, count: count, op) }
-        } catch {
-            throw ModbusError(.closed, device: name, unit: unit, function: function, address: address, count: count)
+        statsBox.withLock { $0.hops += 1 }
+        let result: Result<T, ModbusError> = await withUnsafeContinuation { c in
+            let queued = thread.submit {
+                c.resume(returning: self.perform(unit: unit, function: function, address: address, count: count, op))
+            }
+            if !queued {
+                c.resume(returning: .failure(ModbusError(.closed, device: self.name, unit: unit, function: function, address: address, count: count)))
+            }
         }
         return try result.get()
     }
@@ -200,6 +230,8 @@ public final class ModbusClient: Sendable {
     public let name: String
     public let options: ModbusClientOptions
     private let lanes: [ConnectionLane]
+    /// Round-robin over the lanes for `preferredExecutor()`.
+    private let nextLane = Atomic<Int>(0)
     /// Units that answered ILLEGAL FUNCTION to FC23.
     let noFC23 = Mutex<Set<Int>>([])
 
@@ -223,9 +255,17 @@ public final class ModbusClient: Sendable {
             acc.connects += s.connects
             acc.reconnectsAfterFailure += s.reconnectsAfterFailure
             acc.timeouts += s.timeouts
+            acc.hops += s.hops
         }
     }
 
+    /// The lane whose thread the caller is on, if any.
+    private func currentLane() -> ConnectionLane? {
+        for l in lanes where l.thread.isCurrent { return l }
+        return nil
+    }
+
+    /// For a caller on no lane's thread: the lane with the fewest requests waiting.
     private func lane() -> ConnectionLane {
         if lanes.count == 1 { return lanes[0] }
         var best = lanes[0]
@@ -237,9 +277,30 @@ public final class ModbusClient: Sendable {
         return best
     }
 
+    /// True when called on one of this client's connection threads.
+    public var isOnConnectionThread: Bool { lanes.contains { $0.thread.isCurrent } }
+
+    /// The number of connections (lanes) to the endpoint.
+    public var connections: Int { lanes.count }
+
+    /// The executor of one of this client's connection threads, taken in turn: a task that
+    /// prefers it (`TaskGroup.addTask(executorPreference:)`) runs on that connection's thread
+    /// and its requests go out from there in place, with no hop per request. Spreading a
+    /// gateway's devices over these spreads them over its connections.
+    public func preferredExecutor() -> any TaskExecutor {
+        if lanes.count == 1 { return lanes[0].thread }
+        let k = nextLane.add(1, ordering: .relaxed).newValue
+        return lanes[(k % lanes.count + lanes.count) % lanes.count].thread
+    }
+
     /// Reads `count` registers (or bits, as 0/1 words) from `table`.
     public func read(_ table: ModbusTable, unit: Int, address: Int, count: Int) async throws(ModbusError) -> [UInt16] {
-        try await lane().run(unit: unit, function: .read(table), address: address, count: count) { ctx throws(ModbusError) in
+        if let here = currentLane() {
+            return try here.inPlace(unit: unit, function: .read(table), address: address, count: count) { ctx throws(ModbusError) in
+                try ctx.read(table, unit: unit, address: address, count: count)
+            }
+        }
+        return try await lane().run(unit: unit, function: .read(table), address: address, count: count) { ctx throws(ModbusError) in
             try ctx.read(table, unit: unit, address: address, count: count)
         }
     }
@@ -252,23 +313,14 @@ public final class ModbusClient: Sendable {
     /// Each request succeeds or fails on its own.
     public func read(plan: [ReadRequest], unit: Int) async -> [Result<[UInt16], ModbusError>] {
         guard let first = plan.first else { return [] }
-        do {
-            return try await lane().run(unit: unit, function: .read(first.table), address: first.address, count: first.count) { ctx throws(ModbusError) in
-                var out: [Result<[UInt16], ModbusError>] = []
-                out.reserveCapacity(plan.count)
-                for r in plan {
-                    do throws(ModbusError) { out.append(.success(try ctx.read(r.table, unit: unit, address: r.address, count: r.count))) }
-                    catch {
-                        // A broken link fails the rest of the plan at once.
-                        if error.breaksConnection || error.kind == .timeout {
-                            if out.isEmpty { throw error }
-                            while out.count < plan.count { out.append(.failure(error)) }
-                            return out
-                        }
-                        out.append(.failure(error))
-                    }
+        do throws(ModbusError) {
+            if let here = currentLane() {
+                return try here.inPlace(unit: unit, function: .read(first.table), address: first.address, count: first.count) { ctx throws(ModbusError) in
+                    try Self.read(plan: plan, unit: unit, on: ctx)
                 }
-                return out
+            }
+            return try await lane().run(unit: unit, function: .read(first.table), address: first.address, count: first.count) { ctx throws(ModbusError) in
+                try Self.read(plan: plan, unit: unit, on: ctx)
             }
         } catch {
             return plan.map { r in
@@ -279,8 +331,31 @@ public final class ModbusClient: Sendable {
         }
     }
 
+    /// On the lane's thread: every request of the plan, each on its own; a broken link fails the rest at once.
+    private static func read(plan: [ReadRequest], unit: Int, on ctx: ModbusContext) throws(ModbusError) -> [Result<[UInt16], ModbusError>] {
+        var out: [Result<[UInt16], ModbusError>] = []
+        out.reserveCapacity(plan.count)
+        for r in plan {
+            do throws(ModbusError) { out.append(.success(try ctx.read(r.table, unit: unit, address: r.address, count: r.count))) }
+            catch {
+                if error.breaksConnection || error.kind == .timeout {
+                    if out.isEmpty { throw error }
+                    while out.count < plan.count { out.append(.failure(error)) }
+                    return out
+                }
+                out.append(.failure(error))
+            }
+        }
+        return out
+    }
+
     public func writeRegisters(unit: Int, address: Int, values: [UInt16]) async throws(ModbusError) {
         let fc: FunctionCode = values.count == 1 ? .writeSingleRegister : .writeMultipleRegisters
+        if let here = currentLane() {
+            return try here.inPlace(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+                try ctx.writeRegisters(unit: unit, address: address, values: values)
+            }
+        }
         try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
             try ctx.writeRegisters(unit: unit, address: address, values: values)
         }
@@ -288,6 +363,11 @@ public final class ModbusClient: Sendable {
 
     public func writeCoils(unit: Int, address: Int, values: [Bool]) async throws(ModbusError) {
         let fc: FunctionCode = values.count == 1 ? .writeSingleCoil : .writeMultipleCoils
+        if let here = currentLane() {
+            return try here.inPlace(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+                try ctx.writeCoils(unit: unit, address: address, values: values)
+            }
+        }
         try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
             try ctx.writeCoils(unit: unit, address: address, values: values)
         }
@@ -299,18 +379,28 @@ public final class ModbusClient: Sendable {
     public func writeAndReadBack(unit: Int, address: Int, values: [UInt16], combined: Bool = false) async throws(ModbusError) -> [UInt16] {
         let fc23 = combined && !noFC23.withLock { $0.contains(unit) }
         let fc: FunctionCode = fc23 ? .writeAndReadRegisters : values.count == 1 ? .writeSingleRegister : .writeMultipleRegisters
-        return try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
-            if fc23 {
-                do throws(ModbusError) {
-                    return try ctx.writeAndReadRegisters(unit: unit, address: address, values: values)
-                } catch {
-                    guard error.kind == .exception(.illegalFunction) else { throw error }
-                    self.noFC23.withLock { _ = $0.insert(unit) }
-                }
+        if let here = currentLane() {
+            return try here.inPlace(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+                try writeAndReadBack(unit: unit, address: address, values: values, fc23: fc23, on: ctx)
             }
-            try ctx.writeRegisters(unit: unit, address: address, values: values)
-            return try ctx.read(.holding, unit: unit, address: address, count: values.count)
         }
+        return try await lane().run(unit: unit, function: fc, address: address, count: values.count) { ctx throws(ModbusError) in
+            try self.writeAndReadBack(unit: unit, address: address, values: values, fc23: fc23, on: ctx)
+        }
+    }
+
+    /// On the lane's thread: FC23 (falling back to FC16 + FC03 on ILLEGAL FUNCTION), or FC16 + FC03.
+    private func writeAndReadBack(unit: Int, address: Int, values: [UInt16], fc23: Bool, on ctx: ModbusContext) throws(ModbusError) -> [UInt16] {
+        if fc23 {
+            do throws(ModbusError) {
+                return try ctx.writeAndReadRegisters(unit: unit, address: address, values: values)
+            } catch {
+                guard error.kind == .exception(.illegalFunction) else { throw error }
+                noFC23.withLock { _ = $0.insert(unit) }
+            }
+        }
+        try ctx.writeRegisters(unit: unit, address: address, values: values)
+        return try ctx.read(.holding, unit: unit, address: address, count: values.count)
     }
 
     /// Whether FC23 is still tried for `unit` (false once it answered ILLEGAL FUNCTION).
@@ -323,7 +413,7 @@ public final class ModbusClient: Sendable {
 
     /// Stops the connection threads. Requests after this fail with `.closed`.
     public func close() async {
-        for l in lanes { try? await l.pool.shutdownGracefully() }
+        for l in lanes { await l.close() }
     }
 }
 
@@ -353,6 +443,9 @@ public struct ModbusUnitBus: RegisterBus {
         catch { throw named(error) }
     }
 
+    /// One of the client's connection threads (in turn), for this device's tasks.
+    public func preferredExecutor() -> (any TaskExecutor)? { client.preferredExecutor() }
+
     public func execute(_ plan: [ReadRequest], spans: [ReadSpan]) async -> [SpanResult?] {
         let results = await client.read(plan: plan, unit: unit)
         return spanResults(plan, spans: spans, results.map { $0.mapError(named) })
@@ -362,5 +455,135 @@ public struct ModbusUnitBus: RegisterBus {
         var e = e
         e.device = deviceName
         return e
+    }
+}
+
+// The thread of one connection lane, as a Swift `TaskExecutor`.
+//
+// A task that prefers this executor (`TaskGroup.addTask(executorPreference:)`,
+// `withTaskExecutorPreference`) runs its nonisolated code here, so a device's whole
+// poll or write cycle runs on its connection's thread and each libmodbus call is made
+// in place: no hop from the caller's task to the connection's thread and back per
+// request. Work is one job at a time, in order, so everything run here is serialised
+// (one gateway's requests never overlap on one connection). This is a dedicated OS
+// thread, never one of Swift's cooperative pool, so blocking calls are allowed here.
+
+
+final class LaneThread: TaskExecutor, @unchecked Sendable {
+    private enum Work {
+        case job(UnownedJob)
+        case call(@Sendable () -> Void)
+    }
+
+    // Guarded by `mutex`.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let cond: UnsafeMutablePointer<pthread_cond_t>
+    private var queue: [Work] = []
+    private var stopping = false
+    private var stopped = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    private var thread = pthread_t()
+    let name: String
+
+    init(name: String) {
+        self.name = name
+        mutex = .allocate(capacity: 1)
+        cond = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+        // The thread keeps the executor alive until it is stopped.
+        let me = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { arg in
+            let lane = Unmanaged<LaneThread>.fromOpaque(arg!).takeRetainedValue()
+            lane.loop()
+            return nil
+        }, me)
+        precondition(rc == 0, "pthread_create failed for Modbus connection \(name): \(rc)")
+        pthread_detach(thread)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    /// True when called on this lane's thread.
+    var isCurrent: Bool { pthread_equal(pthread_self(), thread) != 0 }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        pthread_mutex_lock(mutex)
+        if stopped {
+            // Stopped (the client was closed): the task still has to run; it finds the lane closed.
+            pthread_mutex_unlock(mutex)
+            globalConcurrentExecutor.enqueue(ExecutorJob(unowned))
+            return
+        }
+        queue.append(.job(unowned))
+        pthread_cond_signal(cond)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Runs `body` on the thread; false if the thread is stopping or stopped (nothing was queued).
+    func submit(_ body: @escaping @Sendable () -> Void) -> Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if stopping || stopped { return false }
+        queue.append(.call(body))
+        pthread_cond_signal(cond)
+        return true
+    }
+
+    /// Lets the queued work finish, then ends the thread. Returns once it has ended.
+    func shutdown() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            pthread_mutex_lock(mutex)
+            if stopped {
+                pthread_mutex_unlock(mutex)
+                c.resume()
+                return
+            }
+            waiters.append(c)
+            stopping = true
+            pthread_cond_signal(cond)
+            pthread_mutex_unlock(mutex)
+        }
+    }
+
+    /// Ends the thread once the queued work is done, without waiting.
+    func stop() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_signal(cond)
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func loop() {
+        var batch: [Work] = []
+        let me = asUnownedTaskExecutor()
+        while true {
+            pthread_mutex_lock(mutex)
+            while queue.isEmpty && !stopping { pthread_cond_wait(cond, mutex) }
+            if queue.isEmpty {
+                stopped = true
+                let w = waiters
+                waiters = []
+                pthread_mutex_unlock(mutex)
+                for c in w { c.resume() }
+                return
+            }
+            swap(&batch, &queue)
+            pthread_mutex_unlock(mutex)
+            for work in batch {
+                switch work {
+                case .job(let j): j.runSynchronously(on: me)
+                case .call(let f): f()
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+        }
     }
 }

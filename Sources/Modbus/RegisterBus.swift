@@ -23,6 +23,11 @@ public protocol RegisterBus: Sendable {
     /// one read/write transaction (FC23) where the bus can. Has a default implementation (write,
     /// then read; `combined` ignored); the libmodbus bus does both in one trip to its connection's thread.
     func writeAndReadBack(address: Int, values: [UInt16], combined: Bool) async throws -> [UInt16]
+
+    /// The executor a task working this device should prefer (`TaskGroup.addTask(executorPreference:)`):
+    /// for the libmodbus bus, one of its connection's threads, so the task's requests are made in place
+    /// instead of hopping there and back each time. nil (the default): no preference.
+    func preferredExecutor() -> (any TaskExecutor)?
 }
 
 /// The words of one span of a read plan, or the error of the request that served it.
@@ -46,6 +51,8 @@ public func spanResults(_ plan: [ReadRequest], spans: [ReadSpan], _ results: [Re
 }
 
 extension RegisterBus {
+    public func preferredExecutor() -> (any TaskExecutor)? { nil }
+
     public func writeRegister(address: Int, value: UInt16) async throws {
         try await writeRegisters(address: address, values: [value])
     }

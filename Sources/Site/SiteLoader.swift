@@ -18,7 +18,7 @@ extension Site {
     public static func parse(yaml: String, file: String = "<site>") throws(LocatedError) -> Site {
         let r = Reader(file: file)
         let root = try r.compose(yaml)
-        let top = try r.fields(root, "the site file", allowed: ["site", "tree", "devices", "economics", "contracts", "fleet"])
+        let top = try r.fields(root, "the site file", allowed: ["site", "tree", "devices", "economics", "contracts", "fleet", "gateways"])
 
         let sf = try r.fields(
             try top.require("site"), "'site'",
@@ -113,6 +113,7 @@ extension Site {
             staleAfterS: staleAfter, nodes: nodes, devices: devices, economics: economics, contracts: contracts, file: file)
         site.inferenceReserveKw = try sf["inference_reserve_kw"].map { n throws(LocatedError) in try r.nonNegative(n, "inference_reserve_kw") }
         site.region = try sf["region"].map { n throws(LocatedError) in try r.string(n, "the site region") }
+        site.gateways = try top["gateways"].map { n throws(LocatedError) in try parseGateways(n, r, devices: devices) } ?? []
         site.fleet = try top["fleet"].map { n throws(LocatedError) in
             try parseFleet(n, r, siteID: siteID, siteIDNode: siteIDNode, region: sf["region"].map { ($0, site.region ?? "") })
         }
@@ -240,6 +241,39 @@ extension Site {
         default:
             throw r.fail(n, "address of device '\(id)' has both 'tcp' and 'rtu'; give one")
         }
+    }
+
+    /// `gateways: [{tcp: "host:port", max_connections: N}]`: each must be the tcp address of a device, once.
+    static func parseGateways(_ n: Node, _ r: Reader, devices: [SiteDevice]) throws(LocatedError) -> [ModbusGatewaySpec] {
+        var out: [ModbusGatewaySpec] = []
+        for g in try r.sequence(n, "'gateways'") {
+            let f = try r.fields(g, "a gateway", allowed: ["tcp", "max_connections"])
+            let t = try f.require("tcp")
+            let s = try r.string(t, "tcp address of a gateway")
+            guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port),
+                colon > s.startIndex
+            else {
+                throw r.fail(t, "tcp address of a gateway should look like host:port (e.g. 10.0.0.5:502), found '\(s)'")
+            }
+            let host = String(s[..<colon])
+            if out.contains(where: { $0.host == host && $0.port == port }) {
+                throw r.fail(t, "gateway \(s) is listed twice in 'gateways'")
+            }
+            let used = devices.contains { d in
+                if case .tcp(let h, let p, _)? = d.address { return h == host && p == port }
+                return false
+            }
+            guard used else { throw r.fail(t, "gateway \(s) is not the tcp address of any device") }
+            var connections = 1
+            if let m = f["max_connections"] {
+                connections = try r.integer(m, "max_connections of gateway \(s)")
+                guard (1...16).contains(connections) else {
+                    throw r.fail(m, "max_connections of gateway \(s) must be 1–16, found \(connections)")
+                }
+            }
+            out.append(ModbusGatewaySpec(host: host, port: port, maxConnections: connections))
+        }
+        return out
     }
 
     static func parseEconomics(_ n: Node, _ r: Reader) throws(LocatedError) -> Economics {

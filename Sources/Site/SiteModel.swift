@@ -25,6 +25,14 @@ public struct Site: Sendable, Equatable {
     public var inferenceReserveKw: Double? = nil
     /// The `fleet:` section: the site as a Sparkplug B edge node; nil: not one. See docs/fleet.md.
     public var fleet: FleetConfig? = nil
+    /// Modbus TCP gateways the site file names in `gateways` (only those; every other endpoint gets one connection).
+    public var gateways: [ModbusGatewaySpec] = []
+
+    /// How many TCP connections the controller may open to the Modbus endpoint host:port (the site file's
+    /// `gateways: [{tcp, max_connections}]`; 1 when it is not listed).
+    public func maxConnections(host: String, port: Int) -> Int {
+        gateways.first { $0.host == host && $0.port == port }?.maxConnections ?? 1
+    }
 
     public func device(_ id: String) -> SiteDevice? { devices.first { $0.id == id } }
     public func node(_ id: String) -> SiteNode? { nodes.first { $0.id == id } }
@@ -154,5 +162,21 @@ public struct Economics: Sendable, Equatable {
         self.strike = strike
         self.inferenceSpotUsdPerMWh = inferenceSpotUsdPerMWh
         self.inferenceSpotUsdPerGpuHour = inferenceSpotUsdPerGpuHour
+    }
+}
+
+/// A Modbus TCP gateway as the site file declares it (`gateways:`): how many TCP connections the
+/// controller may open to it at once. libmodbus does one request at a time per connection; with
+/// more than one, the poller and the fast path spread the gateway's devices over them.
+public struct ModbusGatewaySpec: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    /// 1…16; default 1.
+    public var maxConnections: Int
+
+    public init(host: String, port: Int, maxConnections: Int = 1) {
+        self.host = host
+        self.port = port
+        self.maxConnections = maxConnections
     }
 }

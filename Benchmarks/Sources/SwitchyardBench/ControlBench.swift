@@ -81,7 +81,8 @@ func gatewayBuses(_ site: Site) -> ([String: any RegisterBus], [ModbusClient]) {
     for d in site.devices {
         guard case let .tcp(host, port, unit)? = d.address else { continue }
         let e = ModbusEndpoint.tcp(host: host, port: port)
-        let c = clients[e] ?? ModbusClient(endpoint: e, options: .init(responseTimeout: .milliseconds(500)))
+        let c = clients[e] ?? ModbusClient(endpoint: e, options: .init(responseTimeout: .milliseconds(500),
+                                                                          maxInFlight: site.maxConnections(host: host, port: port)))
         clients[e] = c
         buses[d.id] = c.bus(unit: unit, deviceName: d.id)
     }
@@ -92,9 +93,11 @@ func runFastPathBenchmark(arguments: [String]) async throws {
     let n = arguments.count > 0 ? Int(arguments[0]) ?? 300 : 300
     let iterations = arguments.count > 1 ? Int(arguments[1]) ?? 40 : 40
     let perGateway = arguments.count > 2 ? Int(arguments[2]) ?? 10 : 10
+    // max_connections of every gateway (the site file's `gateways:`), default 1.
+    let connections = arguments.count > 3 ? Int(arguments[3]) ?? 1 : 1
     let basePort = 27_000
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("fastpath-\(n).yaml").path
-    try writeGatewaySite(n: n, perGateway: perGateway, basePort: basePort, to: path)
+    try writeGatewaySite(n: n, perGateway: perGateway, basePort: basePort, to: path, connections: connections)
     let sim = try startSimProcess(site: path, basePort: basePort, perGateway: perGateway)
     defer { sim.terminate(); sim.waitUntilExit() }
     let (loaded, profiles) = try loadSite(path)
@@ -114,6 +117,7 @@ func runFastPathBenchmark(arguments: [String]) async throws {
     }
     var shed: [Double] = [], restore: [Double] = []
     var shedWritten: [Int] = []
+    var shedTiming: [PassTiming] = []
     let verbose = ProcessInfo.processInfo.environment["BENCH_VERBOSE"] != nil
     for k in 0..<iterations {
         // Between events the poller runs as usual (not timed): the fast path acts on fresh telemetry.
@@ -123,6 +127,7 @@ func runFastPathBenchmark(arguments: [String]) async throws {
             let r = await loop.fastPath(now: t, reason: "DR", event: DREvent.operatorCap(id: "dr", capKW: 0, from: t, until: t + 3600, reason: "bench"))
             shed.append(seconds(clock.now - start) * 1000)
             shedWritten.append(r.writes.filter(\.verified).count)
+            shedTiming.append(r.timing)
             if verbose {
                 let errs = r.writes.compactMap(\.error)
                 print(String(format: "  event %d: %.1f ms, %d written, %d errors%@", k, shed.last!, shedWritten.last!, errs.count, errs.first.map { " (first: \($0))" } ?? ""))
@@ -131,6 +136,10 @@ func runFastPathBenchmark(arguments: [String]) async throws {
             _ = loop.cancelEvent("dr")
             _ = await loop.fastPath(now: t, reason: "DR end")
             restore.append(seconds(clock.now - start) * 1000)
+            // A fast path never ramps up: one tick (not timed) brings the containers back, so that every
+            // shed event has all of them to write (without it only the first shed wrote anything).
+            t += 1
+            _ = await loop.tick(now: t)
             if verbose { print(String(format: "  event %d: %.1f ms (restore)", k, restore.last!)) }
         }
         t += 1
@@ -142,12 +151,32 @@ func runFastPathBenchmark(arguments: [String]) async throws {
                  shedWritten.min() ?? 0, shedWritten.max() ?? 0))
     print(String(format: "  restore (DR end): p50 %.1f ms  p99 %.1f ms  max %.1f ms  over %d events",
                  percentile(restore.sorted(), 0.5), percentile(restore.sorted(), 0.99), restore.max() ?? .nan, restore.count))
+    // The shed events' latency budget, phase by phase (each phase's own p50/p99/max over the events).
+    print("  shed, phase by phase (ms; max_connections \(connections), \(shedTiming.first?.write.lanes ?? 0) connections written over):")
+    print("    | phase | p50 | p99 | max |")
+    print("    |---|---:|---:|---:|")
+    let phases: [(String, (PassTiming) -> Duration)] = [
+        ("waiting for the writer (queueing before the pass)", { $0.waitForWriter }),
+        ("inputs (telemetry → snapshot)", { $0.inputs }),
+        ("broker", { $0.broker }),
+        ("governor", { $0.governor }),
+        ("writes, all devices (wall)", { $0.writes }),
+        ("  busiest connection's wire time (its devices' FC23 write+read-backs, serialised)", { $0.write.busiestLaneWire }),
+        ("  longest wait of a device's write task to start (queueing)", { $0.write.longestQueueWait }),
+        ("  longest one device's wire time", { $0.write.longestWire }),
+        ("  verification (read-back compare, summed over devices)", { $0.write.verify }),
+        ("after (record, report)", { $0.after }),
+    ]
+    for (name, f) in phases {
+        let v = shedTiming.map { seconds(f($0)) * 1000 }.sorted()
+        print(String(format: "    | %@ | %.2f | %.2f | %.2f |", name, percentile(v, 0.5), percentile(v, 0.99), v.last ?? .nan))
+    }
     for c in clients { await c.close() }
 }
 
 /// Writes a site of `n` containers (80 % ASIC) under site → 4 transformers → 40 PDUs, addressed
 /// behind gateways of `perGateway` units each from `basePort`, in the simulator's gateway order.
-func writeGatewaySite(n: Int, perGateway: Int, basePort: Int, to path: String) throws {
+func writeGatewaySite(n: Int, perGateway: Int, basePort: Int, to path: String, connections: Int = 1) throws {
     var y = "site: {id: steady-\(n), import_limit_kw: \(n * 1100), safety_margin_kw: 1000, tick_s: 1, stale_after_s: 5}\n"
     y += "tree:\n  id: site\n  cap_kw: \(n * 1100)\n  meter: site-meter\n  children:\n"
     for x in 0..<4 {
@@ -172,6 +201,12 @@ func writeGatewaySite(n: Int, perGateway: Int, basePort: Int, to path: String) t
         }
     }
     y += "economics: {hashprice_usd_per_ph_day: 50, inference_spot: {usd_per_mwh: 250}}\n"
+    if connections > 1 {
+        y += "gateways:\n"
+        for g in 0..<((served + perGateway - 1) / perGateway) {
+            y += "  - {tcp: \"127.0.0.1:\(basePort + g)\", max_connections: \(connections)}\n"
+        }
+    }
     try y.write(toFile: path, atomically: true, encoding: .utf8)
 }
 

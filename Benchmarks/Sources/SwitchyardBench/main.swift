@@ -2,7 +2,8 @@
 // which also runs the C and pymodbus baselines and prints the ratios.
 //
 //   SwitchyardBench serve SERVERS            start SERVERS Modbus TCP servers, print "READY p1,p2,…"
-//   SwitchyardBench poll DEVICES SECONDS REGISTERS PORTS   poll like the baselines, print one JSON line
+//   SwitchyardBench poll DEVICES SECONDS REGISTERS PORTS [READS]  poll like the baselines, print one JSON line
+//                                            (with READS: exactly that many reads in all, for callgrind)
 //   SwitchyardBench broker [ARGS]            the broker dispatch benchmark (10,000 devices)
 //   SwitchyardBench broker-300 [ARGS]        the exact search's time at 300 devices, and the MILP's
 //   SwitchyardBench broker-sweep [ARGS]      the broker against the exact MILP, 2,000 sites per size class
@@ -49,7 +50,7 @@ final class Counter: @unchecked Sendable {
     func add(_ t: Int, _ e: Int) { lock.lock(); tx += t; errors += e; lock.unlock() }
 }
 
-func poll(devices: Int, seconds: Double, registers: Int, ports: [Int]) async {
+func poll(devices: Int, seconds: Double, registers: Int, ports: [Int], reads: Int? = nil) async {
     let clients = (0..<devices).map { i in
         ModbusClient(endpoint: .tcp(host: "127.0.0.1", port: ports[i % ports.count]), options: .init(responseTimeout: .seconds(2)))
     }
@@ -59,11 +60,16 @@ func poll(devices: Int, seconds: Double, registers: Int, ports: [Int]) async {
     let c0 = cpuSeconds()
     let t0 = ContinuousClock.now
     let deadline = t0 + .milliseconds(Int(seconds * 1000))
+    // Each device's loop on its connection's thread (as the poller does), unless BENCH_HOP is set: then every
+    // request hops from the pool to the connection's thread and back (the engine before issue 15).
+    let hop = ProcessInfo.processInfo.environment["BENCH_HOP"] != nil
     await withTaskGroup(of: Void.self) { group in
-        for c in clients {
-            group.addTask {
+        for (k, c) in clients.enumerated() {
+            group.addTask(executorPreference: hop ? nil : c.preferredExecutor()) {
                 var tx = 0, errors = 0
-                while ContinuousClock.now < deadline {
+                // With a read count, each device does its share of it (the C baseline's round-robin).
+                let share = reads.map { $0 / devices + (k < $0 % devices ? 1 : 0) }
+                while share.map({ tx + errors < $0 }) ?? (ContinuousClock.now < deadline) {
                     do {
                         let words = try await c.read(.holding, unit: 1, address: 0, count: registers)
                         if words.count == registers { tx += 1 } else { errors += 1 }
@@ -87,7 +93,7 @@ do {
         try serve(args.count > 2 ? Int(args[2]) ?? 2 : 2)
     case "poll" where args.count >= 6:
         await poll(devices: Int(args[2]) ?? 1, seconds: Double(args[3]) ?? 3, registers: Int(args[4]) ?? 16,
-                   ports: args[5].split(separator: ",").compactMap { Int($0) })
+                   ports: args[5].split(separator: ",").compactMap { Int($0) }, reads: args.count > 6 ? Int(args[6]) : nil)
     case "broker":
         try runBrokerBenchmark(arguments: Array(args.dropFirst(2)))
     case "broker-300":

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Instructions per Modbus transaction, counted by valgrind's callgrind: the Swift client
+against raw libmodbus C, reading from the same SwitchyardBench server on loopback.
+
+Each client runs twice under callgrind, with 0 reads and with READS reads (default 10,000,
+after the same connect and one warm-up read); instructions per transaction is the difference
+divided by READS, so start-up and connection set-up cancel out. Counts are user-space
+instructions of the client process, every thread (the kernel's work, e.g. a context switch,
+is not counted by callgrind): repeatable whatever else the machine is doing.
+
+Prints a Markdown table. Env: BENCH_BIN, READS, BENCH_REGISTERS, BENCH_DEVICES (default 1)."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.environ.get("BENCH_BIN", os.path.join(ROOT, ".build/release/SwitchyardBench"))
+CPOLL = os.path.join(ROOT, "Benchmarks/bin/modbus_poll")
+READS = int(os.environ.get("READS", "10000"))
+REGISTERS = os.environ.get("BENCH_REGISTERS", "16")
+DEVICES = [int(x) for x in os.environ.get("BENCH_DEVICES", "1").split(",")]
+
+
+def instructions(cmd, env=None):
+    with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}"] + cmd,
+                           capture_output=True, text=True, timeout=1800, env=env)
+        if r.returncode != 0:
+            raise SystemExit(f"{cmd[0]} under callgrind failed: {r.stderr[-2000:]}")
+        m = re.findall(r"Collected : (\d+)", r.stderr)
+        if not m:
+            raise SystemExit(f"no callgrind total for {cmd}: {r.stderr[-2000:]}")
+        return int(m[-1])
+
+
+def main():
+    if subprocess.run(["valgrind", "--version"], capture_output=True).returncode != 0:
+        raise SystemExit("valgrind is missing: make bench installs it (BENCH_APT)")
+    # Debian 12's valgrind (3.19) cannot read the DWARF 5 that Swift 6.3 emits and gives up on the binary:
+    # count a copy without debug info (the instructions run are the same).
+    tmp = tempfile.mkdtemp()
+    bench = os.path.join(tmp, "SwitchyardBench")
+    subprocess.run(["objcopy", "--strip-debug", BENCH, bench], check=True)
+    server = subprocess.Popen([BENCH, "serve", "4"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("READY"):
+            raise SystemExit("server did not start")
+        ports = line.split()[1]
+        print(f"Instructions per transaction (callgrind), {READS:,} reads of {REGISTERS} holding registers, loopback\n")
+        print("| devices | client | instructions, 0 reads | instructions, %d reads | per transaction |" % READS)
+        print("|---:|---|---:|---:|---:|")
+        ratios = []
+        for n in DEVICES:
+            per = {}
+            hop = dict(os.environ, BENCH_HOP="1")
+            for name, base, env in (("c-libmodbus", [CPOLL, str(n), "0", REGISTERS, ports], None),
+                                    ("swift-switchyard", [bench, "poll", str(n), "0", REGISTERS, ports], None),
+                                    ("swift-switchyard, hop per request (BENCH_HOP)", [bench, "poll", str(n), "0", REGISTERS, ports], hop)):
+                i0 = instructions(base + ["0"], env)
+                i1 = instructions(base + [str(READS)], env)
+                per[name] = (i1 - i0) / READS
+                print(f"| {n} | {name} | {i0:,} | {i1:,} | {per[name]:,.0f} |")
+                sys.stdout.flush()
+            ratios.append((n, per["swift-switchyard"] / per["c-libmodbus"],
+                           per["swift-switchyard, hop per request (BENCH_HOP)"] / per["c-libmodbus"]))
+        print("\n| devices | Swift instructions/tx ÷ C (goal ≤ 1.3) | with a hop per request ÷ C |")
+        print("|---:|---:|---:|")
+        for n, r, h in ratios:
+            print(f"| {n} | {r:.2f} | {h:.2f} |")
+    finally:
+        server.kill()
+        os.remove(bench)
+        os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    main()
