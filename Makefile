@@ -38,9 +38,13 @@ pip-deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-## test: every test, including the interop tests against pymodbus, mbpoll and socat
+## test: every test, including the interop tests against pymodbus, mbpoll and socat. The two fleet-scale suites (40
+## simulated sites; the chaos soak) run after the rest, on their own: beside the others they pushed the test
+## process past 1,024 open descriptors, where libmodbus's select(2) aborts, and starved the MQTT tests of CPU.
+HEAVY_TESTS = FleetDR40Tests|ChaosSoakTests
 test: deps
-	$(SWIFT) test $(SWIFT_FLAGS)
+	$(SWIFT) test $(SWIFT_FLAGS) --skip '$(HEAVY_TESTS)'
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --filter '$(HEAVY_TESTS)'
 
 ## run: the most useful end-to-end demo that exists (see README)
 run: build
