@@ -830,11 +830,8 @@ struct Decomposed {
     var priced: (x: [Double], bound: Double)? = nil
     /// Multipliers tried by `priceRestore`.
     static let priceSteps = 1
-    /// With the restore budget binding, 1/swapShare of the work budget is kept for `swapStarts`,
-    /// and 1/neighbourhoodDivisor for `Search.neighbourhoods` over that many transformers.
+    /// With the restore budget binding, 1/swapShare of the work budget is kept for `swapStarts`.
     static let swapShare = 4
-    static let neighbourhoodDivisor = 2
-    static let neighbourhoods = 2
     var pricedDone = false
 
     mutating func solve() -> Search.Result? {
@@ -906,13 +903,10 @@ struct Decomposed {
             work += probe.work
         }
         let usePriced = top && keep.allSatisfy { $0 } && lift.allSatisfy { !$0 }
+        // With the restore budget binding, keep some work for swapping starts at the end.
         let swaps = usePriced && priced != nil
-        // With the restore budget binding, keep some work for swapping starts and for the
-        // neighbourhood searches at the end.
-        let neighbourhoodShare: Int = swaps ? budget / Self.neighbourhoodDivisor : 0
-        let reserve: Int = swaps ? budget / Self.swapShare + neighbourhoodShare : 0
         let r = s.run(
-            workBudget: max(0, budget - work - reserve), targetGap: targetGap, initial: usePriced ? priced?.x : nil,
+            workBudget: max(0, budget - work - (swaps ? budget / Self.swapShare : 0)), targetGap: targetGap, initial: usePriced ? priced?.x : nil,
             boundCap: usePriced ? priced?.bound ?? .infinity : .infinity)
         work += s.work
         guard var r else { return nil }
@@ -920,20 +914,12 @@ struct Decomposed {
         complete = complete && r.complete
         if swaps && !r.complete {
             let fixer = Search(m)
-            if let better = fixer.swapStarts(r.x, workBudget: max(0, budget - work - neighbourhoodShare)) {
+            if let better = fixer.swapStarts(r.x, workBudget: max(0, budget - work)) {
                 r.x = better
                 r.value = m.value(better)
                 r.bound = max(r.bound, r.value)
             }
             work += fixer.work
-            // Then the branch-and-bound again below the transformers where the plan is most in doubt.
-            let lns = Search(m)
-            if let better = lns.neighbourhoods(r.x, workBudget: max(0, budget - work), count: Self.neighbourhoods) {
-                r.x = better
-                r.value = m.value(better)
-                r.bound = max(r.bound, r.value)
-            }
-            work += lns.work
         }
         return r
     }
