@@ -141,6 +141,8 @@ public actor FleetOperations {
     let journal: (any FleetOperationsJournal)?
     /// What the journal last took for each operation (its JSON), so that only changes are written.
     var saved: [String: Data] = [:]
+    /// Operations the journal holds as finished: their state no longer changes, so they are not encoded again.
+    var finishedInJournal: Set<String> = []
     /// Restored operations wait until this time (or until all their sites are online again).
     var resumeAt: [String: Double] = [:]
     /// The last failure to write the journal (retried at the next poll), for the hub's log and tests.
@@ -304,11 +306,11 @@ public actor FleetOperations {
         guard let journal else { return }
         let t = now()
         var writes: [(id: String, kind: String, finished: Bool, data: Data)] = []
-        for id in shedOrder {
+        for id in shedOrder where !finishedInJournal.contains(id) {
             guard let e = sheds[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
             writes.append((id, "shed", e.shed.isFinished(now: t), data))
         }
-        for id in rolloutOrder {
+        for id in rolloutOrder where !finishedInJournal.contains(id) {
             guard let e = rollouts[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
             writes.append((id, "rollout", e.rollout.phase != .running, data))
         }
@@ -316,6 +318,7 @@ public actor FleetOperations {
             do {
                 try await journal.saveOperation(id: w.id, kind: w.kind, finished: w.finished, state: w.data)
                 saved[w.id] = w.data
+                if w.finished { finishedInJournal.insert(w.id) }
                 journalProblem = nil
             } catch {
                 journalProblem = "\(error)"
