@@ -234,7 +234,7 @@ public final class LoopWriter: Sendable {
         var closed = false
     }
     let state = Mutex(State())
-    let observer = Mutex<(@Sendable (TickReport) -> Void)?>(nil)
+    let observer = Mutex<Callback<TickReport, Void>?>(nil)
 
     public init() {}
 
@@ -246,7 +246,7 @@ public final class LoopWriter: Sendable {
     public var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Every pass's report (tick, fast path, shutdown), once it has written: for the decision log, the event log and log lines.
-    public func onPass(_ body: @escaping @Sendable (TickReport) -> Void) { observer.withLock { $0 = body } }
+    public func onPass(_ body: @escaping @Sendable (TickReport) -> Void) { observer.withLock { $0 = Callback(body) } }
 
     func bump() { state.withLock { $0.epoch += 1 } }
 

@@ -7,6 +7,7 @@
 // tables (`modbus_mapping_t`, one per unit) are guarded by a mutex that the
 // serving thread holds only while it answers one request.
 
+import Basics
 import CModbus
 import Foundation
 import Synchronization
@@ -91,7 +92,7 @@ public final class ModbusTCPServer: Sendable {
     public let host: String
     private let requestedPort: Int
     private let tables: Mutex<[Int: Mapping]>
-    private let hook: Mutex<(@Sendable (ServedRequest) -> ServerAction)?>
+    private let hook: Mutex<Callback<ServedRequest, ServerAction>?>
     private let state = Mutex<(port: Int, wakeWrite: Int32, running: Bool)>((0, -1, false))
     private let stopped = DispatchSemaphore(value: 0)
     private let writeContinuation: AsyncStream<ServerWrite>.Continuation
@@ -103,7 +104,7 @@ public final class ModbusTCPServer: Sendable {
     /// Writes yielded to `writes` so far.
     public var writesYielded: Int { writesYieldedCount.load(ordering: .sequentiallyConsistent) }
     /// Called on the serving thread with every write (see `setWriteObserver`).
-    private let writeObserver = Mutex<(@Sendable (ServerWrite) -> Void)?>(nil)
+    private let writeObserver = Mutex<Callback<ServerWrite, Void>?>(nil)
 
     /// - Parameters:
     ///   - port: 0 picks a free port; read `port` after `start()`.
@@ -139,14 +140,14 @@ public final class ModbusTCPServer: Sendable {
 
     /// Decides what happens to each request; nil answers everything normally.
     public func setHook(_ h: (@Sendable (ServedRequest) -> ServerAction)?) {
-        hook.withLock { $0 = h }
+        hook.withLock { $0 = h.map(Callback.init) }
     }
 
     /// Called with every write, on the serving thread, once it is in the tables and counted in `writesYielded`
     /// and before `writes` yields it: for an owner that applies writes where they happen, without a task.
     /// It must not block (the next request waits for it). nil: none.
     public func setWriteObserver(_ f: (@Sendable (ServerWrite) -> Void)?) {
-        writeObserver.withLock { $0 = f }
+        writeObserver.withLock { $0 = f.map(Callback.init) }
     }
 
     // MARK: Register tables

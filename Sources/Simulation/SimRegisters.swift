@@ -80,9 +80,12 @@ extension SiteSimulator {
     /// Applies a client's write to `device`, as its controller would.
     public func write(device i: Int, _ table: ModbusTable, address: Int, values: [UInt16]) throws(ModbusError) {
         let d = spec.devices[i]
+        let fc: FunctionCode = table == .coil ? .writeMultipleCoils : .writeMultipleRegisters
+        let err = { (k: ModbusError.Kind) in ModbusError(k, device: d.id, unit: d.address.unit, function: fc, address: address, count: values.count) }
+        // The check reads only the layout: done before taking the lock, which every serving thread and the
+        // physics share (its result is used only if the device has no fault, as before).
+        let checked = Result { () throws(ModbusError) in try check(device: i, table, address: address, values: values, err) }
         try state.withLock { s throws(ModbusError) in
-            let fc: FunctionCode = table == .coil ? .writeMultipleCoils : .writeMultipleRegisters
-            let err = { (k: ModbusError.Kind) in ModbusError(k, device: d.id, unit: d.address.unit, function: fc, address: address, count: values.count) }
             switch s.devices[i].fault {
             case .silent?, .vanish?: throw err(.timeout)
             case .exception(let e)?: throw err(.exception(e))
@@ -91,8 +94,7 @@ extension SiteSimulator {
             case .disconnect?: throw err(.connectionLost("connection reset by peer"))
             default: break
             }
-            let decoded = try check(device: i, table, address: address, values: values, err)
-            apply(&s, device: i, decoded)
+            apply(&s, device: i, try checked.get())
         }
     }
 
