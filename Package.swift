@@ -177,6 +177,9 @@ let package = Package(
         // (the seeded RNG, the manual clock) for tests and benchmarks.
         .target(name: "TestSupport", dependencies: ["Basics", "Broker"], path: "Sources/TestSupport"),
 
+        // The Modbus polling benchmark's server and client, alone (small enough for valgrind: Benchmarks/modbus_callgrind.py).
+        .executableTarget(name: "ModbusPollBench", dependencies: ["Modbus"], path: "Benchmarks/Sources/ModbusPollBench"),
+
         // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
         .executableTarget(
             name: "SwitchyardBench",

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.environ.get("BENCH_BIN", os.path.join(ROOT, ".build/release/SwitchyardBench"))
+BENCH = os.environ.get("BENCH_BIN", os.path.join(ROOT, ".build/release/ModbusPollBench"))
 CPOLL = os.path.join(ROOT, "Benchmarks/bin/modbus_poll")
 PYPOLL = os.path.join(ROOT, "Benchmarks/python/pymodbus_poll.py")
 SECONDS = os.environ.get("BENCH_SECONDS", "4")
@@ -39,7 +39,7 @@ def main():
             p = run([sys.executable, PYPOLL, str(n), SECONDS, REGISTERS, ports])
             rows.append((n, c, s, p))
         print(f"Modbus TCP polling, {REGISTERS} holding registers per request, {SECONDS} s per client, loopback, "
-              f"server: SwitchyardBench (4 libmodbus server threads), {os.cpu_count()} cores\n")
+              f"server: ModbusPollBench (4 libmodbus server threads), {os.cpu_count()} cores\n")
         print("| devices | client | tx/s | CPU µs/tx | errors |")
         print("|---:|---|---:|---:|---:|")
         for n, c, s, p in rows:

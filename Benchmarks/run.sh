@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product SwitchyardBench
+swift build -c release --product ModbusPollBench
 mkdir -p Benchmarks/bin
 gcc -O2 -o Benchmarks/bin/modbus_poll Benchmarks/c/modbus_poll.c $(pkg-config --cflags --libs libmodbus)
 B=.build/release/SwitchyardBench

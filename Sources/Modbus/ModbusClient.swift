@@ -294,7 +294,9 @@ public final class ModbusClient: Sendable {
     }
 
     /// Reads `count` registers (or bits, as 0/1 words) from `table`.
-    public func read(_ table: ModbusTable, unit: Int, address: Int, count: Int) async throws(ModbusError) -> [UInt16] {
+    /// `nonisolated(nonsending)`: it runs on the caller's executor (the connection's thread, for a task that prefers it)
+    /// instead of switching to the generic executor first; 5,510 → 4,980 instructions a read (callgrind, Benchmarks/README.md).
+    public nonisolated(nonsending) func read(_ table: ModbusTable, unit: Int, address: Int, count: Int) async throws(ModbusError) -> [UInt16] {
         if let here = currentLane() {
             return try here.inPlace(unit: unit, function: .read(table), address: address, count: count) { ctx throws(ModbusError) in
                 try ctx.read(table, unit: unit, address: address, count: count)

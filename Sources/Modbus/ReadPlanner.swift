@@ -52,6 +52,13 @@ public struct ReadRequest: Sendable, Equatable {
     public var spans: [Int]
 
     public var end: Int { address + count }
+
+    public init(table: ModbusTable, address: Int, count: Int, spans: [Int] = []) {
+        self.table = table
+        self.address = address
+        self.count = count
+        self.spans = spans
+    }
 }
 
 public enum ReadPlanError: Error, Equatable, CustomStringConvertible {

@@ -24,6 +24,21 @@ func residentMB() -> Double {
     return .nan
 }
 
+/// Where the resident memory is: anonymous (heap, stacks) and file-backed (the binary's and libraries' pages, shared
+/// with any other Swift process), from /proc/self/status.
+func memoryBreakdown() -> String {
+    var fields: [String: Double] = [:]
+    if let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":")
+            guard parts.count == 2, let kb = parts[1].split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap({ Double($0) }) else { continue }
+            fields[String(parts[0])] = kb / 1024
+        }
+    }
+    return String(format: "memory: RSS %.1f MB = anonymous %.1f MB (heap, stacks) + file-backed %.1f MB (the binary's and shared libraries' pages); %d threads",
+                  fields["VmRSS"] ?? .nan, fields["RssAnon"] ?? .nan, fields["RssFile"] ?? .nan, Int((fields["Threads"] ?? 0) * 1024))
+}
+
 func loadSite(_ path: String) throws -> (Site, [String: DeviceProfile]) {
     let site = try Site.load(path: path)
     let registry = ProfileRegistry(searchPaths: [URL(fileURLWithPath: "hardware-profiles")])
@@ -93,6 +108,16 @@ func gatewayBuses(_ site: Site) -> ([String: any RegisterBus], [ModbusClient]) {
 /// time in the other process) sees it. Advancing it by a whole second per event, as this benchmark once did, ran the
 /// loop ahead of the physics: after some 20 events the loop judged containers not following ("setpoint 0 kW
 /// accepted 2 s ago, measured 1000 kW") and most shed events wrote 30 or 60 containers instead of 300.
+/// User + system CPU seconds of another process, from /proc/PID/stat (clock ticks of 10 ms: sum over many events).
+func processCPUSeconds(_ pid: Int32) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return .nan }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, utime field 14, stime field 15 (1-based over the whole line).
+    guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return .nan }
+    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 func loopTime(after t: Double) -> Double { max(t + 0.001, Date().timeIntervalSince1970) }
 
 func runFastPathBenchmark(arguments: [String]) async throws {
@@ -126,16 +151,21 @@ func runFastPathBenchmark(arguments: [String]) async throws {
     var shedTiming: [PassTiming] = []
     let verbose = ProcessInfo.processInfo.environment["BENCH_VERBOSE"] != nil
     var lastPoll = -Double.infinity
+    // CPU spent while the shed events ran: this process (the controller) and the simulated site's.
+    var shedCPU = (controller: 0.0, simulator: 0.0)
     for k in 0..<iterations {
         // Between events the poller runs as in production (not timed): once a second of wall time, the rate the
         // simulated site refreshes its registers at. The fast path acts on the latest telemetry, as it does in
         // `serve`. (Polling before every event, some 70 times a second, made the meter-health check judge the
         // site meter frozen, "unchanged for 73 polls", and the loop go to comm-loss mode with nothing to shed.)
         if t - lastPoll >= 1 { await loop.poller.poll(now: t); lastPoll = t }
+        let cpuBefore = (cpuSeconds(), processCPUSeconds(sim.processIdentifier))
         let start = clock.now
         if k % 2 == 0 {
             let r = await loop.fastPath(now: t, reason: "DR", event: DREvent.operatorCap(id: "dr", capKW: 0, from: t, until: t + 3600, reason: "bench"))
             shed.append(seconds(clock.now - start) * 1000)
+            shedCPU.controller += cpuSeconds() - cpuBefore.0
+            shedCPU.simulator += processCPUSeconds(sim.processIdentifier) - cpuBefore.1
             shedWritten.append(r.writes.filter(\.verified).count)
             shedTiming.append(r.timing)
             if verbose {
@@ -159,6 +189,10 @@ func runFastPathBenchmark(arguments: [String]) async throws {
     print(String(format: "  shed (DR cap 0):  p50 %.1f ms  p99 %.1f ms  max %.1f ms  over %d events, %d–%d containers written each, %d of them wrote all %d (goal p99 ≤ 20 ms)",
                  percentile(shed.sorted(), 0.5), percentile(shed.sorted(), 0.99), shed.max() ?? .nan, shed.count,
                  shedWritten.min() ?? 0, shedWritten.max() ?? 0, shedWritten.filter { $0 == n }.count, n))
+    let events = Double(max(1, shed.count))
+    print(String(format: "  CPU per shed event (getrusage, /proc): controller %.2f ms, simulated site %.2f ms; %.2f ms in all against a %.2f ms p50 wall on 2 cores",
+                 shedCPU.controller / events * 1000, shedCPU.simulator / events * 1000, (shedCPU.controller + shedCPU.simulator) / events * 1000,
+                 percentile(shed.sorted(), 0.5)))
     print(String(format: "  restore (DR end): p50 %.1f ms  p99 %.1f ms  max %.1f ms  over %d events",
                  percentile(restore.sorted(), 0.5), percentile(restore.sorted(), 0.99), restore.max() ?? .nan, restore.count))
     // The shed events' latency budget, phase by phase (each phase's own p50/p99/max over the events).
@@ -261,6 +295,7 @@ func runSteadyBenchmark(arguments: [String]) async throws {
     print(String(format: "  CPU %.1f %% of one core (goal ≤ 25 %%), RSS %.1f MB (goal ≤ 100 MB), tick p50 %.1f ms p99 %.1f ms, %.1f %% of device polls fresh each tick",
                  100 * cpu / wall, residentMB(), percentile(tickMs.sorted(), 0.5), percentile(tickMs.sorted(), 0.99),
                  100 * Double(polled) / Double(ticks * site.devices.count)))
+    print("  " + memoryBreakdown())
     for c in clientList { await c.close() }
 }
 
