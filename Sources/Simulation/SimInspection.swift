@@ -17,7 +17,7 @@ extension SiteSimulator {
                 let until = duration.map { s.time + Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
                 inject(&s, i, fault, until: until)
             } else if s.devices[i].fault != .vanish {
-                s.devices[i].fault = nil
+                setFault(&s, i, nil)
                 s.devices[i].frozen = nil
                 s.devices[i].heldTargetKW = nil
             }
@@ -29,7 +29,10 @@ extension SiteSimulator {
         state.withLock { s in s.devices[i].frequencyOverride = hz.map { ($0, s.time + seconds) } }
     }
 
-    public func fault(of i: Int) -> SimFault? { state.withLock { $0.devices[i].fault } }
+    public func fault(of i: Int) -> SimFault? {
+        if faultedDevices.load(ordering: .sequentiallyConsistent) == 0 { return nil }
+        return state.withLock { $0.devices[i].fault }
+    }
 
     /// Power of a device (kW, without measurement noise).
     public func powerKW(_ device: String) -> Double {

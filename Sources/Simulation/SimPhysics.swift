@@ -73,7 +73,7 @@ extension SiteSimulator {
         applySchedule(&s)
         for i in s.devices.indices {
             if let until = s.devices[i].faultUntil, s.time >= until, s.devices[i].fault != .vanish {
-                s.devices[i].fault = nil
+                setFault(&s, i, nil)
                 s.devices[i].faultUntil = nil
                 s.devices[i].frozen = nil
                 s.devices[i].heldTargetKW = nil
@@ -147,15 +147,22 @@ extension SiteSimulator {
             case .frequency(let hz): s.devices[i].frequencyOverride = (hz, until ?? .infinity)
             case .inferenceBurst(let fraction): s.devices[i].demandBurst = (fraction, until ?? .infinity)
             case .clear:
-                if s.devices[i].fault != .vanish { s.devices[i].fault = nil; s.devices[i].frozen = nil; s.devices[i].heldTargetKW = nil }
+                if s.devices[i].fault != .vanish { setFault(&s, i, nil); s.devices[i].frozen = nil; s.devices[i].heldTargetKW = nil }
                 s.devices[i].frequencyOverride = nil
                 s.devices[i].demandBurst = nil
             }
         }
     }
 
-    func inject(_ s: inout SimState, _ i: Int, _ fault: SimFault, until: Double?) {
+    /// Sets a device's fault (under the state lock) and keeps `faultedDevices` in step.
+    func setFault(_ s: inout SimState, _ i: Int, _ fault: SimFault?) {
+        let before = s.devices[i].fault != nil, after = fault != nil
         s.devices[i].fault = fault
+        if before != after { faultedDevices.add(after ? 1 : -1, ordering: .sequentiallyConsistent) }
+    }
+
+    func inject(_ s: inout SimState, _ i: Int, _ fault: SimFault, until: Double?) {
+        setFault(&s, i, fault)
         s.devices[i].faultUntil = until
         s.devices[i].heldTargetKW = fault == .ignoreSetpoint ? s.devices[i].refKW : nil
         if fault == .frozen {

@@ -30,6 +30,10 @@ public final class SiteSimulator: Sendable {
     /// Meters, PDUs and metered loads: how the meter is wired (nil for containers and unmetered loads).
     let wiring: [MeterWiring?]
     let state: Mutex<SimState>
+    /// How many devices have a fault now (changed only under `state`'s lock, by `setFault`): the wire host asks
+    /// for a device's fault on every request from 31 serving threads, and with none injected it need not take
+    /// the lock the physics and every write share (perf: 15 % of the simulated site's CPU was that lock).
+    let faultedDevices = Atomic<Int>(0)
 
     public init(spec: SimSiteSpec, seed: UInt64 = 1) throws(SimSpecError) {
         self.spec = spec
