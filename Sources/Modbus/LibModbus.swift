@@ -95,6 +95,13 @@ func errorKind(errno e: Int32) -> ModbusError.Kind {
 /// libmodbus 3.1.6 uses select(2), so descriptors must stay below glibc's FD_SETSIZE.
 let libmodbusMaxDescriptor: Int32 = 1024
 
+/// The descriptor the next open(2) or socket(2) would get (the lowest free one), or -1 if none is free.
+func lowestFreeDescriptor() -> Int32 {
+    let fd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    if fd >= 0 { close(fd) }
+    return fd
+}
+
 /// One libmodbus context. Not thread-safe, not Sendable.
 final class ModbusContext {
     let ctx: OpaquePointer
@@ -141,6 +148,16 @@ final class ModbusContext {
 
     func connect() throws(ModbusError) {
         if isConnected { return }
+        // modbus_connect itself waits for a TCP connect with select(2), on the socket it has just opened: the
+        // lowest free descriptor. At or above FD_SETSIZE, glibc aborts the whole process in FD_SET ("bit out of
+        // range 0 - FD_SETSIZE on fd_set") before the check below can run, so look first.
+        if case .tcp = endpoint {
+            let lowest = lowestFreeDescriptor()
+            if lowest >= libmodbusMaxDescriptor {
+                throw ModbusError(.io(errno: EMFILE, "the next file descriptor would be \(lowest) ≥ FD_SETSIZE (\(libmodbusMaxDescriptor)): libmodbus uses select(2); this process holds too many open files to connect"),
+                                  device: name)
+            }
+        }
         if modbus_connect(ctx) == -1 {
             let kind = currentErrorKind()
             throw ModbusError(kind, device: name)
