@@ -178,7 +178,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Basics", "Broker"], path: "Sources/TestSupport"),
 
         // The Modbus polling benchmark's server and client, alone (small enough for valgrind: Benchmarks/modbus_callgrind.py).
-        .executableTarget(name: "ModbusPollBench", dependencies: ["Modbus"], path: "Benchmarks/Sources/ModbusPollBench"),
+        .executableTarget(name: "ModbusPollBench", dependencies: ["Modbus", "Basics"], path: "Benchmarks/Sources/ModbusPollBench"),
 
         // The benchmark harness's Swift side (Benchmarks/run.sh, `make bench`).
         .executableTarget(

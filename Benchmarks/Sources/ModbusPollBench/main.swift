@@ -9,18 +9,11 @@
 // It is its own small executable (only the Modbus target) with a synchronous main, so that valgrind 3.19 can run
 // it (see `poll` below); SwitchyardBench's async main cannot be run under it.
 
+import Basics
 import Foundation
 import Modbus
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-func cpuSeconds() -> Double {
-    var ru = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &ru)
-    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) / 1e6
-}
+func cpuSeconds() -> Double { ProcessCPU.ownSeconds() }
 
 func serve(_ count: Int) throws -> Never {
     var servers: [ModbusTCPServer] = []

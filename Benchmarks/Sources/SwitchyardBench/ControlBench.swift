@@ -3,6 +3,7 @@
 //   fast-path   DR event → every container of the large site written and read back over loopback (goal p99 ≤ 100 ms)
 //   steady      the 1 Hz loop over 1,000 devices behind Modbus TCP gateways, CPU and RSS (goal ≤ 25 % of a core, ≤ 100 MB)
 
+import Basics
 import Broker
 import Control
 import Foundation
@@ -108,16 +109,6 @@ func gatewayBuses(_ site: Site) -> ([String: any RegisterBus], [ModbusClient]) {
 /// time in the other process) sees it. Advancing it by a whole second per event, as this benchmark once did, ran the
 /// loop ahead of the physics: after some 20 events the loop judged containers not following ("setpoint 0 kW
 /// accepted 2 s ago, measured 1000 kW") and most shed events wrote 30 or 60 containers instead of 300.
-/// User + system CPU seconds of another process, from /proc/PID/stat (clock ticks of 10 ms: sum over many events).
-func processCPUSeconds(_ pid: Int32) -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return .nan }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    // After the command: state is field 3, utime field 14, stime field 15 (1-based over the whole line).
-    guard fields.count > 12, let u = Double(fields[11]), let s = Double(fields[12]) else { return .nan }
-    return (u + s) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
 func loopTime(after t: Double) -> Double { max(t + 0.001, Date().timeIntervalSince1970) }
 
 func runFastPathBenchmark(arguments: [String]) async throws {
@@ -159,13 +150,13 @@ func runFastPathBenchmark(arguments: [String]) async throws {
         // `serve`. (Polling before every event, some 70 times a second, made the meter-health check judge the
         // site meter frozen, "unchanged for 73 polls", and the loop go to comm-loss mode with nothing to shed.)
         if t - lastPoll >= 1 { await loop.poller.poll(now: t); lastPoll = t }
-        let cpuBefore = (cpuSeconds(), processCPUSeconds(sim.processIdentifier))
+        let cpuBefore = (cpuSeconds(), ProcessCPU.seconds(pid: sim.processIdentifier))
         let start = clock.now
         if k % 2 == 0 {
             let r = await loop.fastPath(now: t, reason: "DR", event: DREvent.operatorCap(id: "dr", capKW: 0, from: t, until: t + 3600, reason: "bench"))
             shed.append(seconds(clock.now - start) * 1000)
             shedCPU.controller += cpuSeconds() - cpuBefore.0
-            shedCPU.simulator += processCPUSeconds(sim.processIdentifier) - cpuBefore.1
+            shedCPU.simulator += ProcessCPU.seconds(pid: sim.processIdentifier) - cpuBefore.1
             shedWritten.append(r.writes.filter(\.verified).count)
             shedTiming.append(r.timing)
             if verbose {

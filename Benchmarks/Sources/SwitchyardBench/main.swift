@@ -16,6 +16,7 @@
 //   SwitchyardBench fleet-status [REQUESTS [SITES [METRICS_PER_S]]]  GET /v1/fleet/status p50/p99 for 100 sites
 //   SwitchyardBench fleet-command [ROUNDS [EVENT_S [GAP_S [FLEET]]]]  fleet shed → every site's acknowledgement, and metered compliance
 
+import Basics
 import Foundation
 import Modbus
 
@@ -23,11 +24,7 @@ import Modbus
 import Glibc
 #endif
 
-func cpuSeconds() -> Double {
-    var ru = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &ru)
-    return Double(ru.ru_utime.tv_sec) + Double(ru.ru_utime.tv_usec) / 1e6 + Double(ru.ru_stime.tv_sec) + Double(ru.ru_stime.tv_usec) / 1e6
-}
+func cpuSeconds() -> Double { ProcessCPU.ownSeconds() }
 
 let args = CommandLine.arguments
 do {
