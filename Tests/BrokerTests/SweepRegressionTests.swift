@@ -9,10 +9,10 @@ import Testing
 /// the oracle's independent statement of the rules and its accounting, and against the optimum
 /// HiGHS proved for it (`Benchmarks/exact/milp_dispatch.py`, mip_rel_gap 1e-9, status optimal),
 /// pinned here. What is asserted: the plan keeps every rule, never beats the optimum, its bound
-/// covers the optimum, and it is no further from the optimum than when it was pinned (a search
-/// that closes these gaps passes; one that loses ground fails). The 0.1 % goal is not asserted:
-/// these three do not meet it yet.
-@Suite("Broker: the exactness sweep's sites still above 0.1 %, pinned")
+/// covers the optimum, it is no further from the optimum than when it was pinned, and it is
+/// within the 0.1 % goal (met since the neighbourhood search, `Search.neighbourhoods`, which
+/// runs after the search and the swaps with its own work budget; without it all three fail).
+@Suite("Broker: the exactness sweep's sites that were above 0.1 %, pinned")
 struct SweepRegressionTests {
     struct Site: Sendable, CustomStringConvertible {
         var name: String
@@ -37,7 +37,7 @@ struct SweepRegressionTests {
         Site(name: "t-45", devices: 300, restoreKwPerTick: 5580, optimum: 4087.28644997009, gapWhenPinned: 0.001053),
     ]
 
-    @Test("plan keeps every rule, never beats the optimum, its bound covers it, no further from it than when pinned", arguments: sites)
+    @Test("plan keeps every rule, never beats the optimum, its bound covers it, within 0.1 % of it", arguments: sites)
     func pinnedSite(site: Site) {
         let inst = site.instance()
         // The generator is the harness's, draw for draw: the same site or the test is void.
@@ -59,6 +59,7 @@ struct SweepRegressionTests {
         #expect(site.optimum <= plan.boundUsdPerH + 1e-6 * scale, "\(site): optimum above the bound the plan proves")
         let gap = (site.optimum - got) / scale
         #expect(gap <= site.gapWhenPinned + 1e-6, "\(site): gap \(gap) grew (was \(site.gapWhenPinned))")
+        #expect(gap <= 0.001, "\(site): gap \(gap) above the 0.1 % goal")
         print("\(site): gap to the MILP optimum \(gap * 100) %, proven \(plan.gapBoundFraction * 100) %")
     }
 }
