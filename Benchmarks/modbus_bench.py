@@ -25,13 +25,20 @@ def run(cmd):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def start_server(servers=4):
+    """Starts `ModbusPollBench serve` (libmodbus server threads on free ports); returns the process and the
+    comma-separated ports. The caller kills it."""
+    server = subprocess.Popen([BENCH, "serve", str(servers)], stdout=subprocess.PIPE, text=True)
+    line = server.stdout.readline()
+    if not line.startswith("READY"):
+        server.kill()
+        raise SystemExit("server did not start")
+    return server, line.split()[1]
+
+
 def main():
-    server = subprocess.Popen([BENCH, "serve", "4"], stdout=subprocess.PIPE, text=True)
+    server, ports = start_server()
     try:
-        line = server.stdout.readline()
-        if not line.startswith("READY"):
-            raise SystemExit("server did not start")
-        ports = line.split()[1]
         rows = []
         for n in DEVICES:
             c = run([CPOLL, str(n), SECONDS, REGISTERS, ports])

@@ -15,11 +15,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.environ.get("BENCH_BIN", os.path.join(ROOT, ".build/release/ModbusPollBench"))
-CPOLL = os.path.join(ROOT, "Benchmarks/bin/modbus_poll")
+from modbus_bench import BENCH, CPOLL, REGISTERS, start_server  # the same binaries and server as the CPU benchmark
+
 READS = int(os.environ.get("READS", "10000"))
-REGISTERS = os.environ.get("BENCH_REGISTERS", "16")
 DEVICES = [int(x) for x in os.environ.get("BENCH_DEVICES", "1").split(",")]
 
 
@@ -41,14 +39,10 @@ def main():
     # Debian 12's valgrind (3.19) cannot read the DWARF 5 that Swift 6.3 emits and gives up on the binary:
     # count a copy without debug info (the instructions run are the same).
     tmp = tempfile.mkdtemp()
-    bench = os.path.join(tmp, "SwitchyardBench")
+    bench = os.path.join(tmp, "ModbusPollBench")
     subprocess.run(["objcopy", "--strip-debug", BENCH, bench], check=True)
-    server = subprocess.Popen([BENCH, "serve", "4"], stdout=subprocess.PIPE, text=True)
+    server, ports = start_server()
     try:
-        line = server.stdout.readline()
-        if not line.startswith("READY"):
-            raise SystemExit("server did not start")
-        ports = line.split()[1]
         print(f"Instructions per transaction (callgrind), {READS:,} reads of {REGISTERS} holding registers, loopback\n")
         print("| devices | client | instructions, 0 reads | instructions, %d reads | per transaction |" % READS)
         print("|---:|---|---:|---:|---:|")

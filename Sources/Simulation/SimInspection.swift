@@ -17,9 +17,7 @@ extension SiteSimulator {
                 let until = duration.map { s.time + Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
                 inject(&s, i, fault, until: until)
             } else if s.devices[i].fault != .vanish {
-                setFault(&s, i, nil)
-                s.devices[i].frozen = nil
-                s.devices[i].heldTargetKW = nil
+                clearFault(&s, i)
             }
         }
     }

@@ -73,10 +73,8 @@ extension SiteSimulator {
         applySchedule(&s)
         for i in s.devices.indices {
             if let until = s.devices[i].faultUntil, s.time >= until, s.devices[i].fault != .vanish {
-                setFault(&s, i, nil)
+                clearFault(&s, i)
                 s.devices[i].faultUntil = nil
-                s.devices[i].frozen = nil
-                s.devices[i].heldTargetKW = nil
             }
             if let f = s.devices[i].frequencyOverride, s.time >= f.until { s.devices[i].frequencyOverride = nil }
             if let b = s.devices[i].demandBurst, s.time >= b.until { s.devices[i].demandBurst = nil }
@@ -147,7 +145,7 @@ extension SiteSimulator {
             case .frequency(let hz): s.devices[i].frequencyOverride = (hz, until ?? .infinity)
             case .inferenceBurst(let fraction): s.devices[i].demandBurst = (fraction, until ?? .infinity)
             case .clear:
-                if s.devices[i].fault != .vanish { setFault(&s, i, nil); s.devices[i].frozen = nil; s.devices[i].heldTargetKW = nil }
+                if s.devices[i].fault != .vanish { clearFault(&s, i) }
                 s.devices[i].frequencyOverride = nil
                 s.devices[i].demandBurst = nil
             }
@@ -159,6 +157,13 @@ extension SiteSimulator {
         let before = s.devices[i].fault != nil, after = fault != nil
         s.devices[i].fault = fault
         if before != after { faultedDevices.add(after ? 1 : -1, ordering: .sequentiallyConsistent) }
+    }
+
+    /// Ends a device's fault and what it froze or held.
+    func clearFault(_ s: inout SimState, _ i: Int) {
+        setFault(&s, i, nil)
+        s.devices[i].frozen = nil
+        s.devices[i].heldTargetKW = nil
     }
 
     func inject(_ s: inout SimState, _ i: Int, _ fault: SimFault, until: Double?) {

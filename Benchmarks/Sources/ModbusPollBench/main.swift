@@ -49,7 +49,7 @@ func poll(devices: Int, seconds: Double, registers: Int, ports: [Int], reads: In
     let hop = ProcessInfo.processInfo.environment["BENCH_HOP"] != nil
     // BENCH_PLAN=k: read k requests per call with `read(plan:)`, as the poller does for a device's plan.
     let planLength = max(1, Int(ProcessInfo.processInfo.environment["BENCH_PLAN"] ?? "") ?? 1)
-    let plan = Array(repeating: ReadRequest(table: .holding, address: 0, count: registers, spans: []), count: planLength)
+    let plan = Array(repeating: ReadRequest(table: .holding, address: 0, count: registers), count: planLength)
     await withTaskGroup(of: Void.self) { group in
         for (k, c) in clients.enumerated() {
             group.addTask(executorPreference: hop ? nil : c.preferredExecutor()) {

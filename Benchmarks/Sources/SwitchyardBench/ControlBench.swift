@@ -16,28 +16,24 @@ import Site
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
 
-func residentMB() -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }
-    for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? .nan
-        return kb / 1024
+/// The numeric fields of /proc/self/status: kB for the memory ones (`VmRSS`, `RssAnon`, `RssFile`), a count for `Threads`.
+func procStatus() -> [String: Double] {
+    var fields: [String: Double] = [:]
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return fields }
+    for line in text.split(separator: "\n") {
+        let parts = line.split(separator: ":")
+        guard parts.count == 2, let value = parts[1].split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap({ Double($0) }) else { continue }
+        fields[String(parts[0])] = value
     }
-    return .nan
+    return fields
 }
 
 /// Where the resident memory is: anonymous (heap, stacks) and file-backed (the binary's and libraries' pages, shared
-/// with any other Swift process), from /proc/self/status.
-func memoryBreakdown() -> String {
-    var fields: [String: Double] = [:]
-    if let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) {
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: ":")
-            guard parts.count == 2, let kb = parts[1].split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap({ Double($0) }) else { continue }
-            fields[String(parts[0])] = kb / 1024
-        }
-    }
+/// with any other Swift process), from a `procStatus()` reading.
+func memoryBreakdown(_ status: [String: Double]) -> String {
+    func mb(_ key: String) -> Double { status[key].map { $0 / 1024 } ?? .nan }
     return String(format: "memory: RSS %.1f MB = anonymous %.1f MB (heap, stacks) + file-backed %.1f MB (the binary's and shared libraries' pages); %d threads",
-                  fields["VmRSS"] ?? .nan, fields["RssAnon"] ?? .nan, fields["RssFile"] ?? .nan, Int((fields["Threads"] ?? 0) * 1024))
+                  mb("VmRSS"), mb("RssAnon"), mb("RssFile"), Int(status["Threads"] ?? 0))
 }
 
 func loadSite(_ path: String) throws -> (Site, [String: DeviceProfile]) {
@@ -282,11 +278,12 @@ func runSteadyBenchmark(arguments: [String]) async throws {
         try await clock.sleep(until: next)
     }
     let cpu = cpuSeconds() - cpu0, wall = seconds(clock.now - wall0)
+    let status = procStatus()
     print("steady: \(site.devices.count) devices (\(n) containers) behind \(clientList.count) Modbus TCP gateways (simulated in a second process) on loopback, 1 Hz for \(ticks) s")
     print(String(format: "  CPU %.1f %% of one core (goal ≤ 25 %%), RSS %.1f MB (goal ≤ 100 MB), tick p50 %.1f ms p99 %.1f ms, %.1f %% of device polls fresh each tick",
-                 100 * cpu / wall, residentMB(), percentile(tickMs.sorted(), 0.5), percentile(tickMs.sorted(), 0.99),
+                 100 * cpu / wall, (status["VmRSS"] ?? .nan) / 1024, percentile(tickMs.sorted(), 0.5), percentile(tickMs.sorted(), 0.99),
                  100 * Double(polled) / Double(ticks * site.devices.count)))
-    print("  " + memoryBreakdown())
+    print("  " + memoryBreakdown(status))
     for c in clientList { await c.close() }
 }
 
@@ -299,13 +296,9 @@ func runSimServe(arguments: [String]) async throws {
     FileHandle.standardOutput.write(Data("switchyard sim: \(host.endpoints.count) devices\n".utf8))
     let clock = ContinuousClock()
     var next = clock.now
-    let verboseSim = ProcessInfo.processInfo.environment["BENCH_SIM_VERBOSE"] != nil
     while true {
-        let t0 = clock.now
         sim.step(.seconds(1))
-        let t1 = clock.now
         host.publish()
-        if verboseSim { FileHandle.standardError.write(Data("sim step \(t1 - t0) publish \(clock.now - t1)\n".utf8)) }
         next = next.advanced(by: .seconds(1))
         try await clock.sleep(until: next)
     }
