@@ -72,9 +72,9 @@ export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=postgres
 echo "mosquitto on 127.0.0.1:$MQTT_PORT · PostgreSQL on 127.0.0.1:$PG_PORT (data in $PGDATA)"
 
 # The hub: primary host `hub` (the fleet file's primary_host_id), MQTT client id `switchyard-hub` (the fleet file's
-# roles give it admin), the fleet API on loopback.
+# roles give it admin), the fleet API on loopback, its record spool in the work directory.
 "$BIN" hub run --broker "127.0.0.1:$MQTT_PORT" --host-id hub --client-id switchyard-hub --listen "127.0.0.1:$API_PORT" \
-  > "$WORK/hub.log" 2>&1 &
+  --spool-dir "$WORK/hub-spool" > "$WORK/hub.log" 2>&1 &
 HUB=$!
 TOKEN=""
 for _ in $(seq 1 100); do

@@ -205,14 +205,15 @@ public struct EdgeNodeService: Service {
             }
             // Which ticks carry an event (their mode or event lines changed).
             var eventTracker = TickEventTracker()
-            // Every tick handed over since the last call: buffered while the node is not born, else nothing (the
-            // live path reports the newest by exception).
-            func storeTicksWhileNotBorn() async {
+            // Every tick handed over since the last call: buffered while the node is not born; while it is, returned
+            // to the live path, which reports by exception every one it did not see as the newest (the service woke
+            // after a later tick had replaced it in the inbox).
+            func storeTicksWhileNotBorn() async -> [Tick] {
                 let (handed, dropped) = handOff.drain()
                 if dropped > 0 {
                     logger.error("fleet: \(dropped) ticks dropped before buffering (the edge node service fell behind)")
                 }
-                guard !handed.isEmpty else { return }
+                guard !handed.isEmpty else { return [] }
                 let online = await runner.session.phase == .online
                 let version = online ? nil : config()
                 var rows: [BufferedSample] = []
@@ -222,7 +223,7 @@ public struct EdgeNodeService: Service {
                     let s = FleetSample(report: tick.report, loop: tick.loop, config: version, offer: false)
                     rows.append(BufferedSample(at: s.at, kind: kind, metrics: s.node))
                 }
-                guard !rows.isEmpty else { return }
+                guard !rows.isEmpty else { return online ? handed : [] }
                 do {
                     let evicted = try await buffer.append(rows, capacity: bufferCapacity, now: Double(wallClockMS()) / 1000)
                     if evicted > 0 {
@@ -234,18 +235,26 @@ public struct EdgeNodeService: Service {
                     logger.error("fleet: \(rows.count) samples not buffered", metadata: ["error": "\(error)"])
                 }
                 wake.yield()
+                return []
             }
-            await storeTicksWhileNotBorn()
+            _ = await storeTicksWhileNotBorn()
 
             var rbe = ReportByException(deadbands: FleetMetricName.deadbands)
             var birth = sample.birth
             // Devices of the last births: data goes only to devices the hosts have a DBIRTH for.
             var bornDevices: Set<String> = []
+            // Ticks handed over while born and newer than the live path's tick: reported once it gets there.
+            var handedLater: [Tick] = []
             while let tick = await inbox.next() {
-                await storeTicksWhileNotBorn()
+                let handed = handedLater + (await storeTicksWhileNotBorn())
+                handedLater = handed.filter { $0.report.at > tick.report.at }
+                let skipped = handed.filter { $0.report.at < tick.report.at }
                 sample = FleetSample(report: tick.report, loop: tick.loop, config: config())
                 if born.value.withLock({ let b = $0; $0 = false; return b }) {
-                    // The births carried `birth`'s values: they are the new baselines.
+                    // The births' values are the new baselines: those the runner published, which can be older than
+                    // `birth` (a birth that went out while this loop was handing the runner a newer tick: rebasing on
+                    // the newer one would never send that tick's changes; the chaos soak lost first ticks so).
+                    birth = await runner.publishedBirth ?? birth
                     rbe.reset()
                     bornDevices = Set(birth.devices.map(\.id))
                     rbe.births(birth.node, now: sample.at)
@@ -264,6 +273,21 @@ public struct EdgeNodeService: Service {
                 } else {
                     await runner.setBirth(birth)
                 }
+                // Ticks the live path did not see, oldest first, by exception like the newest: a value that moved
+                // and came back between two wake-ups is not lost.
+                for missed in skipped {
+                    let m = FleetSample(report: missed.report, loop: missed.loop, config: nil, offer: false)
+                    let node = rbe.pending(m.node, now: m.at)
+                    let devices = m.devices.compactMap { d -> (id: String, metrics: [SparkplugMetric])? in
+                        guard bornDevices.contains(d.id) else { return nil }
+                        let dm = rbe.pending(d.metrics, scope: d.id, now: m.at)
+                        return dm.isEmpty ? nil : (d.id, dm)
+                    }
+                    guard !node.isEmpty || !devices.isEmpty else { continue }
+                    guard await runner.publishData(node: node, devices: devices) else { break }
+                    rbe.markReported(node, now: m.at)
+                    for d in devices { rbe.markReported(d.metrics, scope: d.id, now: m.at) }
+                }
                 // Due metrics count as reported only once published: offline, the baselines stay as they were, so
                 // a value that changed meanwhile is sent after the next birth's re-basing too.
                 let node = rbe.pending(sample.node, now: sample.at)
@@ -279,7 +303,7 @@ public struct EdgeNodeService: Service {
                 }
             }
             // Shutdown: the ticks handed over since the last drain are buffered too, if not born.
-            await storeTicksWhileNotBorn()
+            _ = await storeTicksWhileNotBorn()
             wake.finish()
             commandQueue.close()
             // Shutdown: NDEATH (as the will would say), a clean DISCONNECT, then the client's thread ends.

@@ -107,8 +107,8 @@ public enum FleetCommandAPI {
             guard let from = FleetTime.resolve(fromText, now: now) else {
                 throw APIError(.unprocessableContent, "'from' should be \(FleetTime.help), found '\(fromText)'")
             }
-            guard from <= now + 1 else {
-                throw APIError(.unprocessableContent, "'from' is \(ISO8601.format(from)), after now (\(ISO8601.format(now))): a fleet shed starts now (scheduled starts are not supported)")
+            guard from >= now - 60 else {
+                throw APIError(.unprocessableContent, "'from' is \(ISO8601.format(from)), in the past (now \(ISO8601.format(now))): a shed starts now or later")
             }
             guard let until = FleetTime.resolve(body.until, now: now) else {
                 throw APIError(.unprocessableContent, "'until' should be \(FleetTime.help), found '\(body.until)'")
@@ -117,7 +117,7 @@ public enum FleetCommandAPI {
                 throw APIError(.unprocessableContent, "'until' (\(ISO8601.format(until))) must be after 'from' and now (\(ISO8601.format(max(from, now)))")
             }
             do {
-                let report = try await operations.startShed(region: region, targetMW: body.shedMw, until: until, reason: body.reason)
+                let report = try await operations.startShed(region: region, targetMW: body.shedMw, from: from, until: until, reason: body.reason)
                 return EditedResponse(status: .created, response: report)
             } catch { throw apiError(error) }
         }

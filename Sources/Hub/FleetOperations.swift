@@ -66,6 +66,11 @@ public struct FleetShedReport: Sendable, Codable, Equatable {
     public var ended: Bool
     /// When an operator cancelled it (ISO 8601), if one did.
     public var cancelledAt: String?
+    /// scheduled (its start is still to come), active, ended, cancelled, or failed (a scheduled shed that could not
+    /// start: `problem` says why). Absent from hubs before scheduled sheds: read it as active or ended.
+    public var state: String?
+    /// Why a scheduled shed did not start.
+    public var problem: String?
 }
 
 /// A rollout as the API reports it.
@@ -122,6 +127,20 @@ public actor FleetOperations {
         var commands: [SiteKey: String] = [:]
     }
 
+    /// A shed whose start is still to come: nothing is allocated or sent until `from`.
+    struct ScheduledEntry: Codable {
+        var id: String
+        var region: String
+        var targetMW: Double
+        var from: Double
+        var until: Double
+        var reason: String
+        var cancelledAt: Double?
+        /// Set when the start came and no site could take part (the shed is then over).
+        var problem: String?
+        var finished: Bool { cancelledAt != nil || problem != nil }
+    }
+
     struct RolloutEntry: Codable {
         var rollout: Rollout
         var yaml: String
@@ -134,6 +153,8 @@ public actor FleetOperations {
     let clock: any Clock<Duration>
     let now: @Sendable () -> Double
     var sheds: [String: ShedEntry] = [:]
+    /// Sheds not started yet (and those that never will: cancelled or failed); in `shedOrder` too.
+    var scheduled: [String: ScheduledEntry] = [:]
     var shedOrder: [String] = []
     var rollouts: [String: RolloutEntry] = [:]
     var rolloutOrder: [String] = []
@@ -185,12 +206,18 @@ public actor FleetOperations {
 
     // MARK: - Sheds
 
-    /// Starts a shed of `targetMW` in `region` now, until `until` (seconds since 1970). Refused (nothing sent)
-    /// when no site is known in the region, or none of its sites can take part.
-    public func startShed(region: String, targetMW: Double, until: Double, reason: String) async throws(FleetOperationError) -> FleetShedReport {
+    /// A shed starting within this long of now starts now.
+    static let startsNowS = 1.0
+
+    /// Starts a shed of `targetMW` in `region` at `from` (default: now), until `until` (seconds since 1970). Refused
+    /// (nothing sent) when no site is known in the region, or, starting now, none of its sites can take part. A
+    /// shed whose `from` is later waits (`state` scheduled): at its start it is allocated over the region's sites
+    /// as they are then, or fails with the reason if none can take part.
+    public func startShed(region: String, targetMW: Double, from: Double? = nil, until: Double, reason: String) async throws(FleetOperationError) -> FleetShedReport {
         let t = now()
+        let start = max(from ?? t, t)
         guard targetMW.isFinite, targetMW > 0 else { throw .invalid("the shed must be a positive, finite number of MW, not \(targetMW)") }
-        guard until > t else { throw .invalid("the shed must end after now (\(ISO8601.format(t))), not at \(ISO8601.format(until))") }
+        guard until > start else { throw .invalid("the shed must end after its start (\(ISO8601.format(start))), not at \(ISO8601.format(until))") }
         let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw .invalid("the reason must not be empty") }
         let known = await host.status().filter { $0.region == region }
@@ -198,22 +225,64 @@ public actor FleetOperations {
             let regions = Set(await host.status().map(\.region)).sorted()
             throw .invalid("no site is known in region '\(region)' (regions: \(regions.isEmpty ? "none yet" : regions.joined(separator: ", ")))")
         }
+        let id = nextID("fs")
+        if start > t + Self.startsNowS {
+            let entry = ScheduledEntry(id: id, region: region, targetMW: targetMW, from: start, until: until, reason: trimmed)
+            scheduled[id] = entry
+            shedOrder.append(id)
+            await persist()
+            return scheduledReport(entry)
+        }
+        let entry = try await begin(id: id, region: region, targetMW: targetMW, from: t, until: until, reason: trimmed)
+        shedOrder.append(id)
+        await persist()
+        return await report(entry)
+    }
+
+    /// Allocates a shed over the region's sites as they are now and sends the caps.
+    func begin(id: String, region: String, targetMW: Double, from t: Double, until: Double, reason: String) async throws(FleetOperationError) -> ShedEntry {
         let inputs = host.shedInputs(region: region)
         guard !inputs.sites.isEmpty else {
             let why = inputs.missing.sorted { $0.key.edge < $1.key.edge }.map { "\($0.key.edge): \($0.value)" }.joined(separator: "; ")
             throw .invalid("no site of region '\(region)' can take part in a shed (\(why))")
         }
-        let id = nextID("fs")
-        var shed = FleetShed(id: id, region: region, targetMW: targetMW, until: until, reason: trimmed,
+        var shed = FleetShed(id: id, region: region, targetMW: targetMW, until: until, reason: reason,
                              periodS: Self.seconds(configuration.allocationPeriod), toleranceMW: configuration.toleranceMW)
         let actions = shed.start(now: t, sites: inputs.sites)
-        var entry = ShedEntry(shed: shed, from: t, leftOut: inputs.missing)
-        sheds[id] = entry
-        shedOrder.append(id)
+        sheds[id] = ShedEntry(shed: shed, from: t, leftOut: inputs.missing)
         await perform(actions, shed: id)
-        entry = sheds[id]!
-        await persist()
-        return await report(entry)
+        return sheds[id]!
+    }
+
+    /// A scheduled shed whose start has come: begun, or failed with the reason.
+    func startScheduled(at t: Double, rows: [SiteStatus]) async {
+        for id in shedOrder {
+            guard let e = scheduled[id], !e.finished, e.from <= t else { continue }
+            // Restored by a hub that just started: wait (at most one allocation period) for the region's sites to be
+            // born again, so that sites not yet reborn are not left out.
+            if let r = resumeAt[id] {
+                if t < r && !rows.filter({ $0.region == e.region }).allSatisfy({ $0.liveness == .online }) { continue }
+                resumeAt[id] = nil
+            }
+            guard t < e.until else {
+                scheduled[id]?.problem = "its start (\(ISO8601.format(e.from))) passed while the hub was down, and so did its end"
+                continue
+            }
+            do {
+                _ = try await begin(id: id, region: e.region, targetMW: e.targetMW, from: t, until: e.until, reason: e.reason)
+                scheduled[id] = nil
+            } catch {
+                scheduled[id]?.problem = "at its start: \(error)"
+            }
+        }
+    }
+
+    func scheduledReport(_ e: ScheduledEntry) -> FleetShedReport {
+        let t = now()
+        let state = e.cancelledAt != nil ? "cancelled" : e.problem != nil ? "failed" : "scheduled"
+        return FleetShedReport(id: e.id, region: e.region, targetMw: e.targetMW, from: ISO8601.format(e.from), until: ISO8601.format(e.until),
+                               reason: e.reason, shares: [], leftOut: [], allocatedMw: 0, meteredMw: 0, shortfallMw: 0, usdPerHourLost: 0,
+                               ended: e.finished || t >= e.until, cancelledAt: e.cancelledAt.map { ISO8601.format($0) }, state: state, problem: e.problem)
     }
 
     /// Sends a shed's actions; a cap that cannot be sent marks the site as dropped (the next period re-allocates).
@@ -249,6 +318,7 @@ public actor FleetOperations {
         let rows = await host.status()
         let byKey = Dictionary(rows.map { ($0.site, $0) }, uniquingKeysWith: { a, _ in a })
         let t = now()
+        await startScheduled(at: t, rows: rows)
         for id in shedOrder {
             guard var entry = sheds[id], t < entry.shed.until || !entry.shed.isFinished(now: t) else { continue }
             guard resumed(id, sites: entry.shed.baselineKW.keys, byKey, t) else { continue }
@@ -307,6 +377,11 @@ public actor FleetOperations {
         let t = now()
         var writes: [(id: String, kind: String, finished: Bool, data: Data)] = []
         for id in shedOrder where !finishedInJournal.contains(id) {
+            if let e = scheduled[id] {
+                guard let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
+                writes.append((id, "scheduled shed", e.finished, data))
+                continue
+            }
             guard let e = sheds[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
             writes.append((id, "shed", e.shed.isFinished(now: t), data))
         }
@@ -336,8 +411,14 @@ public actor FleetOperations {
         let grace = Self.seconds(configuration.allocationPeriod)
         var running = 0
         let decoder = JSONDecoder()
-        for row in try await journal.operations(finishedWithin: Self.keptFinishedS) where sheds[row.id] == nil && rollouts[row.id] == nil {
+        for row in try await journal.operations(finishedWithin: Self.keptFinishedS) where sheds[row.id] == nil && scheduled[row.id] == nil && rollouts[row.id] == nil {
             switch row.kind {
+            case "scheduled shed":
+                // Started at the first poll once its time has come (as if it had been scheduled on this hub).
+                let e = try decoder.decode(ScheduledEntry.self, from: row.state)
+                scheduled[row.id] = e
+                shedOrder.append(row.id)
+                if !e.finished { resumeAt[row.id] = t + grace; running += 1 }
             case "shed":
                 let e = try decoder.decode(ShedEntry.self, from: row.state)
                 sheds[row.id] = e
@@ -358,8 +439,17 @@ public actor FleetOperations {
 
     /// Cancels a shed: its caps are withdrawn now (from an offline site, when it is heard again before the end).
     public func cancelShed(id: String) async throws(FleetOperationError) -> FleetShedReport {
-        guard var entry = sheds[id] else { throw .notFound("no fleet shed '\(id)'") }
         let t = now()
+        if let e = scheduled[id] {
+            // Not started: nothing was sent, so nothing is withdrawn.
+            guard !e.finished else {
+                throw .invalid("fleet shed '\(id)' \(e.cancelledAt.map { "was cancelled at \(ISO8601.format($0))" } ?? "did not start"): nothing to cancel")
+            }
+            scheduled[id]?.cancelledAt = t
+            await persist()
+            return scheduledReport(scheduled[id]!)
+        }
+        guard var entry = sheds[id] else { throw .notFound("no fleet shed '\(id)'") }
         guard let actions = entry.shed.cancel(now: t) else {
             let when = entry.shed.cancelledAt.map { "was cancelled at \(ISO8601.format($0))" } ?? "ended at \(ISO8601.format(entry.shed.until))"
             throw .invalid("fleet shed '\(id)' \(when): nothing to cancel")
@@ -374,11 +464,14 @@ public actor FleetOperations {
 
     public func shedReports() async -> [FleetShedReport] {
         var out: [FleetShedReport] = []
-        for id in shedOrder { if let e = sheds[id] { out.append(await report(e)) } }
+        for id in shedOrder {
+            if let e = scheduled[id] { out.append(scheduledReport(e)) } else if let e = sheds[id] { out.append(await report(e)) }
+        }
         return out
     }
 
     public func shedReport(id: String) async throws(FleetOperationError) -> FleetShedReport {
+        if let e = scheduled[id] { return scheduledReport(e) }
         guard let e = sheds[id] else { throw .notFound("no fleet shed '\(id)'") }
         return await report(e)
     }
@@ -409,7 +502,8 @@ public actor FleetOperations {
                                until: ISO8601.format(shed.until), reason: shed.reason, shares: shares.filter { $0.shareMw > 1e-9 },
                                leftOut: leftOut, allocatedMw: allocated, meteredMw: delivered.values.reduce(0, +),
                                shortfallMw: max(0, shed.targetMW - allocated), usdPerHourLost: shed.allocation?.dollarsPerHour ?? 0,
-                               ended: t >= shed.endsAt, cancelledAt: shed.cancelledAt.map { ISO8601.format($0) })
+                               ended: t >= shed.endsAt, cancelledAt: shed.cancelledAt.map { ISO8601.format($0) },
+                               state: shed.cancelledAt != nil ? "cancelled" : t >= shed.endsAt ? "ended" : "active", problem: nil)
     }
 
     // MARK: - Rollouts

@@ -7,9 +7,11 @@
 //   will, the online STATE and the offline STATE a graceful shutdown publishes (Sparkplug 3.0 pairs them by it).
 // - Every message libmosquitto's thread receives goes into the client's `AsyncStream` (that thread never waits);
 //   this service's task feeds it to the model, publishes the rebirth requests the model asks for (NCMD
-//   `Node Control/Rebirth` = true, QoS 0) and hands the records to a bounded queue. A second task writes them to
-//   the sink, so a slow sink never delays the model or the rebirths; if the queue is full, the batch is dropped,
-//   counted and logged as an error (never silently).
+//   `Node Control/Rebirth` = true, QoS 0) and hands the records to a queue. A second task writes them to the sink,
+//   so a slow sink never delays the model or the rebirths. With a spool directory (`spoolDirectory`,
+//   RecordSpool.swift) every batch is on disk until the sink has it: an outage of the store queues on disk, and a
+//   killed hub's successor writes what it left. Without one the queue is bounded memory: if it is full, the batch
+//   is dropped, counted and logged as an error (never silently).
 // - A lost connection is retried after `retryDelay`, with a new session time.
 // - On graceful shutdown: STATE offline (retained, QoS 1, acknowledged), DISCONNECT, then the queued records are
 //   written before `run` returns.
@@ -45,8 +47,12 @@ public struct HostConfiguration: Sendable {
     public var hostID: String
     public var mqtt: MQTTConfiguration
     public var model: FleetModel.Configuration
-    /// Batches of records (one per message) waiting for the sink at most; more are dropped and logged.
+    /// Batches of records (one per message) waiting for the sink in memory at most; more wait in the spool, or
+    /// without one are dropped and logged.
     public var recordQueueCapacity: Int
+    /// Where every batch is spooled until the sink has it (RecordSpool.swift); nil: memory only, a kill loses the
+    /// queue and an outage longer than the queue drops records.
+    public var spoolDirectory: String?
     /// Between connection attempts.
     public var retryDelay: Duration
     /// After the sink's first failed write, before it is tried again (then doubling, up to 30 s).
@@ -57,7 +63,8 @@ public struct HostConfiguration: Sendable {
 
     public init(hostID: String, mqtt: MQTTConfiguration, model: FleetModel.Configuration = .init(),
                 recordQueueCapacity: Int = 10_000, retryDelay: Duration = .seconds(2), sinkRetryDelay: Duration = .seconds(1),
-                commandClientID: String? = nil) {
+                commandClientID: String? = nil, spoolDirectory: String? = nil) {
+        self.spoolDirectory = spoolDirectory
         self.sinkRetryDelay = sinkRetryDelay
         self.commandClientID = commandClientID
         self.hostID = hostID
@@ -86,6 +93,8 @@ public final class HostApplication: Service, Sendable {
     let replyFeed: AsyncStream<(String, FleetCommandReply)>.Continuation
     private let replyStream: AsyncStream<(String, FleetCommandReply)>
     private let dropped = Atomic<Int>(0)
+    /// The running session's record queue (tests reach its spool through it).
+    let recordQueue = Mutex<RecordQueue?>(nil)
     /// Set by a graceful shutdown (or cancellation): no further connection attempts.
     private let stopping = Atomic<Bool>(false)
     /// The current MQTT session's start time, ms since the epoch: the timestamp of its STATE messages.
@@ -127,10 +136,21 @@ public final class HostApplication: Service, Sendable {
     /// Records dropped so far because the sink fell behind.
     public var droppedRecords: Int { dropped.load(ordering: .relaxed) }
 
+    /// Closes the spool's files as a kill -9 would, so that another hub can open the same directory (tests).
+    func abandonSpool() { recordQueue.withLock { $0 }?.abandonSpool() }
+
     public func run() async throws {
         let client = MQTTClient(configuration.mqtt)
         currentClient.withLock { $0 = client }
-        let queue = RecordQueue(capacity: max(1, configuration.recordQueueCapacity))
+        // The spool (RecordSpool.swift): opened and locked before anything is taken from the bus; a spool that cannot
+        // be opened stops the hub with its reason (`hub run --spool-dir`).
+        let spool = try configuration.spoolDirectory.map { try RecordSpool(directory: $0) }
+        if let spool, spool.pendingBytes > 0 {
+            logger.notice("hub: records an earlier run spooled and the store never confirmed are written first",
+                          metadata: ["hub.spool": "\(spool.path)", "hub.spool_bytes": "\(spool.pendingBytes)"])
+        }
+        let queue = RecordQueue(capacity: max(1, configuration.recordQueueCapacity), spool: spool)
+        recordQueue.withLock { $0 = queue }
         session.withLock { $0 = now() }
         let sink = self.sink
         let logger = self.logger
@@ -143,7 +163,17 @@ public final class HostApplication: Service, Sendable {
             group.addTask {
                 var wakes = queue.wakes.makeAsyncIterator()
                 while true {
-                    let (records, finished) = queue.take(maxRecords: RecordQueue.maxRecordsPerWrite)
+                    let records: [HubRecord], finished: Bool, through: UInt64?
+                    do {
+                        (records, finished, through) = try queue.take(maxRecords: RecordQueue.maxRecordsPerWrite)
+                    } catch {
+                        // Abandoned (a test's kill -9): nothing to say.
+                        if queue.spoolClosed { break }
+                        // A spool frame that cannot be read back: said, and the writer stops (the records stay on disk).
+                        logger.critical("hub: the record spool cannot be read; records stop going to the store", metadata: ["hub.error": "\(error)"])
+                        observe(.sinkFailed("\(error)"))
+                        break
+                    }
                     if records.isEmpty {
                         if finished { break }
                         // nil: the queue was finished (the next round takes what is left and ends), or this task was
@@ -153,19 +183,32 @@ public final class HostApplication: Service, Sendable {
                     }
                     // A failed write (PostgreSQL restarting, a dropped connection) keeps its records and is tried
                     // again, sinkRetryDelay after the first failure, doubling up to 30 s; messages arriving meanwhile
-                    // wait in the queue (bounded: beyond it they are dropped, counted and logged). Only a write that
-                    // still fails once the host is stopping gives up, after three tries, and says how many it lost.
+                    // wait in the queue (in memory up to its capacity, then in the spool; without a spool, beyond it
+                    // they are dropped, counted and logged). Only a write that still fails once the host is stopping
+                    // gives up, after three tries: its records stay in the spool for the next start (without one,
+                    // it says how many it lost).
                     var delay = sinkRetryDelay, failures = 0
                     while true {
                         do {
                             try await sink.write(records)
                             if failures > 0 { logger.notice("hub: the record sink recovered", metadata: ["hub.failed_writes": "\(failures)"]) }
+                            if let through {
+                                do { try queue.commit(through: through) } catch {
+                                    // Written, not marked: a later start writes them again (samples are stored once).
+                                    logger.error("hub: the record spool's commit offset was not written", metadata: ["hub.error": "\(error)"])
+                                }
+                            }
                             break
                         } catch {
                             failures += 1
                             observe(.sinkFailed("\(error)"))
                             if Task.isCancelled || (queue.isFinished && failures >= 3) {
-                                logger.error("hub: the record sink failed; \(records.count) records lost", metadata: ["hub.error": "\(error)"])
+                                if queue.spool != nil {
+                                    logger.error("hub: the record sink failed; the spool keeps what it has not written for the next start",
+                                                 metadata: ["hub.error": "\(error)", "hub.spool_bytes": "\(queue.spool?.pendingBytes ?? 0)"])
+                                } else {
+                                    logger.error("hub: the record sink failed; \(records.count) records lost", metadata: ["hub.error": "\(error)"])
+                                }
                                 break
                             }
                             logger.error("hub: the record sink failed; \(records.count) records kept, retrying in \(delay)",
@@ -280,11 +323,17 @@ public final class HostApplication: Service, Sendable {
         if let problem = outcome.problem {
             logger.warning("hub: \(problem)", metadata: ["mqtt.topic": "\(message.topic)"])
         }
-        if !outcome.records.isEmpty, !records.push(outcome.records) {
-            let total = dropped.add(outcome.records.count, ordering: .relaxed).newValue
-            logger.error("hub: the record sink is behind (queue of \(configuration.recordQueueCapacity) batches full): records dropped",
-                         metadata: ["hub.dropped": "\(outcome.records.count)", "hub.dropped_total": "\(total)"])
-            observe(.recordsDropped(total: total))
+        if !outcome.records.isEmpty {
+            let pushed = records.push(outcome.records)
+            if let e = pushed.spoolError {
+                logger.error("hub: a batch of records could not be spooled", metadata: ["hub.error": "\(e)"])
+            }
+            if !pushed.ok {
+                let total = dropped.add(outcome.records.count, ordering: .relaxed).newValue
+                logger.error("hub: the record sink is behind (queue of \(configuration.recordQueueCapacity) batches full\(records.spool == nil ? "" : ", spool not writable")): records dropped",
+                             metadata: ["hub.dropped": "\(outcome.records.count)", "hub.dropped_total": "\(total)"])
+                observe(.recordsDropped(total: total))
+            }
         }
         if let key = outcome.rebirth {
             let payload = SparkplugPayload(timestamp: t, seq: nil, metrics: [
@@ -323,30 +372,61 @@ public actor MemoryRecordSink: FleetRecordSink {
     }
 }
 
-/// The host's records on their way to the sink: at most `capacity` batches (one per message) wait; `take` takes every
-/// batch queued so far (up to `maxRecords` records, at least one batch), in arrival order.
+/// The host's records on their way to the sink: at most `capacity` batches (one per message) wait in memory; `take`
+/// takes every batch queued so far (up to `maxRecords` records, at least one batch), in arrival order.
+///
+/// With a spool (RecordSpool.swift), every batch is appended to it first; a batch that finds the memory full, and
+/// every one after it until the reader has caught up, waits on disk only, and `take` reads them back in order.
+/// Nothing is dropped unless the spool cannot be written. `commit` marks what the sink has.
 final class RecordQueue: Sendable {
     static let maxRecordsPerWrite = 5_000
     let capacity: Int
-    private let state = Mutex<(batches: [[HubRecord]], finished: Bool)>(([], false))
+    private struct State {
+        /// In memory, oldest first, each with the spool offset after its frame (nil: not spooled).
+        var batches: [(records: [HubRecord], end: UInt64?)] = []
+        /// Batches from this spool offset to the spool's end are on disk only (they come after those in memory).
+        var diskFrom: UInt64?
+        var finished = false
+    }
+    private let state: Mutex<State>
+    /// Only touched under `state`'s lock, or by the one reader for frames already written.
+    let spool: RecordSpool?
     /// Yielded after every push (the newest only), finished by `finish`: the writer waits on it when the queue is empty.
     let wakes: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    init(capacity: Int) {
+    init(capacity: Int, spool: RecordSpool? = nil) {
         self.capacity = capacity
+        self.spool = spool
+        var s = State()
+        // Batches an earlier hub spooled and the store never confirmed go first.
+        if let spool, spool.pendingBytes > 0 { s.diskFrom = spool.committed }
+        state = Mutex(s)
         (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        if s.diskFrom != nil { wake.yield() }
     }
 
-    /// False (and nothing queued) when `capacity` batches are already waiting.
-    func push(_ batch: [HubRecord]) -> Bool {
-        let ok = state.withLock { s -> Bool in
-            guard s.batches.count < capacity else { return false }
-            s.batches.append(batch)
-            return true
+    /// False (and nothing queued) when the batch could be neither spooled nor kept in memory; `spoolError` says why
+    /// the spool refused it.
+    func push(_ batch: [HubRecord]) -> (ok: Bool, spoolError: (any Error)?) {
+        let frame = spool.map { _ in RecordSpoolCodec.frame(batch) }
+        let result = state.withLock { s -> (Bool, (any Error)?) in
+            var spooled: (start: UInt64, end: UInt64)?
+            var failure: (any Error)?
+            if let spool, let frame {
+                do { spooled = try spool.append(frame) } catch { failure = error }
+            }
+            if s.diskFrom == nil && s.batches.count < capacity {
+                s.batches.append((batch, spooled?.end))
+                return (true, failure)
+            }
+            // Memory full, or older batches wait on disk: this one waits there too (after them), if it could be written.
+            guard let spooled else { return (false, failure) }
+            if s.diskFrom == nil { s.diskFrom = spooled.start }
+            return (true, nil)
         }
-        if ok { wake.yield() }
-        return ok
+        if result.0 { wake.yield() }
+        return result
     }
 
     var isFinished: Bool { state.withLock { $0.finished } }
@@ -357,19 +437,39 @@ final class RecordQueue: Sendable {
         wake.finish()
     }
 
-    /// Every batch queued so far (at most `maxRecords` records, but at least one batch), and whether the queue is
-    /// finished and now empty.
-    func take(maxRecords: Int) -> (records: [HubRecord], finished: Bool) {
-        state.withLock { s in
+    /// Every batch queued so far (at most `maxRecords` records, but at least one batch), whether the queue is finished
+    /// and now empty, and the spool offset to `commit` once the sink has them (nil: nothing spooled).
+    func take(maxRecords: Int) throws -> (records: [HubRecord], finished: Bool, through: UInt64?) {
+        let memory = state.withLock { s -> (records: [HubRecord], finished: Bool, through: UInt64?, diskFrom: UInt64?, limit: UInt64) in
             var out: [HubRecord] = []
             var n = 0
+            var through: UInt64?
             for b in s.batches {
-                if !out.isEmpty && out.count + b.count > maxRecords { break }
-                out += b
+                if !out.isEmpty && out.count + b.records.count > maxRecords { break }
+                out += b.records
+                through = b.end ?? through
                 n += 1
             }
             s.batches.removeFirst(n)
-            return (out, s.finished && s.batches.isEmpty)
+            return (out, s.finished && s.batches.isEmpty && s.diskFrom == nil, through, n == 0 ? s.diskFrom : nil, spool?.end ?? 0)
         }
+        guard let from = memory.diskFrom, let spool else { return (memory.records, memory.finished, memory.through) }
+        // On disk only: read back in order (frames below `limit` are whole and never change).
+        let (records, next) = try spool.read(from: from, upTo: memory.limit, maxRecords: maxRecords)
+        state.withLock { s in
+            // Caught up with the spool's end: new batches may wait in memory again.
+            s.diskFrom = next >= spool.end ? nil : next
+        }
+        return (records, false, next)
     }
+
+    /// The sink has everything up to `through`.
+    func commit(through: UInt64) throws {
+        try state.withLock { _ in try spool?.commit(through: through) }
+    }
+
+    /// Closes the spool as a killed process would (tests).
+    func abandonSpool() { state.withLock { _ in spool?.abandon() } }
+
+    var spoolClosed: Bool { state.withLock { _ in spool?.isClosed ?? false } }
 }

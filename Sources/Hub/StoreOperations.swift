@@ -20,7 +20,7 @@ extension HubStore: FleetOperationsJournal {
         do {
             try await client.query("""
                 INSERT INTO fleet_operations (id, kind, finished, state) VALUES (\(id), \(kind), \(finished), \(json)::jsonb)
-                ON CONFLICT (id) DO UPDATE SET finished = EXCLUDED.finished, state = EXCLUDED.state, updated_at = now()
+                ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, finished = EXCLUDED.finished, state = EXCLUDED.state, updated_at = now()
                 """, logger: logger)
         } catch {
             throw HubStoreError.wrap(error, "save fleet operation \(id)")

@@ -27,6 +27,9 @@ public actor EdgeNodeRunner {
     private let now: @Sendable () -> UInt64
     private let retryDelay: Duration
     private var birth: BirthCertificate
+    /// The certificate of the last NBIRTH the broker took (set before `.born` is reported). What a host holds as the
+    /// node's values after a birth are these, not the newest `setBirth`: report-by-exception baselines must be them.
+    public private(set) var publishedBirth: BirthCertificate?
 
     /// `now` gives ms since the epoch (inject a clock in tests); `retryDelay` spaces connection attempts.
     public init(client: MQTTClient, identity: EdgeNodeIdentity, store: any BdSeqStore, birth: BirthCertificate,
@@ -119,6 +122,8 @@ public actor EdgeNodeRunner {
     private func perform(_ actions: [EdgeNodeSession.Action]) async -> Bool {
         var operations: [MQTTOperation] = []
         var births: [Int: BdSeq] = [:]  // operation index of an NBIRTH -> its bdSeq
+        // The actions were built from `birth` just now (no suspension since): it is what the births carry.
+        let certificate = birth
         var connectIndex: Int?
         for action in actions {
             switch action {
@@ -151,6 +156,7 @@ public actor EdgeNodeRunner {
                 eventSink.yield(.failure(error))
                 if i == connectIndex { session.disconnected(); ok = false }
             } else if let b = births[i] {
+                publishedBirth = certificate
                 eventSink.yield(.born(b))
             }
         }

@@ -16,7 +16,7 @@ extension Switchyard {
         static let configuration = CommandConfiguration(commandName: "create", abstract: "Start a fleet shed: the target is split over the region's sites by least value lost per MW, each share sent as a DR cap until the end.")
         @Option(name: .long, help: "The region (the sites' Sparkplug group id).") var region: String
         @Option(name: .customLong("shed-mw"), parsing: .unconditional, help: "MW to shed across the region (> 0).") var shedMW: Double
-        @Option(help: ArgumentHelp("Start: now (a fleet shed starts at once).", valueName: "TIME")) var from: String = "now"
+        @Option(help: ArgumentHelp("Start: \(FleetTime.help); a later start waits, and is allocated over the region's sites as they are then.", valueName: "TIME")) var from: String = "now"
         @Option(help: ArgumentHelp("End: \(FleetTime.help).", valueName: "TIME")) var until: String
         @Option(help: "Why (sent to every site with its cap).") var reason: String
         @OptionGroup var remote: RemoteOptions
@@ -35,6 +35,10 @@ extension Switchyard {
             let r = try await c.call("POST", "/v1/fleet/events", body: body)
             if remote.json { printJSON(r.body); return }
             let e = try c.decode(FleetShedReport.self, r)
+            if e.state == "scheduled" {
+                print("fleet shed \(e.id) in \(terminalSafe(e.region)): \(mwText3(e.targetMw)) MW scheduled from \(e.from) until \(e.until); it is allocated at its start")
+                return
+            }
             print("fleet shed \(e.id) in \(terminalSafe(e.region)): \(mwText3(e.targetMw)) MW from \(e.from) until \(e.until); allocated \(mwText3(e.allocatedMw)) MW, shortfall \(mwText3(e.shortfallMw)) MW, $\(String(format: "%.0f", e.usdPerHourLost))/h lost")
             FleetEventStatus.printShares(e)
         }
@@ -51,7 +55,8 @@ extension Switchyard {
                 let r = try await c.call("GET", "/v1/fleet/events/\(pathSegment(id))")
                 if remote.json { printJSON(r.body); return }
                 let e = try c.decode(FleetShedReport.self, r)
-                print("fleet shed \(e.id) in \(terminalSafe(e.region)): target \(mwText3(e.targetMw)) MW, allocated \(mwText3(e.allocatedMw)) MW, metered \(mwText3(e.meteredMw)) MW, shortfall \(mwText3(e.shortfallMw)) MW, until \(e.until)\(e.cancelledAt.map { " (cancelled at \($0))" } ?? (e.ended ? " (ended)" : ""))")
+                print("fleet shed \(e.id) in \(terminalSafe(e.region)): target \(mwText3(e.targetMw)) MW, allocated \(mwText3(e.allocatedMw)) MW, metered \(mwText3(e.meteredMw)) MW, shortfall \(mwText3(e.shortfallMw)) MW, from \(e.from) until \(e.until)\(e.cancelledAt.map { " (cancelled at \($0))" } ?? (e.state == "scheduled" ? " (scheduled)" : e.ended ? " (ended)" : ""))")
+                if let problem = e.problem { print("not started: \(terminalSafe(problem))") }
                 Self.printShares(e)
                 return
             }
@@ -59,7 +64,7 @@ extension Switchyard {
             if remote.json { printJSON(r.body); return }
             let list = try c.decode(FleetShedList.self, r)
             printTable(["ID", "REGION", "TARGET MW", "ALLOCATED MW", "METERED MW", "SHORTFALL MW", "UNTIL", "STATE"], list.events.map { e in
-                [e.id, terminalSafe(e.region), mwText3(e.targetMw), mwText3(e.allocatedMw), mwText3(e.meteredMw), mwText3(e.shortfallMw), e.until, e.cancelledAt != nil ? "cancelled" : e.ended ? "ended" : "active"]
+                [e.id, terminalSafe(e.region), mwText3(e.targetMw), mwText3(e.allocatedMw), mwText3(e.meteredMw), mwText3(e.shortfallMw), e.until, e.state ?? (e.cancelledAt != nil ? "cancelled" : e.ended ? "ended" : "active")]
             })
         }
 

@@ -134,9 +134,12 @@ extension Switchyard {
         var commandClientID: String?
         @Option(name: .customLong("allocation-period"), help: ArgumentHelp("How often a fleet shed's shares are checked against the meters and re-allocated, seconds.", valueName: "S"))
         var allocationPeriodS: Int = 30
+        @Option(name: .customLong("spool-dir"), help: ArgumentHelp("Where records wait on disk until PostgreSQL has them (kept across restarts; one hub per directory).", valueName: "DIR"))
+        var spoolDir: String = "./hub-spool"
         @OptionGroup var postgres: PostgresOptions
 
         func validate() throws {
+            if spoolDir.isEmpty { throw ValidationError("--spool-dir must name a directory") }
             if let problem = HubRetention.problem(days: retentionDays) { throw ValidationError(problem) }
             if FleetSimRun.parseBroker(broker) == nil { throw ValidationError("--broker '\(broker)' should be HOST:PORT") }
             if ListenConfiguration.parseListen(listen) == nil { throw ValidationError("--listen '\(listen)' should be HOST:PORT (port 0…65535; 0: a free one)") }
@@ -169,7 +172,8 @@ extension Switchyard {
             if !api.usesTLS && !api.isLoopback {
                 printError("WARNING: --insecure: the fleet API listens on \(listen) WITHOUT TLS; bearer tokens can be sniffed on this network")
             }
-            var config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: mqttConfig, commandClientID: commandClientID),
+            var config = HubConfiguration(host: HostConfiguration(hostID: hostID, mqtt: mqttConfig, commandClientID: commandClientID,
+                                                                            spoolDirectory: spoolDir),
                                           store: storeConfig, apiHost: api.bindAddress, apiPort: api.port,
                                           retentionDays: retentionDays,
                                           operations: FleetOperations.Configuration(allocationPeriod: .seconds(allocationPeriodS)))

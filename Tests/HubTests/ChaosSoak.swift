@@ -86,16 +86,18 @@ struct ChaosSoak {
             plan[min(span, start + length), default: []].append(.heal(site))
         }
         // One of each: the broker, the hub (down 5–60 s), PostgreSQL stopped (fast) and killed (down 5–60 s each).
-        // PostgreSQL's outages in the first half, the hub's kill in the second: a kill during an outage loses the
-        // hub's record queue (see `killHub`), which this soak does not count as the sites' loss.
+        // PostgreSQL's outages in the first half; the hub's kill anywhere after the first outage began, so it may
+        // strike while the hub's records wait in its spool for the store.
         plan[at(warmup, span - 10), default: []].append(.brokerRestart)
         let half = warmup + (span - warmup) / 2
+        var firstStop = half
         for crash in [false, true] {
             let stop = at(warmup, half - 15)
+            firstStop = min(firstStop, stop)
             plan[stop, default: []].append(.pgStop(crash: crash))
             plan[stop + at(5, min(60, half - stop)), default: []].append(.pgStart)
         }
-        let kill = at(half + 10, span - 70)
+        let kill = at(firstStop + 1, span - 70)
         plan[kill, default: []].append(.hubKill)
         plan[kill + at(5, 60), default: []].append(.hubStart)
         // Sheds: one every ~span/6 s in a random region, 60–600 s long.
@@ -125,6 +127,8 @@ struct ChaosSoak {
         var sheds = 0
         var commandsSent = 0
         var recordsDropped = 0
+        /// The hub's spool file at the end (it is only emptied past 64 MiB): what the soak's records took on disk.
+        var spoolBytes = 0
         var sinkFailures = 0
         var sinkErrors: [String] = []
 
@@ -132,7 +136,7 @@ struct ChaosSoak {
             """
             chaos soak: \(sites) sites, \(virtualSeconds) s of virtual time (\(siteTicks) site-ticks) in \(String(format: "%.1f", realSeconds)) s of real time
               chaos: \(chaos.count) events (\(chaos.prefix(60).joined(separator: "; ")))
-              sheds: \(sheds), commands sent: \(commandsSent); hub sink failures: \(sinkFailures) \(sinkErrors), records dropped: \(recordsDropped)
+              sheds: \(sheds), commands sent: \(commandsSent); hub sink failures: \(sinkFailures) \(sinkErrors), records dropped: \(recordsDropped), spool: \(spoolBytes) bytes
               cap violations: \(capViolations.count) \(capViolations.prefix(5))
               commands in force after their expiry: \(expiredCommandsInForce.count) \(expiredCommandsInForce.prefix(5))
               lost samples after backfill: \(lostSampleCount) \(lostSamples.prefix(5)); wrong values: \(wrongSamples.count) \(wrongSamples.prefix(5))
@@ -231,12 +235,15 @@ struct ChaosSoak {
             let observed = Observed()
             let ticks = FleetTicks()
 
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-chaos-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: dir) }
             func startHub() async throws -> HubRun {
                 let (opsStream, opsIn) = AsyncStream.makeStream(of: FleetOperations.self)
                 let hub = HubService(
                     configuration: HubConfiguration(
                         host: HostConfiguration(hostID: "hub", mqtt: MQTTConfiguration(host: "127.0.0.1", port: hubMQTT.port, clientID: "switchyard-hub"),
-                                                retryDelay: .milliseconds(50), sinkRetryDelay: .milliseconds(50)),
+                                                retryDelay: .milliseconds(50), sinkRetryDelay: .milliseconds(50),
+                                                spoolDirectory: dir.appendingPathComponent("hub-spool").path),
                         store: storeConfig, apiHost: "127.0.0.1", apiPort: 0,
                         // The soak runs each poll itself, after every second of virtual time.
                         operations: .init(allocationPeriod: .seconds(30), pollInterval: .seconds(86_400), rolloutTimeout: .seconds(60))),
@@ -266,8 +273,6 @@ struct ChaosSoak {
                 return HubRun(task: task, operations: ops)
             }
 
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-chaos-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: dir) }
             // One SimulatedFleet per site (each keeps the seed of its place in the spec), each to its own relay.
             let fleets = try ids.map { id in
                 try SimulatedFleet(spec: spec, brokerHost: "127.0.0.1", brokerPort: siteRelays[id]!.port, workDir: dir,
@@ -350,19 +355,15 @@ struct ChaosSoak {
                             try await disrupt(ids) { try await broker.restart() }
                         case .hubKill:
                             guard let h = hub else { break }
-                            // The hub's record queue is in memory: a kill loses what it holds (live data is QoS 0 and
-                            // the sites do not keep it). The kill comes once the queue has reached PostgreSQL, so
-                            // that what the soak counts is what the sites and the store do (docs/fleet.md).
+                            // Whatever the hub has taken and not yet written is in its spool; the next hub writes it
+                            // first. So the kill comes whenever the plan says, with no wait for the store.
                             await settle(ids)
-                            let drained = await Self.eventually(.seconds(30)) {
-                                let model = Dictionary(uniqueKeysWithValues: await h.operations.host.status().map { ($0.edge, $0.importKW) })
-                                guard let stored = try? await Self.latestImports(pg) else { return false }
-                                return model.allSatisfy { Self.same($0.value, stored[$0.key] ?? nil) }
-                            }
-                            if !drained { figures.chaos.append("\(t) s: (the hub's queue had not reached PostgreSQL after 30 s)") }
+                            let host = await h.operations.host as? HostApplication
                             try await disrupt(ids) {
                                 hubMQTT.cutLink()
                                 hubPG.cutLink()
+                                // A killed process's files close with it (and its spool's lock goes).
+                                host?.abandonSpool()
                                 h.task.cancel()
                             }
                             // Discarded, not awaited: a kill does not wait for the process to wind down (and a
@@ -420,9 +421,20 @@ struct ChaosSoak {
                 }
                 figures.lostSampleCount = check.lost
                 figures.lostSamples = check.lostWhere
+                if check.lost > 0, let text = try? await pg.psql("""
+                    SELECT s.edge_id, (extract(epoch FROM x.at) * 1000)::bigint, x.value, x.historical FROM samples x JOIN sites s ON s.id = x.site_id
+                    WHERE x.metric = '\(FleetMetricName.importKW)' AND x.device = '' AND x.at < to_timestamp(\(Self.startAt + 6)) ORDER BY 1, 2
+                    """) {
+                    // What the hub has of the first seconds, beside what the sites reported (diagnosis of a loss).
+                    print("chaos soak: first rows in samples:\n\(text)")
+                    let first = observed.ticks.withLock { t in t.mapValues { Array($0.prefix(4)).map { "\($0.at): \(String(describing: $0.importKW))" } } }
+                    print("chaos soak: first ticks: \(first.sorted { $0.key < $1.key })")
+                    if let births = try? await pg.psql("SELECT s.edge_id, b.device, b.bd_seq, (extract(epoch FROM b.at) * 1000)::bigint FROM births b JOIN sites s ON s.id = b.site_id WHERE b.device = '' ORDER BY 1, 4 LIMIT 80") { print("chaos soak: births:\n\(births)") }
+                }
                 figures.wrongSamples = check.wrong
                 figures.storedSamples = check.stored
                 figures.historicalSamples = check.historical
+                figures.spoolBytes = ((try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("hub-spool/\(RecordSpool.spoolName)").path))?[.size] as? Int) ?? 0
                 figures.capViolations = Self.capViolations(observed)
                 figures.expiredCommandsInForce = Self.expiredInForce(observed, sheds: sheds)
                 (figures.recordsDropped, figures.sinkFailures, figures.sinkErrors) = observed.hub.withLock { ($0.dropped, $0.sinkFailures, $0.errors) }
@@ -448,20 +460,6 @@ struct ChaosSoak {
             figures.realSeconds = FleetOperations.seconds(ContinuousClock.now - started)
             return figures
         }
-    }
-
-    /// The hub's `latest` import per site.
-    static func latestImports(_ pg: PostgresServer) async throws -> [String: Double?] {
-        let text = try await pg.psql("""
-            SELECT s.edge_id, l.value FROM latest l JOIN sites s ON s.id = l.site_id
-            WHERE l.metric = '\(FleetMetricName.importKW)' AND l.device = ''
-            """)
-        var out: [String: Double?] = [:]
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: "|", omittingEmptySubsequences: false)
-            if f.count == 2 { out[String(f[0])] = Double(f[1]) }
-        }
-        return out
     }
 
     /// Every `Site/Import kW` row of the hub: edge → [(ms, value, historical)].

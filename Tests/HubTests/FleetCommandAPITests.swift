@@ -38,7 +38,7 @@ import Testing
                 (#"{"region":"ERCOT","shed_mw":0,"until":"+1h","reason":"x"}"#, 422, "'shed_mw' must be a positive number of MW, not 0.0"),
                 (#"{"region":"ERCOT","shed_mw":5,"until":"+1h","reason":"x","cap_kw":3}"#, 422, "unknown key 'cap_kw' in the request body (allowed: region, shed_mw, from, until, reason)"),
                 (#"{"region":"ERCOT","shed_mw":5,"until":"tomorrow","reason":"x"}"#, 422, "'until' should be now, +DURATION (+30m, +2h, +1h30m) or ISO 8601 UTC (2026-11-27T18:00:00Z), found 'tomorrow'"),
-                (#"{"region":"ERCOT","shed_mw":5,"from":"+1h","until":"+2h","reason":"x"}"#, 422, "a fleet shed starts now (scheduled starts are not supported)"),
+                (#"{"region":"ERCOT","shed_mw":5,"from":"2020-01-01T00:00:00Z","until":"+2h","reason":"x"}"#, 422, "in the past"),
                 (#"{"region":"ERCOT","shed_mw":5,"until":"now","reason":"x"}"#, 422, "must be after 'from' and now"),
                 (#"{"region":"ERCOT","until":"+1h","reason":"x"}"#, 400, "missing field 'shed_mw'"),
                 (#"{"region":"ERCOT","shed_mw":"five","until":"+1h","reason":"x"}"#, 400, "'shed_mw' has the wrong type"),

@@ -107,7 +107,8 @@ struct HubDeploymentTests {
             defer { broker.stop() }
             let hub = try await PeerProcess.start(exe, ["hub", "run", "--broker", "127.0.0.1:\(broker.port)", "--host-id", "hq",
                                                         "--mqtt-username", "hub", "--mqtt-password-file", mqttPassword,
-                                                        "--listen", "127.0.0.1:0", "--tls-cert", pki.path("server.crt"), "--tls-key", pki.path("server.key")] + pgArgs,
+                                                        "--listen", "127.0.0.1:0", "--tls-cert", pki.path("server.crt"), "--tls-key", pki.path("server.key"),
+                                                        "--spool-dir", pki.path("hub-spool")] + pgArgs,
                                                   readyPrefix: "switchyard hub: fleet API on", environment: env)
             defer { hub.stop() }
             let url = try #require(hub.readyWords.first)

@@ -1,0 +1,58 @@
+// The births a runner publishes carry the certificate it holds at that moment, which the application may already have
+// replaced in its own state. `publishedBirth` says which one went out: the edge node service re-bases its
+// report-by-exception on it (the chaos soak lost a site's first tick when it re-based on the newer one instead).
+
+import Foundation
+import Testing
+@testable import Sparkplug
+import TestSupport
+
+@Suite("Edge node runner: the birth that went out")
+struct PublishedBirthTests {
+    static func certificate(_ kw: Double?) -> BirthCertificate {
+        BirthCertificate(node: [kw.map { SparkplugMetric(name: "Site/Import kW", value: .double($0)) }
+                                    ?? SparkplugMetric(name: "Site/Import kW", null: .double)], devices: [])
+    }
+
+    @Test func publishedBirthIsTheOneTheBrokerTookNotTheNewest() async throws {
+        let broker = try await MosquittoBroker.start()
+        defer { broker.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spb-pub-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A listener for the births, and the host's STATE, published only once the node has connected.
+        let host = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "hq"))
+        var hostEvents = host.events.makeAsyncIterator()
+        try await host.connect(will: nil)
+        try await host.subscribe("spBv1.0/north/NBIRTH/#", qos: 1)
+
+        let client = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "switchyard-site-7"))
+        let runner = try EdgeNodeRunner(client: client, identity: try EdgeNodeIdentity(group: "north", edge: "site-7", primaryHostID: "hq"),
+                                        store: FileBdSeqStore(path: dir.appendingPathComponent("bdseq").path), birth: Self.certificate(nil),
+                                        retryDelay: .milliseconds(50), now: { UInt64(Date().timeIntervalSince1970 * 1000) })
+        var events = runner.events.makeAsyncIterator()
+        async let running: Void = runner.run()
+        _ = await nextEdgeEvent(&events) { if case .connected = $0 { true } else { false } }
+        #expect(await runner.publishedBirth == nil, "nothing published before the host is online")
+        // The node's values move on while it waits for the host.
+        await runner.setBirth(Self.certificate(0))
+        try await host.publish(topic: "spBv1.0/STATE/hq", payload: HostState(online: true, timestamp: 1).encoded(), qos: 1, retain: true)
+        _ = await nextEdgeEvent(&events) { if case .born = $0 { true } else { false } }
+        #expect(await runner.publishedBirth == Self.certificate(0))
+        // Newer values after the birth do not change what went out.
+        await runner.setBirth(Self.certificate(500))
+        #expect(await runner.publishedBirth == Self.certificate(0))
+        // And the broker's NBIRTH carried that certificate's value.
+        var carried: MetricValue??
+        while let e = await hostEvents.next() {
+            if case .message(let m) = e, m.topic == "spBv1.0/north/NBIRTH/site-7" {
+                carried = try SparkplugPayload(decoding: m.payload).metric(named: "Site/Import kW").map(\.value)
+                break
+            }
+        }
+        #expect(carried == .some(.some(.double(0))))
+        client.close()
+        host.close()
+        await running
+    }
+}
