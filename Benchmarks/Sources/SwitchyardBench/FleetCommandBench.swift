@@ -88,10 +88,14 @@ func runFleetCommandBenchmark(arguments: [String]) async throws {
         let answers = AnswerTimes()
         let opsBox = Mutex<FleetOperations?>(nil)
         let (ports, portsIn) = AsyncStream.makeStream(of: Int.self)
+        // The record spool on, as `hub run` has it by default.
+        let spoolDir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-fleet-command-spool-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: spoolDir) }
         let hub = HubService(
             configuration: HubConfiguration(
                 host: HostConfiguration(hostID: spec.primaryHostID ?? "hub",
-                                        mqtt: MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "switchyard-hub")),
+                                        mqtt: MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "switchyard-hub"),
+                                        spoolDirectory: spoolDir.path),
                 store: storeConfig, apiHost: "127.0.0.1", apiPort: 0),
             logger: logger, onListening: { portsIn.yield($0) },
             observe: { e in

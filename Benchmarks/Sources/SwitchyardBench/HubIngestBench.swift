@@ -167,7 +167,12 @@ func withHubRig(sites: Int, rate: Int, clients: Int, seconds: Double, api: Bool,
             try await store.prepareSamplePartitions(now: Date(), daysAhead: 1)
             let sink = TimedSink(store: store)
             let (online, onlineIn) = AsyncStream.makeStream(of: Void.self)
-            let host = try HostApplication(configuration: HostConfiguration(hostID: "bench-hub", mqtt: MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "bench-hub")),
+            // The record spool on, as `hub run` has it by default (every batch on disk until the store has it).
+            let spoolDir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-ingest-spool-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: spoolDir) }
+            print("record spool: \(spoolDir.path)")
+            let host = try HostApplication(configuration: HostConfiguration(hostID: "bench-hub", mqtt: MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "bench-hub"),
+                                                                            spoolDirectory: spoolDir.path),
                                            sink: sink, logger: logger, observe: { e in if case .online = e { onlineIn.yield() } })
             var services: [any Service] = [host]
             let (ports, portsIn) = AsyncStream.makeStream(of: Int.self)
