@@ -274,19 +274,16 @@ public struct EdgeNodeService: Service {
                     await runner.setBirth(birth)
                 }
                 // Ticks the live path did not see, oldest first, by exception like the newest: a value that moved
-                // and came back between two wake-ups is not lost.
+                // and came back between two wake-ups is not lost. Only the node metrics the tick's report holds
+                // (import, cap, MW, price, mode, events): the configuration and the devices' values are read from
+                // the loop as it is now, which would stamp today's values with an older tick's time.
                 for missed in skipped {
                     let m = FleetSample(report: missed.report, loop: missed.loop, config: nil, offer: false)
-                    let node = rbe.pending(m.node, now: m.at)
-                    let devices = m.devices.compactMap { d -> (id: String, metrics: [SparkplugMetric])? in
-                        guard bornDevices.contains(d.id) else { return nil }
-                        let dm = rbe.pending(d.metrics, scope: d.id, now: m.at)
-                        return dm.isEmpty ? nil : (d.id, dm)
-                    }
-                    guard !node.isEmpty || !devices.isEmpty else { continue }
-                    guard await runner.publishData(node: node, devices: devices) else { break }
+                    let fromReport = m.node.filter { $0.name != FleetMetricName.configVersion && $0.name != FleetMetricName.configSHA256 }
+                    let node = rbe.pending(fromReport, now: m.at)
+                    guard !node.isEmpty else { continue }
+                    guard await runner.publishData(node: node, devices: []) else { break }
                     rbe.markReported(node, now: m.at)
-                    for d in devices { rbe.markReported(d.metrics, scope: d.id, now: m.at) }
                 }
                 // Due metrics count as reported only once published: offline, the baselines stay as they were, so
                 // a value that changed meanwhile is sent after the next birth's re-basing too.

@@ -34,6 +34,17 @@ struct RecordSpoolTests {
         ]
     }
 
+    /// Takes everything, committing each take as the writer does after a store write.
+    static func drain(_ queue: RecordQueue) throws -> [HubRecord] {
+        var taken: [HubRecord] = []
+        while true {
+            let (records, _, through) = try queue.take(maxRecords: 1000)
+            if records.isEmpty { return taken }
+            taken += records
+            if let through { try queue.commit(through: through) }
+        }
+    }
+
     @Test func everyKindOfRecordReadsBackAsItWasWritten() throws {
         for i in 0..<20 {
             let b = Self.batch(i)
@@ -95,13 +106,7 @@ struct RecordSpoolTests {
         let spool = try RecordSpool(directory: dir)
         let queue = RecordQueue(capacity: 100, spool: spool)
         #expect(queue.push(Self.batch(7)).ok)
-        var taken: [HubRecord] = []
-        while true {
-            let (records, _, through) = try queue.take(maxRecords: 1000)
-            if records.isEmpty { break }
-            taken += records
-            if let through { try queue.commit(through: through) }
-        }
+        let taken = try Self.drain(queue)
         // Batches 2…5 (uncommitted), then the new one; the committed ones and the torn frame are not there.
         #expect(taken == [2, 3, 4, 5, 7].flatMap { Self.batch($0) })
     }
@@ -124,13 +129,7 @@ struct RecordSpoolTests {
         for i in 0..<20 { #expect(queue.push(Self.batch(i)).ok) }
         let grown = spool.end
         #expect(grown > 4096)
-        var taken: [HubRecord] = []
-        while true {
-            let (records, _, through) = try queue.take(maxRecords: 1000)
-            if records.isEmpty { break }
-            taken += records
-            if let through { try queue.commit(through: through) }
-        }
+        let taken = try Self.drain(queue)
         #expect(taken == (0..<20).flatMap { Self.batch($0) })
         let size = try #require(try FileManager.default.attributesOfItem(atPath: spool.path)[.size] as? Int)
         #expect(spool.end == 0 && spool.committed == 0 && size == 0)
