@@ -109,8 +109,6 @@ public struct EdgeNodeService: Service {
         let runner = try EdgeNodeRunner(client: client, identity: identity, store: bdSeqStore,
                                         birth: withCommandAnswers(sample.birth, at: sample.at),
                                         nodeCommands: schemas.node, deviceCommands: schemas.devices, retryDelay: retryDelay, now: wallClockMS)
-        // Set by the events task after every birth; the publishing loop then re-bases its deadbands.
-        let born = BornFlag()
         let (logger, observe, fleet) = (self.logger, self.observe, self.fleet)
         let (handOff, options) = (self.handOff, self.storeAndForward)
         let (buffer, bufferCapacity, observeSF) = (options.buffer, options.capacity, options.observe)
@@ -173,7 +171,6 @@ public struct EdgeNodeService: Service {
                 for await event in runner.events {
                     switch event {
                     case .born(let b):
-                        born.value.withLock { $0 = true }
                         logger.notice("fleet: births published", metadata: ["fleet.bdseq": "\(b)"])
                         wake.yield()
                     case .connected(let b): logger.info("fleet: connected", metadata: ["fleet.bdseq": "\(b)"])
@@ -205,25 +202,13 @@ public struct EdgeNodeService: Service {
             }
             // Which ticks carry an event (their mode or event lines changed).
             var eventTracker = TickEventTracker()
-            // Every tick handed over since the last call: buffered while the node is not born; while it is, returned
-            // to the live path, which reports by exception every one it did not see as the newest (the service woke
-            // after a later tick had replaced it in the inbox).
-            func storeTicksWhileNotBorn() async -> [Tick] {
-                let (handed, dropped) = handOff.drain()
-                if dropped > 0 {
-                    logger.error("fleet: \(dropped) ticks dropped before buffering (the edge node service fell behind)")
+            /// Writes ticks to the store-and-forward buffer (sent as historical data once born).
+            func bufferTicks(_ ticks: [(tick: Tick, kind: BufferedSample.Kind)], version: ConfigStamp?) async {
+                guard !ticks.isEmpty else { return }
+                let rows = ticks.map { t -> BufferedSample in
+                    let s = FleetSample(report: t.tick.report, loop: t.tick.loop, config: version, offer: false)
+                    return BufferedSample(at: s.at, kind: t.kind, metrics: s.node)
                 }
-                guard !handed.isEmpty else { return [] }
-                let online = await runner.session.phase == .online
-                let version = online ? nil : config()
-                var rows: [BufferedSample] = []
-                for tick in handed {
-                    let kind = eventTracker.kind(mode: tick.report.mode.rawValue, events: tick.report.events)
-                    guard !online else { continue }
-                    let s = FleetSample(report: tick.report, loop: tick.loop, config: version, offer: false)
-                    rows.append(BufferedSample(at: s.at, kind: kind, metrics: s.node))
-                }
-                guard !rows.isEmpty else { return online ? handed : [] }
                 do {
                     let evicted = try await buffer.append(rows, capacity: bufferCapacity, now: Double(wallClockMS()) / 1000)
                     if evicted > 0 {
@@ -235,6 +220,21 @@ public struct EdgeNodeService: Service {
                     logger.error("fleet: \(rows.count) samples not buffered", metadata: ["error": "\(error)"])
                 }
                 wake.yield()
+            }
+            // Every tick handed over since the last call: buffered while the node is not born; while it is, returned
+            // to the live path (with whether it carries an event), which buffers those older than the births and
+            // reports by exception those after them that it did not see as the newest (the service woke after a
+            // later tick had replaced it in the inbox).
+            func storeTicksWhileNotBorn() async -> [(tick: Tick, kind: BufferedSample.Kind)] {
+                let (handed, dropped) = handOff.drain()
+                if dropped > 0 {
+                    logger.error("fleet: \(dropped) ticks dropped before buffering (the edge node service fell behind)")
+                }
+                guard !handed.isEmpty else { return [] }
+                let online = await runner.session.phase == .online
+                let ticks = handed.map { ($0, eventTracker.kind(mode: $0.report.mode.rawValue, events: $0.report.events)) }
+                if online { return ticks }
+                await bufferTicks(ticks, version: config())
                 return []
             }
             _ = await storeTicksWhileNotBorn()
@@ -244,22 +244,33 @@ public struct EdgeNodeService: Service {
             // Devices of the last births: data goes only to devices the hosts have a DBIRTH for.
             var bornDevices: Set<String> = []
             // Ticks handed over while born and newer than the live path's tick: reported once it gets there.
-            var handedLater: [Tick] = []
+            var handedLater: [(tick: Tick, kind: BufferedSample.Kind)] = []
+            // The births the baselines were set from (EdgeNodeRunner.birthGeneration), and their tick's time (ms).
+            var basedOn = 0
+            var birthAt: UInt64 = 0
             while let tick = await inbox.next() {
                 let handed = handedLater + (await storeTicksWhileNotBorn())
-                handedLater = handed.filter { $0.report.at > tick.report.at }
-                let skipped = handed.filter { $0.report.at < tick.report.at }
                 sample = FleetSample(report: tick.report, loop: tick.loop, config: config())
-                if born.value.withLock({ let b = $0; $0 = false; return b }) {
-                    // The births' values are the new baselines: those the runner published, which can be older than
-                    // `birth` (a birth that went out while this loop was handing the runner a newer tick: rebasing on
-                    // the newer one would never send that tick's changes; the chaos soak lost first ticks so).
+                let generation = await runner.birthGeneration
+                if generation != basedOn {
+                    // New births went out: their values are the new baselines. Those the runner published, which can
+                    // be older than `birth` (births that went out while this loop was handing the runner a newer tick:
+                    // re-basing on the newer one would never send that tick's changes; the chaos soak lost ticks so).
+                    basedOn = generation
                     birth = await runner.publishedBirth ?? birth
+                    birthAt = birth.node.first { $0.name == FleetMetricName.importKW }?.timestamp ?? 0
                     rbe.reset()
                     bornDevices = Set(birth.devices.map(\.id))
                     rbe.births(birth.node, now: sample.at)
                     for d in birth.devices { rbe.births(d.metrics, scope: d.id, now: sample.at) }
                 }
+                handedLater = handed.filter { $0.tick.report.at > tick.report.at }
+                let older = handed.filter { $0.tick.report.at < tick.report.at }
+                func ms(_ t: Tick) -> UInt64 { UInt64(max(0, t.report.at * 1000).rounded()) }
+                // Older than the births (handed over before them, taken after): no host had them; to the buffer, as
+                // any tick while not born. The births' own tick is in the births.
+                await bufferTicks(older.filter { ms($0.tick) < birthAt }, version: config())
+                let skipped = older.filter { ms($0.tick) > birthAt }.map(\.tick)
                 // The next births (a rebirth, a new session) carry the newest values.
                 let next = withCommandAnswers(sample.birth, at: sample.at)
                 let (was, now) = (birth.devices.map(\.id), next.devices.map(\.id))
@@ -316,10 +327,6 @@ public struct EdgeNodeService: Service {
     }
 }
 
-/// Set by the runner's events (a birth), taken by the publishing loop.
-final class BornFlag: Sendable {
-    let value = Mutex(false)
-}
 
 /// The tick count a fleet command was admitted in (LoopActionBudget), for the command queue's observer.
 final class AdmittedTick: Sendable {

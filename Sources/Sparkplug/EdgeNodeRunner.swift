@@ -27,9 +27,12 @@ public actor EdgeNodeRunner {
     private let now: @Sendable () -> UInt64
     private let retryDelay: Duration
     private var birth: BirthCertificate
-    /// The certificate of the last NBIRTH the broker took (set before `.born` is reported). What a host holds as the
-    /// node's values after a birth are these, not the newest `setBirth`: report-by-exception baselines must be them.
+    /// The certificate of the last births handed to the client (NBIRTH first, so every data message submitted after
+    /// follows them on the connection). What a host holds as the node's values after a birth are these, not the
+    /// newest `setBirth`: report-by-exception baselines must be them.
     public private(set) var publishedBirth: BirthCertificate?
+    /// Counts the births handed to the client: a change tells the application to re-base on `publishedBirth`.
+    public private(set) var birthGeneration = 0
 
     /// `now` gives ms since the epoch (inject a clock in tests); `retryDelay` spaces connection attempts.
     public init(client: MQTTClient, identity: EdgeNodeIdentity, store: any BdSeqStore, birth: BirthCertificate,
@@ -146,6 +149,10 @@ public actor EdgeNodeRunner {
             }
         }
         guard !operations.isEmpty else { return true }
+        if !births.isEmpty {
+            publishedBirth = certificate
+            birthGeneration += 1
+        }
         let (results, sink) = AsyncStream<[MosquittoError?]>.makeStream()
         client.submit(operations) { sink.yield($0); sink.finish() }
         var outcome: [MosquittoError?] = []
@@ -156,7 +163,6 @@ public actor EdgeNodeRunner {
                 eventSink.yield(.failure(error))
                 if i == connectIndex { session.disconnected(); ok = false }
             } else if let b = births[i] {
-                publishedBirth = certificate
                 eventSink.yield(.born(b))
             }
         }
