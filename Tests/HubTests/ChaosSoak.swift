@@ -421,15 +421,23 @@ struct ChaosSoak {
                 }
                 figures.lostSampleCount = check.lost
                 figures.lostSamples = check.lostWhere
-                if check.lost > 0, let text = try? await pg.psql("""
-                    SELECT s.edge_id, (extract(epoch FROM x.at) * 1000)::bigint, x.value, x.historical FROM samples x JOIN sites s ON s.id = x.site_id
-                    WHERE x.metric = '\(FleetMetricName.importKW)' AND x.device = '' AND x.at < to_timestamp(\(Self.startAt + 6)) ORDER BY 1, 2
-                    """) {
-                    // What the hub has of the first seconds, beside what the sites reported (diagnosis of a loss).
-                    print("chaos soak: first rows in samples:\n\(text)")
-                    let first = observed.ticks.withLock { t in t.mapValues { Array($0.prefix(4)).map { "\($0.at): \(String(describing: $0.importKW))" } } }
-                    print("chaos soak: first ticks: \(first.sorted { $0.key < $1.key })")
-                    if let births = try? await pg.psql("SELECT s.edge_id, b.device, b.bd_seq, (extract(epoch FROM b.at) * 1000)::bigint FROM births b JOIN sites s ON s.id = b.site_id WHERE b.device = '' ORDER BY 1, 4 LIMIT 80") { print("chaos soak: births:\n\(births)") }
+                // A loss is shown with what the hub stored and what the site reported around it (for diagnosis).
+                for entry in check.lostWhere.prefix(3) {
+                    let site = String(entry.prefix { $0 != ":" })
+                    guard let fromText = entry.split(separator: " ").dropFirst(3).first?.split(separator: "…").first,
+                          let from = ISO8601.parse(String(fromText)) else { continue }
+                    let rows = (try? await pg.psql("""
+                        SELECT (extract(epoch FROM x.at) * 1000)::bigint, x.value, x.historical FROM samples x JOIN sites s ON s.id = x.site_id
+                        WHERE s.edge_id = '\(site)' AND x.metric = '\(FleetMetricName.importKW)' AND x.device = ''
+                          AND x.at BETWEEN to_timestamp(\(from - 8)) AND to_timestamp(\(from + 8)) ORDER BY 1
+                        """)) ?? "?"
+                    let births = (try? await pg.psql("""
+                        SELECT b.bd_seq, (extract(epoch FROM b.at) * 1000)::bigint FROM births b JOIN sites s ON s.id = b.site_id
+                        WHERE s.edge_id = '\(site)' AND b.device = '' ORDER BY 2
+                        """)) ?? "?"
+                    let ticks = observed.ticks.withLock { $0[site] ?? [] }.filter { abs($0.at - from) <= 8 }
+                        .map { "\($0.at): \(String(describing: $0.importKW))" }
+                    print("chaos soak: lost \(entry)\n  stored around it:\n\(rows)  reported: \(ticks)\n  births: \(births.split(separator: "\n").joined(separator: "; "))")
                 }
                 figures.wrongSamples = check.wrong
                 figures.storedSamples = check.stored
