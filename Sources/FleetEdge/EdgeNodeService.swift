@@ -265,12 +265,18 @@ public struct EdgeNodeService: Service {
                     for d in birth.devices { rbe.births(d.metrics, scope: d.id, now: sample.at) }
                 }
                 handedLater = handed.filter { $0.tick.report.at > tick.report.at }
-                let older = handed.filter { $0.tick.report.at < tick.report.at }
+                // Older than the live path's tick, or at its very time but handed over before it: a fast path (a
+                // command applied) reports at the loop time of its pass, which may be a tick's, so a tick and a fast
+                // path can share a time and the later one replaces the other in the inbox.
+                let current = handed.lastIndex { $0.tick.report.at == tick.report.at } ?? -1
+                let older = handed.indices.filter { i in
+                    handed[i].tick.report.at < tick.report.at || (handed[i].tick.report.at == tick.report.at && i < current)
+                }.map { handed[$0] }
                 func ms(_ t: Tick) -> UInt64 { UInt64(max(0, t.report.at * 1000).rounded()) }
                 // Older than the births (handed over before them, taken after): no host had them; to the buffer, as
                 // any tick while not born. The births' own tick is in the births.
                 await bufferTicks(older.filter { ms($0.tick) < birthAt }, version: config())
-                let skipped = older.filter { ms($0.tick) > birthAt }.map(\.tick)
+                let skipped = older.filter { ms($0.tick) > birthAt || ($0.tick.report.at == tick.report.at && ms($0.tick) == birthAt) }.map(\.tick)
                 // The next births (a rebirth, a new session) carry the newest values.
                 let next = withCommandAnswers(sample.birth, at: sample.at)
                 let (was, now) = (birth.devices.map(\.id), next.devices.map(\.id))
