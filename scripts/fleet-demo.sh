@@ -113,6 +113,23 @@ print(sum(1 for r in rows if r["liveness"] == "online" and (r.get("offer_mw") or
   sleep 2
 done
 
+# The sites start cold and ramp their containers up: a shed's baseline is each site's import when it starts, so wait
+# (at most 90 s) until the region's import has settled (it moved less than 1 % over the last 4 s).
+region_kw() {
+  "$BIN" fleet status --json 2>/dev/null | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["sites"]
+print(int(sum((r.get("import_kw") or 0) for r in rows if r["region"] == sys.argv[1])))' "$REGION" 2>/dev/null || echo 0
+}
+last=$(region_kw)
+for i in $(seq 1 22); do
+  sleep 4
+  now=$(region_kw)
+  echo "$REGION import: $now kW (was $last kW 4 s ago)"
+  python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if a > 0 and abs(a - b) <= 0.01 * a else 1)" "$now" "$last" && break
+  last=$now
+done
+
 echo
 echo "== fleet event create --region $REGION --shed-mw $SHED_MW --from now --until +2h"
 "$BIN" fleet event create --region "$REGION" --shed-mw "$SHED_MW" --from now --until +2h --reason "fleet-demo: utility call" \
