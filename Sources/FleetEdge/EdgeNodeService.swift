@@ -225,7 +225,7 @@ public struct EdgeNodeService: Service {
             // to the live path (with whether it carries an event), which buffers those older than the births and
             // reports by exception those after them that it did not see as the newest (the service woke after a
             // later tick had replaced it in the inbox).
-            func storeTicksWhileNotBorn() async -> [(tick: Tick, kind: BufferedSample.Kind)] {
+            func drainHandOff() async -> [(tick: Tick, kind: BufferedSample.Kind)] {
                 let (handed, dropped) = handOff.drain()
                 if dropped > 0 {
                     logger.error("fleet: \(dropped) ticks dropped before buffering (the edge node service fell behind)")
@@ -237,7 +237,7 @@ public struct EdgeNodeService: Service {
                 await bufferTicks(ticks, version: config())
                 return []
             }
-            _ = await storeTicksWhileNotBorn()
+            _ = await drainHandOff()
 
             var rbe = ReportByException(deadbands: FleetMetricName.deadbands)
             var birth = sample.birth
@@ -249,7 +249,7 @@ public struct EdgeNodeService: Service {
             var basedOn = 0
             var birthAt: UInt64 = 0
             while let tick = await inbox.next() {
-                let handed = handedLater + (await storeTicksWhileNotBorn())
+                let handed = handedLater + (await drainHandOff())
                 sample = FleetSample(report: tick.report, loop: tick.loop, config: config())
                 let generation = await runner.birthGeneration
                 if generation != basedOn {
@@ -317,7 +317,7 @@ public struct EdgeNodeService: Service {
                 }
             }
             // Shutdown: the ticks handed over since the last drain are buffered too, if not born.
-            _ = await storeTicksWhileNotBorn()
+            _ = await drainHandOff()
             wake.finish()
             commandQueue.close()
             // Shutdown: NDEATH (as the will would say), a clean DISCONNECT, then the client's thread ends.

@@ -205,7 +205,7 @@ public final class HostApplication: Service, Sendable {
                             if Task.isCancelled || (queue.isFinished && failures >= 3) {
                                 if queue.spool != nil {
                                     logger.error("hub: the record sink failed; the spool keeps what it has not written for the next start",
-                                                 metadata: ["hub.error": "\(error)", "hub.spool_bytes": "\(queue.spool?.pendingBytes ?? 0)"])
+                                                 metadata: ["hub.error": "\(error)", "hub.spool_bytes": "\(queue.spoolPendingBytes)"])
                                 } else {
                                     logger.error("hub: the record sink failed; \(records.count) records lost", metadata: ["hub.error": "\(error)"])
                                 }
@@ -472,4 +472,7 @@ final class RecordQueue: Sendable {
     func abandonSpool() { state.withLock { _ in spool?.abandon() } }
 
     var spoolClosed: Bool { state.withLock { _ in spool?.isClosed ?? false } }
+
+    /// Bytes the spool holds that the sink has not confirmed (read under the lock, as appends and commits run).
+    var spoolPendingBytes: UInt64 { state.withLock { _ in spool?.pendingBytes ?? 0 } }
 }

@@ -18,6 +18,7 @@
 // store committed just before a kill can be written once more by the next hub; the store's primary keys keep
 // samples at most once.
 
+import Basics
 import Foundation
 import Sparkplug
 import Synchronization
@@ -180,19 +181,19 @@ final class RecordSpool: @unchecked Sendable {
             throw RecordSpoolError(path: directory, message: "cannot create the directory: \(error.localizedDescription)")
         }
         fd = open(spoolPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw RecordSpoolError(path: spoolPath, message: "cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw RecordSpoolError(path: spoolPath, message: "cannot open: \(errnoText(errno))") }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
             close(fd)
             throw RecordSpoolError(path: spoolPath, message: e == EWOULDBLOCK
                 ? "another hub is using this spool directory (it is locked); give each hub its own --spool-dir"
-                : "cannot lock: \(String(cString: strerror(e)))")
+                : "cannot lock: \(errnoText(e))")
         }
         let committedPath = directory + "/" + Self.committedName
         let cfd = open(committedPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard cfd >= 0 else {
             close(fd)
-            throw RecordSpoolError(path: committedPath, message: "cannot open: \(String(cString: strerror(errno)))")
+            throw RecordSpoolError(path: committedPath, message: "cannot open: \(errnoText(errno))")
         }
         committedFD = cfd
         var offset: UInt64 = 0
@@ -208,7 +209,7 @@ final class RecordSpool: @unchecked Sendable {
             end = size
         } else {
             // Whole frames from the committed offset on; a torn or damaged one ends the spool.
-            while end < size, let length = frameLength(at: end, size: size) { end += length }
+            while end < size, let f = frame(at: end, size: size) { end += f.length }
             if end < size { ftruncate(fd, off_t(end)) }
         }
     }
@@ -240,8 +241,9 @@ final class RecordSpool: @unchecked Sendable {
         return out
     }
 
-    /// The length of the whole frame at `offset`, or nil if there is none (short, or damaged).
-    private func frameLength(at offset: UInt64, size: UInt64) -> UInt64? {
+    /// The whole frame at `offset` (its length with the header, and its body), or nil if there is none (short, or
+    /// damaged).
+    private func frame(at offset: UInt64, size: UInt64) -> (length: UInt64, body: [UInt8])? {
         guard size - offset >= UInt64(RecordSpoolCodec.headerBytes),
               let header = readFully(RecordSpoolCodec.headerBytes, at: offset),
               Array(header[0..<4]) == RecordSpoolCodec.magic else { return nil }
@@ -250,7 +252,7 @@ final class RecordSpool: @unchecked Sendable {
               size - offset - UInt64(RecordSpoolCodec.headerBytes) >= UInt64(length),
               let body = readFully(Int(length), at: offset + UInt64(RecordSpoolCodec.headerBytes)),
               RecordSpoolCodec.checksum(body) == sum else { return nil }
-        return UInt64(RecordSpoolCodec.headerBytes) + UInt64(length)
+        return (UInt64(RecordSpoolCodec.headerBytes) + UInt64(length), body)
     }
 
     /// Appends one frame; returns its start and end offsets.
@@ -261,7 +263,7 @@ final class RecordSpool: @unchecked Sendable {
             let n = frame.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, frame.count - done, off_t(end) + off_t(done)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                let why = String(cString: strerror(errno))
+                let why = errnoText(errno)
                 // A partial frame stays past `end`: the next append writes over it.
                 throw RecordSpoolError(path: path, message: "cannot append \(frame.count) bytes: \(why)")
             }
@@ -278,8 +280,7 @@ final class RecordSpool: @unchecked Sendable {
         guard !closed else { throw RecordSpoolError(path: path, message: "closed") }
         var at = offset, out: [HubRecord] = []
         while at < limit {
-            guard let length = frameLength(at: at, size: limit),
-                  let body = readFully(Int(length) - RecordSpoolCodec.headerBytes, at: at + UInt64(RecordSpoolCodec.headerBytes)) else {
+            guard let (length, body) = frame(at: at, size: limit) else {
                 throw RecordSpoolError(path: path, message: "damaged frame at offset \(at)")
             }
             let batch: [HubRecord]
@@ -299,14 +300,14 @@ final class RecordSpool: @unchecked Sendable {
         committed = min(offset, end)
         if committed == end && end >= compactBytes {
             // Truncate first, then the offset: a kill between leaves committed > size, read as all committed.
-            guard ftruncate(fd, 0) == 0 else { throw RecordSpoolError(path: path, message: "cannot truncate: \(String(cString: strerror(errno)))") }
+            guard ftruncate(fd, 0) == 0 else { throw RecordSpoolError(path: path, message: "cannot truncate: \(errnoText(errno))") }
             end = 0
             committed = 0
         }
         var v = committed.littleEndian
         let n = withUnsafeBytes(of: &v) { pwrite(committedFD, $0.baseAddress, 8, 0) }
         guard n == 8 else {
-            throw RecordSpoolError(path: directory + "/" + Self.committedName, message: "cannot write: \(String(cString: strerror(errno)))")
+            throw RecordSpoolError(path: directory + "/" + Self.committedName, message: "cannot write: \(errnoText(errno))")
         }
     }
 }

@@ -431,10 +431,8 @@ struct ChaosSoak {
                 figures.lostSampleCount = check.lost
                 figures.lostSamples = check.lostWhere
                 // A loss is shown with what the hub stored and what the site reported around it (for diagnosis).
-                for entry in check.lostWhere.prefix(3) {
-                    let site = String(entry.prefix { $0 != ":" })
-                    guard let fromText = entry.split(separator: " ").dropFirst(3).first?.split(separator: "…").first,
-                          let from = ISO8601.parse(String(fromText)) else { continue }
+                for (entry, run) in zip(check.lostWhere, check.lostRuns).prefix(3) {
+                    let site = run.site, from = Double(run.fromMS) / 1000
                     let rows = (try? await pg.psql("""
                         SELECT (extract(epoch FROM x.at) * 1000)::bigint, x.value, x.historical FROM samples x JOIN sites s ON s.id = x.site_id
                         WHERE s.edge_id = '\(site)' AND x.metric = '\(FleetMetricName.importKW)' AND x.device = ''
@@ -501,11 +499,11 @@ struct ChaosSoak {
     /// its pass, which may be a tick's: any value reported at a time counts for it. Ticks after `until` are left
     /// out (the newest tick is published in the next second of virtual time).
     static func checkSamples(_ pg: PostgresServer, observed: Observed, until: Double) async throws
-        -> (lost: Int, lostWhere: [String], wrong: [String], stored: Int, historical: Int) {
+        -> (lost: Int, lostWhere: [String], lostRuns: [(site: String, fromMS: Int64)], wrong: [String], stored: Int, historical: Int) {
         let rows = try await importRows(pg)
         let ticks = observed.ticks.withLock { $0 }
         let deadband = FleetMetricName.deadbands[FleetMetricName.importKW] ?? .default
-        var lost = 0, lostWhere: [String] = [], wrong: [String] = [], stored = 0, historical = 0
+        var lost = 0, lostWhere: [String] = [], lostRuns: [(site: String, fromMS: Int64)] = [], wrong: [String] = [], stored = 0, historical = 0
         for (site, series) in ticks.sorted(by: { $0.key < $1.key }) {
             let have = rows[site] ?? []
             stored += have.count
@@ -530,7 +528,10 @@ struct ChaosSoak {
             var i = 0
             var run: (from: Int64, to: Int64, n: Int)?
             func close() {
-                if let r = run { lostWhere.append("\(site): \(r.n) ticks \(ISO8601.format(Double(r.from) / 1000))…\(ISO8601.format(Double(r.to) / 1000))") }
+                if let r = run {
+                    lostWhere.append("\(site): \(r.n) ticks \(ISO8601.format(Double(r.from) / 1000))…\(ISO8601.format(Double(r.to) / 1000))")
+                    lostRuns.append((site, r.from))
+                }
             }
             for ms in times {
                 while i < have.count, have[i].at <= ms { i += 1 }
@@ -546,7 +547,7 @@ struct ChaosSoak {
             }
             close()
         }
-        return (lost, lostWhere, wrong, stored, historical)
+        return (lost, lostWhere, lostRuns, wrong, stored, historical)
     }
 
     static func same(_ a: Double?, _ b: Double?) -> Bool {
