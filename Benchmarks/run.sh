@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 swift build -c release --product SwitchyardBench
 swift build -c release --product ModbusPollBench
 mkdir -p Benchmarks/bin
-gcc -O2 -o Benchmarks/bin/modbus_poll Benchmarks/c/modbus_poll.c $(pkg-config --cflags --libs libmodbus)
+gcc -O2 -pthread -o Benchmarks/bin/modbus_poll Benchmarks/c/modbus_poll.c $(pkg-config --cflags --libs libmodbus)
 B=.build/release/SwitchyardBench
 echo "== Modbus polling (issue 2) =="
 python3 Benchmarks/modbus_bench.py

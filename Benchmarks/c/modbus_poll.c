@@ -4,19 +4,31 @@
  * With READS, exactly READS reads (round-robin) instead of SECONDS of them: the instruction-count
  * measure (modbus_callgrind.py) runs it under callgrind with READS = 0 and 10,000.
  * Prints one JSON line: {"client":"c-libmodbus","devices":N,"tx":T,"errors":E,"wall_s":W,"cpu_s":C}
+ * With POLL_THREADED set, an idle second thread is started first. The reads are the same, but glibc then
+ * takes its multi-threaded path in every cancellable call libmodbus makes (select, recv, send each enable and
+ * disable asynchronous cancellation): the floor for any client in a process with more than one thread, as
+ * every Swift program is (modbus_callgrind.py prints both).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <modbus.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *idle(void *arg) {
+    (void)arg;
+    for (;;) pause();
+    return NULL;
 }
 
 static double cpu_s(void) {
@@ -27,6 +39,10 @@ static double cpu_s(void) {
 
 int main(int argc, char **argv) {
     if (argc < 5) { fprintf(stderr, "usage: %s DEVICES SECONDS REGISTERS PORTS\n", argv[0]); return 2; }
+    if (getenv("POLL_THREADED")) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, idle, NULL) != 0) { fprintf(stderr, "pthread_create failed\n"); return 1; }
+    }
     int n = atoi(argv[1]);
     double seconds = atof(argv[2]);
     int regs = atoi(argv[3]);

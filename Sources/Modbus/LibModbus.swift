@@ -107,8 +107,9 @@ final class ModbusContext {
     let ctx: OpaquePointer
     let endpoint: ModbusEndpoint
     let name: String
-    private(set) var isConnected = false
-    private var currentUnit: Int32 = -1
+    // Confined to the lane's thread like the context itself (not Sendable): no dynamic exclusivity check.
+    @exclusivity(unchecked) private(set) var isConnected = false
+    @exclusivity(unchecked) private var currentUnit: Int32 = -1
 
     /// Creates (but does not connect) a context for `endpoint`.
     init(endpoint: ModbusEndpoint, name: String, responseTimeout: Duration) throws(ModbusError) {
@@ -205,31 +206,55 @@ final class ModbusContext {
     }
 
     func read(_ table: ModbusTable, unit: Int, address: Int, count: Int) throws(ModbusError) -> [UInt16] {
-        let fc = FunctionCode.read(table)
-        try validate(fc, unit: unit, address: address, count: count, limit: table.isBitTable ? 2000 : 125)
-        select(unit: unit)
-        var result: Int32
+        // Validate before allocating: a bad count must be an error, not a huge or negative array.
+        try validateRead(table, unit: unit, address: address, count: count)
         var words = [UInt16](repeating: 0, count: count)
-        if table.isBitTable {
-            var bits = [UInt8](repeating: 0, count: count)
-            result = bits.withUnsafeMutableBufferPointer { buf in
-                table == .coil
-                    ? modbus_read_bits(ctx, Int32(address), Int32(count), buf.baseAddress)
-                    : modbus_read_input_bits(ctx, Int32(address), Int32(count), buf.baseAddress)
-            }
-            if result != -1 { for i in 0..<count { words[i] = bits[i] != 0 ? 1 : 0 } }
-        } else {
-            result = words.withUnsafeMutableBufferPointer { buf in
-                table == .holding
-                    ? modbus_read_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
-                    : modbus_read_input_registers(ctx, Int32(address), Int32(count), buf.baseAddress)
-            }
-        }
-        if result == -1 { throw fail(fc, unit, address, count) }
-        if result != Int32(count) {
-            throw ModbusError(.invalidResponse("short response: \(result) of \(count)"), device: name, unit: unit, function: fc, address: address, count: count)
+        try words.withUnsafeMutableBufferPointer { buf throws(ModbusError) in
+            try readValidated(table, unit: unit, address: address, into: buf)
         }
         return words
+    }
+
+    /// Reads `words.count` registers (bit tables: one 0/1 word per bit) into `words`. Allocates nothing for a
+    /// register table: a new `[UInt16]` costs about 700 instructions (malloc, and a generic-metadata lookup for its
+    /// storage class on every allocation), as much as half of libmodbus's own work for the request (callgrind,
+    /// Benchmarks/README.md).
+    func read(_ table: ModbusTable, unit: Int, address: Int, into words: UnsafeMutableBufferPointer<UInt16>) throws(ModbusError) {
+        try validateRead(table, unit: unit, address: address, count: words.count)
+        try readValidated(table, unit: unit, address: address, into: words)
+    }
+
+    @inline(__always)
+    private func validateRead(_ table: ModbusTable, unit: Int, address: Int, count: Int) throws(ModbusError) {
+        switch table {
+        case .holding, .input: try validate(.read(table), unit: unit, address: address, count: count, limit: 125)
+        case .coil, .discrete: try validate(.read(table), unit: unit, address: address, count: count, limit: 2000)
+        }
+    }
+
+    private func readValidated(_ table: ModbusTable, unit: Int, address: Int, into words: UnsafeMutableBufferPointer<UInt16>) throws(ModbusError) {
+        let count = words.count
+        select(unit: unit)
+        let result: Int32
+        switch table {
+        case .holding:
+            result = modbus_read_registers(ctx, Int32(address), Int32(count), words.baseAddress)
+        case .input:
+            result = modbus_read_input_registers(ctx, Int32(address), Int32(count), words.baseAddress)
+        case .coil, .discrete:
+            result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { bits in
+                let r = table == .coil
+                    ? modbus_read_bits(ctx, Int32(address), Int32(count), bits.baseAddress)
+                    : modbus_read_input_bits(ctx, Int32(address), Int32(count), bits.baseAddress)
+                if r == Int32(count) { for i in 0..<count { words[i] = bits[i] != 0 ? 1 : 0 } }
+                return r
+            }
+        }
+        if result == -1 { throw fail(.read(table), unit, address, count) }
+        if result != Int32(count) {
+            throw ModbusError(.invalidResponse("short response: \(result) of \(count)"), device: name, unit: unit, function: .read(table),
+                              address: address, count: count)
+        }
     }
 
     func writeRegisters(unit: Int, address: Int, values: [UInt16]) throws(ModbusError) {
@@ -274,17 +299,22 @@ final class ModbusContext {
         if r == -1 { throw fail(fc, unit, address, values.count) }
     }
 
+    /// The common case (a valid request) is one inlined range test; the message is built only for a bad one.
+    @inline(__always)
     private func validate(_ fc: FunctionCode, unit: Int, address: Int, count: Int, limit: Int) throws(ModbusError) {
-        let problem: String? =
+        if count >= 1 && count <= limit && address >= 0 && address + count <= 65536 && unit >= 0 && unit <= 255 { return }
+        throw invalid(fc, unit: unit, address: address, count: count, limit: limit)
+    }
+
+    @inline(never)
+    private func invalid(_ fc: FunctionCode, unit: Int, address: Int, count: Int, limit: Int) -> ModbusError {
+        let problem =
             count < 1 ? "count must be at least 1"
             : count > limit ? "count \(count) exceeds the Modbus limit of \(limit) for \(fc)"
             : address < 0 || address > 65535 ? "address \(address) is outside 0…65535"
             : address + count > 65536 ? "range \(address)+\(count) runs past register 65535"
-            : !(0...255).contains(unit) ? "unit id \(unit) is outside 0…255"
-            : nil
-        if let problem {
-            throw ModbusError(.invalidRequest(problem), device: name, unit: unit, function: fc, address: address, count: count)
-        }
+            : "unit id \(unit) is outside 0…255"
+        return ModbusError(.invalidRequest(problem), device: name, unit: unit, function: fc, address: address, count: count)
     }
 }
 

@@ -35,12 +35,17 @@ public typealias SpanResult = Result<ArraySlice<UInt16>, ModbusError>
 
 /// Spreads each request's result over the spans it serves (slices, not copies).
 public func spanResults(_ plan: [ReadRequest], spans: [ReadSpan], _ results: [Result<[UInt16], ModbusError>]) -> [SpanResult?] {
+    spanResults(plan, spans: spans, results.map { $0.map { $0[...] } })
+}
+
+/// Spreads each request's result (a slice, e.g. of a plan's shared buffer) over the spans it serves.
+public func spanResults(_ plan: [ReadRequest], spans: [ReadSpan], _ results: [Result<ArraySlice<UInt16>, ModbusError>]) -> [SpanResult?] {
     var out = [SpanResult?](repeating: nil, count: spans.count)
     for (request, result) in zip(plan, results) {
         for i in request.spans {
             switch result {
             case .success(let words):
-                let lo = spans[i].address - request.address
+                let lo = words.startIndex + spans[i].address - request.address
                 out[i] = .success(words[lo..<(lo + spans[i].count)])
             case .failure(let e):
                 out[i] = .failure(e)

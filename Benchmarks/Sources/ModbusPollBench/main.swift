@@ -50,19 +50,31 @@ func poll(devices: Int, seconds: Double, registers: Int, ports: [Int], reads: In
     // BENCH_PLAN=k: read k requests per call with `read(plan:)`, as the poller does for a device's plan.
     let planLength = max(1, Int(ProcessInfo.processInfo.environment["BENCH_PLAN"] ?? "") ?? 1)
     let plan = Array(repeating: ReadRequest(table: .holding, address: 0, count: registers), count: planLength)
+    // BENCH_INTO: read into the task's own buffer (`read(_:unit:address:into:)`), allocating nothing per request.
+    let into = ProcessInfo.processInfo.environment["BENCH_INTO"] != nil
     await withTaskGroup(of: Void.self) { group in
         for (k, c) in clients.enumerated() {
             group.addTask(executorPreference: hop ? nil : c.preferredExecutor()) {
                 var tx = 0, errors = 0
+                var buffer = [UInt16](repeating: 0, count: registers)
                 // With a read count, each device does its share of it (the C baseline's round-robin).
                 let share = reads.map { $0 / devices + (k < $0 % devices ? 1 : 0) }
-                while share.map({ tx + errors < $0 }) ?? (ContinuousClock.now < deadline) {
+                // A counted run tests a plain integer (as the C baseline's loop does); a timed one reads the clock.
+                let limit = share ?? Int.max
+                while tx + errors < limit && (share != nil || ContinuousClock.now < deadline) {
                     if planLength > 1 {
                         // As the poller reads a device: its read plan in one call (`read(plan:)`), one request each.
                         let n = min(planLength, share.map { $0 - tx - errors } ?? planLength)
-                        for r in await c.read(plan: Array(plan.prefix(n)), unit: 1) {
+                        for r in await c.read(plan: n == planLength ? plan : Array(plan.prefix(n)), unit: 1) {
                             if case .success(let words) = r, words.count == registers { tx += 1 } else { errors += 1 }
                         }
+                        continue
+                    }
+                    if into {
+                        do {
+                            try await c.read(.holding, unit: 1, address: 0, into: &buffer)
+                            tx += 1
+                        } catch { errors += 1 }
                         continue
                     }
                     do {
