@@ -137,15 +137,30 @@ public final class Poller: Sendable {
         self.normalEvery = max(1, normalEvery)
         self.slowEvery = max(1, slowEvery)
         var plans: [DevicePlans] = []
+        // Devices of one profile share its plans (and their telemetry rows share its slot table): a site of 1,000
+        // containers has three or four profiles, and a plan of its own for each device cost about 7 KB a device.
+        // Shared only for the very same profile value (same id, file, limits and point storage), never for two
+        // profiles that merely share an id.
+        var byProfile: [String: (points: [PointDefinition], limits: ReadLimits, plans: DevicePlans)] = [:]
+        func sameStorage(_ a: [PointDefinition], _ b: [PointDefinition]) -> Bool {
+            a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress && x.count == y.count } }
+        }
         for t in targets {
-            let points = try t.profile.resolvedPoints().filter { $0.unavailable == nil }
             let limits = t.profile.transport.readLimits
+            let key = t.profile.id + "\u{0}" + t.profile.file
+            if let known = byProfile[key], known.limits == limits, sameStorage(known.points, t.profile.points) {
+                plans.append(known.plans)
+                continue
+            }
+            let points = try t.profile.resolvedPoints().filter { $0.unavailable == nil }
             func plan(_ classes: Set<PollClass>) throws -> PointReadPlan {
                 try PointReadPlan(points: points.filter { classes.contains($0.definition.poll) }, limits: limits)
             }
             let levels = [try plan([.fast]), try plan([.fast, .normal]), try plan([.fast, .normal, .slow])]
             let slots = DeviceTelemetry.Slots(points.map(\.name))
-            plans.append(DevicePlans(byLevel: levels, slotOf: levels.map { $0.points.map { slots.index[$0.name]! } }, slots: slots))
+            let made = DevicePlans(byLevel: levels, slotOf: levels.map { $0.points.map { slots.index[$0.name]! } }, slots: slots)
+            byProfile[key] = (t.profile.points, limits, made)
+            plans.append(made)
         }
         self.plans = plans
         state = Mutex((plans.map { DeviceTelemetry(slots: $0.slots) },

@@ -246,13 +246,18 @@ struct DemoRig {
     let sim: SiteSimulator
     let loop: ControlLoop
 
-    static func make(prices: [(Double, Double)], options: ControlOptions = .init(commWatchdogS: 30)) async throws -> DemoRig {
+    /// The demo site, its profiles and a simulator of it (seeded).
+    static func demoSite(seed: UInt64 = 11) throws -> (site: Site, profiles: [String: DeviceProfile], spec: SimSiteSpec, sim: SiteSimulator) {
         let path = packageRoot.appendingPathComponent("examples/demo-site.yaml").path
         let site = try Site.parse(yaml: try String(contentsOfFile: path, encoding: .utf8), file: path)
         let registry = ProfileRegistry(searchPaths: [packageRoot.appendingPathComponent("hardware-profiles")])
         let profiles = try loadProfiles(for: site, registry: registry)
         let spec = try SimSiteSpec(site: site, profiles: profiles, servePortsFromSite: false)
-        let sim = try SiteSimulator(spec: spec, seed: 11)
+        return (site, profiles, spec, try SiteSimulator(spec: spec, seed: seed))
+    }
+
+    static func make(prices: [(Double, Double)], options: ControlOptions = .init(commWatchdogS: 30)) async throws -> DemoRig {
+        let (site, profiles, spec, sim) = try demoSite()
         var buses: [String: any RegisterBus] = [:]
         for d in spec.devices where d.profile != nil { buses[d.id] = SimulatedBus(simulator: sim, device: d.id)! }
         var sig = SiteSignals()

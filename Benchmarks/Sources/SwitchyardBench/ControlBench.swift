@@ -36,6 +36,10 @@ func memoryBreakdown(_ status: [String: Double]) -> String {
                   mb("VmRSS"), mb("RssAnon"), mb("RssFile"), Int(status["Threads"] ?? 0))
 }
 
+/// glibc's own account of its heap, arena by arena (system bytes, in-use bytes), on standard error. Swift's Glibc
+/// module does not export <malloc.h>; `malloc_stats` takes and returns nothing, so it can be named directly.
+@_silgen_name("malloc_stats") func mallocStats()
+
 func loadSite(_ path: String) throws -> (Site, [String: DeviceProfile]) {
     let site = try Site.load(path: path)
     let registry = ProfileRegistry(searchPaths: [URL(fileURLWithPath: "hardware-profiles")])
@@ -257,12 +261,20 @@ func runSteadyBenchmark(arguments: [String]) async throws {
         s.energyPrices = [PricePoint(at: 0, usdPerMWh: 35)]
         return s
     }())
+    // Where the memory goes, stage by stage (BENCH_MEMORY_STAGES=1).
+    let stages = ProcessInfo.processInfo.environment["BENCH_MEMORY_STAGES"] != nil
+    if stages { print("  after loading the site and starting \(clientList.count) clients: " + memoryBreakdown(procStatus())) }
     let loop = try ControlLoop(site: site, profiles: profiles, buses: buses, signals: source, options: ControlOptions(commWatchdogS: 60))
+    if stages { print("  after building the control loop: " + memoryBreakdown(procStatus())) }
     let clock = ContinuousClock()
     // Warm up for 5 ticks (connections, configuration writes), then measure.
     var next = clock.now
     var t = Date().timeIntervalSince1970
     for _ in 0..<5 { _ = await loop.tick(now: t); t += 1; next = next.advanced(by: .seconds(1)); try await clock.sleep(until: next) }
+    if stages {
+        print("  after 5 warm-up ticks: " + memoryBreakdown(procStatus()))
+        mallocStats()
+    }
     let cpu0 = cpuSeconds(), wall0 = clock.now
     var tickMs: [Double] = []
     var polled = 0
