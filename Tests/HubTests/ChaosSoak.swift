@@ -159,6 +159,10 @@ struct ChaosSoak {
         /// Per site: .offline events seen, and whether the node is born now.
         let links = Mutex<[String: (offline: Int, born: Bool)]>([:])
         let hub = Mutex<(dropped: Int, sinkFailures: Int, errors: [String])>((0, 0, []))
+        /// Per site: the import values a second subscriber saw in its NBIRTH and NDATA (kind, timestamp, value).
+        let tapped = Mutex<[String: [(kind: String, at: UInt64, value: Double?)]]>([:])
+        /// Per site: what the hub said of it (rebirth requests, refused messages), with the virtual time, for diagnosis.
+        let hubSaid = Mutex<[String: [String]]>([:])
 
         func tick(_ site: String, _ r: TickReport) {
             // Only the DR events' lines are kept (a 24 h soak keeps 3.5 M rows).
@@ -233,6 +237,10 @@ struct ChaosSoak {
             let clock = ManualClock()
             let now: @Sendable () -> Double = { Self.startAt + FleetOperations.seconds(clock.now.offset) }
             let observed = Observed()
+            // A second subscriber straight on the broker (no relay), for diagnosis: what each site published of its
+            // import, as the broker passed it on, beside what the hub stored.
+            let tap = Task.detached { await Self.tapImports(port: broker.port, into: observed) }
+            defer { tap.cancel() }
             let ticks = FleetTicks()
 
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sy-chaos-\(UUID().uuidString)")
@@ -251,6 +259,14 @@ struct ChaosSoak {
                     observe: { e in
                         switch e {
                         case .recordsDropped(let total): observed.hub.withLock { $0.dropped = max($0.dropped, total) }
+                        case .rebirthRequested(let key):
+                            let at = now()
+                            observed.hubSaid.withLock { $0[key.edge, default: []].append("\(at): rebirth requested") }
+                        case .received(let topic, let problem?):
+                            let at = now()
+                            if case let .node(_, _, edge) = topic {
+                                observed.hubSaid.withLock { $0[edge, default: []].append("\(at): refused: \(problem)") }
+                            }
                         case .sinkFailed(let why): observed.hub.withLock { h in
                             h.sinkFailures += 1
                             if h.errors.count < 5 { h.errors.append(String(why.prefix(200))) }
@@ -436,15 +452,24 @@ struct ChaosSoak {
                     let rows = (try? await pg.psql("""
                         SELECT (extract(epoch FROM x.at) * 1000)::bigint, x.value, x.historical FROM samples x JOIN sites s ON s.id = x.site_id
                         WHERE s.edge_id = '\(site)' AND x.metric = '\(FleetMetricName.importKW)' AND x.device = ''
-                          AND x.at BETWEEN to_timestamp(\(from - 8)) AND to_timestamp(\(from + 8)) ORDER BY 1
+                          AND x.at BETWEEN to_timestamp(\(from - 60)) AND to_timestamp(\(from + 8)) ORDER BY 1
                         """)) ?? "?"
                     let births = (try? await pg.psql("""
                         SELECT b.bd_seq, (extract(epoch FROM b.at) * 1000)::bigint FROM births b JOIN sites s ON s.id = b.site_id
                         WHERE s.edge_id = '\(site)' AND b.device = '' ORDER BY 2
                         """)) ?? "?"
-                    let ticks = observed.ticks.withLock { $0[site] ?? [] }.filter { abs($0.at - from) <= 8 }
+                    let ticks = observed.ticks.withLock { $0[site] ?? [] }.filter { $0.at >= from - 60 && $0.at <= from + 8 }
                         .map { "\($0.at): \(String(describing: $0.importKW))" }
                     print("chaos soak: lost \(entry)\n  stored around it:\n\(rows)  reported: \(ticks)\n  births: \(births.split(separator: "\n").joined(separator: "; "))")
+                    print("  the hub said of \(site): \(observed.hubSaid.withLock { $0[site] ?? [] }.suffix(20))")
+                    let tapped = observed.tapped.withLock { $0[site] ?? [] }.filter { Double($0.at) / 1000 >= from - 60 && Double($0.at) / 1000 <= from + 8 }
+                    print("  the broker passed on for \(site) (a second subscriber): \(tapped.map { "\($0.kind) \($0.at): \($0.value.map { String($0) } ?? "-")" })")
+                }
+                if check.lost > 0 {
+                    // What the broker said about its clients meanwhile: a subscriber that falls 1,000 packets behind
+                    // has QoS 0 messages dropped ("Outgoing messages are being dropped"), a publisher likewise.
+                    let said = broker.log.split(separator: "\n").filter { $0.contains("dropped") || $0.contains("Client") && $0.contains("disconnected") }
+                    print("chaos soak: broker log, dropping and disconnects (\(said.count) lines):\n  " + said.suffix(60).joined(separator: "\n  "))
                 }
                 figures.wrongSamples = check.wrong
                 figures.storedSamples = check.stored
@@ -498,6 +523,41 @@ struct ChaosSoak {
     /// whose value is not the site's at that time, or at a time no tick had. A fast path reports at the loop time of
     /// its pass, which may be a tick's: any value reported at a time counts for it. Ticks after `until` are left
     /// out (the newest tick is published in the next second of virtual time).
+    /// Subscribes to every site's NBIRTH and NDATA straight on the broker (reconnecting after a broker restart) and
+    /// records the import metric each carried, until cancelled.
+    static func tapImports(port: Int, into observed: Observed) async {
+        while !Task.isCancelled {
+            let client = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: port, clientID: "soak-tap-\(UUID().uuidString.prefix(8))"))
+            var events = client.events.makeAsyncIterator()
+            do {
+                try await client.connect(will: nil)
+                while let e = await events.next() {
+                    switch e {
+                    case .connected:
+                        try await client.subscribe("spBv1.0/+/NDATA/#", qos: 0)
+                        try await client.subscribe("spBv1.0/+/NBIRTH/#", qos: 0)
+                    case .message(let m):
+                        let parts = m.topic.split(separator: "/")
+                        guard parts.count >= 4, let p = try? SparkplugPayload(decoding: m.payload) else { continue }
+                        let historical = p.metrics.contains { $0.isHistorical }
+                        for metric in p.metrics where metric.name == FleetMetricName.importKW {
+                            var v: Double?
+                            if case .double(let d)? = metric.value { v = d }
+                            let kind = String(parts[2]) + (historical ? " historical" : "") + " seq \(p.seq.map(String.init) ?? "-")"
+                            observed.tapped.withLock { $0[String(parts[3]), default: []].append((kind, metric.timestamp ?? 0, v)) }
+                        }
+                    case .disconnected, .connectionRefused:
+                        break
+                    }
+                    if case .disconnected = e { break }
+                    if case .connectionRefused = e { break }
+                }
+            } catch {}
+            client.close()
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     static func checkSamples(_ pg: PostgresServer, observed: Observed, until: Double) async throws
         -> (lost: Int, lostWhere: [String], lostRuns: [(site: String, fromMS: Int64)], wrong: [String], stored: Int, historical: Int) {
         let rows = try await importRows(pg)
