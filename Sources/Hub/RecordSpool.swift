@@ -182,6 +182,14 @@ final class RecordSpool: @unchecked Sendable {
         }
         fd = open(spoolPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RecordSpoolError(path: spoolPath, message: "cannot open: \(errnoText(errno))") }
+        // A lock still held briefly is waited for (up to 0.5 s): the hub it belonged to may be exiting, or a child
+        // process another thread of this one is just starting holds a copy of the descriptor until its exec closes it
+        // (a flock belongs to the open file, which fork shares; a test run lost a reopen to that once).
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK && attempts < 25 {
+            attempts += 1
+            usleep(20_000)
+        }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
             close(fd)

@@ -121,6 +121,24 @@ struct RecordSpoolTests {
         _ = try RecordSpool(directory: dir)
     }
 
+    /// A lock the previous holder lets go of within half a second is taken, not refused: the hub it belonged to may
+    /// still be exiting, or a child process just being started holds a copy of the descriptor until its exec (a
+    /// fresh-clone run lost a reopen so).
+    @Test func aLockReleasedWithinHalfASecondIsTakenNotRefused() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try RecordSpool(directory: dir)
+        // The other holder: a thread that lets go 0.1 s from now.
+        let releaser = Thread {
+            usleep(100_000)
+            first.abandon()
+        }
+        releaser.start()
+        let second = try RecordSpool(directory: dir)
+        #expect(first.isClosed)
+        #expect(second.pendingBytes == 0)
+    }
+
     @Test func onceEverythingIsCommittedALargeSpoolStartsAgainEmpty() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
