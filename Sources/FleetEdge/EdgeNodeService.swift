@@ -251,11 +251,10 @@ public struct EdgeNodeService: Service {
             while let tick = await inbox.next() {
                 let handed = handedLater + (await drainHandOff())
                 sample = FleetSample(report: tick.report, loop: tick.loop, config: config())
-                let generation = await runner.birthGeneration
-                if generation != basedOn {
-                    // New births went out: their values are the new baselines. Those the runner published, which can
-                    // be older than `birth` (births that went out while this loop was handing the runner a newer tick:
-                    // re-basing on the newer one would never send that tick's changes; the chaos soak lost ticks so).
+                /// New births went out: their values are the new baselines. Those the runner published, which can be
+                /// older than `birth` (births that went out while this loop was handing the runner a newer tick:
+                /// re-basing on the newer one would never send that tick's changes; the chaos soak lost ticks so).
+                func rebase(_ generation: Int) async {
                     basedOn = generation
                     birth = await runner.publishedBirth ?? birth
                     birthAt = birth.node.first { $0.name == FleetMetricName.importKW }?.timestamp ?? 0
@@ -264,6 +263,22 @@ public struct EdgeNodeService: Service {
                     rbe.births(birth.node, now: sample.at)
                     for d in birth.devices { rbe.births(d.metrics, scope: d.id, now: sample.at) }
                 }
+                /// After data was published under births `generation`: if those are births this loop has not re-based
+                /// on yet (they went out between its last look and this publish), the host holds them with this data
+                /// on top, so re-base on them first; then the data counts as reported. If still newer births went out
+                /// after the publish, the host's values are theirs: the next pass re-bases on them and this data
+                /// does not count.
+                func reported(_ node: [SparkplugMetric], devices: [(id: String, metrics: [SparkplugMetric])], under generation: Int,
+                              at now: UInt64) async {
+                    if generation != basedOn {
+                        guard await runner.birthGeneration == generation else { return }
+                        await rebase(generation)
+                    }
+                    rbe.markReported(node, now: now)
+                    for d in devices { rbe.markReported(d.metrics, scope: d.id, now: now) }
+                }
+                let generation = await runner.birthGeneration
+                if generation != basedOn { await rebase(generation) }
                 handedLater = handed.filter { $0.tick.report.at > tick.report.at }
                 // Older than the live path's tick, or at its very time but handed over before it: a fast path (a
                 // command applied) reports at the loop time of its pass, which may be a tick's, so a tick and a fast
@@ -299,8 +314,8 @@ public struct EdgeNodeService: Service {
                     let fromReport = m.node.filter { $0.name != FleetMetricName.configVersion && $0.name != FleetMetricName.configSHA256 }
                     let node = rbe.pending(fromReport, now: m.at)
                     guard !node.isEmpty else { continue }
-                    guard await runner.publishData(node: node, devices: []) else { break }
-                    rbe.markReported(node, now: m.at)
+                    guard let under = await runner.publishDataAfterBirths(node: node, devices: []) else { break }
+                    await reported(node, devices: [], under: under, at: m.at)
                 }
                 // Due metrics count as reported only once published: offline, the baselines stay as they were, so
                 // a value that changed meanwhile is sent after the next birth's re-basing too.
@@ -310,10 +325,9 @@ public struct EdgeNodeService: Service {
                     let m = rbe.pending(d.metrics, scope: d.id, now: sample.at)
                     return m.isEmpty ? nil : (d.id, m)
                 }
-                if !node.isEmpty || !devices.isEmpty, await runner.publishData(node: node, devices: devices) {
+                if !node.isEmpty || !devices.isEmpty, let under = await runner.publishDataAfterBirths(node: node, devices: devices) {
                     // Offline, nothing is sent: the node's samples are in the store-and-forward buffer.
-                    rbe.markReported(node, now: sample.at)
-                    for d in devices { rbe.markReported(d.metrics, scope: d.id, now: sample.at) }
+                    await reported(node, devices: devices, under: under, at: sample.at)
                 }
             }
             // Shutdown: the ticks handed over since the last drain are buffered too, if not born.

@@ -88,6 +88,17 @@ public actor EdgeNodeRunner {
         return true
     }
 
+    /// `publishData`, telling which births the data follows: the `birthGeneration` it was sent under, nil when
+    /// offline (nothing sent). Births that went out after the application read `birthGeneration` and before this
+    /// publish are under the data: the host holds those births' values with this data's on top of them.
+    public func publishDataAfterBirths(node: [SparkplugMetric], devices: [(id: String, metrics: [SparkplugMetric])] = []) async -> Int? {
+        let actions = session.data(node: node, devices: devices, now: now())
+        guard !actions.isEmpty else { return nil }
+        let generation = birthGeneration
+        await perform(actions)
+        return generation
+    }
+
     /// Store-and-forward: publishes one NDATA of buffered node metrics (the caller flags them historical) and
     /// waits until the broker has it: the NDATA (QoS 0, as Sparkplug requires) written whole to the socket,
     /// then a SUBACK for a repeated NCMD subscription sent after it, which the broker answers only once it has
