@@ -202,6 +202,10 @@ public struct EdgeNodeService: Service {
             }
             // Which ticks carry an event (their mode or event lines changed).
             var eventTracker = TickEventTracker()
+            /// The newest sample written to the buffer: once backfilled it is the host's newest value even if a birth
+            /// with older values went out meanwhile (a tick buffered while the node reconnected, newer than the
+            /// values its births then carried), so the baselines take it after such births.
+            var newestBuffered: BufferedSample?
             /// Writes ticks to the store-and-forward buffer (sent as historical data once born).
             func bufferTicks(_ ticks: [(tick: Tick, kind: BufferedSample.Kind)], version: ConfigStamp?) async {
                 guard !ticks.isEmpty else { return }
@@ -209,6 +213,7 @@ public struct EdgeNodeService: Service {
                     let s = FleetSample(report: t.tick.report, loop: t.tick.loop, config: version, offer: false)
                     return BufferedSample(at: s.at, kind: t.kind, metrics: s.node)
                 }
+                if let last = rows.max(by: { $0.at < $1.at }), last.at > (newestBuffered?.at ?? 0) { newestBuffered = last }
                 do {
                     let evicted = try await buffer.append(rows, capacity: bufferCapacity, now: Double(wallClockMS()) / 1000)
                     if evicted > 0 {
@@ -262,6 +267,13 @@ public struct EdgeNodeService: Service {
                     bornDevices = Set(birth.devices.map(\.id))
                     rbe.births(birth.node, now: sample.at)
                     for d in birth.devices { rbe.births(d.metrics, scope: d.id, now: sample.at) }
+                    // A sample buffered after the births' values were taken (the chaos soak's 40 sites: a tick handed
+                    // over while the node reconnected, newer than its births) reaches the host as historical data
+                    // newer than the births: the host's newest values are then its, and so are the baselines.
+                    if let newer = newestBuffered, newer.at > birthAt {
+                        let fromTick = newer.metrics.filter { $0.name != FleetMetricName.configVersion && $0.name != FleetMetricName.configSHA256 }
+                        rbe.markReported(fromTick, now: newer.at)
+                    }
                 }
                 /// After data was published under births `generation`: if those are births this loop has not re-based
                 /// on yet (they went out between its last look and this publish), the host holds them with this data

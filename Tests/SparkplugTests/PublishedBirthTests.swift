@@ -55,4 +55,41 @@ struct PublishedBirthTests {
         host.close()
         await running
     }
+
+    /// Data published right after births the application has not seen yet (a rebirth between its look at the
+    /// generation and its publish) says which births it went out under, so the application can re-base on them
+    /// before counting the data as reported (the 40-site chaos soak lost a tick when it did not).
+    @Test func dataSaysWhichBirthsItWentOutUnder() async throws {
+        let broker = try await MosquittoBroker.start()
+        defer { broker.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("spb-gen-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let host = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "hq"))
+        try await host.connect(will: nil)
+        let client = MQTTClient(MQTTConfiguration(host: "127.0.0.1", port: broker.port, clientID: "switchyard-site-8"))
+        let runner = try EdgeNodeRunner(client: client, identity: try EdgeNodeIdentity(group: "north", edge: "site-8", primaryHostID: "hq"),
+                                        store: FileBdSeqStore(path: dir.appendingPathComponent("bdseq").path), birth: Self.certificate(1),
+                                        retryDelay: .milliseconds(50), now: { UInt64(Date().timeIntervalSince1970 * 1000) })
+        var events = runner.events.makeAsyncIterator()
+        async let running: Void = runner.run()
+        _ = await nextEdgeEvent(&events) { if case .connected = $0 { true } else { false } }
+        // Not born yet: nothing is sent, and no generation is claimed.
+        #expect(await runner.publishDataAfterBirths(node: [SparkplugMetric(name: "Site/Import kW", value: .double(2))]) == nil)
+        try await host.publish(topic: "spBv1.0/STATE/hq", payload: HostState(online: true, timestamp: 1).encoded(), qos: 1, retain: true)
+        _ = await nextEdgeEvent(&events) { if case .born = $0 { true } else { false } }
+        let seen = await runner.birthGeneration
+        #expect(await runner.publishDataAfterBirths(node: [SparkplugMetric(name: "Site/Import kW", value: .double(3))]) == seen)
+        // The host asks for a rebirth; the application has not looked again when it publishes.
+        await runner.setBirth(Self.certificate(4))
+        let rebirth = SparkplugPayload(timestamp: 2, seq: nil, metrics: [SparkplugMetric(name: SparkplugMetricName.rebirth, value: .boolean(true))])
+        try await host.publish(topic: "spBv1.0/north/NCMD/site-8", payload: rebirth.encoded(), qos: 0)
+        _ = await nextEdgeEvent(&events) { if case .born = $0 { true } else { false } }
+        let under = await runner.publishDataAfterBirths(node: [SparkplugMetric(name: "Site/Import kW", value: .double(5))])
+        #expect(under == seen + 1, "the data went out after the rebirth the application had not seen")
+        #expect(await runner.publishedBirth == Self.certificate(4))
+        client.close()
+        host.close()
+        await running
+    }
 }
