@@ -202,6 +202,11 @@ public struct EdgeNodeService: Service {
             }
             // Which ticks carry an event (their mode or event lines changed).
             var eventTracker = TickEventTracker()
+            /// A tick's node metrics without the configuration's: those are read from the loop as it is now, which would
+            /// stamp today's values with an older tick's time.
+            func tickMetrics(_ metrics: [SparkplugMetric]) -> [SparkplugMetric] {
+                metrics.filter { $0.name != FleetMetricName.configVersion && $0.name != FleetMetricName.configSHA256 }
+            }
             /// The newest sample written to the buffer: once backfilled it is the host's newest value even if a birth
             /// with older values went out meanwhile (a tick buffered while the node reconnected, newer than the
             /// values its births then carried), so the baselines take it after such births.
@@ -271,8 +276,7 @@ public struct EdgeNodeService: Service {
                     // over while the node reconnected, newer than its births) reaches the host as historical data
                     // newer than the births: the host's newest values are then its, and so are the baselines.
                     if let newer = newestBuffered, newer.at > birthAt {
-                        let fromTick = newer.metrics.filter { $0.name != FleetMetricName.configVersion && $0.name != FleetMetricName.configSHA256 }
-                        rbe.markReported(fromTick, now: newer.at)
+                        rbe.markReported(tickMetrics(newer.metrics), now: newer.at)
                     }
                 }
                 /// After data was published under births `generation`: if those are births this loop has not re-based
@@ -323,8 +327,7 @@ public struct EdgeNodeService: Service {
                 // the loop as it is now, which would stamp today's values with an older tick's time.
                 for missed in skipped {
                     let m = FleetSample(report: missed.report, loop: missed.loop, config: nil, offer: false)
-                    let fromReport = m.node.filter { $0.name != FleetMetricName.configVersion && $0.name != FleetMetricName.configSHA256 }
-                    let node = rbe.pending(fromReport, now: m.at)
+                    let node = rbe.pending(tickMetrics(m.node), now: m.at)
                     guard !node.isEmpty else { continue }
                     guard let under = await runner.publishDataAfterBirths(node: node, devices: []) else { break }
                     await reported(node, devices: [], under: under, at: m.at)

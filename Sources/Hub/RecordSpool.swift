@@ -185,13 +185,14 @@ final class RecordSpool: @unchecked Sendable {
         // A lock still held briefly is waited for (up to 0.5 s): the hub it belonged to may be exiting, or a child
         // process another thread of this one is just starting holds a copy of the descriptor until its exec closes it
         // (a flock belongs to the open file, which fork shares; a test run lost a reopen to that once).
-        var attempts = 0
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK && attempts < 25 {
-            attempts += 1
-            usleep(20_000)
+        var lockError: Int32 = 0
+        for attempt in 0...25 {
+            if attempt > 0 { usleep(20_000) }
+            lockError = flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno
+            if lockError != EWOULDBLOCK && lockError != EINTR { break }
         }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let e = errno
+        if lockError != 0 {
+            let e = lockError
             close(fd)
             throw RecordSpoolError(path: spoolPath, message: e == EWOULDBLOCK
                 ? "another hub is using this spool directory (it is locked); give each hub its own --spool-dir"

@@ -224,12 +224,18 @@ final class ModbusContext {
         try readValidated(table, unit: unit, address: address, into: words)
     }
 
+    /// The most registers (125) or bits (2,000) one read of `table` may ask for.
+    @inline(__always)
+    static func readLimit(_ table: ModbusTable) -> Int {
+        switch table {
+        case .holding, .input: 125
+        case .coil, .discrete: 2000
+        }
+    }
+
     @inline(__always)
     private func validateRead(_ table: ModbusTable, unit: Int, address: Int, count: Int) throws(ModbusError) {
-        switch table {
-        case .holding, .input: try validate(.read(table), unit: unit, address: address, count: count, limit: 125)
-        case .coil, .discrete: try validate(.read(table), unit: unit, address: address, count: count, limit: 2000)
-        }
+        try validate(.read(table), unit: unit, address: address, count: count, limit: Self.readLimit(table))
     }
 
     private func readValidated(_ table: ModbusTable, unit: Int, address: Int, into words: UnsafeMutableBufferPointer<UInt16>) throws(ModbusError) {

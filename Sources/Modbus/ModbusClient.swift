@@ -395,19 +395,19 @@ public final class ModbusClient: Sendable {
         }
     }
 
-    /// A request's place in a plan's shared buffer: its count, or 0 for a count no Modbus read allows (that request
-    /// fails validation and reads nothing).
-    private static func slot(_ r: ReadRequest) -> Int { (1...2000).contains(r.count) ? r.count : 0 }
+    /// A request's place in a plan's shared buffer: its count, or 0 for a count its table's reads do not allow (that
+    /// request fails validation and reads nothing).
+    private static func slot(_ r: ReadRequest) -> Int { (1...ModbusContext.readLimit(r.table)).contains(r.count) ? r.count : 0 }
 
     /// On the lane's thread: every request of the plan, each on its own; a broken link fails the rest at once.
     private static func read(plan: [ReadRequest], unit: Int, on ctx: ModbusContext) throws(ModbusError) -> [Result<ArraySlice<UInt16>, ModbusError>] {
         var total = 0
         for r in plan { total += slot(r) }
         var words = [UInt16](repeating: 0, count: total)
-        // The failures, by request index (empty, so no allocation, when every request succeeds), and from which
-        // request on the link was lost (every later request fails with the same error).
+        // The failures, by request index (empty, so no allocation, when every request succeeds), and where the link
+        // was lost (that request and every later one fail with its error).
         var failures: [(Int, ModbusError)] = []
-        var lostFrom: Int?
+        var lost: (from: Int, error: ModbusError)?
         try words.withUnsafeMutableBufferPointer { all throws(ModbusError) in
             let base = all
             var at = 0
@@ -422,8 +422,7 @@ public final class ModbusClient: Sendable {
                 } catch {
                     if error.breaksConnection || error.kind == .timeout {
                         if i == 0 { throw error }
-                        failures.append((i, error))
-                        lostFrom = i
+                        lost = (i, error)
                         return
                     }
                     failures.append((i, error))
@@ -437,8 +436,8 @@ public final class ModbusClient: Sendable {
         var nextFailure = 0
         for (i, r) in plan.enumerated() {
             let n = slot(r)
-            if let lost = lostFrom, i >= lost {
-                out.append(.failure(failures[failures.count - 1].1))
+            if let lost, i >= lost.from {
+                out.append(.failure(lost.error))
             } else if nextFailure < failures.count && failures[nextFailure].0 == i {
                 out.append(.failure(failures[nextFailure].1))
                 nextFailure += 1

@@ -82,10 +82,7 @@ public actor EdgeNodeRunner {
     /// Publishes NDATA/DDATA if online; returns false when offline (nothing was sent: keep the data).
     @discardableResult
     public func publishData(node: [SparkplugMetric], devices: [(id: String, metrics: [SparkplugMetric])] = []) async -> Bool {
-        let actions = session.data(node: node, devices: devices, now: now())
-        guard !actions.isEmpty else { return false }
-        await perform(actions)
-        return true
+        await publishDataAfterBirths(node: node, devices: devices) != nil
     }
 
     /// `publishData`, telling which births the data follows: the `birthGeneration` it was sent under, nil when

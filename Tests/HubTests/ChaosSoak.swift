@@ -449,20 +449,21 @@ struct ChaosSoak {
                 // A loss is shown with what the hub stored and what the site reported around it (for diagnosis).
                 for (entry, run) in zip(check.lostWhere, check.lostRuns).prefix(3) {
                     let site = run.site, from = Double(run.fromMS) / 1000
+                    let window = (from - 60)...(from + 8)
                     let rows = (try? await pg.psql("""
                         SELECT (extract(epoch FROM x.at) * 1000)::bigint, x.value, x.historical FROM samples x JOIN sites s ON s.id = x.site_id
                         WHERE s.edge_id = '\(site)' AND x.metric = '\(FleetMetricName.importKW)' AND x.device = ''
-                          AND x.at BETWEEN to_timestamp(\(from - 60)) AND to_timestamp(\(from + 8)) ORDER BY 1
+                          AND x.at BETWEEN to_timestamp(\(window.lowerBound)) AND to_timestamp(\(window.upperBound)) ORDER BY 1
                         """)) ?? "?"
                     let births = (try? await pg.psql("""
                         SELECT b.bd_seq, (extract(epoch FROM b.at) * 1000)::bigint FROM births b JOIN sites s ON s.id = b.site_id
                         WHERE s.edge_id = '\(site)' AND b.device = '' ORDER BY 2
                         """)) ?? "?"
-                    let ticks = observed.ticks.withLock { $0[site] ?? [] }.filter { $0.at >= from - 60 && $0.at <= from + 8 }
+                    let ticks = observed.ticks.withLock { $0[site] ?? [] }.filter { window.contains($0.at) }
                         .map { "\($0.at): \(String(describing: $0.importKW))" }
                     print("chaos soak: lost \(entry)\n  stored around it:\n\(rows)  reported: \(ticks)\n  births: \(births.split(separator: "\n").joined(separator: "; "))")
                     print("  the hub said of \(site): \(observed.hubSaid.withLock { $0[site] ?? [] }.suffix(20))")
-                    let tapped = observed.tapped.withLock { $0[site] ?? [] }.filter { Double($0.at) / 1000 >= from - 60 && Double($0.at) / 1000 <= from + 8 }
+                    let tapped = observed.tapped.withLock { $0[site] ?? [] }.filter { window.contains(Double($0.at) / 1000) }
                     print("  the broker passed on for \(site) (a second subscriber): \(tapped.map { "\($0.kind) \($0.at): \($0.value.map { String($0) } ?? "-")" })")
                 }
                 if check.lost > 0 {
@@ -517,12 +518,6 @@ struct ChaosSoak {
         return out
     }
 
-    /// Lost: a tick whose import the hub's series does not give: there is no row at or before it, or the latest one
-    /// is further from the tick's value than the metric's deadband (report by exception: the edge node sends a value
-    /// once it moved past the deadband from the value last sent, and buffers every tick while not born). Wrong: a row
-    /// whose value is not the site's at that time, or at a time no tick had. A fast path reports at the loop time of
-    /// its pass, which may be a tick's: any value reported at a time counts for it. Ticks after `until` are left
-    /// out (the newest tick is published in the next second of virtual time).
     /// Subscribes to every site's NBIRTH and NDATA straight on the broker (reconnecting after a broker restart) and
     /// records the import metric each carried, until cancelled.
     static func tapImports(port: Int, into observed: Observed) async {
@@ -531,7 +526,7 @@ struct ChaosSoak {
             var events = client.events.makeAsyncIterator()
             do {
                 try await client.connect(will: nil)
-                while let e = await events.next() {
+                events: while let e = await events.next() {
                     switch e {
                     case .connected:
                         try await client.subscribe("spBv1.0/+/NDATA/#", qos: 0)
@@ -547,10 +542,8 @@ struct ChaosSoak {
                             observed.tapped.withLock { $0[String(parts[3]), default: []].append((kind, metric.timestamp ?? 0, v)) }
                         }
                     case .disconnected, .connectionRefused:
-                        break
+                        break events
                     }
-                    if case .disconnected = e { break }
-                    if case .connectionRefused = e { break }
                 }
             } catch {}
             client.close()
@@ -558,6 +551,12 @@ struct ChaosSoak {
         }
     }
 
+    /// Lost: a tick whose import the hub's series does not give: there is no row at or before it, or the latest one
+    /// is further from the tick's value than the metric's deadband (report by exception: the edge node sends a value
+    /// once it moved past the deadband from the value last sent, and buffers every tick while not born). Wrong: a row
+    /// whose value is not the site's at that time, or at a time no tick had. A fast path reports at the loop time of
+    /// its pass, which may be a tick's: any value reported at a time counts for it. Ticks after `until` are left
+    /// out (the newest tick is published in the next second of virtual time).
     static func checkSamples(_ pg: PostgresServer, observed: Observed, until: Double) async throws
         -> (lost: Int, lostWhere: [String], lostRuns: [(site: String, fromMS: Int64)], wrong: [String], stored: Int, historical: Int) {
         let rows = try await importRows(pg)
