@@ -113,6 +113,7 @@ public struct EdgeNodeService: Service {
         let (handOff, options) = (self.handOff, self.storeAndForward)
         let (buffer, bufferCapacity, observeSF) = (options.buffer, options.capacity, options.observe)
         let backfill = Backfill(storage: buffer, throttle: options.throttle)
+        let backfilled = BackfilledValues()
         // Wakes the backfill: after a birth, and after samples were buffered.
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let commandQueue = CommandQueue(capacity: self.commandQueue.capacity)
@@ -190,7 +191,11 @@ public struct EdgeNodeService: Service {
                     guard await runner.session.phase == .online else { continue }
                     let start = clock.now
                     let outcome = await backfill.run(
-                        publish: { await runner.publishHistorical(node: $0) },
+                        publish: { metrics in
+                            guard await runner.publishHistorical(node: metrics) else { return false }
+                            backfilled.note(metrics)
+                            return true
+                        },
                         elapsed: { clock.now - start },
                         onStorageError: { logger.error("fleet: store-and-forward buffer unreadable", metadata: ["error": "\($0)"]) })
                     if outcome.batches > 0 {
@@ -295,6 +300,13 @@ public struct EdgeNodeService: Service {
                 }
                 let generation = await runner.birthGeneration
                 if generation != basedOn { await rebase(generation) }
+                // Historical data the host has had acknowledged since the last pass: where it is newer than a baseline's
+                // value it is the host's newest (the hub keeps the newest by time), so it is the baseline. A sample
+                // buffered after the births the loop re-based on (which the re-base above cannot foresee) is then
+                // not measured against the births' older values (the chaos soak lost a tick so: its births carried
+                // the 98 s import, the 99 s tick was backfilled, and the 117 s tick was inside the deadband of the
+                // first and outside that of the second).
+                rbe.backfilled(tickMetrics(backfilled.take()))
                 handedLater = handed.filter { $0.tick.report.at > tick.report.at }
                 // Older than the live path's tick, or at its very time but handed over before it: a fast path (a
                 // command applied) reports at the loop time of its pass, which may be a tick's, so a tick and a fast
@@ -366,6 +378,30 @@ public struct EdgeNodeService: Service {
 /// The tick count a fleet command was admitted in (LoopActionBudget), for the command queue's observer.
 final class AdmittedTick: Sendable {
     let value = Mutex<Int?>(nil)
+}
+
+/// The newest value of each node metric the backfill has had acknowledged, from the backfill's task to the live
+/// path's loop (which makes a value newer than its baseline's the new baseline: ReportByException.backfilled).
+final class BackfilledValues: Sendable {
+    private let newest = Mutex<[String: SparkplugMetric]>([:])
+
+    func note(_ metrics: [SparkplugMetric]) {
+        newest.withLock { n in
+            for m in metrics {
+                guard let name = m.name, let at = m.timestamp else { continue }
+                if let held = n[name]?.timestamp, held >= at { continue }
+                n[name] = m
+            }
+        }
+    }
+
+    /// What was noted since the last call.
+    func take() -> [SparkplugMetric] {
+        newest.withLock { n in
+            defer { n.removeAll() }
+            return Array(n.values)
+        }
+    }
 }
 
 

@@ -27,6 +27,9 @@ public struct ReportByException: Sendable {
     public let deadbands: [String: Deadband]
     /// Per metric key: the value last reported and when.
     public private(set) var reported: [String: (value: MetricValue?, at: UInt64)] = [:]
+    /// Per metric key: the time of the value the baseline holds (a birth's metric carries its own; a report's is its
+    /// `now`), which `backfilled` compares with.
+    private var valueAt: [String: UInt64] = [:]
 
     public init(maxIntervalMilliseconds: UInt64 = 60_000, defaultDeadband: Deadband = .default, deadbands: [String: Deadband] = [:]) {
         self.maxIntervalMilliseconds = maxIntervalMilliseconds
@@ -56,7 +59,9 @@ public struct ReportByException: Sendable {
     public mutating func markReported(_ metrics: [SparkplugMetric], scope: String? = nil, now: UInt64) {
         for metric in metrics {
             guard let name = metric.name else { continue }
-            reported[key(name, scope)] = (metric.value, now)
+            let k = key(name, scope)
+            reported[k] = (metric.value, now)
+            valueAt[k] = now
         }
     }
 
@@ -66,12 +71,31 @@ public struct ReportByException: Sendable {
     public mutating func births(_ metrics: [SparkplugMetric], scope: String? = nil, now: UInt64) {
         for metric in metrics {
             guard let name = metric.name else { continue }
-            reported[scope.map { "\($0)\u{1F}\(name)" } ?? name] = (metric.value, now)
+            let k = key(name, scope)
+            reported[k] = (metric.value, now)
+            valueAt[k] = metric.timestamp ?? now
+        }
+    }
+
+    /// Values the host received as historical data (store-and-forward backfill), each with its time: a value newer
+    /// than the one its metric's baseline came from is the host's newest (it keeps the newest by time), so it becomes
+    /// the baseline; an older one, or one of a metric with no baseline yet (not reported in this session), changes
+    /// nothing.
+    public mutating func backfilled(_ metrics: [SparkplugMetric], scope: String? = nil) {
+        for metric in metrics {
+            guard let name = metric.name, let at = metric.timestamp else { continue }
+            let k = key(name, scope)
+            guard let held = valueAt[k], held < at, let last = reported[k] else { continue }
+            reported[k] = (metric.value, max(at, last.at))
+            valueAt[k] = at
         }
     }
 
     /// Forget every baseline (e.g. a new session): everything is reported again.
-    public mutating func reset() { reported.removeAll() }
+    public mutating func reset() {
+        reported.removeAll()
+        valueAt.removeAll()
+    }
 
     private func due(last: (value: MetricValue?, at: UInt64), metric: SparkplugMetric, name: String, now: UInt64) -> Bool {
         if now &- last.at >= maxIntervalMilliseconds || now < last.at { return true }

@@ -38,6 +38,8 @@ public enum HostEvent: Sendable, Hashable {
     case sinkFailed(String)
     /// A libmosquitto call failed.
     case failure(String)
+    /// A command was recorded (queued for the store) and published, acknowledged by the broker (HostCommands.swift).
+    case commandSent(SiteKey, commandID: String)
     /// A site answered one of the hub's commands (HostCommands.swift).
     case commandAnswered(SiteKey, commandID: String, accepted: Bool)
 }
@@ -83,15 +85,10 @@ public final class HostApplication: Service, Sendable {
     let now: @Sendable () -> UInt64
     let observe: @Sendable (HostEvent) -> Void
     let model: Mutex<FleetModel>
-    /// Where commands and their outcomes are recorded (HostCommands.swift); nil: nowhere.
-    let commandLog: (any FleetCommandLog)?
     let commandState = Mutex(HostCommandState())
     /// The client of the running session (commands are published through it), and whether STATE online is out.
     let currentClient = Mutex<MQTTClient?>(nil)
     let connected = Atomic<Bool>(false)
-    /// Replies to our commands, on their way to `commandLog` (the writer task in `run`).
-    let replyFeed: AsyncStream<(String, FleetCommandReply)>.Continuation
-    private let replyStream: AsyncStream<(String, FleetCommandReply)>
     private let dropped = Atomic<Int>(0)
     /// The running session's record queue (tests reach its spool through it).
     let recordQueue = Mutex<RecordQueue?>(nil)
@@ -104,7 +101,6 @@ public final class HostApplication: Service, Sendable {
     /// `commands`: where the hub's fleet commands and their outcomes are recorded (the store).
     public init(configuration: HostConfiguration, sink: any FleetRecordSink, logger: Logger,
                 now: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) },
-                commands: (any FleetCommandLog)? = nil,
                 observe: @escaping @Sendable (HostEvent) -> Void = { _ in }) throws {
         try validateSparkplugID(configuration.hostID, kind: "host id")
         self.configuration = configuration
@@ -114,8 +110,6 @@ public final class HostApplication: Service, Sendable {
         self.now = now
         self.observe = observe
         model = Mutex(FleetModel(configuration: configuration.model))
-        commandLog = commands
-        (replyStream, replyFeed) = AsyncStream.makeStream(of: (String, FleetCommandReply).self)
     }
 
     /// The fleet, one row per site ever born (for the fleet API and CLI).
@@ -219,16 +213,6 @@ public final class HostApplication: Service, Sendable {
                     }
                 }
             }
-            // The sites' answers to our commands, into the command log (off the message path).
-            let replies = replyStream, commandLog = self.commandLog
-            group.addTask {
-                for await (id, reply) in replies {
-                    let status: HubCommandStatus = reply.accepted ? .acknowledged : .rejected
-                    do { try await commandLog?.recordOutcome(commandID: id, status: status, outcome: reply.result, at: reply.at) } catch {
-                        logger.error("hub: a command's outcome was not recorded", metadata: ["hub.command": "\(id)", "hub.error": "\(error)"])
-                    }
-                }
-            }
             await withTaskCancellationOrGracefulShutdownHandler {
                 await self.connect(client)
                 for await event in client.events {
@@ -264,7 +248,6 @@ public final class HostApplication: Service, Sendable {
             }
             queue.finish()
             connected.store(false, ordering: .releasing)
-            replyFeed.finish()
             await group.waitForAll()
         }
     }
@@ -311,6 +294,23 @@ public final class HostApplication: Service, Sendable {
         observe(.online(stateTimestamp: session))
     }
 
+    /// Queues `batch` for the sink (`command`, `sync`: RecordQueue.push); a batch that cannot be queued is dropped,
+    /// counted and logged. Returns whether it was queued.
+    @discardableResult
+    func enqueue(_ batch: [HubRecord], into records: RecordQueue, command: Bool = false, sync: Bool = false) -> Bool {
+        let pushed = records.push(batch, command: command, sync: sync)
+        if let e = pushed.spoolError {
+            logger.error("hub: a batch of records could not be spooled", metadata: ["hub.error": "\(e)"])
+        }
+        if !pushed.ok {
+            let total = dropped.add(batch.count, ordering: .relaxed).newValue
+            logger.error("hub: the record sink is behind (queue of \(configuration.recordQueueCapacity) batches full\(records.spool == nil ? "" : ", spool not writable")): records dropped",
+                         metadata: ["hub.dropped": "\(batch.count)", "hub.dropped_total": "\(total)"])
+            observe(.recordsDropped(total: total))
+        }
+        return pushed.ok
+    }
+
     /// One message: into the model; its records to the queue; a rebirth request to the node if asked for.
     private func take(_ message: MQTTMessage, client: MQTTClient, records: RecordQueue) {
         guard let topic = try? SparkplugTopic(parsing: message.topic) else {
@@ -323,18 +323,7 @@ public final class HostApplication: Service, Sendable {
         if let problem = outcome.problem {
             logger.warning("hub: \(problem)", metadata: ["mqtt.topic": "\(message.topic)"])
         }
-        if !outcome.records.isEmpty {
-            let pushed = records.push(outcome.records)
-            if let e = pushed.spoolError {
-                logger.error("hub: a batch of records could not be spooled", metadata: ["hub.error": "\(e)"])
-            }
-            if !pushed.ok {
-                let total = dropped.add(outcome.records.count, ordering: .relaxed).newValue
-                logger.error("hub: the record sink is behind (queue of \(configuration.recordQueueCapacity) batches full\(records.spool == nil ? "" : ", spool not writable")): records dropped",
-                             metadata: ["hub.dropped": "\(outcome.records.count)", "hub.dropped_total": "\(total)"])
-                observe(.recordsDropped(total: total))
-            }
-        }
+        if !outcome.records.isEmpty { enqueue(outcome.records, into: records) }
         if let key = outcome.rebirth {
             let payload = SparkplugPayload(timestamp: t, seq: nil, metrics: [
                 SparkplugMetric(name: SparkplugMetricName.rebirth, timestamp: t, value: .boolean(true)),
@@ -352,7 +341,7 @@ public final class HostApplication: Service, Sendable {
             observe(.rebirthRequested(key))
         }
         if case let .node(group, type, edge) = topic, type == .ndata || type == .nbirth {
-            takeReply(SiteKey(group: group, edge: edge), now: t)
+            takeReply(SiteKey(group: group, edge: edge), now: t, records: records)
         }
         observe(.received(topic, problem: outcome.problem))
     }
@@ -407,16 +396,22 @@ final class RecordQueue: Sendable {
     }
 
     /// False (and nothing queued) when the batch could be neither spooled nor kept in memory; `spoolError` says why
-    /// the spool refused it.
-    func push(_ batch: [HubRecord]) -> (ok: Bool, spoolError: (any Error)?) {
+    /// the spool refused it. `command` (a command the hub is about to send, or an outcome of one): a batch the spool
+    /// did not take is kept in memory even past `capacity` (a few records per command, at the rate the hub sends
+    /// them): a command is never refused for lack of room. `sync`: the spool is synced to disk after the append (a
+    /// command before it goes out survives a power cut too, not only a kill); a failed sync is a spool error.
+    func push(_ batch: [HubRecord], command: Bool = false, sync: Bool = false) -> (ok: Bool, spoolError: (any Error)?) {
         let frame = spool.map { _ in RecordSpoolCodec.frame(batch) }
         let result = state.withLock { s -> (Bool, (any Error)?) in
             var spooled: (start: UInt64, end: UInt64)?
             var failure: (any Error)?
             if let spool, let frame {
                 do { spooled = try spool.append(frame) } catch { failure = error }
+                if sync, spooled != nil {
+                    do { try spool.sync() } catch { failure = error }
+                }
             }
-            if s.diskFrom == nil && s.batches.count < capacity {
+            if s.diskFrom == nil && s.batches.count < capacity || command && spooled == nil {
                 s.batches.append((batch, spooled?.end))
                 return (true, failure)
             }

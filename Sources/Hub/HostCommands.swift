@@ -3,12 +3,17 @@
 // hub's command client id, which the site file's `fleet.roles` must map to a role allowed for the command).
 //
 // - A command goes only to a site that is online in the model; otherwise it is not sent and the caller is told why.
-// - It is recorded in the store (`commands`, status issued) before it is published: a command that cannot be
-//   recorded is not sent. It is published with QoS 1 through the MQTT client's own thread (never a blocking call on
-//   the cooperative pool); a failed publish is recorded as `failed`.
+// - It is recorded before it is published, without waiting for PostgreSQL: a `.command` record goes into the host's
+//   record queue, appended to the spool and synced to disk (RecordSpool.swift), and the record writer puts it in the
+//   store's `commands` table (status issued) in order with everything else, once the store answers. So a shed's caps
+//   go out while PostgreSQL is down or restarting, and a hub killed before the store had them writes them at its next
+//   start. A command is kept in memory past the queue's capacity when the spool cannot take it (RecordQueue.push);
+//   only a hub that is not running does not send it.
+//   It is published with QoS 1 through the MQTT client's own thread (never a blocking call on the cooperative pool); a
+//   failed publish is recorded (`.commandOutcome`, failed) the same way.
 // - The site's answer (`Command/Last ID`, `Command/Last Accepted`, `Command/Last Result` in its NDATA or NBIRTH) is
-//   matched to the command by id and recorded (`command_outcomes`; acknowledged or rejected), and kept in memory for
-//   `answer(commandID:)`.
+//   matched to the command by id, queued as a `.commandOutcome` record (`command_outcomes`; acknowledged or
+//   rejected), and kept in memory for `reply(commandID:)`.
 
 import Basics
 import Foundation
@@ -114,32 +119,6 @@ public struct FleetCommandReply: Sendable, Hashable, Codable {
     public var at: UInt64
 }
 
-/// Where the hub records its commands and their outcomes (the store; a memory log in tests).
-public protocol FleetCommandLog: Sendable {
-    func recordCommand(_ command: HubCommand) async throws
-    @discardableResult
-    func recordOutcome(commandID: String, status: HubCommandStatus, outcome: String, at: UInt64) async throws -> Bool
-}
-
-extension HubStore: FleetCommandLog {}
-
-/// Commands and outcomes kept in memory (tests, and `switchyard hub` without a database).
-public actor MemoryCommandLog: FleetCommandLog {
-    public private(set) var commands: [HubCommand] = []
-    public private(set) var outcomes: [(commandID: String, status: HubCommandStatus, outcome: String, at: UInt64)] = []
-
-    public init() {}
-
-    public func recordCommand(_ command: HubCommand) async throws { commands.append(command) }
-
-    @discardableResult
-    public func recordOutcome(commandID: String, status: HubCommandStatus, outcome: String, at: UInt64) async throws -> Bool {
-        let first = !outcomes.contains { $0.commandID == commandID }
-        outcomes.append((commandID, status, outcome, at))
-        return first
-    }
-}
-
 /// What `FleetOperations` needs of the hub: the fleet as the model sees it, and a way to send commands.
 public protocol FleetCommandHost: Sendable {
     func status() async -> [SiteStatus]
@@ -194,11 +173,9 @@ extension HostApplication: FleetCommandHost {
         let clientID = commandClientID
         let command = HubCommand(id: id, site: site, issuedAt: t, expiresAt: request.expiry(issuedMS: t),
                                  payloadJSON: request.payloadJSON(commandID: id, clientID: clientID))
-        if let commandLog {
-            do { try await commandLog.recordCommand(command) } catch {
-                logger.error("hub: command not recorded, so not sent", metadata: ["hub.command": "\(id)", "hub.error": "\(error)"])
-                return .notSent(commandID: id, reason: "the hub could not record the command, so it was not sent: \(error)")
-            }
+        guard let records = recordQueue.withLock({ $0 }), enqueue([.command(command)], into: records, command: true, sync: true) else {
+            logger.error("hub: command not recorded, so not sent", metadata: ["hub.command": "\(id)"])
+            return .notSent(commandID: id, reason: "the hub's record queue is not running, so the command was not recorded and not sent")
         }
         let metrics = [SparkplugMetric(name: HubCommandName.id, timestamp: t, value: .string(id)),
                        SparkplugMetric(name: HubCommandName.timestamp, timestamp: t, value: .dateTime(millisecondsSinceEpoch: t)),
@@ -214,15 +191,16 @@ extension HostApplication: FleetCommandHost {
         if let failure {
             commandState.withLock { $0.pending[id] = nil }
             logger.warning("hub: command not published", metadata: ["hub.command": "\(id)", "mqtt.error": "\(failure)"])
-            _ = try? await commandLog?.recordOutcome(commandID: id, status: .failed, outcome: "not published: \(failure)", at: now())
+            enqueue([.commandOutcome(commandID: id, status: .failed, outcome: "not published: \(failure)", at: now())], into: records, command: true)
             return .notSent(commandID: id, reason: "the publish failed: \(failure)")
         }
         logger.info("hub: command sent", metadata: ["sparkplug.node": "\(site)", "hub.command": "\(id)", "hub.summary": "\(request.summary)"])
+        observe(.commandSent(site, commandID: id))
         return .sent(commandID: id)
     }
 
     /// After a node's NDATA or NBIRTH: if its last answer is to one of our pending commands, take it.
-    func takeReply(_ key: SiteKey, now t: UInt64) {
+    func takeReply(_ key: SiteKey, now t: UInt64, records: RecordQueue) {
         guard commandState.withLock({ !$0.pending.isEmpty }) else { return }
         let answer = model.withLock { m -> (String, Bool, String)? in
             guard let metrics = m.nodes[key]?.metrics, case .string(let id)? = metrics[HubCommandName.lastID]?.value else { return nil }
@@ -243,7 +221,7 @@ extension HostApplication: FleetCommandHost {
         guard taken else { return }
         logger.info("hub: command answered", metadata: ["sparkplug.node": "\(key)", "hub.command": "\(id)", "hub.accepted": "\(accepted)",
                                                         "hub.result": "\(result)"])
-        replyFeed.yield((id, reply))
+        enqueue([.commandOutcome(commandID: id, status: accepted ? .acknowledged : .rejected, outcome: result, at: t)], into: records, command: true)
         observe(.commandAnswered(key, commandID: id, accepted: accepted))
     }
 }

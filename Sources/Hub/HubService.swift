@@ -75,7 +75,7 @@ public struct HubService: Service {
             if !applied.isEmpty { logger.notice("hub: store migrated", metadata: ["hub.migrations": "\(applied)"]) }
             let now = self.now
             let host = try HostApplication(configuration: configuration.host, sink: store, logger: logger,
-                                           now: { UInt64(max(0, now() * 1000).rounded()) }, commands: store, observe: observe)
+                                           now: { UInt64(max(0, now() * 1000).rounded()) }, observe: observe)
             let operations = FleetOperations(host: host, configuration: configuration.operations, clock: clock, now: now, journal: store)
             let restored = try await operations.restore()
             if restored > 0 { logger.notice("hub: fleet operations carried on from before the restart", metadata: ["hub.operations": "\(restored)"]) }

@@ -14,9 +14,10 @@
 //   read as "all committed").
 // - The spool file is locked (flock, exclusive): a second hub on the same directory is refused with a clear error.
 //
-// Writes go to the page cache (no fsync per batch): they survive a killed process, not a power cut. A batch the
-// store committed just before a kill can be written once more by the next hub; the store's primary keys keep
-// samples at most once.
+// Writes go to the page cache (no fsync per batch): they survive a killed process, not a power cut; a batch holding a
+// command the hub is about to send is synced to disk first (HostCommands.swift). A batch the store committed just
+// before a kill can be written once more by the next hub; the store's primary keys keep samples at most once, and a
+// command or outcome written again changes nothing (StoreWrite).
 
 import Basics
 import Foundation
@@ -95,6 +96,11 @@ enum RecordSpoolCodec {
                 }))
             case let .sequenceGap(site, expected, received, at):
                 w.u8(3); w.site(site); w.u8(expected); w.u8(received); w.u64(at)
+            case .command(let c):
+                w.u8(4); w.string(c.id); w.site(c.site); w.optionalString(c.device); w.u64(c.issuedAt); w.u64(c.expiresAt)
+                w.string(c.payloadJSON)
+            case let .commandOutcome(id, status, outcome, at):
+                w.u8(5); w.string(id); w.string(status.rawValue); w.string(outcome); w.u64(at)
             }
         }
         return w.bytes
@@ -124,6 +130,15 @@ enum RecordSpoolCodec {
             case 3:
                 let site = try r.site(), expected = try r.u8(), received = try r.u8(), at = try r.u64()
                 out.append(.sequenceGap(site: site, expected: expected, received: received, at: at))
+            case 4:
+                let id = try r.string(), site = try r.site(), device = try r.optionalString()
+                let issued = try r.u64(), expires = try r.u64(), payload = try r.string()
+                out.append(.command(HubCommand(id: id, site: site, device: device, issuedAt: issued, expiresAt: expires, payloadJSON: payload)))
+            case 5:
+                let id = try r.string()
+                guard let status = HubCommandStatus(rawValue: try r.string()) else { throw Reader.Short() }
+                let outcome = try r.string(), at = try r.u64()
+                out.append(.commandOutcome(commandID: id, status: status, outcome: outcome, at: at))
             default:
                 throw Reader.Short()
             }
@@ -281,6 +296,12 @@ final class RecordSpool: @unchecked Sendable {
         let start = end
         end += UInt64(frame.count)
         return (start, end)
+    }
+
+    /// Syncs the spool file to disk (fdatasync).
+    func sync() throws {
+        guard !closed else { throw RecordSpoolError(path: path, message: "closed") }
+        guard fdatasync(fd) == 0 else { throw RecordSpoolError(path: path, message: "cannot sync: \(errnoText(errno))") }
     }
 
     /// The batches of the whole frames from `offset` on (up to `end` as it was when called), at most about

@@ -68,6 +68,12 @@ public enum HubRecord: Sendable, Hashable {
     case samples([MetricSample])
     /// A `seq` that did not follow: the host asked the node for a rebirth.
     case sequenceGap(site: SiteKey, expected: UInt8, received: UInt8, at: UInt64)
+    /// A command the hub publishes (HostCommands.swift): queued (and spooled) before it goes out, so that it is
+    /// recorded without the store on the command's path. Written once: a replay of the same record changes nothing.
+    case command(HubCommand)
+    /// What became of a command: the site's answer, or a failed publish. The first outcome decides the command's
+    /// status; a replay of the same record (same command, time, status and text) is not kept twice.
+    case commandOutcome(commandID: String, status: HubCommandStatus, outcome: String, at: UInt64)
 }
 
 /// Where the host's records go (the PostgreSQL store, or memory in tests). Called on the host's own task, in the

@@ -254,18 +254,11 @@ extension HubStore {
     /// Records a command as issued. Its site gets a row if it has none; an id already recorded is an error.
     public func recordCommand(_ command: HubCommand) async throws {
         do {
-            guard command.expiresAt > command.issuedAt else {
-                throw HubStoreError(operation: "record command \(command.id)", message: "it expires at or before it is issued")
-            }
             let id = try await siteID(command.site, seenAt: command.issuedAt)
-            let issued = Int64(clamping: command.issuedAt), expires = Int64(clamping: command.expiresAt)
-            try await client.query("""
-                INSERT INTO commands (id, site_id, device, issued_at, expires_at, payload, status)
-                VALUES (\(command.id), \(id), \(command.device ?? ""),
-                        timestamptz 'epoch' + \(issued) * interval '1 millisecond',
-                        timestamptz 'epoch' + \(expires) * interval '1 millisecond',
-                        \(command.payloadJSON)::jsonb, 'issued')
-                """, logger: logger)
+            let logger = self.logger
+            try await client.withConnection { conn in
+                try await Self.insertCommand(command, siteID: id, replay: false, conn, logger)
+            }
         } catch {
             throw HubStoreError.wrap(error, "record command \(command.id)")
         }
@@ -276,33 +269,65 @@ extension HubStore {
     @discardableResult
     public func recordOutcome(commandID: String, status: HubCommandStatus, outcome: String, at: UInt64) async throws -> Bool {
         do {
-            guard status != .issued else {
-                throw HubStoreError(operation: "record outcome of \(commandID)", message: "issued is not an outcome")
-            }
-            let ms = Int64(clamping: at), s = status.rawValue
-            let answered = status == .acknowledged || status == .rejected
             let logger = self.logger
             return try await client.withTransaction(logger: logger) { conn -> Bool in
-                let existing = try await conn.query("SELECT status FROM commands WHERE id = \(commandID) FOR UPDATE",
-                                                    logger: logger).collect()
-                guard !existing.isEmpty else {
-                    throw HubStoreError(operation: "record outcome", message: "no command \(commandID)")
-                }
-                try await conn.query("""
-                    INSERT INTO command_outcomes (command_id, at, status, outcome)
-                    VALUES (\(commandID), timestamptz 'epoch' + \(ms) * interval '1 millisecond', \(s), \(outcome))
-                    """, logger: logger)
-                let decided = try await conn.query("""
-                    UPDATE commands SET status = \(s), outcome = \(outcome),
-                        acked_at = CASE WHEN \(answered) THEN timestamptz 'epoch' + \(ms) * interval '1 millisecond' END
-                    WHERE id = \(commandID) AND status = 'issued'
-                    RETURNING id
-                    """, logger: logger).collect()
-                return !decided.isEmpty
+                try await Self.insertOutcome(commandID: commandID, status: status, outcome: outcome, at: at, replay: false, conn, logger)
             }
         } catch {
             throw HubStoreError.wrap(error, "record outcome of \(commandID)")
         }
+    }
+
+    /// Inserts `command` (status issued). `replay` (the host's records, which a restarted hub may write again): an id
+    /// already recorded is left as it is; otherwise it is an error.
+    static func insertCommand(_ command: HubCommand, siteID id: Int32, replay: Bool, _ conn: PostgresConnection,
+                              _ logger: Logger) async throws {
+        guard command.expiresAt > command.issuedAt else {
+            throw HubStoreError(operation: "record command \(command.id)", message: "it expires at or before it is issued")
+        }
+        let issued = Int64(clamping: command.issuedAt), expires = Int64(clamping: command.expiresAt)
+        try await conn.query("""
+            INSERT INTO commands (id, site_id, device, issued_at, expires_at, payload, status)
+            VALUES (\(command.id), \(id), \(command.device ?? ""),
+                    timestamptz 'epoch' + \(issued) * interval '1 millisecond',
+                    timestamptz 'epoch' + \(expires) * interval '1 millisecond',
+                    \(command.payloadJSON)::jsonb, 'issued')
+            \(unescaped: replay ? "ON CONFLICT (id) DO NOTHING" : "")
+            """, logger: logger)
+    }
+
+    /// Inserts an outcome of command `commandID` and, if it is the first, decides the command's status; returns
+    /// whether it decided it. `replay` (the host's records): an outcome of a command not recorded is skipped rather
+    /// than an error, and one already kept with the same time, status and text is not kept again.
+    static func insertOutcome(commandID: String, status: HubCommandStatus, outcome: String, at: UInt64, replay: Bool,
+                              _ conn: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        guard status != .issued else {
+            throw HubStoreError(operation: "record outcome of \(commandID)", message: "issued is not an outcome")
+        }
+        let ms = Int64(clamping: at), s = status.rawValue
+        let answered = status == .acknowledged || status == .rejected
+        let existing = try await conn.query("SELECT status FROM commands WHERE id = \(commandID) FOR UPDATE",
+                                            logger: logger).collect()
+        guard !existing.isEmpty else {
+            if replay { return false }
+            throw HubStoreError(operation: "record outcome", message: "no command \(commandID)")
+        }
+        let inserted = try await conn.query("""
+            INSERT INTO command_outcomes (command_id, at, status, outcome)
+            SELECT \(commandID), timestamptz 'epoch' + \(ms) * interval '1 millisecond', \(s), \(outcome)
+            WHERE NOT \(replay) OR NOT EXISTS (
+                SELECT 1 FROM command_outcomes WHERE command_id = \(commandID) AND status = \(s) AND outcome = \(outcome)
+                    AND at = timestamptz 'epoch' + \(ms) * interval '1 millisecond')
+            RETURNING id
+            """, logger: logger).collect()
+        guard !inserted.isEmpty else { return false }
+        let decided = try await conn.query("""
+            UPDATE commands SET status = \(s), outcome = \(outcome),
+                acked_at = CASE WHEN \(answered) THEN timestamptz 'epoch' + \(ms) * interval '1 millisecond' END
+            WHERE id = \(commandID) AND status = 'issued'
+            RETURNING id
+            """, logger: logger).collect()
+        return !decided.isEmpty
     }
 
     /// One command, or nil.

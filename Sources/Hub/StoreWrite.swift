@@ -69,6 +69,8 @@ extension HubStore {
                 case .death(let site, _, _, let at): saw(site, at)
                 case .sequenceGap(let site, _, _, let at): saw(site, at)
                 case .samples(let samples): for s in samples { saw(s.site, s.at) }
+                case .command(let c): saw(c.site, c.issuedAt)
+                case .commandOutcome: break
                 }
             }
             var ids: [SiteKey: Int32] = [:]
@@ -90,7 +92,7 @@ extension HubStore {
                                               at: Int64(clamping: m.timestamp ?? b.at),
                                               value: StoredValue(m.value, nullType: m.dataType), historical: m.isHistorical))
                     }
-                case .death, .sequenceGap:
+                case .death, .sequenceGap, .command, .commandOutcome:
                     break
                 }
             }
@@ -131,6 +133,10 @@ extension HubStore {
                         INSERT INTO events (site_id, device, kind, at, detail)
                         VALUES (\(id), '', 'sequence_gap', timestamptz 'epoch' + \(ms) * interval '1 millisecond', \(detail)::jsonb)
                         """, logger: logger)
+                case .command(let c):
+                    try await Self.insertCommand(c, siteID: ids[c.site]!, replay: true, conn, logger)
+                case let .commandOutcome(id, status, outcome, at):
+                    _ = try await Self.insertOutcome(commandID: id, status: status, outcome: outcome, at: at, replay: true, conn, logger)
                 case .samples:
                     break
                 }

@@ -31,6 +31,32 @@ struct ReportByExceptionTests {
         #expect(d == [power(40_804)])
     }
 
+    /// The chaos soak's loss, in numbers (ercot-09): the births carried the 98 s import (19,688.4 kW), the 99 s tick
+    /// (19,704.568 kW) reached the hub as historical data, so the hub's newest value was the 99 s one; the 117 s tick
+    /// (19,492.852 kW) is 195.5 kW from the first (inside 1 %: 196.9) and 211.7 kW from the second (outside: 197.0).
+    @Test func aBackfilledValueNewerThanTheBaselinesIsTheNewBaseline() {
+        func at(_ kw: Double, _ ms: UInt64, _ name: String = "Site/Import kW") -> SparkplugMetric {
+            SparkplugMetric(name: name, timestamp: ms, value: .double(kw))
+        }
+        var rbe = ReportByException()
+        rbe.births([at(19_688.4, 98_000)], now: 100_000)
+        var without = rbe
+        // Older than the births' value, or of a metric without a baseline: nothing changes.
+        rbe.backfilled([at(25_000, 97_000), at(5, 99_000, "Other kW")])
+        #expect(rbe.pending([power(19_492.852)], now: 117_000).isEmpty)
+        #expect(rbe.reported["Other kW"] == nil)
+        rbe.backfilled([at(19_704.568, 99_000)])
+        #expect(rbe.pending([power(19_492.852)], now: 117_000) == [power(19_492.852)])
+        #expect(without.pending([power(19_492.852)], now: 117_000).isEmpty)
+        // A value reported live after the backfilled one stays the baseline when an older backfill comes later.
+        rbe.markReported([power(19_400)], now: 118_000)
+        rbe.backfilled([at(19_704.568, 99_000)])
+        #expect(rbe.pending([power(19_300)], now: 119_000).isEmpty)
+        without.markReported([power(19_400)], now: 118_000)
+        #expect(without.reported["Site/Import kW"]?.value == rbe.reported["Site/Import kW"]?.value)
+        #expect(rbe.reported["Site/Import kW"]?.value == .double(19_400))
+    }
+
     @Test func everyMetricAtLeastEverySixtySeconds() {
         var rbe = ReportByException()
         _ = rbe.filter([power(1000)], now: 0)

@@ -116,6 +116,9 @@ struct ChaosSoak {
         var virtualSeconds = 0
         var siteTicks = 0
         var realSeconds = 0.0
+        /// Where the real time went: waiting for every site's tick after each advance of the clock, the hub's fleet
+        /// operations poll after it, and the chaos events (with their waits for the hub and the edge nodes).
+        var tickWaitSeconds = 0.0, operationsSeconds = 0.0, chaosSeconds = 0.0
         var chaos: [String] = []
         var capViolations: [String] = []
         var expiredCommandsInForce: [String] = []
@@ -126,6 +129,10 @@ struct ChaosSoak {
         var historicalSamples = 0
         var sheds = 0
         var commandsSent = 0
+        /// Commands the hub sent (HostEvent.commandSent) that PostgreSQL does not hold at the end, or holds with another
+        /// status than the site's answer the hub took (every command is recorded before it goes out: HostCommands.swift).
+        var unrecordedCommands: [String] = []
+        var answeredCommands = 0
         var recordsDropped = 0
         /// The hub's spool file at the end (it is only emptied past 64 MiB): what the soak's records took on disk.
         var spoolBytes = 0
@@ -134,9 +141,9 @@ struct ChaosSoak {
 
         var description: String {
             """
-            chaos soak: \(sites) sites, \(virtualSeconds) s of virtual time (\(siteTicks) site-ticks) in \(String(format: "%.1f", realSeconds)) s of real time
+            chaos soak: \(sites) sites, \(virtualSeconds) s of virtual time (\(siteTicks) site-ticks) in \(String(format: "%.1f", realSeconds)) s of real time (ticks \(String(format: "%.1f", tickWaitSeconds)) s, fleet operations \(String(format: "%.1f", operationsSeconds)) s, chaos events \(String(format: "%.1f", chaosSeconds)) s)
               chaos: \(chaos.count) events (\(chaos.prefix(60).joined(separator: "; ")))
-              sheds: \(sheds), commands sent: \(commandsSent); hub sink failures: \(sinkFailures) \(sinkErrors), records dropped: \(recordsDropped), spool: \(spoolBytes) bytes
+              sheds: \(sheds), commands sent: \(commandsSent) (answers taken: \(answeredCommands), not in PostgreSQL as sent or answered: \(unrecordedCommands.count) \(unrecordedCommands.prefix(5))); hub sink failures: \(sinkFailures) \(sinkErrors), records dropped: \(recordsDropped), spool: \(spoolBytes) bytes
               cap violations: \(capViolations.count) \(capViolations.prefix(5))
               commands in force after their expiry: \(expiredCommandsInForce.count) \(expiredCommandsInForce.prefix(5))
               lost samples after backfill: \(lostSampleCount) \(lostSamples.prefix(5)); wrong values: \(wrongSamples.count) \(wrongSamples.prefix(5))
@@ -163,6 +170,8 @@ struct ChaosSoak {
         let tapped = Mutex<[String: [(kind: String, at: UInt64, value: Double?)]]>([:])
         /// Per site: what the hub said of it (rebirth requests, refused messages), with the virtual time, for diagnosis.
         let hubSaid = Mutex<[String: [String]]>([:])
+        /// The hub's commands as it reported them: id → sent (published), and the site's answer if the hub took one.
+        let commands = Mutex<(sent: Set<String>, answered: [String: Bool])>(([], [:]))
 
         func tick(_ site: String, _ r: TickReport) {
             // Only the DR events' lines are kept (a 24 h soak keeps 3.5 M rows).
@@ -190,10 +199,20 @@ struct ChaosSoak {
     final class HubRun: Sendable {
         let task: Task<Void, any Error>
         let operations: FleetOperations
-        init(task: Task<Void, any Error>, operations: FleetOperations) {
+        let alive: Alive
+        init(task: Task<Void, any Error>, operations: FleetOperations, alive: Alive) {
             self.task = task
             self.operations = operations
+            self.alive = alive
         }
+    }
+
+    /// Cleared at a hub's kill: what the killed hub's task still reports of its commands (a killed process reports
+    /// nothing) is ignored. A command or answer reported before is already in its spool (queued before it is reported).
+    final class Alive: Sendable {
+        let value = Atomic<Bool>(true)
+        var isAlive: Bool { value.load(ordering: .acquiring) }
+        func kill() { value.store(false, ordering: .releasing) }
     }
 
     /// Polls `condition` until it holds or `limit` of real time has passed (the condition is another thread's: a
@@ -247,6 +266,7 @@ struct ChaosSoak {
             defer { try? FileManager.default.removeItem(at: dir) }
             func startHub() async throws -> HubRun {
                 let (opsStream, opsIn) = AsyncStream.makeStream(of: FleetOperations.self)
+                let alive = Alive()
                 let hub = HubService(
                     configuration: HubConfiguration(
                         host: HostConfiguration(hostID: "hub", mqtt: MQTTConfiguration(host: "127.0.0.1", port: hubMQTT.port, clientID: "switchyard-hub"),
@@ -259,6 +279,8 @@ struct ChaosSoak {
                     observe: { e in
                         switch e {
                         case .recordsDropped(let total): observed.hub.withLock { $0.dropped = max($0.dropped, total) }
+                        case .commandSent(_, let id) where alive.isAlive: observed.commands.withLock { _ = $0.sent.insert(id) }
+                        case .commandAnswered(_, let id, let accepted) where alive.isAlive: observed.commands.withLock { $0.answered[id] = accepted }
                         case .rebirthRequested(let key):
                             let at = now()
                             observed.hubSaid.withLock { $0[key.edge, default: []].append("\(at): rebirth requested") }
@@ -286,7 +308,7 @@ struct ChaosSoak {
                     switch await task.result { case .success: why = "it returned"; case .failure(let e): why = "\(e)" }
                     throw TestSupportError.peerFailed("the hub ended before its operations were built: \(why)")
                 }
-                return HubRun(task: task, operations: ops)
+                return HubRun(task: task, operations: ops, alive: alive)
             }
 
             // One SimulatedFleet per site (each keeps the seed of its place in the spec), each to its own relay.
@@ -308,11 +330,15 @@ struct ChaosSoak {
 
                 func second() async throws {
                     let before = ticks.mark()
+                    let t0 = ContinuousClock.now
                     clock.advance(by: .seconds(1))
                     guard await ticks.wait(for: all, since: before, limit: .seconds(60)) else {
                         throw TestSupportError.peerFailed("not every site ticked within 60 s of real time at \(now())")
                     }
+                    let t1 = ContinuousClock.now
                     await hub?.operations.step()
+                    figures.tickWaitSeconds += FleetOperations.seconds(t1 - t0)
+                    figures.operationsSeconds += FleetOperations.seconds(ContinuousClock.now - t1)
                     figures.virtualSeconds += 1
                 }
                 /// The hub has the import each of `sites` that is born last published (bounded; see the header). The
@@ -361,6 +387,7 @@ struct ChaosSoak {
                 var hubPending = false
                 var killed: [HubRun] = []
                 for t in 0..<(seconds + cooldown) {
+                    let chaosStart = ContinuousClock.now
                     for chaos in plan[t] ?? [] {
                         figures.chaos.append("\(t) s: \(chaos)")
                         if verbose {
@@ -385,6 +412,7 @@ struct ChaosSoak {
                             await settle(ids)
                             let host = await h.operations.host as? HostApplication
                             try await disrupt(ids) {
+                                h.alive.kill()
                                 hubMQTT.cutLink()
                                 hubPG.cutLink()
                                 // A killed process's files close with it (and its spool's lock goes).
@@ -421,10 +449,10 @@ struct ChaosSoak {
                             if let shed = try? await ops.startShed(region: region, targetMW: target, until: now() + Double(length), reason: "chaos soak") {
                                 sheds.append((shed.id, now() + Double(length)))
                                 figures.sheds += 1
-                                figures.commandsSent += shed.shares.filter { $0.commandId != nil }.count
                             }
                         }
                     }
+                    figures.chaosSeconds += FleetOperations.seconds(ContinuousClock.now - chaosStart)
                     // The cool-down: every link up again.
                     if t == seconds {
                         for r in siteRelays.values { r.heal() }
@@ -472,6 +500,16 @@ struct ChaosSoak {
                     let said = broker.log.split(separator: "\n").filter { $0.contains("dropped") || $0.contains("Client") && $0.contains("disconnected") }
                     print("chaos soak: broker log, dropping and disconnects (\(said.count) lines):\n  " + said.suffix(60).joined(separator: "\n  "))
                 }
+                // Every command sent is in PostgreSQL, and every answer the hub took decided its command's status
+                // (or 30 s of real time have passed: the records wait behind the samples checked above).
+                var unrecorded = try await Self.unrecordedCommands(pg, observed: observed)
+                let commandsBy = ContinuousClock.now + .seconds(30)
+                while !unrecorded.isEmpty, ContinuousClock.now < commandsBy {
+                    try await Task.sleep(for: .milliseconds(200))
+                    unrecorded = try await Self.unrecordedCommands(pg, observed: observed)
+                }
+                figures.unrecordedCommands = unrecorded
+                (figures.commandsSent, figures.answeredCommands) = observed.commands.withLock { ($0.sent.count, $0.answered.count) }
                 figures.wrongSamples = check.wrong
                 figures.storedSamples = check.stored
                 figures.historicalSamples = check.historical
@@ -514,6 +552,24 @@ struct ChaosSoak {
             let f = line.split(separator: "|", omittingEmptySubsequences: false)
             guard f.count == 4, let at = Int64(f[1]) else { continue }
             out[String(f[0]), default: []].append((at, Double(f[2]), f[3] == "t"))
+        }
+        return out
+    }
+
+    /// The commands the hub reported sent that `commands` lacks, and those whose status is not the answer the hub took.
+    static func unrecordedCommands(_ pg: PostgresServer, observed: Observed) async throws -> [String] {
+        let text = try await pg.psql("SELECT id, status FROM commands")
+        var stored: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "|", omittingEmptySubsequences: false)
+            if f.count == 2 { stored[String(f[0])] = String(f[1]) }
+        }
+        let (sent, answered) = observed.commands.withLock { ($0.sent, $0.answered) }
+        var out: [String] = []
+        for id in sent.sorted() where stored[id] == nil { out.append("\(id): sent, not recorded") }
+        for (id, accepted) in answered.sorted(by: { $0.key < $1.key }) {
+            let want = accepted ? "acknowledged" : "rejected"
+            if let have = stored[id], have != want { out.append("\(id): answered \(want), recorded \(have)") }
         }
         return out
     }

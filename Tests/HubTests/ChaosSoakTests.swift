@@ -27,6 +27,8 @@ struct ChaosSoakTests {
         // hub's kill (RecordSpool.swift); what the sites could not send they buffered and sent as historical.
         #expect(figures.recordsDropped == 0)
         #expect(figures.lostSampleCount == 0, "\(figures.lostSamples.prefix(10))")
+        // Every command the hub sent is in its PostgreSQL, through the outages and the kill, with the answer it took.
+        #expect(figures.unrecordedCommands.isEmpty, "\(figures.unrecordedCommands.prefix(10))")
         // The chaos did happen: data came back through the buffers, and commands went out.
         #expect(figures.historicalSamples > 0 && figures.sheds > 0 && figures.commandsSent > 0)
         #expect(figures.virtualSeconds >= soak.seconds)

@@ -7,6 +7,7 @@
 // - `fleet config apply` over 3 sites: the canary first, then the rest, all reporting the new Site/Config SHA256;
 //   a configuration the sites refuse stops at the canary and nothing more is sent.
 // - Bad input (unknown region, negative MW) is refused with its message and sends nothing.
+// - With PostgreSQL stopped, caps still go out and are applied; the store has them, once, when it is back.
 
 import Basics
 import Foundation
@@ -104,6 +105,56 @@ struct FleetCommandEndToEndTests {
 
             let table = try await rig.cli(["fleet", "event", "status", shed.id])
             #expect(table.status == 0 && table.stdout.contains("ercot-01") && table.stdout.contains("left out: ercot-03"), "\(table.stdout)\(table.stderr)")
+        }
+    }
+
+    /// Commands do not wait on PostgreSQL (HostCommands.swift): with the store stopped, a cap sent to each site goes
+    /// out at once and the sites apply and answer it; once PostgreSQL is back, the commands and the answers are in its
+    /// tables, each once (psql). Before, each send waited for the store's timeout and was then not sent.
+    @Test func capsGoOutWhilePostgresIsDownAndAreRecordedOnceItIsBack() async throws {
+        try await FleetRig.with(sites: 2) { rig, _ in
+            let sites: Set<String> = ["ercot-01", "ercot-02"]
+            let before = await rig.status()
+            let host = await rig.operations.host
+            await rig.pg.stopKeepingData()
+            var caps: [String: Double] = [:], sent: [String: String] = [:]
+            for site in sites.sorted() {
+                let key = SiteKey(group: "ERCOT", edge: site)
+                let cap = ((try #require(before[key]?.importKW)) - 500).rounded()
+                caps[site] = cap
+                let result = await host.send(.createEvent(eventID: "outage-\(site)", capKW: cap, end: rig.now + 3600, reason: "store down"),
+                                                            to: key, commandID: nil)
+                guard case .sent(let id) = result else {
+                    Issue.record("\(site): \(result)")
+                    continue
+                }
+                sent[site] = id
+            }
+            #expect(sent.count == 2)
+            #expect(await rig.answers.wait(for: Set(sent.values), since: [:], limit: .seconds(30)), "answers: \(rig.answers.mark())")
+            for id in sent.values { #expect(host.reply(commandID: id)?.accepted == true, "\(id)") }
+            var inForce: [String: Double] = [:]
+            for _ in 0..<5 {
+                await rig.second(sites)
+                inForce = Dictionary(uniqueKeysWithValues: await rig.status().values.compactMap { r in r.capKW.map { (r.edge, $0) } })
+                if caps.allSatisfy({ (inForce[$0.key] ?? .infinity) <= $0.value + 1e-6 }) { break }
+            }
+            #expect(caps.allSatisfy { (inForce[$0.key] ?? .infinity) <= $0.value + 1e-6 }, "sent \(caps), in force \(inForce)")
+
+            // PostgreSQL back: the record writer's next retry writes the commands and the answers.
+            try await rig.pg.restart()
+            var rows = ""
+            let deadline = ContinuousClock.now + .seconds(90)
+            while ContinuousClock.now < deadline {
+                rows = (try? await rig.pg.psql("""
+                    SELECT s.edge_id, c.id, c.status, c.payload->>'cap_kw', (SELECT count(*) FROM command_outcomes o WHERE o.command_id = c.id)
+                    FROM commands c JOIN sites s ON s.id = c.site_id ORDER BY s.edge_id
+                    """)) ?? ""
+                if rows.split(separator: "\n").filter({ $0.contains("|acknowledged|") }).count == 2 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let expected = sites.sorted().map { site in "\(site)|\(sent[site] ?? "?")|acknowledged|\(caps[site].map { String(Int($0)) } ?? "?")|1" }
+            #expect(rows.split(separator: "\n").map(String.init) == expected, "\(rows)")
         }
     }
 

@@ -13,7 +13,8 @@ struct RecordSpoolTests {
 
     static let site = SiteKey(group: "ERCOT", edge: "tx-01")
 
-    /// One batch of every kind, with a null sample, a device, a historical sample and a birth's metrics.
+    /// One batch of every kind, with a null sample, a device, a historical sample and a birth's metrics, and a command
+    /// with an outcome.
     static func batch(_ i: Int) -> [HubRecord] {
         let at = 1_795_680_000_000 + UInt64(i) * 1000
         return [
@@ -31,6 +32,10 @@ struct RecordSpoolTests {
             ]),
             .death(site: site, device: i % 2 == 0 ? nil : "pdu-\(i)", bdSeq: i % 3 == 0 ? nil : UInt64(i), at: at + 1),
             .sequenceGap(site: site, expected: UInt8(i % 256), received: UInt8((i + 3) % 256), at: at + 2),
+            .command(HubCommand(id: "hub-1-\(i)", site: site, device: i % 2 == 0 ? nil : "asic-\(i)", issuedAt: at, expiresAt: at + 7_200_000,
+                                payloadJSON: #"{"kind": "dr-event-create", "cap_kw": \#(i * 100), "reason": "ERCOT EEA ⚡"}"#)),
+            .commandOutcome(commandID: "hub-1-\(i)", status: HubCommandStatus.allCases.filter { $0 != .issued }[i % 4],
+                            outcome: i % 3 == 0 ? "" : "cap \(i * 100) kW applied", at: at + 900),
         ]
     }
 
@@ -84,7 +89,25 @@ struct RecordSpoolTests {
         let queue = RecordQueue(capacity: 2)
         #expect(queue.push(Self.batch(0)).ok && queue.push(Self.batch(1)).ok)
         #expect(!queue.push(Self.batch(2)).ok)
-        #expect(try queue.take(maxRecords: 100).records == Self.batch(0) + Self.batch(1))
+        // A command (or its outcome) is never refused for lack of room: it waits in memory past the capacity.
+        let command = Array(Self.batch(3).suffix(2))
+        #expect(queue.push(command, command: true).ok)
+        #expect(!queue.push(Self.batch(4)).ok)
+        #expect(try queue.take(maxRecords: 100).records == Self.batch(0) + Self.batch(1) + command)
+    }
+
+    @Test func aCommandIsSyncedToTheSpoolAndReadBackInOrderBehindTheBatchesOnDisk() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let queue = RecordQueue(capacity: 1, spool: try RecordSpool(directory: dir))
+        let command = Array(Self.batch(9).suffix(2))
+        #expect(queue.push(Self.batch(0)).ok && queue.push(Self.batch(1)).ok)
+        #expect(queue.push(command, command: true, sync: true).ok)
+        #expect(queue.push(Self.batch(2)).ok)
+        // A kill now: the next hub's queue has all four batches, the command in its place.
+        queue.abandonSpool()
+        let next = RecordQueue(capacity: 1, spool: try RecordSpool(directory: dir))
+        #expect(try Self.drain(next) == Self.batch(0) + Self.batch(1) + command + Self.batch(2))
     }
 
     @Test func aKilledHubsUncommittedBatchesComeFirstForTheNextAndATornTailIsCut() throws {

@@ -196,6 +196,35 @@ import TestSupport
     }
 }
 
+extension StoreRoundTripTests {
+    /// The host's command records (HostCommands.swift): written in order with the rest of a batch; a batch written
+    /// again (a hub killed after the store committed it, before the spool's offset moved) changes nothing; an outcome
+    /// of a command the store never had is skipped, and the rest of its batch lands.
+    @Test func commandRecordsLandOnceAndAReplayChangesNothing() async throws {
+        try await F.withFreshStore { server, store in
+            let t = F.t0
+            let cap = HubCommand(id: "hub-7-1", site: F.siteA, issuedAt: t, expiresAt: t + 3_600_000,
+                                 payloadJSON: #"{"kind": "dr-event-create", "cap_kw": 3500}"#)
+            let batch: [HubRecord] = [
+                F.nodeBirth(F.siteA, bdSeq: 1, at: t - 1000),
+                .command(cap),
+                .commandOutcome(commandID: "hub-7-1", status: .acknowledged, outcome: "cap 3500 kW in force", at: t + 900),
+                .commandOutcome(commandID: "hub-7-1", status: .rejected, outcome: "late duplicate", at: t + 1900),
+                .commandOutcome(commandID: "hub-7-404", status: .acknowledged, outcome: "", at: t + 950),
+            ]
+            try await store.write(batch)
+            try await store.write(batch)
+            let stored = try #require(try await store.command(id: "hub-7-1"))
+            #expect(stored.status == .acknowledged && stored.outcome == "cap 3500 kW in force" && stored.ackedAt == t + 900)
+            #expect(stored.command == cap)
+            #expect(try await store.commandOutcomes(id: "hub-7-1").map(\.status) == [.acknowledged, .rejected])
+            let rows = try await server.psql("SELECT (SELECT count(*) FROM commands), (SELECT count(*) FROM command_outcomes), (SELECT count(*) FROM births)")
+            // The births are not keyed: a replayed birth is kept twice (it is the same birth, at the same time).
+            #expect(rows.psqlRows == [["1", "2", "2"]], "\(rows)")
+        }
+    }
+}
+
 @Suite struct StorePartitionTests {
     typealias F = StoreFixture
 
