@@ -10,7 +10,8 @@
 // - A rollout sends the canary's apply command (with the YAML), then each batch once the one before has passed;
 //   every poll it is fed each site's answer, its reported configuration SHA-256 and governor mode, and whether it is
 //   offline. A command that cannot be sent counts as the site going offline: the rollout stops.
-// - With a journal (the hub's store), every shed and rollout is saved whenever its state changes, and a hub started
+// - With a journal (the hub's store), every shed and rollout is saved whenever its state changes (off the poll:
+//   JournalWriter.swift, so a poll never waits on PostgreSQL), and a hub started
 //   again carries on with the ones not finished (`restore`). Until their sites are born again to the new hub, or
 //   one allocation period has passed, a restored operation waits: a site not yet reborn is not taken for gone.
 
@@ -160,14 +161,18 @@ public actor FleetOperations {
     var rolloutOrder: [String] = []
     var counter = 0
     let journal: (any FleetOperationsJournal)?
-    /// What the journal last took for each operation (its JSON), so that only changes are written.
+    /// Writes the journal off the poll (JournalWriter.swift).
+    let journalWriter: JournalWriter?
+    /// What was last handed to the journal for each operation (its JSON), so that only changes are written.
     var saved: [String: Data] = [:]
     /// Operations the journal holds as finished: their state no longer changes, so they are not encoded again.
     var finishedInJournal: Set<String> = []
     /// Restored operations wait until this time (or until all their sites are online again).
     var resumeAt: [String: Double] = [:]
     /// The last failure to write the journal (retried at the next poll), for the hub's log and tests.
-    public private(set) var journalProblem: String?
+    public var journalProblem: String? {
+        get async { await journalWriter?.problem }
+    }
 
     /// Finished operations read back at a restart (for the API's lists): those that ended within this long.
     public static let keptFinishedS = 7 * 86_400.0
@@ -178,6 +183,7 @@ public actor FleetOperations {
                 now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
                 journal: (any FleetOperationsJournal)? = nil) {
         self.journal = journal
+        journalWriter = journal.map { JournalWriter(journal: $0) }
         self.host = host
         self.configuration = configuration
         self.clock = clock
@@ -370,36 +376,37 @@ public actor FleetOperations {
         return e
     }()
 
-    /// Writes every operation whose state changed since it was last written. A failed write is kept as
-    /// `journalProblem` and tried again at the next poll (the state in memory stays the truth meanwhile).
+    /// Hands every operation whose state changed since it was last handed over to the journal's writer, which writes
+    /// it off the poll (JournalWriter.swift). A failed write is kept as `journalProblem` and tried again at the next
+    /// poll (the state in memory stays the truth meanwhile).
     func persist() async {
-        guard let journal else { return }
+        guard let journalWriter else { return }
         let t = now()
-        var writes: [(id: String, kind: String, finished: Bool, data: Data)] = []
+        var writes: [JournalWriter.Write] = []
         for id in shedOrder where !finishedInJournal.contains(id) {
             if let e = scheduled[id] {
                 guard let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
-                writes.append((id, "scheduled shed", e.finished, data))
+                writes.append(.init(id: id, kind: "scheduled shed", finished: e.finished, data: data))
                 continue
             }
             guard let e = sheds[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
-            writes.append((id, "shed", e.shed.isFinished(now: t), data))
+            writes.append(.init(id: id, kind: "shed", finished: e.shed.isFinished(now: t), data: data))
         }
         for id in rolloutOrder where !finishedInJournal.contains(id) {
             guard let e = rollouts[id], let data = try? Self.journalEncoder.encode(e), saved[id] != data else { continue }
-            writes.append((id, "rollout", e.rollout.phase != .running, data))
+            writes.append(.init(id: id, kind: "rollout", finished: e.rollout.phase != .running, data: data))
         }
         for w in writes {
-            do {
-                try await journal.saveOperation(id: w.id, kind: w.kind, finished: w.finished, state: w.data)
-                saved[w.id] = w.data
-                if w.finished { finishedInJournal.insert(w.id) }
-                journalProblem = nil
-            } catch {
-                journalProblem = "\(error)"
-                return
-            }
+            saved[w.id] = w.data
+            if w.finished { finishedInJournal.insert(w.id) }
         }
+        await journalWriter.submit(writes)
+    }
+
+    /// Waits until the journal's writer has written what it was handed (one round: a write that fails stays for the
+    /// next poll). The hub's graceful shutdown, and tests.
+    public func flushJournal() async {
+        await journalWriter?.flush()
     }
 
     /// Reads the journal back (a hub starting again): the sheds and rollouts not finished carry on, those finished

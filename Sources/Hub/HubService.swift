@@ -100,6 +100,13 @@ public struct HubService: Service {
                 defer { tasks.cancelAll() }
                 try await group.run()
             }
+            // Stopped: what the journal's writer still holds is written (within 10 s: a store that does not answer
+            // is not waited for; what it did not take, the next hub restores one poll older).
+            do {
+                try await HubStore.withinWriteTimeout(.seconds(10), "write the fleet operations' journal") { await operations.flushJournal() }
+            } catch {
+                logger.warning("hub: the fleet operations' last changes were not written to the journal", metadata: ["hub.error": "\(error)"])
+            }
         }
     }
 }

@@ -27,6 +27,37 @@ final class MemoryJournal: FleetOperationsJournal {
     }
 }
 
+/// A journal whose writes wait until `open()` (PostgreSQL cut off: a query that neither returns nor fails).
+final class BlockingJournal: FleetOperationsJournal {
+    let inner = MemoryJournal()
+    private let gate = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiting = gate.withLock { g in
+            g.open = true
+            defer { g.waiters = [] }
+            return g.waiters
+        }
+        for c in waiting { c.resume() }
+    }
+
+    func saveOperation(id: String, kind: String, finished: Bool, state: Data) async throws {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let go = gate.withLock { g -> Bool in
+                if g.open { return true }
+                g.waiters.append(c)
+                return false
+            }
+            if go { c.resume() }
+        }
+        try await inner.saveOperation(id: id, kind: kind, finished: finished, state: state)
+    }
+
+    func operations(finishedWithin recentS: Double) async throws -> [(id: String, kind: String, state: Data)] {
+        try await inner.operations(finishedWithin: recentS)
+    }
+}
+
 @Suite struct FleetOperationsRestartTests {
     typealias T = FleetOperationsTests
 
@@ -35,6 +66,7 @@ final class MemoryJournal: FleetOperationsJournal {
         let first = T.fleet()
         let before = FleetOperations(host: first, configuration: .init(allocationPeriod: .seconds(30)), now: { time.now }, journal: journal)
         let started = try await before.startShed(region: "ERCOT", targetMW: 40, until: time.now + 7200, reason: "utility call")
+        await before.flushJournal()
         #expect(journal.rows.withLock { $0.count } == 1, "the shed is in the journal once started")
 
         // The hub dies. A new one starts 5 s later: a and b are reborn at once, c not yet.
@@ -73,6 +105,7 @@ final class MemoryJournal: FleetOperationsJournal {
         let journal = MemoryJournal(), time = ManualTime()
         let before = FleetOperations(host: T.fleet(), configuration: .init(allocationPeriod: .seconds(30)), now: { time.now }, journal: journal)
         _ = try await before.startShed(region: "ERCOT", targetMW: 40, until: time.now + 7200, reason: "utility call")
+        await before.flushJournal()
         time.advance(10)  // the hub restarts 10 s into the shed
         let second = FakeCommandHost()
         second.set(T.a, importKW: 10_000, offer: [OfferStep(mw: 20, dollarsPerHour: 200), OfferStep(mw: 10, dollarsPerHour: 400)])
@@ -92,12 +125,44 @@ final class MemoryJournal: FleetOperationsJournal {
         journal.failNext.withLock { $0 = 1 }
         let ops = FleetOperations(host: T.fleet(), now: { time.now }, journal: journal)
         _ = try await ops.startShed(region: "ERCOT", targetMW: 40, until: time.now + 7200, reason: "utility call")
+        await ops.flushJournal()
         #expect(journal.rows.withLock { $0.isEmpty })
         #expect(await ops.journalProblem != nil)
         time.advance(1)
         await ops.step()
+        await ops.flushJournal()
         #expect(journal.rows.withLock { $0.count } == 1)
         #expect(await ops.journalProblem == nil)
+    }
+
+    /// The journal is written off the poll (JournalWriter.swift): with a journal that does not answer (PostgreSQL
+    /// cut off), a shed still starts and its caps go out, and the polls go on re-allocating; once the journal
+    /// answers, it gets the shed's newest state. Before, `startShed` waited on the journal's write.
+    @Test func aJournalThatDoesNotAnswerDelaysNoCommand() async throws {
+        let journal = BlockingJournal(), time = ManualTime(), host = T.fleet()
+        let ops = FleetOperations(host: host, configuration: .init(allocationPeriod: .seconds(30)), now: { time.now }, journal: journal)
+        let started = await StoreOutageTests.within(.seconds(20)) {
+            try? await ops.startShed(region: "ERCOT", targetMW: 40, until: time.now + 7200, reason: "utility call")
+        }
+        let shed = try #require(started ?? nil, "startShed returned within 20 s of real time")
+        #expect(T.caps(host.sent).count == 3, "\(host.sent)")
+        // c goes away; the next allocation period's poll re-allocates its share at once, the journal still silent.
+        host.set(T.c, liveness: .offline, importKW: 5_000)
+        host.clearSent()
+        time.advance(31)
+        let stepped = await StoreOutageTests.within(.seconds(20)) { await ops.step(); return true }
+        #expect(stepped == true)
+        #expect(!host.sent.isEmpty && !host.sent.contains { $0.site == T.c }, "\(host.sent.map(\.site))")
+        #expect(journal.inner.rows.withLock { $0.isEmpty })
+        journal.open()
+        await ops.flushJournal()
+        let rows = journal.inner.rows.withLock { $0 }
+        #expect(rows.count == 1 && rows.first?.id == shed.id)
+        // The newest state, the one after the re-allocation (its cap for c withdrawn), as the operations hold it.
+        let now = try FleetOperations.journalEncoder.encode(try #require(await ops.sheds[shed.id]))
+        #expect(rows.first?.state == now)
+        let entry = try JSONDecoder().decode(FleetOperations.ShedEntry.self, from: now)
+        #expect(entry.caps[T.c] == nil && entry.shed.isFinished(now: time.now) == false)
     }
 
     @Test func aRolloutIsRestoredWithItsProgress() async throws {
@@ -105,6 +170,7 @@ final class MemoryJournal: FleetOperationsJournal {
         let host = T.fleet()
         let before = FleetOperations(host: host, now: { time.now }, journal: journal)
         let started = try await before.startRollout(yaml: "site: {id: x}\n", sites: [T.a, T.b, T.c], batchSize: 2, comment: "v2")
+        await before.flushJournal()
         let after = FleetOperations(host: host, now: { time.now }, journal: journal)
         #expect(try await after.restore() == 1)
         let restored = try await after.rolloutReport(id: started.id)

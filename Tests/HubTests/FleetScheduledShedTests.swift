@@ -24,6 +24,7 @@ import Testing
         let r = try await ops.startShed(region: "ERCOT", targetMW: 25, from: start, until: start + 7200, reason: "peak window")
         #expect(r.state == "scheduled" && r.shares.isEmpty && r.allocatedMw == 0 && r.from == ISO8601.format(start))
         #expect(host.sent.isEmpty, "nothing is sent before the start")
+        await ops.flushJournal()
         #expect(journal.rows.withLock { $0.map(\.kind) } == ["scheduled shed"])
 
         // Before the start, a's offer changes: the allocation uses what the sites offer at the start.
@@ -40,6 +41,7 @@ import Testing
         let expected = FleetShedAllocator.allocate(targetMW: 25, offers: host.shedInputs(region: "ERCOT").sites.mapValues(\.offer))
         #expect(abs(report.allocatedMw - 25) < 1e-9 && abs(report.usdPerHourLost - expected.dollarsPerHour) < 1e-6, "\(report)")
         #expect(Set(Self.caps(host).keys) == Set(report.shares.map { SiteKey(group: "ERCOT", edge: $0.site) }))
+        await ops.flushJournal()
         #expect(journal.rows.withLock { $0.map(\.kind) } == ["shed"], "the journal row is now the running shed's")
     }
 
@@ -48,6 +50,7 @@ import Testing
         let first = FleetOperations(host: host, configuration: .init(allocationPeriod: .seconds(30)), now: { time.now }, journal: journal)
         let kept = try await first.startShed(region: "ERCOT", targetMW: 10, from: time.now + 600, until: time.now + 1200, reason: "kept")
         let dropped = try await first.startShed(region: "ERCOT", targetMW: 10, from: time.now + 600, until: time.now + 1200, reason: "dropped")
+        await first.flushJournal()
 
         // A new hub reads both back; one is cancelled before its start.
         time.advance(60)

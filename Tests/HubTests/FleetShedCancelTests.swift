@@ -45,6 +45,7 @@ import Testing
         #expect(host.sent.isEmpty, "\(host.sent.map(\.site))")
 
         // A hub restart here keeps the cancel still owed to c.
+        await ops.flushJournal()
         let again = FleetOperations(host: host, configuration: .init(allocationPeriod: .seconds(30)), now: { time.now }, journal: journal)
         #expect(try await again.restore() == 1)
         // c is heard again: its cancel goes out, once.
@@ -57,6 +58,7 @@ import Testing
         time.advance(1)
         await again.step()
         #expect(host.sent.isEmpty)
+        await again.flushJournal()
         #expect(journal.rows.withLock { $0.first?.finished } == true, "the journal says it is over")
 
         await #expect(throws: FleetOperationError.invalid("fleet shed '\(started.id)' was cancelled at \(report.cancelledAt!): nothing to cancel")) {
