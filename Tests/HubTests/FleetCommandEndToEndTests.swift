@@ -47,7 +47,7 @@ struct FleetCommandEndToEndTests {
             let sentAt = rig.now
             #expect(abs(shed.allocatedMw - target) < 1e-6 && shed.shortfallMw < 1e-6, "\(shed)")
             #expect(Set(shed.shares.map(\.site)) == all, "every site takes part: \(shed.shares)")
-            let caps = Dictionary(uniqueKeysWithValues: shed.shares.map { ($0.site, try! #require($0.capKw)) })
+            let caps = Dictionary(uniqueKeysWithValues: try shed.shares.map { ($0.site, try #require($0.capKw, "\($0.site) has a cap sent: \($0)")) })
 
             // Within 30 s of virtual time: caps in force at or below the caps sent, the metered shed at the target.
             var metered = 0.0, capsInForce: [String: Double] = [:], reachedAfter: Double?

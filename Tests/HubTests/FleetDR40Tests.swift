@@ -41,7 +41,7 @@ struct FleetDR40Tests {
             let sentAt = rig.now
             #expect(abs(shed.allocatedMw - target) < 1e-6 && shed.shortfallMw < 1e-6, "\(shed)")
             try #require(shed.shares.contains { $0.site == killed }, "\(killed) has a share: \(shed.shares.map { ($0.site, $0.shareMw) })")
-            let caps = Dictionary(uniqueKeysWithValues: shed.shares.map { ($0.site, try! #require($0.capKw)) })
+            let caps = Dictionary(uniqueKeysWithValues: try shed.shares.map { ($0.site, try #require($0.capKw, "\($0.site) has a cap sent: \($0)")) })
 
             // (b) The offers the hub held when it allocated, and its allocation, against the exact LP over them.
             let held = try #require(await rig.operations.sheds[shed.id]?.shed)
